@@ -1,0 +1,31 @@
+"""Kafka topic names and consumer group ids: the only place they are spelled out."""
+
+from __future__ import annotations
+
+from typing import Final
+
+SUBSCRIBER_TOPIC: Final = "hwcollab.subscriber.v1"
+EMPLOYER_TOPIC: Final = "hwcollab.employer.v1"
+OPENING_TOPIC: Final = "hwcollab.opening.v1"
+NOTIFICATION_TOPIC: Final = "hwcollab.notification.v1"
+
+# The notifier's internal work queue: one delivery job per (subscriber, email), keyed by
+# subscriber id so that one subscriber's jobs stay ordered on one partition.
+DELIVERY_TOPIC: Final = "hwcollab.notifier.delivery.v1"
+
+PUBLIC_TOPICS: Final = (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC, NOTIFICATION_TOPIC)
+ALL_TOPICS: Final = (*PUBLIC_TOPICS, DELIVERY_TOPIC)
+
+DLQ_SUFFIX: Final = ".dlq"
+
+
+def dlq_topic(topic: str) -> str:
+    """The dead-letter topic of ``topic``: messages that cannot be parsed or validated."""
+    return topic + DLQ_SUFFIX
+
+
+# Consumer groups. Replicas of one service share its group, so partitions spread over them.
+SUBSCRIBER_GROUP: Final = "hwcollab-subscriber"
+EMPLOYER_GROUP: Final = "hwcollab-employer"
+NOTIFIER_GROUP: Final = "hwcollab-notifier"
+NOTIFIER_DELIVERY_GROUP: Final = "hwcollab-notifier-delivery"
