@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from hwcollab_schemas import Event, EventParseError, parse_event
 from hwcollab_schemas.events import (
     EVENT_CLASSES,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hwcollab_schemas import taxonomy
 from hwcollab_schemas.taxonomy import UnknownCodeError, expand_roles, suggest_role
 

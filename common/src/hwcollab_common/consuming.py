@@ -1,0 +1,196 @@
+"""Idempotent event consumers: parse, dedupe on ``event_id``, dead-letter what cannot be used.
+
+Acknowledgement policy: ``AckPolicy.NACK_ON_ERROR`` — the offset is committed only after the
+handler returns, and a handler error seeks back so the message is delivered again. A message that
+cannot be parsed, or whose handler keeps failing, is published to ``<topic>.dlq`` with the error in
+its headers before it is acknowledged, so one bad message never blocks its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Counter
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from hwcollab_common.mongo import Document, in_transaction
+from hwcollab_schemas import Event, EventParseError, parse_event
+from hwcollab_schemas.topics import dlq_topic
+
+log = logging.getLogger(__name__)
+
+PROCESSED_COLLECTION = "processed_events"
+
+CONSUMED = Counter(
+    "hwcollab_events_consumed_total",
+    "Events taken from Kafka, by outcome",
+    ["topic", "event_type", "outcome"],
+)
+DEAD_LETTERED = Counter(
+    "hwcollab_events_dead_lettered_total", "Messages sent to a DLQ", ["topic", "reason"]
+)
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+
+class ProcessedEvents:
+    """The record of events a consumer has already applied (its inbox)."""
+
+    def __init__(self, database: AsyncDatabase[Document], *, consumer: str) -> None:
+        self._collection = database[PROCESSED_COLLECTION]
+        self._consumer = consumer
+
+    async def claim(self, event: Event, *, session: AsyncClientSession | None) -> bool:
+        """True the first time this consumer sees ``event``; False for a repeat."""
+        try:
+            await self._collection.insert_one(
+                {
+                    "_id": f"{self._consumer}:{event.event_id}",
+                    "event_type": event.event_type,
+                    "processed_at": datetime.now(UTC),
+                },
+                session=session,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+
+async def apply_once(
+    client: AsyncMongoClient[Document],
+    processed: ProcessedEvents,
+    event: Event,
+    work: Callable[[AsyncClientSession], Awaitable[Any]],
+) -> bool:
+    """Run ``work`` and record ``event`` as processed in one transaction; skip a repeat.
+
+    Returns False when the event had already been applied.
+    """
+
+    async def transaction(session: AsyncClientSession) -> bool:
+        if not await processed.claim(event, session=session):
+            return False
+        await work(session)
+        return True
+
+    return await in_transaction(client, transaction)
+
+
+async def dead_letter(
+    broker: KafkaBroker,
+    *,
+    topic: str,
+    key: bytes | None,
+    value: bytes,
+    error: str,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> None:
+    """Publish a message that cannot be used to ``<topic>.dlq``, with why in its headers."""
+    headers = {
+        "error": error.replace("\r", " ").replace("\n", " ")[:1000],
+        "original_topic": topic,
+        "failed_at": datetime.now(UTC).isoformat(),
+    }
+    if partition is not None:
+        headers["original_partition"] = str(partition)
+    if offset is not None:
+        headers["original_offset"] = str(offset)
+    await broker.publish(value, dlq_topic(topic), key=key, headers=headers)
+    DEAD_LETTERED.labels(topic, error.split(":", 1)[0][:40]).inc()
+    log.warning("dead-lettered a message from %s: %s", topic, error)
+
+
+class _Attempts:
+    """Counts deliveries of failing events, bounded in memory."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._limit = limit
+
+    def bump(self, key: str) -> int:
+        count = self._counts.pop(key, 0) + 1
+        self._counts[key] = count
+        if len(self._counts) > self._limit:
+            self._counts.popitem(last=False)
+        return count
+
+    def clear(self, key: str) -> None:
+        self._counts.pop(key, None)
+
+
+def subscribe_events(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    handle: EventHandler,
+    max_attempts: int = 5,
+    retry_base_seconds: float = 0.2,
+) -> None:
+    """Register a consumer of ``topic`` in ``group_id`` that hands typed events to ``handle``.
+
+    ``handle`` must be idempotent (see :func:`apply_once`). It is retried with backoff on error;
+    after ``max_attempts`` deliveries the message is dead-lettered and the consumer goes on.
+    """
+    attempts = _Attempts()
+
+    @broker.subscriber(
+        topic,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=2_000,
+        title=f"{group_id}:{topic}",
+    )
+    async def consume(message: KafkaMessage) -> None:
+        raw = message.raw_message
+        record: Any = raw[-1] if isinstance(raw, tuple) else raw
+        value: bytes = message.body
+        location = {"partition": record.partition, "offset": record.offset}
+        try:
+            event = parse_event(value, topic=topic)
+        except EventParseError as error:
+            CONSUMED.labels(topic, error.event_type or "unknown", "dead_lettered").inc()
+            await dead_letter(
+                broker, topic=topic, key=record.key, value=value, error=error.reason, **location
+            )
+            return
+        tag = f"{record.partition}:{record.offset}:{event.event_id}"
+        try:
+            await handle(event)
+        except Exception as error:
+            count = attempts.bump(tag)
+            if count >= max_attempts:
+                attempts.clear(tag)
+                CONSUMED.labels(topic, event.event_type, "dead_lettered").inc()
+                log.exception("giving up on %s after %d attempts", event.event_type, count)
+                await dead_letter(
+                    broker,
+                    topic=topic,
+                    key=record.key,
+                    value=value,
+                    error=f"handler failed {count} times: {type(error).__name__}: {error}",
+                    **location,
+                )
+                return
+            CONSUMED.labels(topic, event.event_type, "retried").inc()
+            log.warning(
+                "handling %s failed (attempt %d), will retry: %s", event.event_type, count, error
+            )
+            await asyncio.sleep(retry_base_seconds * 2 ** (count - 1))
+            raise
+        attempts.clear(tag)
+        CONSUMED.labels(topic, event.event_type, "handled").inc()

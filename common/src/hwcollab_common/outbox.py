@@ -1,0 +1,201 @@
+"""Transactional outbox: events are written in the same MongoDB transaction as the state change,
+then a relay publishes them to Kafka (key = aggregate id) and marks them sent.
+
+Several relay instances (replicas of a service) may run at once: each claims a batch with a
+short lease before publishing, so an entry is normally published once; if a relay dies after
+publishing and before marking, the lease expires and the entry is published again — consumers
+dedupe on ``event_id``, which makes that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Iterable
+from datetime import timedelta
+from typing import Any, Protocol
+from uuid import uuid4
+
+from prometheus_client import Counter, Gauge
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hwcollab_common.clock import Clock
+from hwcollab_common.mongo import Document
+from hwcollab_schemas import Event
+
+log = logging.getLogger(__name__)
+
+OUTBOX_COLLECTION = "outbox"
+SENT_RETENTION = timedelta(days=7)
+
+RELAYED = Counter("hwcollab_outbox_relayed_total", "Outbox events published to Kafka", ["topic"])
+RELAY_ERRORS = Counter("hwcollab_outbox_relay_errors_total", "Failed outbox relay batches")
+PENDING = Gauge("hwcollab_outbox_pending", "Outbox events not yet published")
+
+
+class EventPublisher(Protocol):
+    """Hands one serialized event to the broker and returns an awaitable for its acknowledgement,
+    so that a batch can be in flight at once (order per partition is kept by the producer)."""
+
+    async def send(
+        self, *, topic: str, key: str, value: bytes, headers: dict[str, str]
+    ) -> Awaitable[object]: ...
+
+
+def outbox_document(event: Event) -> Document:
+    return {
+        "_id": str(event.event_id),
+        "topic": event.topic,
+        "key": event.key,
+        "event_type": event.event_type,
+        "value": event.to_bytes(),
+        "created_at": event.occurred_at,
+        "status": "pending",
+        "lease_until": None,
+        "lease_owner": None,
+        "attempts": 0,
+    }
+
+
+async def stage_events(
+    database: AsyncDatabase[Document],
+    events: Iterable[Event],
+    *,
+    session: AsyncClientSession | None,
+) -> None:
+    """Write ``events`` to the outbox; pass the session of the transaction making the change."""
+    documents = [outbox_document(event) for event in events]
+    if documents:
+        await database[OUTBOX_COLLECTION].insert_many(documents, session=session, ordered=True)
+
+
+async def ensure_outbox_indexes(database: AsyncDatabase[Document]) -> None:
+    outbox = database[OUTBOX_COLLECTION]
+    await outbox.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
+    await outbox.create_index("lease_owner")
+    with contextlib.suppress(Exception):  # a store without TTL support keeps sent entries
+        await outbox.create_index("sent_at", expireAfterSeconds=int(SENT_RETENTION.total_seconds()))
+
+
+class OutboxRelay:
+    """Publishes pending outbox entries in creation order, in batches, until stopped."""
+
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        publisher: EventPublisher,
+        *,
+        clock: Clock,
+        poll_seconds: float = 0.5,
+        batch_size: int = 200,
+        lease: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self._outbox: AsyncCollection[Document] = database[OUTBOX_COLLECTION]
+        self._publisher = publisher
+        self._clock = clock
+        self._poll_seconds = poll_seconds
+        self._batch_size = batch_size
+        self._lease = lease
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Publish soon: call after committing a transaction that staged events."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                published = await self.relay_once()
+            except Exception:
+                RELAY_ERRORS.inc()
+                log.exception("outbox relay batch failed; retrying")
+                published = 0
+                await asyncio.sleep(min(self._poll_seconds * 4, 2.0))
+            if published == 0 and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+                self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Claim, publish and mark one batch; returns how many entries were published."""
+        batch = await self._claim()
+        if not batch:
+            return 0
+        published: list[str] = []
+        try:
+            acknowledgements = [
+                await self._publisher.send(
+                    topic=entry["topic"],
+                    key=entry["key"],
+                    value=entry["value"],
+                    headers={"event_type": entry["event_type"], "event_id": entry["_id"]},
+                )
+                for entry in batch
+            ]
+            for entry, acknowledgement in zip(batch, acknowledgements, strict=True):
+                await acknowledgement
+                published.append(entry["_id"])
+                RELAYED.labels(entry["topic"]).inc()
+        finally:
+            if published:
+                await self._outbox.update_many(
+                    {"_id": {"$in": published}, "lease_owner": self._owner},
+                    {
+                        "$set": {"status": "sent", "sent_at": self._clock.now()},
+                        "$unset": {"lease_until": "", "lease_owner": ""},
+                    },
+                )
+            unpublished = [e["_id"] for e in batch if e["_id"] not in set(published)]
+            if unpublished:  # give them back at once rather than waiting for the lease
+                await self._outbox.update_many(
+                    {"_id": {"$in": unpublished}, "lease_owner": self._owner},
+                    {"$set": {"lease_until": None, "lease_owner": None}, "$inc": {"attempts": 1}},
+                )
+        PENDING.set(await self._outbox.count_documents({"status": "pending"}))
+        return len(published)
+
+    async def _claim(self) -> list[dict[str, Any]]:
+        now = self._clock.now()
+        claimable = {
+            "status": "pending",
+            "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
+        }
+        candidates = [
+            doc["_id"]
+            async for doc in self._outbox.find(claimable, {"_id": 1})
+            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(self._batch_size)
+        ]
+        if not candidates:
+            return []
+        await self._outbox.update_many(
+            {"_id": {"$in": candidates}, **claimable},
+            {"$set": {"lease_owner": self._owner, "lease_until": now + self._lease}},
+        )
+        return [
+            doc
+            async for doc in self._outbox.find(
+                {"_id": {"$in": candidates}, "lease_owner": self._owner, "status": "pending"}
+            ).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        ]
