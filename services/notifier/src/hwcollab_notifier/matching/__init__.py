@@ -1,0 +1,20 @@
+"""Matching openings to subscribers (SPEC §3): the rule's data, its reference, and the index."""
+
+from hwcollab_notifier.matching.criteria import (
+    OpeningCriteria,
+    SubscriberCriteria,
+    distance_miles,
+    hourly_pay,
+    subscriber_criteria,
+)
+from hwcollab_notifier.matching.index import MatchIndex, MatchResult
+
+__all__ = [
+    "MatchIndex",
+    "MatchResult",
+    "OpeningCriteria",
+    "SubscriberCriteria",
+    "distance_miles",
+    "hourly_pay",
+    "subscriber_criteria",
+]
