@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,8 @@ def deployments(rendered: Rendered) -> dict[str, dict[str, Any]]:
 
 def service_container(deployment: Mapping[str, Any]) -> dict[str, Any]:
     name = deployment["metadata"]["name"]
-    (container,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name]
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    (container,) = [c for c in containers if c["name"] == name]
     return dict(container)
 
 
@@ -173,18 +175,20 @@ def settings_env_names(settings: type[Any]) -> set[str]:
     return names
 
 
-@pytest.fixture
-def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """A monkeypatch that starts without any HWcollab-related variable from the host."""
-    import os
+_HOST_PREFIXES = ("HWCOLLAB_", "KAFKA_", "MONGODB_", "SMTP_", "LINK_", "ADMIN_")
+_HOST_NAMES = {
+    "MAIL_FROM",
+    "POSTAL_ADDRESS",
+    "SUBSCRIBER_PUBLIC_URL",
+    "EMPLOYER_PUBLIC_URL",
+    "EMPLOYER_APPROVAL",
+}
 
+
+@pytest.fixture
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A monkeypatch that starts without any HWcollab-related variable from the host."""
     for name in list(os.environ):
-        if name.startswith(("HWCOLLAB_", "KAFKA_", "MONGODB_", "SMTP_", "LINK_", "ADMIN_")) or name in {
-            "MAIL_FROM",
-            "POSTAL_ADDRESS",
-            "SUBSCRIBER_PUBLIC_URL",
-            "EMPLOYER_PUBLIC_URL",
-            "EMPLOYER_APPROVAL",
-        }:
+        if name.startswith(_HOST_PREFIXES) or name in _HOST_NAMES:
             monkeypatch.delenv(name)
-    yield monkeypatch
+    return monkeypatch

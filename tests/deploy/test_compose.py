@@ -1,4 +1,4 @@
-"""docker-compose.yml: valid against the Compose specification and complete for `docker compose up`."""
+"""docker-compose.yml: valid against the Compose specification, complete for `compose up`."""
 
 from __future__ import annotations
 
@@ -107,7 +107,8 @@ def test_notifier_runs_two_replicas_without_a_fixed_host_port(compose: dict[str,
     for port in notifier["ports"]:
         host_part = str(port).rsplit(":", 1)[0]
         first, _, last = host_part.rsplit(":", 1)[-1].partition("-")
-        assert last, f"{port}: a single host port cannot serve {notifier['deploy']['replicas']} replicas"
+        replicas = notifier["deploy"]["replicas"]
+        assert last, f"{port}: a single host port cannot serve {replicas} replicas"
         assert int(last) - int(first) + 1 >= notifier["deploy"]["replicas"]
 
 
