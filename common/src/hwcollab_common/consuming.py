@@ -44,6 +44,10 @@ DEAD_LETTERED = Counter(
 EventHandler = Callable[[Event], Awaitable[None]]
 
 
+class AlreadyProcessedError(Exception):
+    """Raised inside a transaction to abort it when the event was applied before."""
+
+
 class ProcessedEvents:
     """The record of events a consumer has already applied (its inbox)."""
 
@@ -51,20 +55,29 @@ class ProcessedEvents:
         self._collection = database[PROCESSED_COLLECTION]
         self._consumer = consumer
 
-    async def claim(self, event: Event, *, session: AsyncClientSession | None) -> bool:
-        """True the first time this consumer sees ``event``; False for a repeat."""
+    def _id(self, event: Event) -> str:
+        return f"{self._consumer}:{event.event_id}"
+
+    async def seen(self, event: Event) -> bool:
+        return await self._collection.find_one({"_id": self._id(event)}, {"_id": 1}) is not None
+
+    async def record(self, event: Event, *, session: AsyncClientSession | None) -> None:
+        """Record ``event`` as applied; raises :class:`AlreadyProcessedError` for a repeat.
+
+        Inside a transaction the duplicate-key error has already aborted it on the server, so the
+        caller must let the exception leave the transaction rather than carry on.
+        """
         try:
             await self._collection.insert_one(
                 {
-                    "_id": f"{self._consumer}:{event.event_id}",
+                    "_id": self._id(event),
                     "event_type": event.event_type,
                     "processed_at": datetime.now(UTC),
                 },
                 session=session,
             )
-        except DuplicateKeyError:
-            return False
-        return True
+        except DuplicateKeyError as error:
+            raise AlreadyProcessedError(str(event.event_id)) from error
 
 
 async def apply_once(
@@ -77,14 +90,18 @@ async def apply_once(
 
     Returns False when the event had already been applied.
     """
+    if await processed.seen(event):
+        return False
 
-    async def transaction(session: AsyncClientSession) -> bool:
-        if not await processed.claim(event, session=session):
-            return False
+    async def transaction(session: AsyncClientSession) -> None:
+        await processed.record(event, session=session)
         await work(session)
-        return True
 
-    return await in_transaction(client, transaction)
+    try:
+        await in_transaction(client, transaction)
+    except AlreadyProcessedError:
+        return False
+    return True
 
 
 async def dead_letter(
