@@ -27,6 +27,7 @@ KUSTOMIZATIONS = {
 }
 SERVICE_PORTS = {"subscriber": 8001, "employer": 8002, "notifier": 8003}
 PUBLIC_SERVICES = ("subscriber", "employer")
+MAIL_SERVICES = ("notifier",)
 
 _INTERPOLATION = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -77,14 +78,28 @@ class Rendered:
         raise LookupError(f"{self.name}: no {kind} named {name}")
 
     def config(self) -> dict[str, str]:
-        """The data of the generated hwcollab-config ConfigMap (its name carries a hash)."""
-        (config_map,) = [
-            obj
-            for obj in self.of_kind("ConfigMap")
-            if obj["metadata"]["name"].startswith("hwcollab-config")
-        ]
-        data: dict[str, str] = config_map["data"]
+        """The data of every generated hwcollab-* ConfigMap (their names carry a hash)."""
+        data: dict[str, str] = {}
+        for config_map in self.of_kind("ConfigMap"):
+            if GENERATED_CONFIG.fullmatch(config_map["metadata"]["name"]):
+                overlap = set(data) & set(config_map["data"])
+                assert not overlap, f"keys in two ConfigMaps: {overlap}"
+                data |= config_map["data"]
         return data
+
+    def container_environment(self, container: Mapping[str, Any]) -> dict[str, str]:
+        """Values of a container's ``envFrom`` ConfigMaps and literal ``env`` items."""
+        values: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                values |= self.get("ConfigMap", source["configMapRef"]["name"])["data"]
+        for item in container.get("env", []):
+            if "value" in item:
+                values[item["name"]] = item["value"]
+        return values
+
+
+GENERATED_CONFIG = re.compile(r"hwcollab-[a-z]+-[a-z0-9]{10}")
 
 
 def kubectl() -> str:

@@ -10,7 +10,14 @@ from click.testing import CliRunner
 
 from hwcollab_schemas import topics
 
-from .conftest import COMPOSE_FILE, SERVICE_PORTS, compose_environment, interpolate
+from .conftest import (
+    COMPOSE_FILE,
+    MAIL_SERVICES,
+    SERVICE_PORTS,
+    compose_environment,
+    interpolate,
+    settings_class,
+)
 
 
 def test_compose_file_validates_against_the_compose_specification() -> None:
@@ -63,7 +70,7 @@ def test_mailpit_is_the_smtp_sink_with_its_inbox_on_8025(compose: dict[str, Any]
     mailpit = services["mailpit"]
     assert mailpit["image"].startswith("axllent/mailpit")
     assert any(str(port).endswith("8025:8025") for port in mailpit["ports"])
-    for name in SERVICE_PORTS:
+    for name in MAIL_SERVICES:
         env = compose_environment(services[name])
         assert (env["SMTP_HOST"], env["SMTP_PORT"]) == ("mailpit", "1025")
 
@@ -113,9 +120,22 @@ def test_notifier_runs_two_replicas_without_a_fixed_host_port(compose: dict[str,
 
 
 def test_compose_runs_with_dev_settings_only(compose: dict[str, Any]) -> None:
+    """The secrets in the compose file are the services' own public dev defaults, which the
+    services refuse with HWCOLLAB_ENV=prod: copying this file to production cannot work."""
+    from hwcollab_common import settings as common
+
+    employer_settings = settings_class("employer")
+    dev_values = {
+        "LINK_SIGNING_KEY": common.DEV_LINK_SIGNING_KEY,
+        "ADMIN_TOKEN": common.DEV_ADMIN_TOKEN,
+        "EMPLOYER_SESSION_KEY": (
+            employer_settings.model_fields["employer_session_key"].default.get_secret_value()
+        ),
+    }
     for name in SERVICE_PORTS:
         env = compose_environment(compose["services"][name])
         assert env["HWCOLLAB_ENV"] == "dev"
-        assert env["LINK_SIGNING_KEY"].startswith("dev-only-")
-        assert env["ADMIN_TOKEN"].startswith("dev-only-")
-        assert env["EMPLOYER_APPROVAL"] == "auto"
+        for variable, dev_value in dev_values.items():
+            if variable in env:
+                assert env[variable] == dev_value, variable
+    assert compose_environment(compose["services"]["employer"])["EMPLOYER_APPROVAL"] == "auto"

@@ -181,7 +181,14 @@ def test_ingress_serves_the_two_public_sites_at_their_public_urls(rendered: Rend
 def test_secrets_are_referenced_never_rendered(rendered: Rendered) -> None:
     assert rendered.of_kind("Secret") == []
     config = rendered.config()
-    for secret_like in ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "SMTP_PASSWORD", "MONGODB_URL"):
+    for secret_like in (
+        "LINK_SIGNING_KEY",
+        "LINK_SIGNING_KEY_FALLBACKS",
+        "ADMIN_TOKEN",
+        "EMPLOYER_SESSION_KEY",
+        "SMTP_PASSWORD",
+        "MONGODB_URL",
+    ):
         assert secret_like not in config
     for deployment in deployments(rendered).values():
         for item in service_container(deployment).get("env", []):
@@ -194,7 +201,7 @@ def test_topic_job_creates_partitions_from_the_config(rendered: Rendered) -> Non
     config_name = next(
         obj["metadata"]["name"]
         for obj in rendered.of_kind("ConfigMap")
-        if obj["metadata"]["name"].startswith("hwcollab-config")
+        if obj["metadata"]["name"].startswith("hwcollab-config-")
     )
     refs = {
         item["name"]: item["valueFrom"]["configMapKeyRef"]

@@ -1,0 +1,242 @@
+"""Facts that several files must agree on: ports, variable names and values, health paths,
+image names, topics and consumer groups, and the secrets the operator guide tells to create."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import secrets
+from typing import Any
+
+import pytest
+
+from hwcollab_schemas import topics
+
+from .conftest import (
+    COMPOSE_FILE,
+    DEPLOY,
+    DOCKERFILE,
+    KUSTOMIZATIONS,
+    SERVICE_PORTS,
+    Rendered,
+    compose_environment,
+    container_env_names,
+    deployments,
+    render,
+    service_container,
+    settings_class,
+    settings_env_names,
+)
+from .dockerfile import parse
+
+SERVICES = sorted(SERVICE_PORTS)
+README = DEPLOY / "README.md"
+EXPECTED_TOPICS = {*topics.ALL_TOPICS, *(topics.dlq_topic(t) for t in topics.ALL_TOPICS)}
+
+
+def uvicorn_variable(name: str) -> bool:
+    """UVICORN_* variables configure the server (click's auto_envvar_prefix), not the app."""
+    return name.startswith("UVICORN_")
+
+
+# --- ports -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_ports_agree_everywhere(service: str, compose: dict[str, Any], rendered: Rendered) -> None:
+    port = SERVICE_PORTS[service]
+    compose_service = compose["services"][service]
+    assert compose_service["build"]["args"]["PORT"] == str(port)
+    container_ports = {str(mapping).rsplit(":", 1)[-1] for mapping in compose_service["ports"]}
+    assert container_ports == {str(port)}
+
+    deployment = deployments(rendered)[service]
+    assert service_container(deployment)["ports"][0]["containerPort"] == port
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)
+    assert rendered.get("Service", service)["spec"]["ports"][0]["port"] == port
+
+
+# --- environment variables vs the services' Settings -----------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_variables_are_settings_fields(service: str, compose: dict[str, Any]) -> None:
+    known = settings_env_names(settings_class(service))
+    used = set(compose_environment(compose["services"][service]))
+    assert sorted(used - known) == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_kubernetes_variables_are_settings_fields(service: str, rendered: Rendered) -> None:
+    known = settings_env_names(settings_class(service))
+    container = service_container(deployments(rendered)[service])
+    used = {n for n in container_env_names(container, rendered) if not uvicorn_variable(n)}
+    assert sorted(used - known) == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_values_are_accepted_in_dev(
+    service: str, compose: dict[str, Any], clean_environ: pytest.MonkeyPatch
+) -> None:
+    settings = settings_class(service)
+    for name, value in compose_environment(compose["services"][service]).items():
+        clean_environ.setenv(name, value)
+    loaded = settings()
+    assert str(loaded.kafka_bootstrap_servers) == "kafka:9092"
+
+
+def production_environment(service: str, rendered: Rendered) -> dict[str, str]:
+    """What a production pod of ``service`` sees, with freshly generated secret values."""
+    container = service_container(deployments(rendered)[service])
+    env = {
+        k: v
+        for k, v in rendered.container_environment(container).items()
+        if not uvicorn_variable(k)
+    }
+    generated = {
+        "MONGODB_URL": f"mongodb://{service}:{secrets.token_urlsafe(16)}@mongodb-0.mongodb:27017/"
+        f"?replicaSet=rs0&authSource=admin",
+        "LINK_SIGNING_KEY": secrets.token_urlsafe(48),
+        "LINK_SIGNING_KEY_FALLBACKS": secrets.token_urlsafe(48),
+        "ADMIN_TOKEN": secrets.token_urlsafe(32),
+        "EMPLOYER_SESSION_KEY": secrets.token_urlsafe(48),
+        "SMTP_USERNAME": "hwcollab",
+        "SMTP_PASSWORD": secrets.token_urlsafe(24),
+    }
+    for item in container.get("env", []):
+        if "valueFrom" in item:
+            env[item["name"]] = generated[item["name"]]
+    return env
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_production_values_are_accepted_in_prod(
+    service: str, production: Rendered, clean_environ: pytest.MonkeyPatch
+) -> None:
+    settings = settings_class(service)
+    env = production_environment(service, production)
+    assert env["HWCOLLAB_ENV"] == "prod"
+    for name, value in env.items():
+        clean_environ.setenv(name, value)
+    settings()
+
+
+# --- health paths vs the apps' routes --------------------------------------------------------
+
+
+def probe_paths(rendered: Rendered, service: str) -> set[str]:
+    container = service_container(deployments(rendered)[service])
+    return {
+        container[probe]["httpGet"]["path"]
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_probed_paths_are_routes_of_the_app(
+    service: str, compose: dict[str, Any], clean_environ: pytest.MonkeyPatch
+) -> None:
+    settings_class(service)
+    module_name = f"hwcollab_{service}.app"
+    try:
+        app_module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is not None and module_name.startswith(error.name):
+            pytest.skip(f"{module_name} does not exist yet")
+        raise
+    for name, value in compose_environment(compose["services"][service]).items():
+        clean_environ.setenv(name, value)
+    app = app_module.create_app()
+    routes = {getattr(route, "path", None) for route in app.routes}
+
+    (healthcheck,) = parse(DOCKERFILE)[1][-1].all("HEALTHCHECK")
+    image_paths = set(re.findall(r"'(/[a-z]+)'", healthcheck))
+    k8s_paths: set[str] = set()
+    for kustomization in KUSTOMIZATIONS:
+        k8s_paths |= probe_paths(render(kustomization), service)
+    annotation = deployments(render("base"))[service]["spec"]["template"]["metadata"]["annotations"]
+    assert image_paths == {"/healthz"}
+    assert k8s_paths == {"/healthz", "/readyz"}
+    assert {*image_paths, *k8s_paths, annotation["prometheus.io/path"]} <= routes
+
+
+# --- image names -----------------------------------------------------------------------------
+
+
+def test_image_names_agree(compose: dict[str, Any]) -> None:
+    (label,) = parse(DOCKERFILE)[1][-1].all("LABEL")
+    assert 'org.opencontainers.image.title="hwcollab-${SERVICE}"' in label
+    base, production = render("base"), render("production")
+    for service in SERVICES:
+        name = f"hwcollab-{service}"
+        assert compose["services"][service]["image"] == f"{name}:dev"
+        assert service_container(deployments(base)[service])["image"] == f"{name}:dev"
+        image = service_container(deployments(production)[service])["image"]
+        assert image.rpartition(":")[0].rpartition("/")[2] == name
+
+
+# --- topics and consumer groups --------------------------------------------------------------
+
+
+def test_keda_triggers_watch_the_notifier_groups_and_topics(rendered: Rendered) -> None:
+    triggers = rendered.get("ScaledObject", "notifier")["spec"]["triggers"]
+    watched = {(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in triggers}
+    assert (topics.NOTIFIER_DELIVERY_GROUP, topics.DELIVERY_TOPIC) in watched
+    assert watched <= {
+        (topics.NOTIFIER_DELIVERY_GROUP, topics.DELIVERY_TOPIC),
+        (topics.NOTIFIER_GROUP, topics.OPENING_TOPIC),
+    }
+
+
+def test_topic_job_creates_the_topics_of_the_schemas(rendered: Rendered) -> None:
+    (job,) = rendered.of_kind("Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    listed = next(item["value"] for item in container["env"] if item["name"] == "TOPICS")
+    assert set(listed.split()) == EXPECTED_TOPICS
+
+
+def test_compose_creates_the_topics_of_the_schemas(compose: dict[str, Any]) -> None:
+    script = compose["services"]["kafka-topics"]["entrypoint"][-1]
+    assert (
+        set(re.findall(r"hwcollab\.[a-z0-9.]+[a-z0-9]", script.split("do")[0])) == EXPECTED_TOPICS
+    )
+
+
+# --- the operator guide ----------------------------------------------------------------------
+
+
+def test_operator_guide_creates_every_referenced_secret(production: Rendered) -> None:
+    guide = README.read_text()
+    referenced: set[tuple[str, str]] = set()
+    for deployment in deployments(production).values():
+        for item in service_container(deployment).get("env", []):
+            ref = item.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                referenced.add((ref["name"], ref["key"]))
+    assert referenced
+    for name, key in sorted(referenced):
+        assert f"kubectl -n hwcollab create secret generic {name}" in guide, name
+        assert f"--from-literal={key}=" in guide or f"--from-file={key}=" in guide, key
+    (ingress,) = production.of_kind("Ingress")
+    for tls in ingress["spec"]["tls"]:
+        assert tls["secretName"] in guide
+
+
+def test_operator_guide_names_the_real_files_and_commands() -> None:
+    guide = README.read_text()
+    for needle in (
+        "docker compose up",
+        "kubectl kustomize deploy/k8s/overlays/production",
+        "kafka-consumer-groups.sh",
+        topics.NOTIFIER_DELIVERY_GROUP,
+        "hwcollab dlq list",
+        "hwcollab dlq replay",
+        "GET /api/admin/dlq",
+        "POST /api/admin/dlq/replay",
+        "LINK_SIGNING_KEY_FALLBACKS",
+        "--build-arg SERVICE=",
+    ):
+        assert needle in guide, needle
+    for path in re.findall(r"`((?:deploy|tests)/[\w./-]+)`", guide):
+        assert (COMPOSE_FILE.parent / path).exists(), path
