@@ -4,14 +4,40 @@ with the headers SPEC §7 asks for, as ready-to-send RFC 5322 bytes."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from typing import Any, Literal
 
-from hwcollab_common.clock import Clock
+import css_inline
+import jinja2
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from hwcollab_common.clock import Clock, SystemClock
+from hwcollab_notifier.mail.mime import (
+    alternative_message,
+    clean_header_text,
+    clean_token,
+    list_header,
+    raw_header,
+    safe_id,
+    text_header,
+)
 from hwcollab_notifier.mail.views import OpeningView, Recipient
 
 EmailKind = Literal["immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin"]
+KINDS: tuple[EmailKind, ...] = (
+    "immediate",
+    "digest",
+    "welcome",
+    "confirmation",
+    "manage_link",
+    "bulletin",
+)
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
 DIGEST_LIMIT = 25
 """A digest or welcome email lists at most this many openings, then links to the rest."""
 
@@ -37,8 +63,68 @@ def message_id_for(kind: str, subscriber_id: str, key: str, *, domain: str) -> s
     return f"<{kind}.{digest}@{domain}>"
 
 
+class EmailTemplates:
+    """The compiled HTML and text templates, one pair per kind of email.
+
+    HTML templates are assembled in two stages (see ``_layout.html``): the layout is resolved and
+    its CSS inlined once here, so that rendering a message is a single Jinja pass with no CSS
+    work; the per-message Jinja environment autoescapes everything.
+    """
+
+    def __init__(self, directory: Path = TEMPLATE_DIR) -> None:
+        loader = jinja2.FileSystemLoader(directory)
+        layout = jinja2.Environment(
+            loader=loader,
+            block_start_string="[%",
+            block_end_string="%]",
+            variable_start_string="[[",
+            variable_end_string="]]",
+            comment_start_string="[#",
+            comment_end_string="#]",
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+        html_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+        # The text part is text/plain: HTML-escaping it would show "&amp;" to the reader.
+        text_env = jinja2.Environment(
+            loader=loader,
+            autoescape=False,  # noqa: S701
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        self.html: dict[str, jinja2.Template] = {}
+        self.text: dict[str, jinja2.Template] = {}
+        for kind in KINDS:
+            inlined = inliner.inline(layout.get_template(f"{kind}.html").render())
+            self.html[kind] = html_env.from_string(inlined)
+            self.text[kind] = text_env.get_template(f"{kind}.txt")
+
+
+_DEFAULT_TEMPLATES: EmailTemplates | None = None
+
+
+def default_templates() -> EmailTemplates:
+    """The package's templates, compiled on first use and shared by every composer."""
+    global _DEFAULT_TEMPLATES
+    if _DEFAULT_TEMPLATES is None:
+        _DEFAULT_TEMPLATES = EmailTemplates()
+    return _DEFAULT_TEMPLATES
+
+
+def _greeting(first_name: str | None) -> str:
+    name = clean_header_text(first_name) if first_name else ""
+    return f"Hi {name}," if name else "Hello,"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 class EmailComposer:
-    """Renders and encodes emails; build one per process (templates compile at construction)."""
+    """Renders and encodes emails; cheap to build, templates are compiled once per process."""
 
     def __init__(
         self,
@@ -50,14 +136,36 @@ class EmailComposer:
         employer_public_url: str,
         message_id_domain: str = "hwcollab.example",
         clock: Clock | None = None,
+        templates: EmailTemplates | None = None,
     ) -> None:
-        raise NotImplementedError
+        name, address = parseaddr(clean_header_text(mail_from))
+        if "@" not in address:
+            raise ValueError(f"MAIL_FROM has no address: {mail_from!r}")
+        self.mail_from_address = address
+        self.subscriber_public_url = subscriber_public_url.rstrip("/")
+        self.employer_public_url = employer_public_url.rstrip("/")
+        self._domain = safe_id(message_id_domain)
+        self._clock: Clock = clock or SystemClock()
+        self._templates = templates or default_templates()
+        self._from = raw_header("From", formataddr((name, address), charset="utf-8"))
+        self._list_id = text_header("List-Id", list_id)
+        self._postal_address = clean_header_text(postal_address)
+        self._markdown = MarkdownIt("commonmark", {"html": False})
+        self._bulletin_cache: tuple[str, Markup] | None = None
 
     def immediate(self, recipient: Recipient, opening: OpeningView) -> OutgoingEmail:
         """One new matching opening; subject "New opening: <title> at <organization>".
 
         Message-ID key: the opening id."""
-        raise NotImplementedError
+        subject = f"New opening: {opening.title} at {opening.organization_name}"
+        return self._compose(
+            "immediate",
+            recipient,
+            subject=subject,
+            key=opening.opening_id,
+            opening_ids=(opening.opening_id,),
+            context={"opening": opening},
+        )
 
     def digest(
         self,
@@ -71,19 +179,72 @@ class EmailComposer:
     ) -> OutgoingEmail:
         """A daily/weekly digest listing up to 25 openings, with "see all N" when ``total`` is
         larger; subject "5 new openings for you this week". Message-ID key: ``digest_key``."""
-        raise NotImplementedError
+        shown = tuple(openings[:DIGEST_LIMIT])
+        total = max(total, len(shown))
+        when = "today" if period == "daily" else "this week"
+        subject = f"{_plural(total, 'new opening')} for you {when}"
+        headline = f"{_plural(total, 'new opening')} matched your preferences {when}" + (
+            f". Here are the newest {len(shown)}:" if total > len(shown) else ":"
+        )
+        return self._compose(
+            "digest",
+            recipient,
+            subject=subject,
+            key=digest_key,
+            opening_ids=tuple(o.opening_id for o in shown),
+            context={
+                "openings": shown,
+                "total": total,
+                "total_exceeds_shown": total > len(shown),
+                "see_all_url": see_all_url,
+                "headline": headline,
+            },
+        )
 
     def welcome(
         self, recipient: Recipient, openings: Sequence[OpeningView], *, total: int, see_all_url: str
     ) -> OutgoingEmail:
-        """Sent once after confirmation, with current matches (may be empty)."""
-        raise NotImplementedError
+        """Sent once after confirmation, with current matches (may be empty).
+
+        Message-ID key: "welcome" (one per subscriber)."""
+        shown = tuple(openings[:DIGEST_LIMIT])
+        total = max(total, len(shown))
+        if total > len(shown):
+            headline = (
+                f"{_plural(total, 'opening')} match your preferences today; here are {len(shown)}:"
+            )
+        else:
+            headline = f"{_plural(total, 'opening')} match your preferences today:"
+        return self._compose(
+            "welcome",
+            recipient,
+            subject="Welcome to HWcollab Opportunities",
+            key="welcome",
+            opening_ids=tuple(o.opening_id for o in shown),
+            context={
+                "openings": shown,
+                "total": total,
+                "total_exceeds_shown": total > len(shown),
+                "see_all_url": see_all_url,
+                "headline": headline,
+            },
+        )
 
     def confirmation(
         self, *, subscriber_id: str, email: str, first_name: str | None, confirm_url: str
     ) -> OutgoingEmail:
         """The double opt-in email (transactional: no List-Unsubscribe). Key: the confirm URL."""
-        raise NotImplementedError
+        return self._compose(
+            "confirmation",
+            None,
+            to=email,
+            first_name=first_name,
+            subscriber_id=subscriber_id,
+            subject="Please confirm your HWcollab Opportunities subscription",
+            key=confirm_url,
+            opening_ids=(),
+            context={"confirm_url": confirm_url},
+        )
 
     def manage_link(
         self,
@@ -95,11 +256,112 @@ class EmailComposer:
         already_subscribed: bool,
     ) -> OutgoingEmail:
         """The preferences link (transactional: no List-Unsubscribe). Key: the manage URL."""
-        raise NotImplementedError
+        subject = (
+            "You are already subscribed to HWcollab Opportunities"
+            if already_subscribed
+            else "Your HWcollab Opportunities preferences link"
+        )
+        return self._compose(
+            "manage_link",
+            None,
+            to=email,
+            first_name=first_name,
+            subscriber_id=subscriber_id,
+            subject=subject,
+            key=manage_url,
+            opening_ids=(),
+            context={"manage_url": manage_url, "already_subscribed": already_subscribed},
+        )
 
     def bulletin(
         self, recipient: Recipient, *, bulletin_id: str, subject: str, body_markdown: str
     ) -> OutgoingEmail:
         """A career-information bulletin written in Markdown (raw HTML disabled, output
         sanitized). Message-ID key: ``bulletin_id``."""
-        raise NotImplementedError
+        return self._compose(
+            "bulletin",
+            recipient,
+            subject=subject,
+            key=bulletin_id,
+            opening_ids=(),
+            context={
+                "body_html": self._bulletin_html(body_markdown),
+                "body_markdown": body_markdown,
+            },
+        )
+
+    def _bulletin_html(self, body_markdown: str) -> Markup:
+        # A bulletin goes to many readers in a row: render and sanitize its body once.
+        cached = self._bulletin_cache
+        if cached is not None and cached[0] == body_markdown:
+            return cached[1]
+        html = Markup(nh3.clean(self._markdown.render(body_markdown)))  # noqa: S704
+        self._bulletin_cache = (body_markdown, html)
+        return html
+
+    def _compose(
+        self,
+        kind: EmailKind,
+        recipient: Recipient | None,
+        *,
+        subject: str,
+        key: str,
+        opening_ids: tuple[str, ...],
+        context: Mapping[str, Any],
+        to: str = "",
+        first_name: str | None = None,
+        subscriber_id: str = "",
+    ) -> OutgoingEmail:
+        if recipient is not None:
+            to, first_name, subscriber_id = (
+                recipient.email,
+                recipient.first_name,
+                recipient.subscriber_id,
+            )
+        to = clean_token(to)
+        subject = clean_header_text(subject)
+        message_id = message_id_for(kind, subscriber_id, key, domain=self._domain)
+        headers = [
+            self._from,
+            raw_header("To", to),
+            text_header("Subject", subject),
+            raw_header("Date", format_datetime(self._clock.now())),
+            raw_header("Message-ID", message_id),
+        ]
+        values: dict[str, Any] = {
+            "subject": subject,
+            "greeting": _greeting(first_name),
+            "email": to,
+            "postal_address": self._postal_address,
+        }
+        if recipient is not None:
+            unsubscribe_url = clean_token(recipient.unsubscribe_url)
+            headers += (
+                self._list_id,
+                raw_header("List-Unsubscribe", f"<{unsubscribe_url}>"),
+                b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            )
+            values |= {
+                "manage_url": recipient.manage_url,
+                "pause_url": recipient.pause_url,
+                "unsubscribe_url": recipient.unsubscribe_url,
+            }
+        ids = tuple(safe_id(i) for i in opening_ids)
+        if ids:
+            headers.append(list_header("X-HWcollab-Opening-Ids", ids))
+        headers.append(raw_header("X-HWcollab-Kind", kind))
+        values.update(context)
+        data = alternative_message(
+            headers=b"".join(headers),
+            text=self._templates.text[kind].render(values),
+            html=self._templates.html[kind].render(values),
+        )
+        return OutgoingEmail(
+            message_id=message_id,
+            to=to,
+            subject=subject,
+            kind=kind,
+            opening_ids=ids,
+            subscriber_id=subscriber_id,
+            data=data,
+        )
