@@ -208,16 +208,20 @@ def test_compose_creates_the_topics_of_the_schemas(compose: dict[str, Any]) -> N
 
 def test_operator_guide_creates_every_referenced_secret(production: Rendered) -> None:
     guide = README.read_text()
-    referenced: set[tuple[str, str]] = set()
+    required: set[tuple[str, str]] = set()
+    optional: set[tuple[str, str]] = set()
     for deployment in deployments(production).values():
         for item in service_container(deployment).get("env", []):
             ref = item.get("valueFrom", {}).get("secretKeyRef")
             if ref:
-                referenced.add((ref["name"], ref["key"]))
-    assert referenced
-    for name, key in sorted(referenced):
+                (optional if ref.get("optional") else required).add((ref["name"], ref["key"]))
+    assert required
+    for name, key in sorted(required | optional):
         assert f"kubectl -n hwcollab create secret generic {name}" in guide, name
-        assert f"--from-literal={key}=" in guide or f"--from-file={key}=" in guide, key
+    for _, key in sorted(required):
+        assert f"--from-literal={key}=" in guide, key
+    for _, key in sorted(optional):
+        assert key in guide, key
     (ingress,) = production.of_kind("Ingress")
     for tls in ingress["spec"]["tls"]:
         assert tls["secretName"] in guide
