@@ -216,7 +216,7 @@ def test_operator_guide_creates_every_referenced_secret(production: Rendered) ->
             if ref:
                 (optional if ref.get("optional") else required).add((ref["name"], ref["key"]))
     assert required
-    for name, key in sorted(required | optional):
+    for name in sorted({name for name, _ in required | optional}):
         assert f"kubectl -n hwcollab create secret generic {name}" in guide, name
     for _, key in sorted(required):
         assert f"--from-literal={key}=" in guide, key
