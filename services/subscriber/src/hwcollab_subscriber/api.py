@@ -1,0 +1,244 @@
+"""JSON API under ``/api`` (SPEC section 6): thin — parse, rate-limit, call a use case, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from hwcollab_common.ratelimit import RateLimiter, client_ip
+from hwcollab_schemas.taxonomy import taxonomy_document
+from hwcollab_subscriber.domain import (
+    InvalidEmailError,
+    PreferencesChange,
+    SignUp,
+    Status,
+    Subscriber,
+    email_key,
+    normalize_email,
+)
+from hwcollab_subscriber.handlers import SubscriberService
+from hwcollab_subscriber.settings import Settings
+
+SIGN_UP_EXAMPLE: dict[str, Any] = {
+    "email": "jordan@example.org",
+    "first_name": "Jordan",
+    "roles": ["care_coordination", "nurse_care_manager"],
+    "settings": ["medical", "behavioral_health"],
+    "credentials": ["rn"],
+    "employment_types": ["full_time"],
+    "zip": "01608",
+    "radius_miles": 25,
+    "remote_ok": True,
+    "frequency": "daily",
+    "digest_hour": 8,
+    "digest_weekday": "mon",
+    "min_pay_hourly": 28.5,
+    "career_info": True,
+}
+ACCEPTED_MESSAGE = (
+    "Thanks! If this address can receive job alerts, an email is on its way. "
+    "Please open the link in it to confirm."
+)
+TokenQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=1000,
+        description="The signed token from the link we emailed.",
+    ),
+]
+
+
+class Accepted(BaseModel):
+    status: str = "accepted"
+    message: str = Field(examples=[ACCEPTED_MESSAGE])
+
+
+class ConfirmRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"token": "ImFiYzEyMyI.ZxY1.Sg"}]})
+
+    token: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class Confirmed(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"subscriber_id": "0f1e2d3c", "status": "active"}]}
+    )
+
+    subscriber_id: str
+    status: Status
+
+
+class LinkRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "jordan@example.org"}]})
+
+    email: Annotated[str, Field(min_length=3, max_length=320)]
+
+
+class PreferencesView(PreferencesChange):
+    """The profile as the subscriber sees it (the address cannot be changed here)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **{k: v for k, v in SIGN_UP_EXAMPLE.items() if k != "email"},
+                    "subscriber_id": "0f1e2d3c",
+                    "email": "jordan@example.org",
+                    "status": "active",
+                    "paused": False,
+                }
+            ]
+        }
+    )
+
+    subscriber_id: str
+    email: str
+    status: Status
+
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> PreferencesView:
+        return cls.model_validate(
+            {
+                **subscriber.preferences.model_dump(),
+                "subscriber_id": subscriber.subscriber_id,
+                "email": subscriber.email,
+                "status": subscriber.status,
+                "paused": subscriber.status == "paused",
+            }
+        )
+
+
+def service_of(request: Request) -> SubscriberService:
+    service: SubscriberService = request.app.state.service
+    return service
+
+
+def limit_sign_up(request: Request, address: str) -> None:
+    """429 when this client or this address signs up too often."""
+    limiter: RateLimiter = request.app.state.limiter
+    settings: Settings = request.app.state.settings
+    limiter.hit(settings.signup_rate_limit, "signup-ip", client_ip(request))
+    limiter.hit(settings.signup_address_rate_limit, "signup-address", email_key(address))
+
+
+def limit_link_request(request: Request, address: str) -> None:
+    limiter: RateLimiter = request.app.state.limiter
+    settings: Settings = request.app.state.settings
+    limiter.hit(settings.link_rate_limit, "link-ip", client_ip(request))
+    limiter.hit(settings.link_address_rate_limit, "link-address", address.strip().casefold())
+
+
+TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The token is not valid (tampered, or made for another purpose)."},
+    401: {"description": "The token has expired; ask for a new link."},
+    404: {"description": "The subscriber no longer exists (erased)."},
+    409: {"description": "The subscription is not in a state that allows this."},
+}
+
+router = APIRouter(prefix="/api", tags=["subscribers"])
+
+
+@router.get("/taxonomy", summary="Roles, families, settings, credentials, employment types")
+async def get_taxonomy() -> dict[str, Any]:
+    return taxonomy_document()
+
+
+@router.post(
+    "/subscribers",
+    status_code=202,
+    summary="Sign up (double opt-in)",
+    description=(
+        "Always answers 202 with the same body, whether the address is new, pending or already "
+        "subscribed. A new or pending address gets a confirmation email (at most one per "
+        "window); a subscribed one gets a link to its preferences instead of a duplicate."
+    ),
+    responses={429: {"description": "Too many sign-ups from this client or for this address."}},
+)
+async def sign_up(
+    request: Request,
+    command: Annotated[
+        SignUp, Body(openapi_examples={"care coordinator": {"value": SIGN_UP_EXAMPLE}})
+    ],
+) -> Accepted:
+    limit_sign_up(request, command.email)
+    await service_of(request).sign_up(command)
+    return Accepted(message=ACCEPTED_MESSAGE)
+
+
+@router.post(
+    "/subscribers/confirm",
+    summary="Confirm an address (publishes subscriber.registered)",
+    responses=TOKEN_ERRORS,
+)
+async def confirm(request: Request, body: ConfirmRequest) -> Confirmed:
+    subscriber = await service_of(request).confirm(body.token)
+    return Confirmed(subscriber_id=subscriber.subscriber_id, status=subscriber.status)
+
+
+@router.delete(
+    "/subscribers",
+    status_code=204,
+    summary="Erase the subscriber and their personal data (publishes subscriber.deleted)",
+    responses=TOKEN_ERRORS,
+)
+async def erase(request: Request, token: TokenQuery) -> Response:
+    await service_of(request).erase(token)
+    return Response(status_code=204)
+
+
+@router.get("/preferences", summary="Read the preferences", responses=TOKEN_ERRORS)
+async def get_preferences(request: Request, token: TokenQuery) -> PreferencesView:
+    return PreferencesView.of(await service_of(request).preferences(token))
+
+
+@router.put(
+    "/preferences",
+    summary="Replace the preferences (publishes subscriber.updated)",
+    description="Every sign-up field but the email, plus `paused` to pause or resume mail.",
+    responses=TOKEN_ERRORS,
+)
+async def put_preferences(
+    request: Request,
+    token: TokenQuery,
+    change: Annotated[
+        PreferencesChange,
+        Body(
+            openapi_examples={
+                "weekly, paused": {
+                    "value": {
+                        **{k: v for k, v in SIGN_UP_EXAMPLE.items() if k != "email"},
+                        "frequency": "weekly",
+                        "digest_weekday": "fri",
+                        "paused": True,
+                    }
+                }
+            }
+        ),
+    ],
+) -> PreferencesView:
+    return PreferencesView.of(await service_of(request).change_preferences(token, change))
+
+
+@router.post(
+    "/preferences/link",
+    status_code=202,
+    summary="Email me my preferences link",
+    description="Always 202; a link is emailed only if the address is subscribed.",
+    responses={429: {"description": "Too many requests from this client or for this address."}},
+)
+async def request_link(request: Request, body: LinkRequest) -> Accepted:
+    limit_link_request(request, body.email)
+    try:
+        normalize_email(body.email)
+    except InvalidEmailError as error:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "email"), "msg": str(error), "input": None}]
+        ) from error
+    await service_of(request).request_manage_link(body.email)
+    return Accepted(
+        message="If this address is subscribed, we have emailed it a link to its preferences."
+    )

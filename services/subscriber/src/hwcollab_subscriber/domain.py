@@ -1,0 +1,241 @@
+"""Subscribers and their preferences: plain data and the rules of the sign-up life cycle. No I/O.
+
+Life cycle (the status stored here; events carry only the statuses the notifier matches on)::
+
+    pending ──confirm──► active ◄──resume/pause──► paused
+       ▲                   │  \\                      │
+       │ sign up again     │   └─ permanent bounce ─► bounced
+       └── unsubscribed ◄──┴──── unsubscribe ─────────┘
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hwcollab_common.geo import ZipPlace, lookup_zip
+from hwcollab_schemas import taxonomy
+from hwcollab_schemas.events import SubscriberProfile
+from hwcollab_schemas.taxonomy import Frequency, Weekday
+
+Status = Literal["pending", "active", "paused", "unsubscribed", "bounced"]
+
+# A pending address gets at most one confirmation email per window, however often it signs up;
+# an active one at most one "manage your preferences" email per window.
+DEFAULT_RESEND_WINDOW = timedelta(minutes=10)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class InvalidEmailError(ValueError):
+    pass
+
+
+def normalize_email(raw: str) -> str:
+    """The address as we store and send to it (syntax checked, no DNS lookup)."""
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidEmailError(str(error)) from error
+    return str(result.normalized)
+
+
+def email_key(address: str) -> str:
+    """The key that makes one subscriber per address: case-insensitive in practice everywhere."""
+    return address.casefold()
+
+
+def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def _check(kind: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
+    values = _unique(tuple(v.strip() for v in values if v.strip()))
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(
+            f"unknown {kind} {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+        )
+    return values
+
+
+class Preferences(BaseModel):
+    """What a subscriber chooses: everything but the address. Validated as SPEC section 6 says."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    first_name: Annotated[str, Field(max_length=100)] | None = None
+    roles: tuple[str, ...] = Field(
+        min_length=1,
+        description="Role or family codes from GET /api/taxonomy; a family means all its roles.",
+    )
+    settings: tuple[str, ...] = Field(default=(), description="Setting codes; empty means any.")
+    credentials: tuple[str, ...] = Field(default=(), description="Credentials held.")
+    employment_types: tuple[str, ...] = Field(default=(), description="Empty means any.")
+    zip: Annotated[str, Field(description="A real US 5-digit ZIP code.")]
+    radius_miles: Annotated[int, Field(ge=1, le=250)] = 25
+    remote_ok: bool = True
+    frequency: Frequency = "immediate"
+    digest_hour: Annotated[int, Field(ge=0, le=23, description="Local hour for digests.")] = 8
+    digest_weekday: Weekday = "mon"
+    min_pay_hourly: Annotated[float, Field(gt=0, le=1000)] | None = None
+    career_info: bool = False
+
+    @field_validator("first_name")
+    @classmethod
+    def _clean_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = _CONTROL.sub(" ", value).strip()
+        return value or None
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        roles = _check("role", value, (*taxonomy.FAMILY_CODES, *taxonomy.ROLE_CODES))
+        if not roles:
+            raise ValueError("choose at least one role or family")
+        return roles
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check("setting", value, taxonomy.SETTING_CODES)
+
+    @field_validator("credentials")
+    @classmethod
+    def _known_credentials(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check("credential", value, taxonomy.CREDENTIAL_CODES)
+
+    @field_validator("employment_types")
+    @classmethod
+    def _known_employment_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check("employment type", value, taxonomy.EMPLOYMENT_TYPE_CODES)
+
+    @field_validator("zip")
+    @classmethod
+    def _real_zip(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{5}", value):
+            raise ValueError("enter a 5-digit US ZIP code")
+        if lookup_zip(value) is None:
+            raise ValueError(f"{value} is not a US ZIP code we know")
+        return value
+
+    def place(self) -> ZipPlace:
+        place = lookup_zip(self.zip)
+        if place is None:  # validated above; the ZIP table does not change at run time
+            raise ValueError(f"unknown ZIP {self.zip}")
+        return place
+
+
+class SignUp(Preferences):
+    """A sign-up: preferences plus the address to confirm."""
+
+    email: Annotated[str, Field(max_length=320, description="Checked for syntax only.")]
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        try:
+            return normalize_email(value)
+        except InvalidEmailError as error:
+            raise ValueError(str(error)) from error
+
+    def preferences(self) -> Preferences:
+        return Preferences.model_validate(self.model_dump(exclude={"email"}))
+
+
+class PreferencesChange(Preferences):
+    """A full replacement of the preferences, plus whether mail is paused."""
+
+    paused: bool = False
+
+    def preferences(self) -> Preferences:
+        return Preferences.model_validate(self.model_dump(exclude={"paused"}))
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    subscriber_id: str
+    email: str
+    preferences: Preferences
+    status: Status
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None = None
+    confirmation_sent_at: datetime | None = None
+    manage_link_sent_at: datetime | None = None
+
+    @property
+    def email_key(self) -> str:
+        return email_key(self.email)
+
+    @property
+    def first_name(self) -> str | None:
+        return self.preferences.first_name
+
+    @property
+    def is_subscribed(self) -> bool:
+        """Confirmed and not gone: the states in which preferences can be managed."""
+        return self.status in ("active", "paused", "bounced")
+
+    def changed(self, *, now: datetime, **changes: Any) -> Subscriber:
+        """A copy with ``changes`` applied, one version later."""
+        return replace(self, version=self.version + 1, updated_at=now, **changes)
+
+    def may_resend(self, sent_at: datetime | None, *, now: datetime, window: timedelta) -> bool:
+        return sent_at is None or now - sent_at >= window
+
+
+def new_subscriber(
+    *, subscriber_id: str, sign_up: SignUp, now: datetime, status: Status = "pending"
+) -> Subscriber:
+    return Subscriber(
+        subscriber_id=subscriber_id,
+        email=sign_up.email,
+        preferences=sign_up.preferences(),
+        status=status,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        confirmation_sent_at=now,
+    )
+
+
+def profile(subscriber: Subscriber) -> SubscriberProfile:
+    """The matching profile published on ``subscriber.registered`` / ``subscriber.updated``."""
+    if subscriber.status not in ("active", "paused", "bounced") or subscriber.confirmed_at is None:
+        raise ValueError(f"a {subscriber.status} subscriber has no published profile")
+    prefs = subscriber.preferences
+    place = prefs.place()
+    return SubscriberProfile(
+        subscriber_id=subscriber.subscriber_id,
+        version=subscriber.version,
+        email=subscriber.email,
+        first_name=prefs.first_name,
+        roles=prefs.roles,
+        settings=prefs.settings,
+        credentials=prefs.credentials,
+        employment_types=prefs.employment_types,
+        zip=prefs.zip,
+        city=place.city,
+        state=place.state,
+        lat=place.lat,
+        lon=place.lon,
+        timezone=place.timezone,
+        radius_miles=prefs.radius_miles,
+        remote_ok=prefs.remote_ok,
+        frequency=prefs.frequency,
+        digest_hour=prefs.digest_hour,
+        digest_weekday=prefs.digest_weekday,
+        min_pay_hourly=prefs.min_pay_hourly,
+        career_info=prefs.career_info,
+        status=subscriber.status,
+        confirmed_at=subscriber.confirmed_at,
+    )

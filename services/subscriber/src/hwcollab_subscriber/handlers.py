@@ -1,0 +1,360 @@
+"""Use cases of the subscriber service: sign-up, double opt-in, preferences, pause, unsubscribe,
+erasure and bounces. Each one is a transaction of the store that returns the events to publish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Literal, TypeVar
+from uuid import uuid4
+
+from hwcollab_common.clock import Clock
+from hwcollab_common.tokens import LinkSigner, Purpose
+from hwcollab_schemas import Event
+from hwcollab_schemas.events import (
+    ConfirmationRequestedPayload,
+    ManageLinkRequestedPayload,
+    NotificationFailed,
+    SubscriberConfirmationRequested,
+    SubscriberDeleted,
+    SubscriberDeletedPayload,
+    SubscriberManageLinkRequested,
+    SubscriberRegistered,
+    SubscriberUnsubscribed,
+    SubscriberUnsubscribedPayload,
+    SubscriberUpdated,
+)
+from hwcollab_subscriber.domain import (
+    DEFAULT_RESEND_WINDOW,
+    PreferencesChange,
+    SignUp,
+    Subscriber,
+    email_key,
+    new_subscriber,
+    normalize_email,
+    profile,
+)
+from hwcollab_subscriber.repository import (
+    DuplicateEmailError,
+    StaleSubscriberError,
+    Subscribers,
+    SubscriberStore,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PRODUCER = "subscriber"
+MAX_ATTEMPTS = 12
+UnsubscribeReason = Literal["one_click", "page", "preferences"]
+
+
+class SubscriptionGoneError(Exception):
+    """The link names a subscriber who no longer exists (erased)."""
+
+    reason = "We no longer hold this subscription. You can sign up again at any time."
+
+
+class NotSubscribedError(Exception):
+    """The subscriber is not in a state that allows this; ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Links:
+    """The signed links the subscriber service hands out, all under ``SUBSCRIBER_PUBLIC_URL``."""
+
+    def __init__(self, signer: LinkSigner, *, public_url: str) -> None:
+        self._signer = signer
+        self._base = public_url.rstrip("/")
+
+    def token(self, purpose: Purpose, subscriber_id: str) -> str:
+        return self._signer.sign(purpose, subscriber_id)
+
+    def confirm(self, subscriber_id: str) -> str:
+        return f"{self._base}/confirm?token={self.token(Purpose.CONFIRM, subscriber_id)}"
+
+    def manage(self, subscriber_id: str) -> str:
+        return f"{self._base}/preferences?token={self.token(Purpose.MANAGE, subscriber_id)}"
+
+    def verify(self, purpose: Purpose, token: str) -> str:
+        """The subscriber id; raises :class:`hwcollab_common.tokens.TokenError`."""
+        return self._signer.verify(purpose, token)
+
+
+class SubscriberService:
+    def __init__(
+        self,
+        *,
+        store: SubscriberStore,
+        links: Links,
+        clock: Clock,
+        resend_window: timedelta = DEFAULT_RESEND_WINDOW,
+        new_id: Callable[[], str] = lambda: uuid4().hex,
+    ) -> None:
+        self._store = store
+        self._links = links
+        self._clock = clock
+        self._resend_window = resend_window
+        self._new_id = new_id
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _retrying(
+        self, work: Callable[[Subscribers], Awaitable[tuple[T, Sequence[Event]]]]
+    ) -> T:
+        """Run ``work`` again when a concurrent change of the same subscriber or address won."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return await self._store.transact(work)
+            except (DuplicateEmailError, StaleSubscriberError):
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+        raise AssertionError("unreachable")
+
+    def _event(self, cls: type[Event], payload: object) -> Event:
+        return cls.create(payload, producer=PRODUCER, occurred_at=self._clock.now())
+
+    def _confirmation(self, subscriber: Subscriber) -> Event:
+        return self._event(
+            SubscriberConfirmationRequested,
+            ConfirmationRequestedPayload(
+                subscriber_id=subscriber.subscriber_id,
+                email=subscriber.email,
+                first_name=subscriber.first_name,
+                confirm_url=self._links.confirm(subscriber.subscriber_id),
+            ),
+        )
+
+    def _manage_link(
+        self, subscriber: Subscriber, reason: Literal["requested", "already_subscribed"]
+    ) -> Event:
+        return self._event(
+            SubscriberManageLinkRequested,
+            ManageLinkRequestedPayload(
+                subscriber_id=subscriber.subscriber_id,
+                email=subscriber.email,
+                first_name=subscriber.first_name,
+                manage_url=self._links.manage(subscriber.subscriber_id),
+                reason=reason,
+            ),
+        )
+
+    def _updated(self, subscriber: Subscriber) -> Event:
+        return self._event(SubscriberUpdated, profile(subscriber))
+
+    async def _load(self, subscribers: Subscribers, purpose: Purpose, token: str) -> Subscriber:
+        subscriber_id = self._links.verify(purpose, token)
+        subscriber = await subscribers.get(subscriber_id)
+        if subscriber is None:
+            raise SubscriptionGoneError
+        return subscriber
+
+    async def _load_managed(self, subscribers: Subscribers, token: str) -> Subscriber:
+        subscriber = await self._load(subscribers, Purpose.MANAGE, token)
+        if subscriber.status == "pending":
+            raise NotSubscribedError(
+                "Please confirm your address first: open the link in the email we sent you."
+            )
+        if subscriber.status == "unsubscribed" or subscriber.confirmed_at is None:
+            raise NotSubscribedError(
+                "You have unsubscribed. To get job alerts again, please sign up again."
+            )
+        return subscriber
+
+    # --- sign-up and confirmation ----------------------------------------------------------------
+
+    async def sign_up(self, command: SignUp) -> None:
+        """Start (or restart) a double opt-in. Says nothing about whether the address was known."""
+
+        async def work(subscribers: Subscribers) -> tuple[None, Sequence[Event]]:
+            now = self._clock.now()
+            existing = await subscribers.find_by_email_key(email_key(command.email))
+            if existing is None:
+                subscriber = new_subscriber(subscriber_id=self._new_id(), sign_up=command, now=now)
+                await subscribers.add(subscriber)
+                return None, [self._confirmation(subscriber)]
+            window, prefs = self._resend_window, command.preferences()
+            if existing.status == "pending":
+                resend = existing.may_resend(existing.confirmation_sent_at, now=now, window=window)
+                if not resend and prefs == existing.preferences and command.email == existing.email:
+                    return None, []
+                changed = existing.changed(
+                    now=now,
+                    email=command.email,
+                    preferences=prefs,
+                    confirmation_sent_at=now if resend else existing.confirmation_sent_at,
+                )
+                await subscribers.save(changed, read_version=existing.version)
+                return None, [self._confirmation(changed)] if resend else []
+            if existing.status in ("unsubscribed", "bounced"):
+                # A fresh double opt-in: the address has to prove again that it reads its mail.
+                restarted = existing.changed(
+                    now=now,
+                    email=command.email,
+                    preferences=prefs,
+                    status="pending",
+                    confirmed_at=None,
+                    confirmation_sent_at=now,
+                )
+                await subscribers.save(restarted, read_version=existing.version)
+                return None, [self._confirmation(restarted)]
+            # active or paused: never a duplicate; remind them where their preferences are.
+            if not existing.may_resend(existing.manage_link_sent_at, now=now, window=window):
+                return None, []
+            reminded = existing.changed(now=now, manage_link_sent_at=now)
+            await subscribers.save(reminded, read_version=existing.version)
+            return None, [self._manage_link(reminded, "already_subscribed")]
+
+        await self._retrying(work)
+
+    async def confirm(self, token: str) -> Subscriber:
+        """Activate a pending subscriber; repeating a confirmation changes nothing."""
+
+        async def work(subscribers: Subscribers) -> tuple[Subscriber, Sequence[Event]]:
+            subscriber = await self._load(subscribers, Purpose.CONFIRM, token)
+            if subscriber.status in ("active", "paused"):
+                return subscriber, []
+            if subscriber.status != "pending":
+                raise NotSubscribedError(
+                    "This confirmation link is no longer valid. Please sign up again."
+                )
+            now = self._clock.now()
+            active = subscriber.changed(now=now, status="active", confirmed_at=now)
+            await subscribers.save(active, read_version=subscriber.version)
+            return active, [self._event(SubscriberRegistered, profile(active))]
+
+        return await self._retrying(work)
+
+    async def request_manage_link(self, email: str) -> None:
+        """Email the preferences link to a subscribed address (or the confirmation to a pending
+        one); silent about addresses we do not know."""
+        key = email_key(normalize_email(email))
+
+        async def work(subscribers: Subscribers) -> tuple[None, Sequence[Event]]:
+            subscriber = await subscribers.find_by_email_key(key)
+            if subscriber is None or subscriber.status == "unsubscribed":
+                return None, []
+            now = self._clock.now()
+            if subscriber.status == "pending":
+                sent = subscriber.confirmation_sent_at
+                if not subscriber.may_resend(sent, now=now, window=self._resend_window):
+                    return None, []
+                resent = subscriber.changed(now=now, confirmation_sent_at=now)
+                await subscribers.save(resent, read_version=subscriber.version)
+                return None, [self._confirmation(resent)]
+            sent_to = subscriber.changed(now=now, manage_link_sent_at=now)
+            await subscribers.save(sent_to, read_version=subscriber.version)
+            return None, [self._manage_link(sent_to, "requested")]
+
+        await self._retrying(work)
+
+    # --- preferences, pause, resume --------------------------------------------------------------
+
+    async def preferences(self, token: str) -> Subscriber:
+        async def work(subscribers: Subscribers) -> tuple[Subscriber, Sequence[Event]]:
+            return await self._load_managed(subscribers, token), []
+
+        return await self._store.transact(work)
+
+    async def change_preferences(self, token: str, change: PreferencesChange) -> Subscriber:
+        """Replace the preferences; ``paused`` pauses or resumes. A bounced address stays bounced
+        (only a new sign-up, confirmed again, brings it back)."""
+
+        async def work(subscribers: Subscribers) -> tuple[Subscriber, Sequence[Event]]:
+            subscriber = await self._load_managed(subscribers, token)
+            status = subscriber.status
+            if status != "bounced":
+                status = "paused" if change.paused else "active"
+            prefs = change.preferences()
+            if prefs == subscriber.preferences and status == subscriber.status:
+                return subscriber, []
+            changed = subscriber.changed(now=self._clock.now(), preferences=prefs, status=status)
+            await subscribers.save(changed, read_version=subscriber.version)
+            return changed, [self._updated(changed)]
+
+        return await self._retrying(work)
+
+    async def set_paused(self, token: str, *, paused: bool) -> Subscriber:
+        """Pause or resume mail; repeating it changes nothing."""
+
+        async def work(subscribers: Subscribers) -> tuple[Subscriber, Sequence[Event]]:
+            subscriber = await self._load_managed(subscribers, token)
+            if subscriber.status == "bounced":
+                raise NotSubscribedError(
+                    "Mail to your address could not be delivered, so we stopped sending it. "
+                    "Please sign up again with an address that works."
+                )
+            status = "paused" if paused else "active"
+            if subscriber.status == status:
+                return subscriber, []
+            changed = subscriber.changed(now=self._clock.now(), status=status)
+            await subscribers.save(changed, read_version=subscriber.version)
+            return changed, [self._updated(changed)]
+
+        return await self._retrying(work)
+
+    # --- leaving ---------------------------------------------------------------------------------
+
+    async def unsubscribe(self, token: str, *, reason: UnsubscribeReason) -> Subscriber | None:
+        """Stop all mail at once. Idempotent; an erased subscriber is already unsubscribed."""
+
+        async def work(subscribers: Subscribers) -> tuple[Subscriber | None, Sequence[Event]]:
+            subscriber_id = self._links.verify(Purpose.UNSUBSCRIBE, token)
+            subscriber = await subscribers.get(subscriber_id)
+            if subscriber is None or subscriber.status == "unsubscribed":
+                return subscriber, []
+            gone = subscriber.changed(now=self._clock.now(), status="unsubscribed")
+            await subscribers.save(gone, read_version=subscriber.version)
+            payload = SubscriberUnsubscribedPayload(
+                subscriber_id=gone.subscriber_id, version=gone.version, reason=reason
+            )
+            return gone, [self._event(SubscriberUnsubscribed, payload)]
+
+        return await self._retrying(work)
+
+    async def erase(self, token: str) -> None:
+        """Delete the subscriber and their personal data; the event carries only the id."""
+
+        async def work(subscribers: Subscribers) -> tuple[None, Sequence[Event]]:
+            subscriber_id = self._links.verify(Purpose.MANAGE, token)
+            subscriber = await subscribers.get(subscriber_id)
+            if subscriber is None:
+                return None, []
+            await subscribers.erase(subscriber_id)
+            payload = SubscriberDeletedPayload(
+                subscriber_id=subscriber_id, version=subscriber.version + 1
+            )
+            return None, [self._event(SubscriberDeleted, payload)]
+
+        await self._retrying(work)
+
+    # --- bounces ---------------------------------------------------------------------------------
+
+    async def notification_failed(self, event: NotificationFailed) -> None:
+        """A permanent failure means the address does not take mail: stop matching it."""
+        if not event.payload.permanent:
+            return
+
+        async def work(subscribers: Subscribers) -> tuple[None, Sequence[Event]]:
+            subscriber = await subscribers.get(event.payload.subscriber_id)
+            if subscriber is None or subscriber.status not in ("pending", "active", "paused"):
+                return None, []
+            bounced = subscriber.changed(now=self._clock.now(), status="bounced")
+            await subscribers.save(bounced, read_version=subscriber.version)
+            # A pending address was never announced, so there is nothing to tell the others.
+            return None, [] if subscriber.status == "pending" else [self._updated(bounced)]
+
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                await self._store.transact_once(event, work)
+            except StaleSubscriberError:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+            else:
+                return
