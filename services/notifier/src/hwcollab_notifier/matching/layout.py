@@ -40,8 +40,32 @@ EMPLOYMENT_SHIFT = 3
 CREDENTIAL_SHIFT = 7
 REMOTE_OK = 1 << 12
 ALIVE = 1 << 13
-VERBATIM_ID = 1 << 14  # the id is not a canonical UUID string; the index keeps it verbatim
-PROFILE_SPACE = 1 << 15
+PROFILE_SPACE = 1 << 14
+# Kept beside the role bits: the id is not a canonical UUID string, the index keeps it verbatim.
+VERBATIM_ID = 1 << 15
+
+
+def unit_vectors(
+    lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Points on the unit sphere: the squared chord between two of them orders like distance."""
+    phi, lam = np.radians(lat), np.radians(lon)
+    return np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)
+
+
+def squared_chord(miles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Squared chord (unit sphere) of a great-circle distance, tolerance included."""
+    angle = np.minimum((miles + DISTANCE_TOLERANCE_MILES) / EARTH_RADIUS_MILES, math.pi)
+    result: npt.NDArray[np.float64] = (2.0 * np.sin(angle / 2.0)) ** 2
+    return result
+
+
+def chord_miles(squared: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    result: npt.NDArray[np.float64] = (
+        2.0 * EARTH_RADIUS_MILES * np.arcsin(np.minimum(1.0, np.sqrt(squared) / 2.0))
+    )
+    return result
+
 
 # Radius classes: a subscriber sits in the first class whose bound covers its radius, on a grid
 # whose cells are as wide as that bound, so a query reads about 3x3 cells per class.
@@ -153,7 +177,7 @@ def remote_group_bases(*, role: int, setting_bit: int, employment_bit: int, requ
     return result
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def accepting_profiles(
     *, setting_bit: int, employment_bit: int, required: int, exclude_remote_ok: bool
 ) -> BoolArray:

@@ -3,7 +3,8 @@ remote entry arrays, and the delta of rows not yet merged into them (see :mod:`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,8 @@ from hwcollab_notifier.matching.layout import (
     VERBATIM_ID,
     pay_buckets,
     remote_group_keys,
+    squared_chord,
+    unit_vectors,
 )
 from hwcollab_schemas.taxonomy import UnknownCodeError
 
@@ -37,14 +40,23 @@ _COLUMNS = {
     "lat": np.float64,
     "lon": np.float64,
     "radius": np.float64,
+    "sphere": np.float64,
     "min_pay": np.float64,
     "profile": np.uint16,
     "roles": np.uint16,
 }
+_LOW64 = 0xFFFF_FFFF_FFFF_FFFF
+_BUILD_CHUNK = 65536
 _MIN_DELTA = 2048
 _DELTA_FRACTION = 64  # merge when the delta reaches 1/64 of the indexed rows
 _DEAD_FRACTION = 4  # rebuild when a quarter of the rows are tombstones
 _DICT_ENTRY_BYTES = 120  # a small dict entry with an int key and value, roughly
+
+
+def batched(items: Iterable[SubscriberCriteria], size: int) -> Iterator[list[SubscriberCriteria]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 class _Masks:
@@ -98,6 +110,9 @@ class RowStore:
         self.lat = np.empty(capacity, dtype=np.float64)
         self.lon = np.empty(capacity, dtype=np.float64)
         self.radius = np.empty(capacity, dtype=np.float64)
+        # Unit vector (x, y, z) and squared-chord radius side by side: the distance test is a dot
+        # product, and one gathered row is one cache line.
+        self.sphere = np.empty((capacity, 4), dtype=np.float64)
         self.min_pay = np.empty(capacity, dtype=np.float64)
         self.profile = np.empty(capacity, dtype=np.uint16)
         self.roles = np.empty(capacity, dtype=np.uint16)
@@ -109,7 +124,7 @@ class RowStore:
     def _grow(self, capacity: int) -> None:
         # New arrays rather than resizing in place: results handed out keep the old ones valid.
         for name, dtype in _COLUMNS.items():
-            grown = np.empty(capacity, dtype=dtype)
+            grown = np.empty((capacity, *getattr(self, name).shape[1:]), dtype=dtype)
             grown[: self.size] = getattr(self, name)[: self.size]
             setattr(self, name, grown)
 
@@ -125,7 +140,6 @@ class RowStore:
             | self._credentials(sub.credentials) << CREDENTIAL_SHIFT
             | (REMOTE_OK if sub.remote_ok else 0)
             | ALIVE
-            | (0 if canonical else VERBATIM_ID)
         )
         min_pay = np.nan if sub.min_pay_hourly is None else float(sub.min_pay_hourly)
         columns = (
@@ -134,31 +148,36 @@ class RowStore:
             float(sub.radius_miles),
             min_pay,
             profile,
-            self._roles(sub.roles),
+            self._roles(sub.roles) | (0 if canonical else VERBATIM_ID),
         )
         if not canonical:
             self.verbatim[key] = sub.subscriber_id
         return key, columns
 
+    def _derive(self, rows: slice) -> None:
+        x, y, z = unit_vectors(self.lat[rows], self.lon[rows])
+        self.sphere[rows, 0], self.sphere[rows, 1], self.sphere[rows, 2] = x, y, z
+        self.sphere[rows, 3] = squared_chord(self.radius[rows])
+
     @classmethod
     def from_criteria(cls, subscribers: Iterable[SubscriberCriteria]) -> RowStore:
         fresh = cls()
-        keys: list[int] = []
-        rows: list[tuple[float, float, float, float, int, int]] = []
-        for sub in subscribers:
-            key, columns = fresh._encode(sub)
-            keys.append(key)
-            rows.append(columns)
-        n = len(keys)
-        fresh._allocate(n + max(1024, n // 16))
-        fresh.hi[:n] = np.array([k >> 64 for k in keys], dtype=np.uint64)
-        fresh.lo[:n] = np.array([k & 0xFFFF_FFFF_FFFF_FFFF for k in keys], dtype=np.uint64)
-        if n:
-            table = np.array(rows, dtype=np.float64)
-            fresh.lat[:n], fresh.lon[:n] = table[:, 0], table[:, 1]
-            fresh.radius[:n], fresh.min_pay[:n] = table[:, 2], table[:, 3]
-            fresh.profile[:n] = table[:, 4].astype(np.uint16)
-            fresh.roles[:n] = table[:, 5].astype(np.uint16)
+        n = 0
+        for chunk in batched(subscribers, _BUILD_CHUNK):
+            # Chunks keep the Python objects of the encoding few and short-lived.
+            encoded = [fresh._encode(sub) for sub in chunk]
+            end = n + len(encoded)
+            if end > fresh.capacity:
+                fresh._grow(max(end, fresh.capacity * 2))
+            fresh.hi[n:end] = np.array([key >> 64 for key, _ in encoded], dtype=np.uint64)
+            fresh.lo[n:end] = np.array([key & _LOW64 for key, _ in encoded], dtype=np.uint64)
+            table = np.array([columns for _, columns in encoded], dtype=np.float64)
+            fresh.lat[n:end], fresh.lon[n:end] = table[:, 0], table[:, 1]
+            fresh.radius[n:end], fresh.min_pay[n:end] = table[:, 2], table[:, 3]
+            fresh.profile[n:end] = table[:, 4].astype(np.uint16)
+            fresh.roles[n:end] = table[:, 5].astype(np.uint16)
+            fresh._derive(slice(n, end))
+            n = fresh.size = end
         fresh.size = fresh.live = n
         # The last criteria given for an id wins.
         order = np.lexsort((np.arange(n), fresh.lo[:n], fresh.hi[:n]))
@@ -215,6 +234,7 @@ class RowStore:
             min_pay,
         )
         self.profile[row], self.roles[row] = profile, roles
+        self._derive(slice(row, row + 1))
         self.size += 1
         self.live += 1
         self.delta_ids[key] = row
@@ -270,9 +290,12 @@ class RowStore:
         """Rebuild every sorted structure from the live rows, dropping tombstones."""
         n = self.size
         keep = np.flatnonzero(self.profile[:n] & ALIVE)
+        # Neighbours in space become neighbours in memory, so a query's gathers stay cache-local.
+        spatial = GRIDS[1].cell_keys(self.lat[keep], self.lon[keep])
+        keep = keep[np.argsort(spatial, kind="stable")]
         capacity = len(keep) + max(1024, len(keep) // 16)
         for name, dtype in _COLUMNS.items():
-            column = np.empty(capacity, dtype=dtype)
+            column = np.empty((capacity, *getattr(self, name).shape[1:]), dtype=dtype)
             column[: len(keep)] = getattr(self, name)[keep]
             setattr(self, name, column)
         self.size = self.indexed = self.live = len(keep)
@@ -289,7 +312,7 @@ class RowStore:
         self.remote_rows = remote_rows.astype(np.uint32)
         self.remote_offsets = np.zeros(N_REMOTE_KEYS + 1, dtype=np.int32)
         np.cumsum(np.bincount(remote_keys, minlength=N_REMOTE_KEYS), out=self.remote_offsets[1:])
-        verbatim_rows = np.flatnonzero(self.profile[: self.size] & VERBATIM_ID)
+        verbatim_rows = np.flatnonzero(self.roles[: self.size] & VERBATIM_ID)
         kept = ((int(self.hi[r]) << 64) | int(self.lo[r]) for r in verbatim_rows.tolist())
         self.verbatim = {key: self.verbatim[key] for key in kept}
 
