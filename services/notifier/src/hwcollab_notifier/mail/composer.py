@@ -19,6 +19,7 @@ from markupsafe import Markup
 from hwcollab_common.clock import Clock, SystemClock
 from hwcollab_notifier.mail.mime import (
     alternative_message,
+    clean_address,
     clean_header_text,
     clean_token,
     list_header,
@@ -318,7 +319,7 @@ class EmailComposer:
                 recipient.first_name,
                 recipient.subscriber_id,
             )
-        to = clean_token(to)
+        to = clean_address(to)
         subject = clean_header_text(subject)
         message_id = message_id_for(kind, subscriber_id, key, domain=self._domain)
         headers = [

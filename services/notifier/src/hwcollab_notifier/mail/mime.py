@@ -39,6 +39,16 @@ def clean_token(value: str) -> str:
     return _CONTROL.sub("", value).replace(" ", "").replace("<", "").replace(">", "")
 
 
+_NOT_IN_ADDRESS = re.compile(r'[\x00-\x20\x7f\x85\u2028\u2029<>(),;:"\\\[\]]')
+
+
+def clean_address(value: str) -> str:
+    """A recipient address for a header and the envelope: controls, whitespace and the
+    characters that would start a display name, group or list (none occur in the unquoted
+    addresses the subscriber service accepts) are dropped."""
+    return _NOT_IN_ADDRESS.sub("", value)
+
+
 def safe_id(value: str) -> str:
     return _SAFE_ID.sub("", value)
 

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 from dataclasses import dataclass
 from typing import Literal
 
+import aiosmtplib
+from prometheus_client import Counter
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
 from hwcollab_notifier.mail.composer import OutgoingEmail
 
+log = logging.getLogger(__name__)
+
 SendStatus = Literal["sent", "permanent_failure", "transient_failure"]
+
+SMTP_SENDS = Counter(
+    "hwcollab_smtp_sends_total", "Emails handed to SMTP, by final outcome", ["status"]
+)
+SMTP_RETRIES = Counter("hwcollab_smtp_retries_total", "SMTP attempts that will be retried")
+SMTP_CONNECTIONS = Counter("hwcollab_smtp_connections_total", "SMTP connections opened")
+_SENT = SMTP_SENDS.labels(status="sent")
+_PERMANENT = SMTP_SENDS.labels(status="permanent_failure")
+_TRANSIENT = SMTP_SENDS.labels(status="transient_failure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +41,23 @@ class SendOutcome:
     status: SendStatus
     detail: str
     code: int | None = None
+
+
+class _RetryableError(Exception):
+    """A 4xx reply or a transport failure: worth another attempt, maybe on a new connection."""
+
+    def __init__(self, detail: str, code: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One place in the pool; holds an open connection or None (opened on next use)."""
+
+    smtp: aiosmtplib.SMTP | None = None
+    last_used: float = 0.0
 
 
 class SmtpSender:
@@ -39,18 +79,168 @@ class SmtpSender:
         backoff_base: float = 0.2,
         backoff_max: float = 10.0,
         timeout: float = 30.0,
+        idle_check_after: float = 30.0,
     ) -> None:
-        raise NotImplementedError
+        if pool_size < 1 or max_attempts < 1:
+            raise ValueError("pool_size and max_attempts must be at least 1")
+        self._host = host
+        self._port = port
+        self._username = username
+        self._password = password
+        self._starttls = starttls
+        self._timeout = timeout
+        self._idle_check_after = idle_check_after
+        self._mail_from = mail_from_address
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._slots = [_Slot() for _ in range(pool_size)]
+        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        for slot in self._slots:
+            self._idle.put_nowait(slot)
+        self.connections_opened = 0
 
     async def start(self) -> None:
         """Open the pool's connections (fails fast when the server is unreachable)."""
-        raise NotImplementedError
+        await asyncio.gather(*(self._open(slot) for slot in self._slots))
 
     async def close(self) -> None:
-        """QUIT every open connection."""
-        raise NotImplementedError
+        """Wait for sends in flight, then QUIT every open connection."""
+        held = [await self._idle.get() for _ in self._slots]
+        try:
+            for slot in held:
+                if slot.smtp is not None and slot.smtp.is_connected:
+                    try:
+                        await slot.smtp.quit()
+                    except (aiosmtplib.SMTPException, OSError) as exc:
+                        log.info("SMTP QUIT failed, closing anyway: %s", exc)
+                        slot.smtp.close()
+                slot.smtp = None
+        finally:
+            for slot in held:
+                self._idle.put_nowait(slot)
 
     async def send(self, email: OutgoingEmail) -> SendOutcome:
         """Send one email. Retries 4xx replies and transport errors with exponential backoff and
         jitter; a 5xx reply returns ``permanent_failure`` at once. Never raises for SMTP errors."""
-        raise NotImplementedError
+        try:
+            # The first attempt runs without the retry machinery: it is the common case.
+            outcome = await self._attempt(email)
+        except _RetryableError as first:
+            outcome = await self._retry(email, first)
+        if outcome.status == "sent":
+            _SENT.inc()
+        elif outcome.status == "permanent_failure":
+            _PERMANENT.inc()
+        else:
+            _TRANSIENT.inc()
+        return outcome
+
+    async def _retry(self, email: OutgoingEmail, first: _RetryableError) -> SendOutcome:
+        if self._max_attempts == 1:
+            return self._gave_up(email, first)
+        log.info("SMTP send of %s will be retried: %s", email.message_id, first.detail)
+        SMTP_RETRIES.inc()
+        # Waits grow base, 2·base, 4·base … (capped), each plus up to one base of jitter; the
+        # wait before the first retry is taken here, the later ones by tenacity.
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts - 1),
+            wait=wait_exponential_jitter(
+                initial=2 * self._backoff_base, max=self._backoff_max, jitter=self._backoff_base
+            ),
+            retry=retry_if_exception_type(_RetryableError),
+            before_sleep=lambda _state: SMTP_RETRIES.inc(),
+            reraise=True,
+        )
+        try:
+            await asyncio.sleep(self._backoff_base + random.uniform(0, self._backoff_base))
+            return await retrying(self._attempt, email)
+        except _RetryableError as last:
+            return self._gave_up(email, last)
+
+    def _gave_up(self, email: OutgoingEmail, error: _RetryableError) -> SendOutcome:
+        log.warning(
+            "SMTP send of %s failed after %d attempts: %s",
+            email.message_id,
+            self._max_attempts,
+            error.detail,
+        )
+        return SendOutcome("transient_failure", error.detail, error.code)
+
+    async def _attempt(self, email: OutgoingEmail) -> SendOutcome:
+        slot = await self._idle.get()
+        try:
+            smtp = await self._ready(slot)
+            options = [] if email.to.isascii() else ["SMTPUTF8"]
+            try:
+                _, reply = await smtp.sendmail(
+                    self._mail_from, [email.to], email.data, mail_options=options
+                )
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                refused = exc.recipients[0]
+                return self._reply_failure(email, refused.code, refused.message)
+            except aiosmtplib.SMTPResponseException as exc:
+                if exc.code == 421:  # the server is closing this connection
+                    self._drop(slot)
+                return self._reply_failure(email, exc.code, exc.message)
+            except aiosmtplib.SMTPNotSupported as exc:
+                return self._reply_failure(email, 553, str(exc))
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                self._drop(slot)
+                raise _RetryableError(f"connection lost: {exc}") from exc
+            slot.last_used = asyncio.get_running_loop().time()
+            return SendOutcome("sent", reply, 250)
+        finally:
+            self._idle.put_nowait(slot)
+
+    def _reply_failure(self, email: OutgoingEmail, code: int, message: str) -> SendOutcome:
+        detail = f"{code} {message}"
+        if 500 <= code < 600:
+            log.warning("SMTP refused %s permanently: %s", email.message_id, detail)
+            return SendOutcome("permanent_failure", detail, code)
+        raise _RetryableError(detail, code)
+
+    async def _ready(self, slot: _Slot) -> aiosmtplib.SMTP:
+        """The slot's connection, opened or reopened as needed. Any failure here is the server's
+        or the network's, never the recipient's, so it is always retryable."""
+        smtp = slot.smtp
+        if smtp is not None and not smtp.is_connected:
+            self._drop(slot)
+            smtp = None
+        if smtp is not None:
+            idle = asyncio.get_running_loop().time() - slot.last_used
+            if idle < self._idle_check_after:
+                return smtp
+            try:
+                await smtp.noop()
+                return smtp
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                log.info("idle SMTP connection is stale, reconnecting: %s", exc)
+                self._drop(slot)
+        try:
+            return await self._open(slot)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self._drop(slot)
+            raise _RetryableError(f"cannot connect to {self._host}:{self._port}: {exc}") from exc
+
+    async def _open(self, slot: _Slot) -> aiosmtplib.SMTP:
+        smtp = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            start_tls=self._starttls,
+            timeout=self._timeout,
+        )
+        await smtp.connect()
+        self.connections_opened += 1
+        SMTP_CONNECTIONS.inc()
+        slot.smtp = smtp
+        slot.last_used = asyncio.get_running_loop().time()
+        return smtp
+
+    @staticmethod
+    def _drop(slot: _Slot) -> None:
+        if slot.smtp is not None:
+            slot.smtp.close()
+            slot.smtp = None

@@ -1,0 +1,315 @@
+"""The hand-built MIME bytes are checked by parsing them with the stdlib parser (policy=default)."""
+
+import email
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import default
+
+import pytest
+
+from hwcollab_common.clock import FixedClock
+from hwcollab_notifier.mail.composer import DIGEST_LIMIT, EmailComposer, OutgoingEmail
+from hwcollab_notifier.mail.views import OpeningView, Recipient
+
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+
+
+def opening(n: int = 1, **changes: object) -> OpeningView:
+    values: dict[str, object] = {
+        "opening_id": f"op-{n}",
+        "title": "Nurse Care Manager",
+        "organization_name": "Worcester Community Health",
+        "place": "Worcester, MA",
+        "distance_miles": 12.0,
+        "pay": "$38–$45 an hour",
+        "employment_type": "Full time",
+        "setting": "Medical",
+        "summary": "Coordinate care for adults with complex needs.",
+        "apply_url": f"https://jobs.example.org/apply/{n}?src=hw&x=1",
+        "details_url": f"http://jobs.example:8002/openings/op-{n}",
+        "why": "Care Manager · 12 miles from 01608",
+    }
+    values.update(changes)
+    return OpeningView(**values)  # type: ignore[arg-type]
+
+
+def recipient(**changes: str | None) -> Recipient:
+    values: dict[str, str | None] = {
+        "subscriber_id": "sub-1",
+        "email": "pat@example.org",
+        "first_name": "Pat",
+        "manage_url": "http://subs.example:8001/preferences?token=MANAGE",
+        "unsubscribe_url": "http://subs.example:8001/unsubscribe?token=UNSUB",
+        "pause_url": "http://subs.example:8001/pause?token=MANAGE",
+    }
+    values.update(changes)
+    return Recipient(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def composer() -> EmailComposer:
+    return EmailComposer(
+        mail_from="HWcollab Opportunities <opportunities@hwcollab.example>",
+        postal_address="100 Main Street, Worcester, MA 01608",
+        subscriber_public_url="http://subs.example:8001",
+        employer_public_url="http://jobs.example:8002",
+        clock=FixedClock(NOW),
+    )
+
+
+def parse(sent: OutgoingEmail) -> EmailMessage:
+    message = email.message_from_bytes(sent.data, policy=default)
+    assert isinstance(message, EmailMessage)
+    assert not message.defects
+    return message
+
+
+def bodies(message: EmailMessage) -> tuple[str, str]:
+    assert message.get_content_type() == "multipart/alternative"
+    parts = list(message.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p.get_content_charset() == "utf-8" for p in parts)
+    text, html = (p.get_content() for p in parts)
+    assert isinstance(text, str)
+    assert isinstance(html, str)
+    return text.replace("\r\n", "\n"), html.replace("\r\n", "\n")
+
+
+def test_immediate_email_has_every_header_and_both_parts(composer: EmailComposer) -> None:
+    sent = composer.immediate(recipient(), opening())
+    message = parse(sent)
+
+    assert message["From"] == "HWcollab Opportunities <opportunities@hwcollab.example>"
+    assert message["To"] == "pat@example.org"
+    assert message["Subject"] == "New opening: Nurse Care Manager at Worcester Community Health"
+    assert message["Date"].datetime == NOW
+    assert message["Message-ID"] == sent.message_id
+    assert re.fullmatch(r"<immediate\.[0-9a-f]{32}@hwcollab\.example>", sent.message_id)
+    assert message["MIME-Version"] == "1.0"
+    assert message["List-Unsubscribe"] == "<http://subs.example:8001/unsubscribe?token=UNSUB>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] == "HWcollab Opportunities <opportunities.hwcollab.example>"
+    assert message["X-HWcollab-Opening-Ids"] == "op-1"
+    assert (sent.kind, sent.opening_ids, sent.subscriber_id) == ("immediate", ("op-1",), "sub-1")
+
+    text, html = bodies(message)
+    for part in (text, html):
+        assert "Hi Pat," in part
+        assert "Nurse Care Manager" in part
+        assert "Worcester Community Health" in part
+        assert "Worcester, MA · 12 miles away" in part
+        assert "$38–$45 an hour · Full time · Medical" in part
+        assert "Coordinate care for adults with complex needs." in part
+        assert "100 Main Street, Worcester, MA 01608" in part
+    assert "Apply: https://jobs.example.org/apply/1?src=hw&x=1" in text
+    assert 'href="https://jobs.example.org/apply/1?src=hw&amp;x=1"' in html
+    for link in ("preferences?token=MANAGE", "pause?token=MANAGE", "unsubscribe?token=UNSUB"):
+        assert link in text
+        assert link in html
+    # CSS is inlined, the layout is a single 600px column, and the branding is there.
+    assert 'style="max-width: 600px' in html
+    assert "<table" not in html
+    assert "HWcollab Opportunities" in html
+
+
+def test_lines_respect_smtp_limits(composer: EmailComposer) -> None:
+    sent = composer.digest(
+        recipient(),
+        [opening(n, title="Care Coordinator " * 7) for n in range(30)],
+        total=30,
+        see_all_url="http://jobs.example:8002/openings?zip=01608&radius_miles=25",
+        period="weekly",
+        digest_key="2026-W48",
+    )
+    head, _, body = sent.data.partition(b"\r\n\r\n")
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert all(len(line) <= 998 for line in body.split(b"\r\n"))
+    assert b"\n" not in sent.data.replace(b"\r\n", b"")
+
+
+def test_greeting_without_a_first_name(composer: EmailComposer) -> None:
+    text, html = bodies(parse(composer.immediate(recipient(first_name=None), opening())))
+    assert text.startswith("Hello,\n")
+    assert "Hello," in html
+    assert "Hi " not in text
+
+
+def test_message_id_is_deterministic_per_subscriber_and_opening(composer: EmailComposer) -> None:
+    first = composer.immediate(recipient(), opening(1))
+    assert composer.immediate(recipient(), opening(1)).message_id == first.message_id
+    assert composer.immediate(recipient(), opening(2)).message_id != first.message_id
+    other = recipient(subscriber_id="sub-2")
+    assert composer.immediate(other, opening(1)).message_id != first.message_id
+
+
+def test_remote_opening_without_pay(composer: EmailComposer) -> None:
+    view = opening(place="Remote", distance_miles=None, pay=None)
+    text, html = bodies(parse(composer.immediate(recipient(), view)))
+    assert "Remote\n" in text
+    assert "miles away" not in text
+    assert "Full time · Medical" in text
+    assert "Remote<br>" in html
+
+
+def test_hostile_opening_text_renders_as_text(composer: EmailComposer) -> None:
+    hostile = opening(
+        title='<script>alert("x")</script> Care\r\nBcc: victim@example.org',
+        organization_name="Evil & Co\r\nX-Injected: yes",
+        summary='<img src=x onerror="alert(1)"> "quoted" & more',
+    )
+    sent = composer.immediate(recipient(), hostile)
+    message = parse(sent)
+    assert message["Bcc"] is None
+    assert message["X-Injected"] is None
+    assert message["Subject"] == (
+        'New opening: <script>alert("x")</script> Care Bcc: victim@example.org'
+        " at Evil & Co X-Injected: yes"
+    )
+    _, html = bodies(message)
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+    assert "Evil &amp; Co" in html
+
+
+def test_header_injection_through_recipient_and_subject_is_neutralized(
+    composer: EmailComposer,
+) -> None:
+    sneaky = recipient(
+        email="pat@example.org\r\nBcc: victim@example.org",
+        unsubscribe_url="http://subs.example/unsubscribe?token=U\r\nX-Evil: 1",
+    )
+    sent = composer.bulletin(
+        sneaky, bulletin_id="b-1", subject="News\nX-Evil: 2\rBcc: a@b.c", body_markdown="Hi"
+    )
+    message = parse(sent)
+    assert message["Bcc"] is None
+    assert message["X-Evil"] is None
+    assert b"\r\nTo: pat@example.orgBccvictim@example.org\r\n" in sent.data
+    assert sent.to == "pat@example.orgBccvictim@example.org"
+    assert message["Subject"] == "News X-Evil: 2 Bcc: a@b.c"
+    assert message["List-Unsubscribe"] == "<http://subs.example/unsubscribe?token=UX-Evil:1>"
+
+
+def test_non_ascii_subject_is_encoded_and_round_trips(composer: EmailComposer) -> None:
+    view = opening(title="Coordinadora de atención — Señora Niño", organization_name="Ünïcode Ltd")
+    sent = composer.immediate(recipient(first_name="Zoë"), view)
+    head = sent.data.partition(b"\r\n\r\n")[0]
+    assert head.isascii()
+    assert b"=?utf-8?b?" in head
+    message = parse(sent)
+    assert message["Subject"] == (
+        "New opening: Coordinadora de atención — Señora Niño at Ünïcode Ltd"
+    )
+    text, _ = bodies(message)
+    assert text.startswith("Hi Zoë,")
+
+
+def test_text_that_looks_like_an_encoded_word_is_kept_literally(composer: EmailComposer) -> None:
+    sent = composer.immediate(recipient(), opening(title="=?utf-8?q?=0D=0ABcc:_x?="))
+    assert parse(sent)["Subject"].startswith("New opening: =?utf-8?q?=0D=0ABcc:_x?= at")
+
+
+def test_digest_lists_at_most_25_and_links_to_the_rest(composer: EmailComposer) -> None:
+    see_all = "http://jobs.example:8002/openings?zip=01608&radius_miles=25"
+    openings = [opening(n) for n in range(30)]
+    sent = composer.digest(
+        recipient(), openings, total=42, see_all_url=see_all, period="weekly", digest_key="w48"
+    )
+    message = parse(sent)
+    assert message["Subject"] == "42 new openings for you this week"
+    ids = [i.strip() for i in message["X-HWcollab-Opening-Ids"].split(",")]
+    assert ids == [f"op-{n}" for n in range(DIGEST_LIMIT)]
+    assert sent.opening_ids == tuple(ids)
+    text, html = bodies(message)
+    assert text.count("Apply: ") == DIGEST_LIMIT
+    assert html.count(">Apply</a>") == DIGEST_LIMIT
+    assert f"See all 42 openings: {see_all}" in text
+    assert "See all 42 openings</a>" in html
+    assert re.fullmatch(r"<digest\.[0-9a-f]{32}@hwcollab\.example>", sent.message_id)
+
+
+def test_daily_digest_of_one(composer: EmailComposer) -> None:
+    sent = composer.digest(
+        recipient(), [opening()], total=1, see_all_url="http://x", period="daily", digest_key="d"
+    )
+    message = parse(sent)
+    assert message["Subject"] == "1 new opening for you today"
+    text, _ = bodies(message)
+    assert "See all" not in text
+
+
+def test_welcome_with_and_without_matches(composer: EmailComposer) -> None:
+    with_matches = parse(
+        composer.welcome(recipient(), [opening(1), opening(2)], total=2, see_all_url="http://x")
+    )
+    assert with_matches["Subject"] == "Welcome to HWcollab Opportunities"
+    assert with_matches["X-HWcollab-Opening-Ids"] == "op-1, op-2" or with_matches[
+        "X-HWcollab-Opening-Ids"
+    ] == ("op-1,op-2")
+    text, _ = bodies(with_matches)
+    assert "2 openings match your preferences today:" in text
+
+    empty = parse(composer.welcome(recipient(), [], total=0, see_all_url="http://x"))
+    assert empty["X-HWcollab-Opening-Ids"] is None
+    text, html = bodies(empty)
+    assert "Nothing matches right now" in text
+    assert "Nothing matches right now" in html
+
+
+def test_confirmation_is_transactional(composer: EmailComposer) -> None:
+    url = "http://subs.example:8001/confirm?token=abc"
+    sent = composer.confirmation(
+        subscriber_id="sub-9", email="new@example.org", first_name=None, confirm_url=url
+    )
+    message = parse(sent)
+    assert message["List-Unsubscribe"] is None
+    assert message["List-Unsubscribe-Post"] is None
+    assert message["Subject"] == "Please confirm your HWcollab Opportunities subscription"
+    assert sent.kind == "confirmation"
+    assert sent.subscriber_id == "sub-9"
+    text, html = bodies(message)
+    assert url in text
+    assert f'href="{url}"' in html
+    assert "100 Main Street, Worcester, MA 01608" in text
+    assert "100 Main Street, Worcester, MA 01608" in html
+
+
+@pytest.mark.parametrize("already_subscribed", [True, False])
+def test_manage_link_email(composer: EmailComposer, already_subscribed: bool) -> None:
+    url = "http://subs.example:8001/preferences?token=m"
+    sent = composer.manage_link(
+        subscriber_id="sub-1",
+        email="pat@example.org",
+        first_name="Pat",
+        manage_url=url,
+        already_subscribed=already_subscribed,
+    )
+    message = parse(sent)
+    assert message["List-Unsubscribe"] is None
+    text, _ = bodies(message)
+    assert url in text
+    assert ("already subscribed" in text) is already_subscribed
+    assert "100 Main Street" in text
+
+
+def test_bulletin_markdown_is_rendered_and_sanitized(composer: EmailComposer) -> None:
+    markdown = (
+        "# Care management careers\n\nRead **this** [guide](https://hwcollab.example/guide).\n\n"
+        "<script>alert(1)</script>\n\n[bad](javascript:alert(1))"
+    )
+    sent = composer.bulletin(
+        recipient(), bulletin_id="b-7", subject="Career news", body_markdown=markdown
+    )
+    message = parse(sent)
+    assert message["List-Unsubscribe"] is not None
+    text, html = bodies(message)
+    assert "<h1>Care management careers</h1>" in html
+    assert "<strong>this</strong>" in html
+    assert '<a href="https://hwcollab.example/guide"' in html
+    assert "<script>" not in html
+    assert 'href="javascript:' not in html
+    assert "# Care management careers" in text
+    assert "Unsubscribe: http://subs.example:8001/unsubscribe?token=UNSUB" in text
