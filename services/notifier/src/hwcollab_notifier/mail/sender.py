@@ -95,7 +95,8 @@ class SmtpSender:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._slots = [_Slot() for _ in range(pool_size)]
-        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        # Last in, first out: a light load keeps reusing the warmest connections.
+        self._idle: asyncio.LifoQueue[_Slot] = asyncio.LifoQueue()
         for slot in self._slots:
             self._idle.put_nowait(slot)
         self.connections_opened = 0
@@ -146,7 +147,7 @@ class SmtpSender:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts - 1),
             wait=wait_exponential_jitter(
-                initial=2 * self._backoff_base, max=self._backoff_max, jitter=self._backoff_base
+                multiplier=2 * self._backoff_base, max=self._backoff_max, jitter=self._backoff_base
             ),
             retry=retry_if_exception_type(_RetryableError),
             before_sleep=lambda _state: SMTP_RETRIES.inc(),

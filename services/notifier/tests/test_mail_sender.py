@@ -1,0 +1,274 @@
+"""SmtpSender against a real aiosmtpd server running in this process (its own thread and loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.policy import default
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from hwcollab_notifier.mail.composer import OutgoingEmail
+from hwcollab_notifier.mail.sender import SmtpSender
+
+pytestmark = pytest.mark.integration
+
+
+class RecordingHandler:
+    """Keeps every accepted message; ``plan[rcpt]`` scripts the replies to DATA for a recipient
+    ("451 …", "550 …", or "drop" to close the connection without replying)."""
+
+    def __init__(self) -> None:
+        self.accepted: list[Envelope] = []
+        self.data_attempts: dict[str, int] = {}
+        self.plan: dict[str, list[str]] = {}
+
+    async def handle_DATA(  # noqa: N802 (the name aiosmtpd calls)
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        rcpt = envelope.rcpt_tos[0]
+        self.data_attempts[rcpt] = self.data_attempts.get(rcpt, 0) + 1
+        script = self.plan.get(rcpt)
+        if script:
+            action = script.pop(0)
+            if action == "drop":
+                assert server.transport is not None
+                server.transport.abort()
+                return "421 gone"
+            return action
+        self.accepted.append(envelope)
+        return "250 OK queued"
+
+
+class CountingController(Controller):  # type: ignore[misc]
+    def __init__(self, handler: RecordingHandler, *, port: int) -> None:
+        super().__init__(handler, hostname="127.0.0.1", port=port)
+        self.opened = 0
+        self.live: set[SMTP] = set()
+
+    def factory(self) -> SMTP:
+        controller = self
+
+        class CountingSMTP(SMTP):  # type: ignore[misc]
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                controller.opened += 1
+                controller.live.add(self)
+                super().connection_made(transport)
+
+            def connection_lost(self, error: Exception | None) -> None:
+                controller.live.discard(self)
+                super().connection_lost(error)
+
+        return CountingSMTP(self.handler, **self.SMTP_kwargs)
+
+    def drop_all(self) -> None:
+        """Close every open connection from the server side (an idle timeout, a restart)."""
+
+        async def drop() -> None:
+            for server in list(self.live):
+                if server.transport is not None:
+                    server.transport.abort()
+
+        asyncio.run_coroutine_threadsafe(drop(), self.loop).result(timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached before the deadline")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[CountingController]:
+    controller = CountingController(RecordingHandler(), port=free_port())
+    controller.start()
+    # start() proves the server is up by connecting once; count only the sender's connections.
+    wait_until(lambda: not controller.live)
+    controller.opened = 0
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+def handler_of(server: CountingController) -> RecordingHandler:
+    handler: RecordingHandler = server.handler
+    return handler
+
+
+def sender_for(server: CountingController, **options: Any) -> SmtpSender:
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "mail_from_address": "opportunities@hwcollab.example",
+        "pool_size": 2,
+        "max_attempts": 4,
+        "backoff_base": 0.01,
+        "backoff_max": 0.05,
+        "timeout": 5.0,
+    }
+    settings.update(options)
+    return SmtpSender(**settings)
+
+
+def outgoing(n: int, to: str = "") -> OutgoingEmail:
+    to = to or f"reader{n}@example.org"
+    message_id = f"<immediate.{n}@hwcollab.example>"
+    data = (
+        f"From: opportunities@hwcollab.example\r\nTo: {to}\r\nSubject: Opening {n}\r\n"
+        f"Message-ID: {message_id}\r\n\r\nBody {n}\r\n.starts with a dot\r\n"
+    ).encode()
+    return OutgoingEmail(
+        message_id=message_id,
+        to=to,
+        subject=f"Opening {n}",
+        kind="immediate",
+        opening_ids=(f"op-{n}",),
+        subscriber_id=f"sub-{n}",
+        data=data,
+    )
+
+
+async def test_sends_and_the_server_receives_the_message(smtp_server: CountingController) -> None:
+    sender = sender_for(smtp_server)
+    outcome = await sender.send(outgoing(1))
+    await sender.close()
+
+    assert outcome.status == "sent"
+    assert outcome.code == 250
+    (envelope,) = handler_of(smtp_server).accepted
+    assert envelope.mail_from == "opportunities@hwcollab.example"
+    assert envelope.rcpt_tos == ["reader1@example.org"]
+    assert isinstance(envelope.content, bytes)
+    message = message_from_bytes(envelope.content, policy=default)
+    assert message["Message-ID"] == "<immediate.1@hwcollab.example>"
+    assert ".starts with a dot" in message.get_content()
+
+
+async def test_pool_reuses_its_connections(smtp_server: CountingController) -> None:
+    sender = sender_for(smtp_server, pool_size=3)
+    outcomes = await asyncio.gather(*(sender.send(outgoing(n)) for n in range(24)))
+    outcomes += [await sender.send(outgoing(n)) for n in range(24, 30)]
+
+    assert {o.status for o in outcomes} == {"sent"}
+    assert len(handler_of(smtp_server).accepted) == 30
+    assert smtp_server.opened <= 3
+    assert sender.connections_opened == smtp_server.opened
+    await sender.close()
+    wait_until(lambda: not smtp_server.live)
+
+
+async def test_start_opens_the_whole_pool_and_close_quits_it(
+    smtp_server: CountingController,
+) -> None:
+    sender = sender_for(smtp_server, pool_size=4)
+    await sender.start()
+    wait_until(lambda: len(smtp_server.live) == 4)
+    await sender.close()
+    wait_until(lambda: not smtp_server.live)
+
+
+async def test_451_is_retried_until_it_succeeds(smtp_server: CountingController) -> None:
+    handler = handler_of(smtp_server)
+    handler.plan["busy@example.org"] = ["451 4.3.0 try later", "451 4.3.0 try later"]
+    sender = sender_for(smtp_server)
+
+    outcome = await sender.send(outgoing(1, to="busy@example.org"))
+    await sender.close()
+
+    assert outcome.status == "sent"
+    assert handler.data_attempts["busy@example.org"] == 3
+    assert [e.rcpt_tos for e in handler.accepted] == [["busy@example.org"]]
+
+
+async def test_retries_run_out_as_a_transient_failure(smtp_server: CountingController) -> None:
+    handler = handler_of(smtp_server)
+    handler.plan["full@example.org"] = ["452 4.2.2 mailbox full"] * 10
+    sender = sender_for(smtp_server, max_attempts=3)
+
+    outcome = await sender.send(outgoing(1, to="full@example.org"))
+    await sender.close()
+
+    assert outcome.status == "transient_failure"
+    assert outcome.code == 452
+    assert "mailbox full" in outcome.detail
+    assert handler.data_attempts["full@example.org"] == 3
+    assert handler.accepted == []
+
+
+async def test_550_is_a_permanent_failure_without_retry(smtp_server: CountingController) -> None:
+    handler = handler_of(smtp_server)
+    handler.plan["gone@example.org"] = ["550 5.1.1 no such user"]
+    sender = sender_for(smtp_server)
+
+    outcome = await sender.send(outgoing(1, to="gone@example.org"))
+    after = await sender.send(outgoing(2))
+    await sender.close()
+
+    assert outcome.status == "permanent_failure"
+    assert outcome.code == 550
+    assert "no such user" in outcome.detail
+    assert handler.data_attempts["gone@example.org"] == 1
+    # The connection stays usable for the next message.
+    assert after.status == "sent"
+    assert smtp_server.opened == 1
+
+
+async def test_connection_dropped_mid_message_reconnects(smtp_server: CountingController) -> None:
+    handler = handler_of(smtp_server)
+    handler.plan["flaky@example.org"] = ["drop"]
+    sender = sender_for(smtp_server, pool_size=1)
+
+    outcome = await sender.send(outgoing(1, to="flaky@example.org"))
+    await sender.close()
+
+    assert outcome.status == "sent"
+    assert handler.data_attempts["flaky@example.org"] == 2
+    assert smtp_server.opened == 2
+
+
+async def test_connections_closed_by_the_server_while_idle_are_reopened(
+    smtp_server: CountingController,
+) -> None:
+    sender = sender_for(smtp_server, pool_size=2, idle_check_after=0.0)
+    first = await asyncio.gather(sender.send(outgoing(1)), sender.send(outgoing(2)))
+    smtp_server.drop_all()
+    wait_until(lambda: not smtp_server.live)
+
+    again = await asyncio.gather(*(sender.send(outgoing(n)) for n in range(3, 7)))
+    await sender.close()
+
+    assert {o.status for o in (*first, *again)} == {"sent"}
+    assert len(handler_of(smtp_server).accepted) == 6
+    assert smtp_server.opened >= 3
+
+
+async def test_unreachable_server_is_a_transient_failure() -> None:
+    sender = SmtpSender(
+        host="127.0.0.1",
+        port=free_port(),
+        mail_from_address="opportunities@hwcollab.example",
+        max_attempts=2,
+        backoff_base=0.01,
+        timeout=2.0,
+    )
+    outcome = await sender.send(outgoing(1))
+    await sender.close()
+
+    assert outcome.status == "transient_failure"
+    assert "cannot connect" in outcome.detail
