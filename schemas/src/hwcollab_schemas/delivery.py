@@ -1,0 +1,35 @@
+"""The notifier's internal work item on ``DELIVERY_TOPIC``: "deliver this to that subscriber".
+
+Not an event of SPEC section 5: only the notifier produces and consumes it, keyed by subscriber id
+so that one subscriber's jobs stay ordered on one partition and spread over the delivery group.
+The ledger in the notifier's database is the source of truth; a job only says where to look.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+DeliveryKind = Literal["immediate", "welcome", "bulletin"]
+
+
+class DeliveryJob(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    job_id: UUID = Field(default_factory=uuid4)
+    kind: DeliveryKind
+    subscriber_id: Annotated[str, Field(min_length=1, max_length=64)]
+    opening_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The opening of an ``immediate`` job."""
+    bulletin_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The bulletin of a ``bulletin`` job."""
+    created_at: AwareDatetime
+
+    @property
+    def key(self) -> bytes:
+        return self.subscriber_id.encode()
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()

@@ -1,0 +1,374 @@
+"""Use cases driven by events: keep the read model, announce openings, request welcome emails,
+and mail the confirmation and manage links the subscriber service asks for."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from hwcollab_common.consuming import apply_once
+from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_notifier import metrics
+from hwcollab_notifier.delivery import Postman
+from hwcollab_notifier.domain import (
+    announceable,
+    criteria_of,
+    hash_id,
+    opening_criteria,
+    pair_key,
+)
+from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
+from hwcollab_notifier.jobs import JobQueue
+from hwcollab_notifier.mail import EmailComposer
+from hwcollab_notifier.matching.reference import matches
+from hwcollab_notifier.repository import Channel, NotifierRepository
+from hwcollab_schemas import Event
+from hwcollab_schemas.delivery import DeliveryJob
+from hwcollab_schemas.events import (
+    EmployerApproved,
+    EmployerRegistered,
+    EmployerUpdated,
+    OpeningClosed,
+    OpeningDetails,
+    OpeningPosted,
+    OpeningUpdated,
+    SubscriberConfirmationRequested,
+    SubscriberDeleted,
+    SubscriberManageLinkRequested,
+    SubscriberProfile,
+    SubscriberRegistered,
+    SubscriberUnsubscribed,
+    SubscriberUpdated,
+)
+
+log = logging.getLogger(__name__)
+FREQUENCY_CHANNEL: dict[str, Channel] = {
+    "immediate": "immediate",
+    "daily": "digest",
+    "weekly": "digest",
+}
+
+
+def ledger_row(
+    *, subscriber_id: str, opening_id: str, channel: Channel, now: datetime
+) -> dict[str, object]:
+    return {
+        "_id": pair_key(subscriber_id, opening_id),
+        "subscriber_id": subscriber_id,
+        "subscriber_hash": hash_id(subscriber_id),
+        "opening_id": opening_id,
+        "channel": channel,
+        "status": "pending",
+        "matched_at": now,
+        "updated_at": now,
+        "attempts": 0,
+    }
+
+
+class Announcer:
+    """Matches an announceable opening and records one ledger row per new pair."""
+
+    def __init__(
+        self,
+        *,
+        runtime: ServiceRuntime,
+        repository: NotifierRepository,
+        index: ReplicaIndex,
+        jobs: JobQueue,
+    ) -> None:
+        self._runtime = runtime
+        self._repo = repository
+        self._index = index
+        self._jobs = jobs
+
+    async def live_opening(self, opening_id: str) -> tuple[OpeningDetails, int] | None:
+        doc = await self._repo.opening(opening_id)
+        if doc is None or "details" not in doc or doc.get("status") != "open":
+            return None
+        details = OpeningDetails.model_validate(doc["details"])
+        employer = await self._repo.employer(details.employer_id)
+        status = employer.get("status") if employer else None
+        if not announceable(details, employer_status=status, now=self._runtime.clock.now()):
+            return None
+        return details, int(doc.get("announced_version") or 0)
+
+    async def announce(self, opening_id: str) -> int:
+        """Record and enqueue every new match of the opening; the number of new pairs.
+
+        Runs again on each newer version (an edit may reach new people); pairs that exist are
+        skipped by the ledger's unique key, so nobody hears of an opening twice.
+        """
+        found = await self.live_opening(opening_id)
+        if found is None:
+            return 0
+        details, announced_version = found
+        if announced_version >= details.version:
+            return 0
+        started = time.perf_counter()
+        result = self._index.match(opening_criteria(details))
+        metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
+        ids = result.subscriber_ids()
+        now = self._runtime.clock.now()
+        rows = []
+        for chunk in range(0, len(ids), 1000):
+            async for doc in self._repo.subscribers.find(
+                {"_id": {"$in": ids[chunk : chunk + 1000]}, "status": "active"},
+                {"frequency": 1},
+            ):
+                channel = FREQUENCY_CHANNEL.get(doc.get("frequency", "immediate"), "immediate")
+                rows.append(
+                    ledger_row(
+                        subscriber_id=doc["_id"], opening_id=opening_id, channel=channel, now=now
+                    )
+                )
+        inserted = set(await self._repo.add_pairs(rows))
+        fresh = [row for row in rows if row["_id"] in inserted]
+        jobs = [
+            DeliveryJob(
+                kind="immediate",
+                subscriber_id=str(row["subscriber_id"]),
+                opening_id=opening_id,
+                created_at=now,
+            )
+            for row in fresh
+            if row["channel"] == "immediate"
+        ]
+        await self._jobs.put(jobs)
+        for channel in ("immediate", "digest"):
+            metrics.MATCHES.labels(channel).inc(sum(1 for r in fresh if r["channel"] == channel))
+        await self._repo.mark_announced(opening_id, version=details.version, now=now)
+        log.info(
+            "opening %s matched %d subscribers, %d new pairs", opening_id, len(ids), len(fresh)
+        )
+        return len(fresh)
+
+    async def welcome_matches(self, profile: SubscriberProfile) -> list[str]:
+        """Record the open openings that already match a new subscriber as welcome pairs."""
+        criteria = criteria_of(profile)
+        now = self._runtime.clock.now()
+        rows = []
+        employers: dict[str, str | None] = {}
+        async for doc in self._repo.open_openings():
+            details = OpeningDetails.model_validate(doc["details"])
+            if details.employer_id not in employers:
+                employer = await self._repo.employer(details.employer_id)
+                employers[details.employer_id] = employer.get("status") if employer else None
+            status = employers[details.employer_id]
+            if announceable(details, employer_status=status, now=now) and matches(
+                criteria, opening_criteria(details)
+            ):
+                rows.append(
+                    ledger_row(
+                        subscriber_id=profile.subscriber_id,
+                        opening_id=details.opening_id,
+                        channel="welcome",
+                        now=now,
+                    )
+                )
+        return await self._repo.add_pairs(rows)
+
+
+class ReadModel:
+    """Applies subscriber, employer and opening events once each, newest version wins."""
+
+    def __init__(
+        self,
+        *,
+        runtime: ServiceRuntime,
+        repository: NotifierRepository,
+        index: ReplicaIndex,
+        announcer: Announcer,
+        jobs: JobQueue,
+        composer: EmailComposer,
+        postman: Postman,
+    ) -> None:
+        self._runtime = runtime
+        self._repo = repository
+        self._index = index
+        self._announcer = announcer
+        self._jobs = jobs
+        self._composer = composer
+        self._postman = postman
+
+    async def _once(self, event: Event, work: object) -> bool:
+        return await apply_once(self._runtime.mongo, self._runtime.processed, event, work)  # type: ignore[arg-type]
+
+    # --- subscribers --------------------------------------------------------------------------
+
+    async def on_subscriber(self, event: Event) -> None:
+        if isinstance(event, SubscriberRegistered | SubscriberUpdated):
+            await self._profile(
+                event.payload, registered=isinstance(event, SubscriberRegistered), event=event
+            )
+        elif isinstance(event, SubscriberUnsubscribed):
+            await self._status(
+                event, event.payload.subscriber_id, event.payload.version, "unsubscribed"
+            )
+        elif isinstance(event, SubscriberDeleted):
+            await self._status(event, event.payload.subscriber_id, event.payload.version, "deleted")
+        elif isinstance(event, SubscriberConfirmationRequested):
+            p = event.payload
+            await self._postman.send(
+                self._composer.confirmation(
+                    subscriber_id=p.subscriber_id,
+                    email=p.email,
+                    first_name=p.first_name,
+                    confirm_url=p.confirm_url,
+                )
+            )
+        elif isinstance(event, SubscriberManageLinkRequested):
+            m = event.payload
+            await self._postman.send(
+                self._composer.manage_link(
+                    subscriber_id=m.subscriber_id,
+                    email=m.email,
+                    first_name=m.first_name,
+                    manage_url=m.manage_url,
+                    already_subscribed=m.reason == "already_subscribed",
+                )
+            )
+
+    async def _profile(self, profile: SubscriberProfile, *, registered: bool, event: Event) -> None:
+        now = self._runtime.clock.now()
+        outcome: dict[str, bool] = {}
+
+        async def work(session: AsyncClientSession) -> None:
+            previous = await self._repo.subscriber(profile.subscriber_id, session=session)
+            if previous is not None and previous["version"] >= profile.version:
+                return
+            welcome = (
+                registered
+                and profile.status == "active"
+                and (previous is None or not previous.get("welcomed_at"))
+            )
+            await self._repo.save_subscriber(
+                profile, now=now, welcome_pending=True if welcome else None, session=session
+            )
+            was_digest = previous is not None and previous.get("frequency") in ("daily", "weekly")
+            if was_digest and profile.frequency == "immediate":
+                await self._repo.switch_to_immediate(
+                    profile.subscriber_id, now=now, session=session
+                )
+                outcome["switched"] = True
+            if profile.status == "bounced":
+                await self._repo.drop_open_rows(
+                    profile.subscriber_id, reason="bounced", now=now, session=session
+                )
+            outcome["applied"] = True
+            outcome["welcome"] = welcome
+
+        await self._once(event, work)
+        if not outcome.get("applied"):
+            return
+        self._index.apply(
+            IndexChange(
+                profile.subscriber_id,
+                profile.version,
+                profile if profile.status == "active" else None,
+            )
+        )
+        jobs: list[DeliveryJob] = []
+        if outcome.get("welcome"):
+            jobs.append(
+                DeliveryJob(kind="welcome", subscriber_id=profile.subscriber_id, created_at=now)
+            )
+        if outcome.get("switched"):
+            rows = await self._repo.rows_of(profile.subscriber_id, channel="immediate")
+            jobs.extend(
+                DeliveryJob(
+                    kind="immediate",
+                    subscriber_id=profile.subscriber_id,
+                    opening_id=row["opening_id"],
+                    created_at=now,
+                )
+                for row in rows
+            )
+        await self._jobs.put(jobs)
+
+    async def _status(self, event: Event, subscriber_id: str, version: int, status: str) -> None:
+        now = self._runtime.clock.now()
+        applied: list[bool] = []
+
+        async def work(session: AsyncClientSession) -> None:
+            current = await self._repo.subscriber_version(subscriber_id, session=session)
+            if current >= version:
+                return
+            if status == "deleted":
+                await self._repo.erase_subscriber(
+                    subscriber_id, version=version, now=now, session=session
+                )
+            else:
+                await self._repo.set_subscriber_status(
+                    subscriber_id, version=version, status=status, now=now, session=session
+                )
+                await self._repo.drop_open_rows(
+                    subscriber_id, reason=status, now=now, session=session
+                )
+            applied.append(True)
+
+        await self._once(event, work)
+        if applied:
+            self._index.apply(IndexChange(subscriber_id, version, None))
+
+    # --- employers and openings ---------------------------------------------------------------
+
+    async def on_employer(self, event: Event) -> None:
+        if not isinstance(event, EmployerRegistered | EmployerUpdated | EmployerApproved):
+            return
+        profile = event.payload
+        now = self._runtime.clock.now()
+
+        async def work(session: AsyncClientSession) -> None:
+            await self._repo.save_employer(profile, now=now, session=session)
+
+        await self._once(event, work)
+        if profile.status == "approved":
+            # the openings may have arrived approved before the employer did
+            async for doc in self._repo.openings_of(profile.employer_id):
+                await self._announcer.announce(str(doc["_id"]))
+
+    async def on_opening(self, event: Event) -> None:
+        now = self._runtime.clock.now()
+        if isinstance(event, OpeningPosted | OpeningUpdated):
+            details = event.payload
+
+            async def save(session: AsyncClientSession) -> None:
+                current = await self._repo.opening_version(details.opening_id, session=session)
+                if current < details.version:
+                    await self._repo.save_opening(details, now=now, session=session)
+
+            await self._once(event, save)
+            # Also on a repeated event: a crash may have come between saving and announcing.
+            await self._announcer.announce(details.opening_id)
+        elif isinstance(event, OpeningClosed):
+            closed = event.payload
+
+            async def close(session: AsyncClientSession) -> None:
+                current = await self._repo.opening_version(closed.opening_id, session=session)
+                if current < closed.version:
+                    await self._repo.close_opening(
+                        closed.opening_id,
+                        employer_id=closed.employer_id,
+                        version=closed.version,
+                        closed_at=closed.closed_at,
+                        session=session,
+                    )
+
+            await self._once(event, close)
+
+
+def pending_jobs(rows: Sequence[dict[str, object]], *, now: datetime) -> list[DeliveryJob]:
+    return [
+        DeliveryJob(
+            kind="immediate",
+            subscriber_id=str(row["subscriber_id"]),
+            opening_id=str(row["opening_id"]),
+            created_at=now,
+        )
+        for row in rows
+        if row.get("subscriber_id")
+    ]

@@ -1,0 +1,35 @@
+"""Putting delivery jobs on the internal topic, keyed by subscriber id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from faststream.kafka import KafkaBroker
+
+from hwcollab_schemas.delivery import DeliveryJob
+from hwcollab_schemas.topics import DELIVERY_TOPIC
+
+
+class JobQueue(Protocol):
+    async def put(self, jobs: Sequence[DeliveryJob]) -> None: ...
+
+
+class KafkaJobQueue:
+    """Publishes jobs straight to Kafka (not through the outbox): the ledger rows they point to are
+    the source of truth, and the sweeper publishes again any row left pending too long."""
+
+    def __init__(self, broker: KafkaBroker, *, batch: int = 500) -> None:
+        self._broker = broker
+        self._batch = batch
+
+    async def put(self, jobs: Sequence[DeliveryJob]) -> None:
+        for start in range(0, len(jobs), self._batch):
+            futures: list[asyncio.Future[object]] = [
+                await self._broker.publish(
+                    job.to_bytes(), DELIVERY_TOPIC, key=job.key, no_confirm=True
+                )
+                for job in jobs[start : start + self._batch]
+            ]
+            await asyncio.gather(*futures)

@@ -1,0 +1,54 @@
+"""The notifier's configuration (SPEC section 8); the only place it reads the environment."""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+
+from pydantic import Field, SecretStr
+
+from hwcollab_common.settings import DEV_POSTAL_ADDRESS, ServiceSettings
+
+
+class Settings(ServiceSettings):
+    mongodb_database: str = "hwcollab_notifier"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_pool_size: int = Field(default=4, ge=1, le=64)
+    smtp_max_attempts: int = Field(default=5, ge=1, le=20)
+    smtp_backoff_base_seconds: float = Field(default=0.2, gt=0)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    mail_from: str = "HWcollab Opportunities <opportunities@hwcollab.example>"
+    postal_address: str = DEV_POSTAL_ADDRESS
+    list_id: str = "HWcollab Opportunities <opportunities.hwcollab.example>"
+    message_id_domain: str = "hwcollab.example"
+
+    digest_max_items: int = Field(default=25, ge=1, le=100)
+    digest_interval_seconds: float = Field(default=60.0, gt=0)
+    """How often each replica looks for digests that are due."""
+    delivery_max_attempts: int = Field(default=5, ge=1, le=50)
+    """Send attempts (each with the sender's own retries) before a job is given up."""
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    sweep_stale_seconds: float = Field(default=60.0, gt=0)
+    """A pending delivery older than this is published again by the sweeper."""
+    index_refresh_seconds: float = Field(default=5.0, gt=0)
+    """How often each replica folds read-model changes into its match index (catch-up path)."""
+    send_lease_seconds: float = Field(default=120.0, gt=0)
+    """How long a sender holds a Message-ID before another may try it (longer than SMTP retries)."""
+    delivery_concurrency: int = Field(default=4, ge=1, le=64)
+    lag_sample_seconds: float = Field(default=15.0, gt=0)
+
+    @property
+    def mail_from_address(self) -> str:
+        return parseaddr(self.mail_from)[1]
+
+    def production_problems(self) -> list[str]:
+        problems = []
+        if self.postal_address.strip() == DEV_POSTAL_ADDRESS or not self.postal_address.strip():
+            problems.append("POSTAL_ADDRESS must be the sender's real postal address (CAN-SPAM)")
+        if "@" not in self.mail_from_address:
+            problems.append("MAIL_FROM must contain an email address")
+        return problems
