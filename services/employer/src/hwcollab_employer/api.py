@@ -1,0 +1,332 @@
+"""JSON API of the employer service (SPEC section 6): thin — parse, call the service, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi.exceptions import HTTPException
+from pydantic import BaseModel, Field
+
+from hwcollab_common.ratelimit import client_ip
+from hwcollab_employer.commands import (
+    Credentials,
+    EmployerSignup,
+    OpeningFields,
+    OpeningPatch,
+    ProfilePatch,
+)
+from hwcollab_employer.context import Context
+from hwcollab_employer.domain import NotFoundError, normalize_email
+from hwcollab_employer.listing import SearchParameters, board_query, directory_query
+from hwcollab_employer.resources import (
+    AccessToken,
+    ApiKeyOut,
+    DirectoryPage,
+    EmployerMe,
+    EmployerPublic,
+    NewApiKeyOut,
+    OpeningOut,
+    OpeningsPage,
+    OpeningStatsOut,
+    OwnOpening,
+    Registered,
+    RoleSuggestion,
+)
+from hwcollab_employer.security import constant_time_equal
+from hwcollab_schemas import taxonomy
+
+LOGIN_FAILED = "Incorrect email or password."
+UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
+
+router = APIRouter(prefix="/api")
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def current_employer_id(
+    context: Context, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """The employer a bearer access token or API key belongs to; 401 otherwise."""
+    token = _bearer(authorization)
+    employer_id: str | None = None
+    if token:
+        employer_id = context.tokens.access_token_subject(token)
+        if employer_id is None:
+            employer_id = await context.service.employer_of_api_key(token)
+    if employer_id is None:
+        raise HTTPException(401, "Not signed in or the token has expired.", UNAUTHENTICATED)
+    return employer_id
+
+
+def require_admin(context: Context, authorization: Annotated[str | None, Header()] = None) -> None:
+    token = _bearer(authorization)
+    expected = context.settings.admin_token.get_secret_value()
+    if token is None or not constant_time_equal(token, expected):
+        raise HTTPException(401, "An operator token is required.", UNAUTHENTICATED)
+
+
+EmployerId = Annotated[str, Depends(current_employer_id)]
+OpeningId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _limit_writes(context: Context, request: Request) -> None:
+    context.limiter.hit(context.settings.write_rate_limit, "write", client_ip(request))
+
+
+LimitedWrite = Depends(_limit_writes)
+
+
+# --- taxonomy ------------------------------------------------------------------------------------
+
+
+@router.get("/taxonomy", tags=["taxonomy"], summary="Roles, families, settings, credentials, …")
+async def get_taxonomy() -> dict[str, Any]:
+    return taxonomy.taxonomy_document()
+
+
+@router.get("/taxonomy/suggest", tags=["taxonomy"], summary="The canonical role for a job title")
+async def suggest(
+    title: Annotated[str, Query(max_length=200, examples=["RN Care Manager - Health Home"])],
+) -> RoleSuggestion:
+    code = taxonomy.suggest_role(title)
+    return RoleSuggestion(role=code, title=taxonomy.ROLES[code].title if code else None)
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+SIGNUP_EXAMPLE = {
+    "organization_name": "Central Mass Care Partners",
+    "contact_email": "hr@cmcp.example",
+    "password": "a long passphrase here",
+    "website": "https://cmcp.example",
+    "description": "Community care coordination across Worcester County.",
+    "phone": "508-555-0100",
+    "address": {"street": "1 Main St", "city": "Worcester", "state": "MA", "zip": "01608"},
+    "settings": ["medical", "social_service"],
+}
+
+
+@router.post("/employers", status_code=201, tags=["accounts"], summary="Create an employer account")
+async def register(
+    context: Context,
+    request: Request,
+    signup: Annotated[EmployerSignup, Body(openapi_examples={"signup": {"value": SIGNUP_EXAMPLE}})],
+) -> Registered:
+    context.limiter.hit(context.settings.signup_rate_limit, "signup", client_ip(request))
+    employer = await context.service.register(signup)
+    return Registered(employer_id=employer.employer_id, status=employer.status)
+
+
+@router.post("/auth/token", tags=["accounts"], summary="Sign in: a bearer token for the API")
+async def token(context: Context, request: Request, credentials: Credentials) -> AccessToken:
+    limit = context.settings.login_rate_limit
+    context.limiter.hit(limit, "login-ip", client_ip(request))
+    context.limiter.hit(limit, "login-email", normalize_email(credentials.email))
+    employer = await context.service.authenticate(credentials.email, credentials.password)
+    if employer is None:
+        raise HTTPException(401, LOGIN_FAILED, UNAUTHENTICATED)
+    return AccessToken(
+        access_token=context.tokens.issue_access_token(employer.employer_id),
+        expires_in=int(context.tokens.access_ttl.total_seconds()),
+    )
+
+
+@router.get("/employers/me", tags=["accounts"], summary="Your organization's profile")
+async def me(context: Context, employer_id: EmployerId) -> EmployerMe:
+    return EmployerMe.of(await context.service.employer(employer_id))
+
+
+@router.patch("/employers/me", tags=["accounts"], summary="Change your profile")
+async def patch_me(
+    context: Context, employer_id: EmployerId, patch: ProfilePatch, _: None = LimitedWrite
+) -> EmployerMe:
+    return EmployerMe.of(await context.service.update_profile(employer_id, patch))
+
+
+class ApiKeyRequest(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=100)] = "integration"
+
+
+@router.post(
+    "/employers/me/api-keys", status_code=201, tags=["accounts"], summary="Create an API key"
+)
+async def create_api_key(
+    context: Context,
+    employer_id: EmployerId,
+    body: Annotated[ApiKeyRequest | None, Body()] = None,
+    _: None = LimitedWrite,
+) -> NewApiKeyOut:
+    """The key is shown only in this answer; it is stored hashed. Use it as a bearer token."""
+    name = (body or ApiKeyRequest()).name
+    key = await context.service.create_api_key(employer_id, name=name)
+    return NewApiKeyOut(api_key=key.secret, key_id=key.key_id, name=name)
+
+
+@router.get("/employers/me/api-keys", tags=["accounts"], summary="Your API keys (never the secret)")
+async def list_api_keys(context: Context, employer_id: EmployerId) -> list[ApiKeyOut]:
+    return [ApiKeyOut.of(record) for record in await context.service.api_keys(employer_id)]
+
+
+@router.delete(
+    "/employers/me/api-keys/{key_id}", status_code=204, tags=["accounts"], summary="Revoke a key"
+)
+async def revoke_api_key(
+    context: Context, employer_id: EmployerId, key_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    await context.service.revoke_api_key(employer_id, key_id)
+    return Response(status_code=204)
+
+
+@router.get("/employers/me/openings", tags=["openings"], summary="All your openings, newest first")
+async def my_openings(context: Context, employer_id: EmployerId) -> list[OwnOpening]:
+    base = context.settings.employer_public_url
+    return [
+        OwnOpening.own(opening, base_url=base)
+        for opening in await context.service.own_openings(employer_id)
+    ]
+
+
+@router.get("/employers/{employer_id}", tags=["directory"], summary="An approved employer")
+async def public_employer(
+    context: Context, employer_id: Annotated[str, Path(max_length=64)]
+) -> EmployerPublic:
+    employer = await context.service.employer(employer_id)
+    if not employer.approved:
+        raise NotFoundError(employer_id)
+    return EmployerPublic.of(employer)
+
+
+# --- openings ------------------------------------------------------------------------------------
+
+OPENING_EXAMPLE = {
+    "title": "RN Care Manager - Health Home",
+    "role": "health_home_care_manager",
+    "setting": "medical",
+    "required_credentials": ["rn"],
+    "employment_type": "full_time",
+    "zip": "01608",
+    "pay_min": 38,
+    "pay_max": 46,
+    "pay_period": "hour",
+    "description": "Coordinate care for adults enrolled in our health home.",
+    "apply_url": "https://cmcp.example/jobs/42",
+}
+
+
+@router.post("/openings", status_code=201, tags=["openings"], summary="Post an opening")
+async def post_opening(
+    context: Context,
+    employer_id: EmployerId,
+    fields: Annotated[OpeningFields, Body(openapi_examples={"rn": {"value": OPENING_EXAMPLE}})],
+    _: None = LimitedWrite,
+) -> OwnOpening:
+    opening = await context.service.post_opening(employer_id, fields)
+    return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
+
+
+@router.get("/openings", tags=["openings"], summary="The job board: open openings, nearest first")
+async def list_openings(
+    context: Context,
+    zip: Annotated[str | None, Query(max_length=10, examples=["01608"])] = None,
+    radius_miles: Annotated[int | None, Query()] = None,
+    role: Annotated[str | None, Query(max_length=64)] = None,
+    setting: Annotated[str | None, Query(max_length=64)] = None,
+    remote: Annotated[bool | None, Query(description="include remote openings (default)")] = None,
+    page: Annotated[int | None, Query()] = None,
+    page_size: Annotated[int | None, Query()] = None,
+) -> OpeningsPage:
+    query = board_query(
+        SearchParameters(
+            zip=zip,
+            radius_miles=radius_miles,
+            role=role,
+            setting=setting,
+            remote=remote,
+            page=page,
+            page_size=page_size,
+        )
+    )
+    found = await context.service.repository.search_openings(query, now=context.clock.now())
+    return OpeningsPage.of(found, base_url=context.settings.employer_public_url)
+
+
+@router.get("/openings/{opening_id}", tags=["openings"], summary="One opening")
+async def get_opening(context: Context, opening_id: OpeningId) -> OpeningOut:
+    opening = await context.service.opening(opening_id)
+    return OpeningOut.of(opening, base_url=context.settings.employer_public_url)
+
+
+@router.patch("/openings/{opening_id}", tags=["openings"], summary="Edit your opening")
+async def patch_opening(
+    context: Context,
+    employer_id: EmployerId,
+    opening_id: OpeningId,
+    patch: OpeningPatch,
+    _: None = LimitedWrite,
+) -> OwnOpening:
+    opening = await context.service.edit_opening(employer_id, opening_id, patch)
+    return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
+
+
+@router.post("/openings/{opening_id}/close", tags=["openings"], summary="Close your opening")
+async def close_opening(
+    context: Context, employer_id: EmployerId, opening_id: OpeningId, _: None = LimitedWrite
+) -> OwnOpening:
+    opening = await context.service.close_opening(employer_id, opening_id)
+    return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
+
+
+@router.get("/openings/{opening_id}/stats", tags=["openings"], summary="Reach of your opening")
+async def opening_stats(
+    context: Context, employer_id: EmployerId, opening_id: OpeningId
+) -> OpeningStatsOut:
+    stats = await context.service.stats(employer_id, opening_id)
+    return OpeningStatsOut(opening_id=stats.opening_id, notified=stats.notified)
+
+
+# --- directory -----------------------------------------------------------------------------------
+
+
+@router.get("/directory", tags=["directory"], summary="Find a Local Employer: nearest first")
+async def directory(
+    context: Context,
+    zip: Annotated[str | None, Query(max_length=10, examples=["01608"])] = None,
+    radius_miles: Annotated[int | None, Query()] = None,
+    setting: Annotated[str | None, Query(max_length=64)] = None,
+    role: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    page: Annotated[int | None, Query()] = None,
+    page_size: Annotated[int | None, Query()] = None,
+) -> DirectoryPage:
+    query = directory_query(
+        SearchParameters(
+            zip=zip,
+            radius_miles=radius_miles,
+            setting=setting,
+            role=role,
+            text=q,
+            page=page,
+            page_size=page_size,
+        )
+    )
+    return DirectoryPage.of(await context.service.repository.search_employers(query))
+
+
+# --- operators -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/admin/employers/{employer_id}/approve",
+    tags=["operators"],
+    summary="Approve an employer (operators)",
+    dependencies=[Depends(require_admin)],
+)
+async def approve(context: Context, employer_id: Annotated[str, Path(max_length=64)]) -> Registered:
+    employer = await context.service.approve(employer_id)
+    return Registered(employer_id=employer.employer_id, status=employer.status)

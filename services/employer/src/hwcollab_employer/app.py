@@ -1,0 +1,105 @@
+"""The employer service application: wiring only; nothing runs at import time.
+
+Served with ``uvicorn --factory hwcollab_employer.app:create_app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import TypeVar
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from hwcollab_common.clock import Clock
+from hwcollab_common.consuming import apply_once
+from hwcollab_common.ops import configure_logging, install_http_basics, ops_router
+from hwcollab_common.ratelimit import RateLimiter
+from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_common.web import mount_static
+from hwcollab_employer import api, dashboard, errors, pages, web
+from hwcollab_employer.consumers import register_consumers
+from hwcollab_employer.context import EmployerContext
+from hwcollab_employer.expiry import ExpiryTask
+from hwcollab_employer.handlers import EmployerService
+from hwcollab_employer.ports import Tx
+from hwcollab_employer.repository import MongoEmployerRepository
+from hwcollab_employer.security import Passwords, TokenAuthority
+from hwcollab_employer.settings import Settings
+from hwcollab_schemas import Event
+
+T = TypeVar("T")
+
+NAME = "employer"
+
+
+class RuntimeUnitOfWork:
+    """Transactions of the service runtime: state change and outbox events together."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self._runtime = runtime
+
+    async def commit(self, work: Callable[[Tx], Awaitable[tuple[T, Sequence[Event]]]]) -> T:
+        return await self._runtime.commit(work)
+
+    async def apply_once(self, event: Event, work: Callable[[Tx], Awaitable[None]]) -> bool:
+        return await apply_once(self._runtime.mongo, self._runtime.processed, event, work)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(level=settings.log_level, json_logs=settings.log_json)
+    runtime = ServiceRuntime(settings, name=NAME, clock=clock)
+    repository = MongoEmployerRepository(runtime.db)
+    service = EmployerService(
+        repository=repository,
+        unit_of_work=RuntimeUnitOfWork(runtime),
+        clock=runtime.clock,
+        passwords=Passwords(),
+        auto_approve=settings.employer_approval == "auto",
+    )
+    tokens = TokenAuthority(
+        settings.employer_session_key.get_secret_value(),
+        clock=runtime.clock,
+        access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        session_ttl=timedelta(seconds=settings.session_ttl_seconds),
+    )
+    expiry = ExpiryTask(service, interval_seconds=settings.opening_expiry_interval_seconds)
+    register_consumers(runtime.broker, service)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await repository.ensure_indexes()
+        await runtime.start()
+        expiry.start()
+        try:
+            yield
+        finally:
+            await expiry.stop()
+            await runtime.stop()
+
+    app = FastAPI(
+        title="HWcollab employer service",
+        summary="Employer accounts, Find a Local Employer, openings and their reach.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.employer = EmployerContext(
+        settings=settings,
+        service=service,
+        tokens=tokens,
+        limiter=RateLimiter(),
+        clock=runtime.clock,
+    )
+    app.state.runtime = runtime
+    install_http_basics(app)
+    errors.install_error_handlers(app)
+    app.include_router(ops_router(runtime.readiness_checks()))
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(dashboard.router)
+    mount_static(app)
+    app.mount(web.STATIC_PATH, StaticFiles(directory=web.STATIC_DIR), name="employer_static")
+    return app

@@ -1,0 +1,332 @@
+"""Employers and their openings: plain data and the rules that change them. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from hwcollab_common.geo import ZipPlace
+from hwcollab_employer.commands import (
+    EmployerSignup,
+    OpeningFields,
+    ProfileFields,
+    expires_in_range,
+)
+from hwcollab_schemas.events import EmployerProfile, OpeningClosedPayload, OpeningDetails
+
+EmployerStatus = Literal["pending", "approved", "suspended"]
+OpeningStatus = Literal["open", "closed"]
+CloseReason = Literal["closed", "expired"]
+
+DEFAULT_OPENING_DAYS = 30
+MAX_OPENING_DAYS = 180
+
+
+class InvalidFieldsError(ValueError):
+    """Input that fails a rule needing more than the input itself (e.g. the time now)."""
+
+    def __init__(self, errors: dict[str, str], *, location: str = "body") -> None:
+        self.errors = errors
+        self.location = location
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+class NotFoundError(LookupError):
+    """No such employer or opening, or not one the caller may see."""
+
+
+class ForbiddenError(PermissionError):
+    """The caller is known but may not change this."""
+
+
+class ConflictError(ValueError):
+    """The change does not fit the current state (e.g. editing a closed opening)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    street: str | None
+    city: str
+    state: str
+    zip: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Employer:
+    employer_id: str
+    version: int
+    organization_name: str
+    contact_email: str
+    password_hash: str
+    website: str | None
+    description: str
+    phone: str | None
+    place: Place
+    settings: tuple[str, ...]
+    status: EmployerStatus
+    created_at: datetime
+    updated_at: datetime
+    approved_at: datetime | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+    def profile(self) -> EmployerProfile:
+        return EmployerProfile(
+            employer_id=self.employer_id,
+            version=self.version,
+            organization_name=self.organization_name,
+            website=self.website,
+            description=self.description or None,
+            city=self.place.city,
+            state=self.place.state,
+            zip=self.place.zip,
+            lat=self.place.lat,
+            lon=self.place.lon,
+            settings=self.settings,
+            status=self.status,
+        )
+
+    def fields(self) -> ProfileFields:
+        return ProfileFields.model_validate(
+            {
+                "organization_name": self.organization_name,
+                "website": self.website,
+                "description": self.description,
+                "phone": self.phone,
+                "address": {
+                    "street": self.place.street,
+                    "city": self.place.city,
+                    "state": self.place.state,
+                    "zip": self.place.zip,
+                },
+                "settings": list(self.settings),
+            }
+        )
+
+
+def place_of(fields: ProfileFields, zip_place: ZipPlace) -> Place:
+    return Place(
+        street=fields.address.street,
+        city=fields.address.city,
+        state=fields.address.state,
+        zip=fields.address.zip,
+        lat=zip_place.lat,
+        lon=zip_place.lon,
+    )
+
+
+def register_employer(
+    signup: EmployerSignup,
+    *,
+    employer_id: str,
+    password_hash: str,
+    zip_place: ZipPlace,
+    auto_approve: bool,
+    now: datetime,
+) -> Employer:
+    return Employer(
+        employer_id=employer_id,
+        version=1,
+        organization_name=signup.organization_name,
+        contact_email=normalize_email(signup.contact_email),
+        password_hash=password_hash,
+        website=signup.website,
+        description=signup.description,
+        phone=signup.phone,
+        place=place_of(signup, zip_place),
+        settings=tuple(signup.settings),
+        status="approved" if auto_approve else "pending",
+        created_at=now,
+        updated_at=now,
+        approved_at=now if auto_approve else None,
+    )
+
+
+def update_profile(
+    employer: Employer, fields: ProfileFields, *, zip_place: ZipPlace, now: datetime
+) -> Employer:
+    return replace(
+        employer,
+        version=employer.version + 1,
+        organization_name=fields.organization_name,
+        website=fields.website,
+        description=fields.description,
+        phone=fields.phone,
+        place=place_of(fields, zip_place),
+        settings=tuple(fields.settings),
+        updated_at=now,
+    )
+
+
+def approve(employer: Employer, *, now: datetime) -> Employer:
+    return replace(
+        employer, version=employer.version + 1, status="approved", approved_at=now, updated_at=now
+    )
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    opening_id: str
+    employer_id: str
+    version: int
+    organization_name: str
+    employer_approved: bool
+    fields: OpeningFields
+    place: Place | None
+    posted_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    status: OpeningStatus = "open"
+    closed_at: datetime | None = None
+    close_reason: CloseReason | None = None
+    notified: int = field(default=0)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    def details(self) -> OpeningDetails:
+        f = self.fields
+        return OpeningDetails(
+            opening_id=self.opening_id,
+            employer_id=self.employer_id,
+            version=self.version,
+            organization_name=self.organization_name,
+            employer_approved=self.employer_approved,
+            title=f.title,
+            role=f.role,
+            setting=f.setting,
+            required_credentials=tuple(f.required_credentials),
+            employment_type=f.employment_type,
+            remote=f.remote,
+            zip=self.place.zip if self.place else None,
+            city=self.place.city if self.place else None,
+            state=self.place.state if self.place else None,
+            lat=self.place.lat if self.place else None,
+            lon=self.place.lon if self.place else None,
+            pay_min=f.pay_min,
+            pay_max=f.pay_max,
+            pay_period=f.pay_period,
+            description=f.description,
+            apply_url=f.apply_url,
+            posted_at=self.posted_at,
+            expires_at=self.expires_at,
+            status=self.status,
+        )
+
+    def closed_payload(self) -> OpeningClosedPayload:
+        assert self.closed_at is not None
+        return OpeningClosedPayload(
+            opening_id=self.opening_id,
+            employer_id=self.employer_id,
+            version=self.version,
+            reason=self.close_reason or "closed",
+            closed_at=self.closed_at,
+        )
+
+
+def opening_place(fields: OpeningFields, zip_place: ZipPlace | None) -> Place | None:
+    if fields.zip is None or zip_place is None:
+        return None
+    return Place(
+        street=None,
+        city=zip_place.city,
+        state=zip_place.state,
+        zip=fields.zip,
+        lat=zip_place.lat,
+        lon=zip_place.lon,
+    )
+
+
+def _expiry(fields: OpeningFields, *, now: datetime, default: datetime) -> datetime:
+    if fields.expires_at is None:
+        return default
+    problem = expires_in_range(fields.expires_at, now=now, max_days=MAX_OPENING_DAYS)
+    if problem:
+        raise InvalidFieldsError({"expires_at": problem})
+    return fields.expires_at
+
+
+def post_opening(
+    fields: OpeningFields,
+    *,
+    employer: Employer,
+    opening_id: str,
+    zip_place: ZipPlace | None,
+    now: datetime,
+) -> Opening:
+    expires_at = _expiry(fields, now=now, default=now + timedelta(days=DEFAULT_OPENING_DAYS))
+    return Opening(
+        opening_id=opening_id,
+        employer_id=employer.employer_id,
+        version=1,
+        organization_name=employer.organization_name,
+        employer_approved=employer.approved,
+        fields=fields.model_copy(update={"expires_at": expires_at}),
+        place=opening_place(fields, zip_place),
+        posted_at=now,
+        expires_at=expires_at,
+        updated_at=now,
+    )
+
+
+def edit_opening(
+    opening: Opening,
+    fields: OpeningFields,
+    *,
+    expires_changed: bool,
+    zip_place: ZipPlace | None,
+    now: datetime,
+) -> Opening:
+    if not opening.is_open:
+        raise ConflictError("a closed opening cannot be edited")
+    expires_at = (
+        _expiry(fields, now=now, default=opening.expires_at)
+        if expires_changed
+        else opening.expires_at
+    )
+    return replace(
+        opening,
+        version=opening.version + 1,
+        fields=fields.model_copy(update={"expires_at": expires_at}),
+        place=opening_place(fields, zip_place),
+        expires_at=expires_at,
+        updated_at=now,
+    )
+
+
+def close_opening(opening: Opening, *, reason: CloseReason, now: datetime) -> Opening:
+    if not opening.is_open:
+        raise ConflictError("the opening is already closed")
+    return replace(
+        opening,
+        version=opening.version + 1,
+        status="closed",
+        closed_at=now,
+        close_reason=reason,
+        updated_at=now,
+    )
+
+
+def with_employer(opening: Opening, employer: Employer, *, now: datetime) -> Opening:
+    """The opening carrying the employer's current name and approval (a new version)."""
+    return replace(
+        opening,
+        version=opening.version + 1,
+        organization_name=employer.organization_name,
+        employer_approved=employer.approved,
+        updated_at=now,
+    )
+
+
+def is_expired(opening: Opening, *, now: datetime) -> bool:
+    return opening.is_open and opening.expires_at <= now

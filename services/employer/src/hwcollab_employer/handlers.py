@@ -1,0 +1,377 @@
+"""Use cases of the employer service: accounts, openings, approval, expiry and reach."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from hwcollab_common.clock import Clock
+from hwcollab_common.geo import ZipPlace, lookup_zip
+from hwcollab_employer import domain
+from hwcollab_employer.commands import (
+    EmployerSignup,
+    OpeningFields,
+    OpeningPatch,
+    ProfileFields,
+    ProfilePatch,
+    merge_opening,
+)
+from hwcollab_employer.domain import (
+    ConflictError,
+    Employer,
+    ForbiddenError,
+    InvalidFieldsError,
+    NotFoundError,
+    Opening,
+)
+from hwcollab_employer.ports import (
+    ApiKeyRecord,
+    DuplicateEmailError,
+    EmployerRepository,
+    Tx,
+    UnitOfWork,
+)
+from hwcollab_employer.security import (
+    NewApiKey,
+    Passwords,
+    api_key_hash,
+    api_key_id,
+    constant_time_equal,
+    new_api_key,
+)
+from hwcollab_schemas import Event
+from hwcollab_schemas.events import (
+    EmployerApproved,
+    EmployerRegistered,
+    EmployerUpdated,
+    NotificationSent,
+    OpeningClosed,
+    OpeningPosted,
+    OpeningUpdated,
+)
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "employer"
+
+
+class EmailTakenError(ValueError):
+    """Sign-up with an address that already has an account."""
+
+
+def field_errors(error: ValidationError) -> dict[str, str]:
+    """Pydantic errors as ``{field: message}`` (the first message per field)."""
+    errors: dict[str, str] = {}
+    for item in error.errors():
+        location = [str(part) for part in item["loc"] if not isinstance(part, int)]
+        name = ".".join(location) or "__root__"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        errors.setdefault(name, message)
+    return errors
+
+
+def _zip_place(zip_code: str | None) -> ZipPlace | None:
+    return lookup_zip(zip_code) if zip_code else None
+
+
+def _required_place(zip_code: str, *, field: str) -> ZipPlace:
+    place = lookup_zip(zip_code)
+    if place is None:  # the commands validated it; only a changed ZIP table gets here
+        raise InvalidFieldsError({field: "is not a known US ZIP code"})
+    return place
+
+
+@dataclass(frozen=True, slots=True)
+class OpeningStats:
+    opening_id: str
+    notified: int
+
+
+class EmployerService:
+    """Every use case of the service; the API, pages and consumers are thin layers over it."""
+
+    def __init__(
+        self,
+        *,
+        repository: EmployerRepository,
+        unit_of_work: UnitOfWork,
+        clock: Clock,
+        passwords: Passwords,
+        auto_approve: bool,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.repository = repository
+        self._uow = unit_of_work
+        self._clock = clock
+        self._passwords = passwords
+        self._auto_approve = auto_approve
+        self._new_id = new_id
+
+    def _event(self, cls: type[Event], payload: object) -> Event:
+        return cls.create(payload, producer=PRODUCER, occurred_at=self._clock.now())
+
+    # --- accounts ----------------------------------------------------------------------------
+
+    async def register(self, signup: EmployerSignup) -> Employer:
+        now = self._clock.now()
+        employer = domain.register_employer(
+            signup,
+            employer_id=self._new_id(),
+            password_hash=self._passwords.hash(signup.password),
+            zip_place=_required_place(signup.address.zip, field="address.zip"),
+            auto_approve=self._auto_approve,
+            now=now,
+        )
+
+        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
+            try:
+                await self.repository.add_employer(employer, session=session)
+            except DuplicateEmailError as error:
+                raise EmailTakenError(employer.contact_email) from error
+            events = [self._event(EmployerRegistered, employer.profile())]
+            if employer.approved:
+                events.append(self._event(EmployerApproved, employer.profile()))
+            return employer, events
+
+        return await self._uow.commit(work)
+
+    async def authenticate(self, email: str, password: str) -> Employer | None:
+        """The employer these credentials belong to; None for any failure."""
+        employer = await self.repository.employer_by_email(domain.normalize_email(email))
+        if not self._passwords.verify(employer.password_hash if employer else None, password):
+            return None
+        return employer
+
+    async def employer(self, employer_id: str) -> Employer:
+        employer = await self.repository.get_employer(employer_id)
+        if employer is None:
+            raise NotFoundError(employer_id)
+        return employer
+
+    async def update_profile(self, employer_id: str, patch: ProfilePatch) -> Employer:
+        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
+            current = await self._employer_in(employer_id, session)
+            changes = patch.model_dump(exclude_unset=True)
+            if not changes:
+                return current, []
+            try:
+                fields = ProfileFields.model_validate(current.fields().model_dump() | changes)
+            except ValidationError as error:
+                raise InvalidFieldsError(field_errors(error)) from error
+            now = self._clock.now()
+            updated = domain.update_profile(
+                current,
+                fields,
+                zip_place=_required_place(fields.address.zip, field="address.zip"),
+                now=now,
+            )
+            await self.repository.save_employer(updated, session=session)
+            events = [self._event(EmployerUpdated, updated.profile())]
+            if updated.organization_name != current.organization_name:
+                events += await self._republish_openings(updated, session=session)
+            return updated, events
+
+        return await self._uow.commit(work)
+
+    async def approve(self, employer_id: str) -> Employer:
+        """Approve a pending employer; its open openings are announced from now on."""
+
+        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
+            current = await self._employer_in(employer_id, session)
+            if current.approved:
+                return current, []
+            approved = domain.approve(current, now=self._clock.now())
+            await self.repository.save_employer(approved, session=session)
+            events = [self._event(EmployerApproved, approved.profile())]
+            events += await self._republish_openings(approved, session=session)
+            return approved, events
+
+        return await self._uow.commit(work)
+
+    async def _republish_openings(self, employer: Employer, *, session: Tx) -> list[Event]:
+        events: list[Event] = []
+        now = self._clock.now()
+        for opening in await self.repository.openings_of(
+            employer.employer_id, open_only=True, session=session
+        ):
+            changed = domain.with_employer(opening, employer, now=now)
+            await self.repository.save_opening(
+                changed, previous_version=opening.version, session=session
+            )
+            events.append(self._event(OpeningUpdated, changed.details()))
+        return events
+
+    async def _employer_in(self, employer_id: str, session: Tx) -> Employer:
+        employer = await self.repository.get_employer(employer_id, session=session)
+        if employer is None:
+            raise NotFoundError(employer_id)
+        return employer
+
+    # --- API keys ----------------------------------------------------------------------------
+
+    async def create_api_key(self, employer_id: str, *, name: str) -> NewApiKey:
+        key = new_api_key()
+        record = ApiKeyRecord(
+            key_id=key.key_id,
+            employer_id=employer_id,
+            name=name,
+            prefix=key.display_prefix,
+            secret_hash=key.secret_hash,
+            created_at=self._clock.now(),
+        )
+
+        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
+            await self.repository.add_api_key(record, session=session)
+            return None, []
+
+        await self._uow.commit(work)
+        return key
+
+    async def api_keys(self, employer_id: str) -> list[ApiKeyRecord]:
+        return await self.repository.api_keys_of(employer_id)
+
+    async def revoke_api_key(self, employer_id: str, key_id: str) -> None:
+        if not await self.repository.revoke_api_key(employer_id, key_id, now=self._clock.now()):
+            raise NotFoundError(key_id)
+
+    async def employer_of_api_key(self, secret: str) -> str | None:
+        key_id = api_key_id(secret)
+        if key_id is None:
+            return None
+        record = await self.repository.api_key(key_id)
+        if record is None or record.revoked_at is not None:
+            return None
+        if not constant_time_equal(record.secret_hash, api_key_hash(secret)):
+            return None
+        return record.employer_id
+
+    # --- openings ----------------------------------------------------------------------------
+
+    async def post_opening(self, employer_id: str, fields: OpeningFields) -> Opening:
+        opening_id = self._new_id()
+
+        async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
+            employer = await self._employer_in(employer_id, session)
+            opening = domain.post_opening(
+                fields,
+                employer=employer,
+                opening_id=opening_id,
+                zip_place=_zip_place(fields.zip),
+                now=self._clock.now(),
+            )
+            await self.repository.add_opening(opening, session=session)
+            await self.repository.refresh_listing(employer_id, session=session)
+            return opening, [self._event(OpeningPosted, opening.details())]
+
+        return await self._uow.commit(work)
+
+    async def opening(self, opening_id: str) -> Opening:
+        """A public opening: open and of an approved employer."""
+        opening = await self.repository.get_opening(opening_id)
+        if opening is None or not opening.employer_approved:
+            raise NotFoundError(opening_id)
+        return opening
+
+    async def own_opening(
+        self, employer_id: str, opening_id: str, *, session: Tx = None
+    ) -> Opening:
+        opening = await self.repository.get_opening(opening_id, session=session)
+        if opening is None:
+            raise NotFoundError(opening_id)
+        if opening.employer_id != employer_id:
+            raise ForbiddenError(opening_id)
+        return opening
+
+    async def own_openings(self, employer_id: str) -> list[Opening]:
+        return await self.repository.openings_of(employer_id)
+
+    async def edit_opening(self, employer_id: str, opening_id: str, patch: OpeningPatch) -> Opening:
+        async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
+            current = await self.own_opening(employer_id, opening_id, session=session)
+            if not patch.model_fields_set:
+                return current, []
+            try:
+                fields = merge_opening(current.fields, patch)
+            except ValidationError as error:
+                raise InvalidFieldsError(field_errors(error)) from error
+            edited = domain.edit_opening(
+                current,
+                fields,
+                expires_changed="expires_at" in patch.model_fields_set,
+                zip_place=_zip_place(fields.zip),
+                now=self._clock.now(),
+            )
+            await self.repository.save_opening(
+                edited, previous_version=current.version, session=session
+            )
+            await self.repository.refresh_listing(employer_id, session=session)
+            return edited, [self._event(OpeningUpdated, edited.details())]
+
+        return await self._uow.commit(work)
+
+    async def close_opening(self, employer_id: str, opening_id: str) -> Opening:
+        async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
+            current = await self.own_opening(employer_id, opening_id, session=session)
+            return await self._close(current, reason="closed", session=session)
+
+        return await self._uow.commit(work)
+
+    async def _close(
+        self, current: Opening, *, reason: domain.CloseReason, session: Tx
+    ) -> tuple[Opening, Sequence[Event]]:
+        closed = domain.close_opening(current, reason=reason, now=self._clock.now())
+        await self.repository.save_opening(
+            closed, previous_version=current.version, session=session
+        )
+        await self.repository.refresh_listing(current.employer_id, session=session)
+        return closed, [self._event(OpeningClosed, closed.closed_payload())]
+
+    async def expire_due(self, *, batch: int = 100) -> int:
+        """Close every open opening past its ``expires_at``; returns how many were closed."""
+        closed = 0
+        while True:
+            due = await self.repository.expired_openings(now=self._clock.now(), limit=batch)
+            if not due:
+                return closed
+            for opening in due:
+                try:
+                    await self._expire(opening.opening_id)
+                except ConflictError:
+                    continue  # closed or edited meanwhile; the next round sees it again if due
+                closed += 1
+            if len(due) < batch:
+                return closed
+
+    async def _expire(self, opening_id: str) -> None:
+        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
+            current = await self.repository.get_opening(opening_id, session=session)
+            if current is None or not domain.is_expired(current, now=self._clock.now()):
+                raise ConflictError(opening_id)
+            _, events = await self._close(current, reason="expired", session=session)
+            return None, events
+
+        await self._uow.commit(work)
+
+    # --- reach -------------------------------------------------------------------------------
+
+    async def record_notification(self, event: NotificationSent) -> None:
+        """Count the subscriber as reached for each opening in the email (once per pair)."""
+        opening_ids = tuple(dict.fromkeys(event.payload.opening_ids))
+        if not opening_ids:
+            return
+
+        async def work(session: Tx) -> None:
+            for opening_id in opening_ids:
+                await self.repository.record_reach(
+                    opening_id, event.payload.subscriber_id, session=session
+                )
+
+        await self._uow.apply_once(event, work)
+
+    async def stats(self, employer_id: str, opening_id: str) -> OpeningStats:
+        opening = await self.own_opening(employer_id, opening_id)
+        return OpeningStats(opening.opening_id, opening.notified)

@@ -1,0 +1,232 @@
+"""Public HTML pages: Find a Local Employer, employer pages, the job board, sign-up and sign-in."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from hwcollab_common.ratelimit import client_ip
+from hwcollab_employer import web
+from hwcollab_employer.commands import EmployerSignup
+from hwcollab_employer.context import Context
+from hwcollab_employer.domain import InvalidFieldsError, NotFoundError, normalize_email
+from hwcollab_employer.handlers import EmailTakenError, field_errors
+from hwcollab_employer.listing import SearchParameters, board_query, directory_query
+
+router = APIRouter(include_in_schema=False)
+
+LOGIN_FAILED = "Incorrect email or password."
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.strip().isdigit() else None
+
+
+def _search_parameters(request: Request) -> tuple[SearchParameters, dict[str, str]]:
+    args = request.query_params
+    remote = args.get("remote")
+    parameters = SearchParameters(
+        zip=args.get("zip") or None,
+        radius_miles=_int(args.get("radius_miles")),
+        setting=args.get("setting") or None,
+        role=args.get("role") or None,
+        text=args.get("q") or None,
+        remote=None if remote is None else remote in {"true", "on", "1"},
+        page=_int(args.get("page")),
+        page_size=_int(args.get("page_size")),
+    )
+    form = {key: args.get(key, "") for key in ("zip", "radius_miles", "setting", "role", "q")}
+    return parameters, form
+
+
+def _page_links(request: Request, page: int, pages: int) -> dict[str, str | None]:
+    def link(number: int) -> str:
+        return "?" + request.url.include_query_params(page=number).query
+
+    return {
+        "previous": link(page - 1) if page > 1 else None,
+        "next": link(page + 1) if page < pages else None,
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+async def directory_page(request: Request, context: Context) -> Response:
+    who = web.visitor(request, context)
+    parameters, form = _search_parameters(request)
+    values: dict[str, Any] = {"page_title": "Find a Local Employer", "form": form}
+    try:
+        query = directory_query(parameters)
+    except InvalidFieldsError as error:
+        values["errors"] = error.errors
+        return web.render(request, context, who, "employer/directory.html", values, status_code=422)
+    found = await context.service.repository.search_employers(query)
+    values |= {
+        "results": found,
+        "searched_near": query.near,
+        "links": _page_links(request, found.page, found.pages),
+    }
+    return web.render(request, context, who, "employer/directory.html", values)
+
+
+@router.get("/employers/{employer_id}", response_class=HTMLResponse)
+async def employer_page(
+    request: Request, context: Context, employer_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    who = web.visitor(request, context)
+    employer = await context.service.employer(employer_id)
+    if not employer.approved and employer.employer_id != who.employer_id:
+        raise NotFoundError(employer_id)
+    openings = await context.service.repository.openings_of(employer_id, open_only=True)
+    values = {"page_title": employer.organization_name, "employer": employer, "openings": openings}
+    return web.render(request, context, who, "employer/employer.html", values)
+
+
+@router.get("/openings", response_class=HTMLResponse)
+async def board_page(request: Request, context: Context) -> Response:
+    who = web.visitor(request, context)
+    parameters, form = _search_parameters(request)
+    form["remote"] = "false" if parameters.remote is False else "true"
+    values: dict[str, Any] = {"page_title": "Job board", "form": form}
+    try:
+        query = board_query(parameters)
+    except InvalidFieldsError as error:
+        values["errors"] = error.errors
+        return web.render(request, context, who, "employer/openings.html", values, status_code=422)
+    found = await context.service.repository.search_openings(query, now=context.clock.now())
+    values |= {
+        "results": found,
+        "searched_near": query.near,
+        "links": _page_links(request, found.page, found.pages),
+    }
+    return web.render(request, context, who, "employer/openings.html", values)
+
+
+@router.get("/openings/{opening_id}", response_class=HTMLResponse)
+async def opening_page(
+    request: Request, context: Context, opening_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    who = web.visitor(request, context)
+    opening = await context.service.repository.get_opening(opening_id)
+    owner = opening is not None and opening.employer_id == who.employer_id
+    if opening is None or not (opening.employer_approved or owner):
+        raise NotFoundError(opening_id)
+    values = {"page_title": opening.fields.title, "opening": opening, "owner": owner}
+    return web.render(request, context, who, "employer/opening.html", values)
+
+
+# --- sign-up, sign-in, sign-out ------------------------------------------------------------------
+
+SIGNUP_FIELDS = (
+    "organization_name",
+    "contact_email",
+    "website",
+    "phone",
+    "description",
+    "street",
+    "city",
+    "state",
+    "zip",
+)
+
+
+@router.get("/signup", response_class=HTMLResponse)
+async def signup_page(request: Request, context: Context) -> Response:
+    who = web.visitor(request, context)
+    if who.session:
+        return web.redirect("/dashboard")
+    values = {"page_title": "Create an employer account", "form": {}, "selected_settings": []}
+    return web.render(request, context, who, "employer/signup.html", values)
+
+
+@router.post("/signup", response_class=HTMLResponse)
+async def signup(request: Request, context: Context) -> Response:
+    who = web.visitor(request, context)
+    form = await request.form()
+    web.check_csrf(who, form)
+    context.limiter.hit(context.settings.signup_rate_limit, "signup", client_ip(request))
+    entered = {name: web.text(form, name) for name in SIGNUP_FIELDS}
+    settings = web.values(form, "settings")
+    errors: dict[str, str] = {}
+    try:
+        signup_command = EmployerSignup.model_validate(
+            {
+                "organization_name": entered["organization_name"],
+                "contact_email": entered["contact_email"],
+                "password": web.text(form, "password"),
+                "website": entered["website"],
+                "phone": entered["phone"],
+                "description": entered["description"],
+                "address": {
+                    "street": entered["street"],
+                    "city": entered["city"],
+                    "state": entered["state"],
+                    "zip": entered["zip"],
+                },
+                "settings": settings,
+            }
+        )
+    except ValidationError as error:
+        errors = {name.removeprefix("address."): msg for name, msg in field_errors(error).items()}
+    else:
+        try:
+            employer = await context.service.register(signup_command)
+        except EmailTakenError:
+            errors = {"contact_email": "An account with this email already exists. Sign in."}
+        else:
+            response = web.redirect("/dashboard")
+            web.sign_in(response, context, employer.employer_id)
+            return response
+    values = {
+        "page_title": "Create an employer account",
+        "form": entered,
+        "selected_settings": settings,
+        "errors": errors,
+    }
+    return web.render(request, context, who, "employer/signup.html", values, status_code=422)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, context: Context) -> Response:
+    who = web.visitor(request, context)
+    if who.session:
+        return web.redirect("/dashboard")
+    values = {"page_title": "Sign in", "email": ""}
+    return web.render(request, context, who, "employer/login.html", values)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, context: Context) -> Response:
+    who = web.visitor(request, context)
+    form = await request.form()
+    web.check_csrf(who, form)
+    email = web.text(form, "email")
+    limit = context.settings.login_rate_limit
+    context.limiter.hit(limit, "login-ip", client_ip(request))
+    context.limiter.hit(limit, "login-email", normalize_email(email))
+    employer = await context.service.authenticate(email, web.text(form, "password"))
+    if employer is None:
+        values = {"page_title": "Sign in", "email": email, "failure": LOGIN_FAILED}
+        return web.render(request, context, who, "employer/login.html", values, status_code=401)
+    response = web.redirect("/dashboard")
+    web.sign_in(response, context, employer.employer_id)
+    return response
+
+
+@router.get("/logout", response_class=HTMLResponse)
+async def logout_page(request: Request, context: Context) -> Response:
+    who = web.visitor(request, context)
+    if not who.session:
+        return web.redirect("/")
+    return web.render(request, context, who, "employer/logout.html", {"page_title": "Sign out"})
+
+
+@router.post("/logout")
+async def logout(request: Request, context: Context) -> Response:
+    who = web.visitor(request, context)
+    web.check_csrf(who, await request.form())
+    response = web.redirect("/")
+    web.sign_out(response)
+    return response

@@ -1,0 +1,93 @@
+"""The ports the use cases depend on: storage and the transaction that carries events."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from hwcollab_employer.domain import Employer, Opening
+from hwcollab_employer.listing import (
+    BoardQuery,
+    DirectoryQuery,
+    EmployerListing,
+    OpeningListing,
+    Page,
+)
+from hwcollab_schemas import Event
+
+T = TypeVar("T")
+# The database session of the transaction in progress (None in the in-memory fakes).
+Tx = Any
+
+
+class DuplicateEmailError(ValueError):
+    """An employer account with this contact email already exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    key_id: str
+    employer_id: str
+    name: str
+    prefix: str
+    secret_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class EmployerRepository(Protocol):
+    async def add_employer(self, employer: Employer, *, session: Tx) -> None:
+        """Raises :class:`DuplicateEmailError` when the contact email is taken."""
+
+    async def get_employer(self, employer_id: str, *, session: Tx = None) -> Employer | None: ...
+
+    async def employer_by_email(self, email: str) -> Employer | None: ...
+
+    async def save_employer(self, employer: Employer, *, session: Tx) -> None: ...
+
+    async def add_opening(self, opening: Opening, *, session: Tx) -> None: ...
+
+    async def get_opening(self, opening_id: str, *, session: Tx = None) -> Opening | None: ...
+
+    async def save_opening(self, opening: Opening, *, previous_version: int, session: Tx) -> None:
+        """Raises :class:`~hwcollab_employer.domain.ConflictError` if it changed meanwhile."""
+
+    async def openings_of(
+        self, employer_id: str, *, open_only: bool = False, session: Tx = None
+    ) -> list[Opening]:
+        """The employer's openings, newest first."""
+
+    async def expired_openings(self, *, now: datetime, limit: int) -> list[Opening]: ...
+
+    async def refresh_listing(self, employer_id: str, *, session: Tx) -> None:
+        """Recount the employer's open openings and roles hiring, as the directory shows them."""
+
+    async def search_employers(self, query: DirectoryQuery) -> Page[EmployerListing]: ...
+
+    async def search_openings(self, query: BoardQuery, *, now: datetime) -> Page[OpeningListing]:
+        """Open, unexpired openings of approved employers: nearest first, then remote ones."""
+
+    async def add_api_key(self, record: ApiKeyRecord, *, session: Tx) -> None: ...
+
+    async def api_keys_of(self, employer_id: str) -> list[ApiKeyRecord]: ...
+
+    async def api_key(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def revoke_api_key(self, employer_id: str, key_id: str, *, now: datetime) -> bool: ...
+
+    async def record_reach(self, opening_id: str, subscriber_id: str, *, session: Tx) -> bool:
+        """Remember that a subscriber was told of an opening; False if it already was."""
+
+
+Work = Callable[[Tx], Awaitable[tuple[T, Sequence[Event]]]]
+
+
+class UnitOfWork(Protocol):
+    async def commit(self, work: Work[T]) -> T:
+        """Run ``work`` in one transaction, writing the events it returns to the outbox."""
+
+    async def apply_once(self, event: Event, work: Callable[[Tx], Awaitable[None]]) -> bool:
+        """Run ``work`` in one transaction unless ``event`` was already applied."""

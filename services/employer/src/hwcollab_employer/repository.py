@@ -1,0 +1,418 @@
+"""MongoDB storage of employers, openings, API keys and reach (database ``hwcollab_employer``).
+
+Geo searches use 2dsphere indexes and the ``$geoNear`` aggregation stage (which sorts by distance);
+coordinates are GeoJSON points, distances come back in miles.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from hwcollab_common.mongo import Document
+from hwcollab_employer.commands import OpeningFields
+from hwcollab_employer.domain import ConflictError, Employer, Opening, Place
+from hwcollab_employer.listing import (
+    BoardQuery,
+    DirectoryQuery,
+    EmployerListing,
+    OpeningListing,
+    Page,
+    offset_of,
+)
+from hwcollab_employer.ports import ApiKeyRecord, DuplicateEmailError, Tx
+
+METERS_PER_MILE = 1609.344
+
+
+def _point(place: Place) -> Document:
+    return {"type": "Point", "coordinates": [place.lon, place.lat]}
+
+
+def _place_document(place: Place) -> Document:
+    return {
+        "street": place.street,
+        "city": place.city,
+        "state": place.state,
+        "zip": place.zip,
+        "lat": place.lat,
+        "lon": place.lon,
+    }
+
+
+def _place(document: Document | None) -> Place | None:
+    if not document:
+        return None
+    return Place(
+        street=document.get("street"),
+        city=document["city"],
+        state=document["state"],
+        zip=document["zip"],
+        lat=document["lat"],
+        lon=document["lon"],
+    )
+
+
+def employer_document(employer: Employer) -> Document:
+    return {
+        "_id": employer.employer_id,
+        "version": employer.version,
+        "organization_name": employer.organization_name,
+        "contact_email": employer.contact_email,
+        "password_hash": employer.password_hash,
+        "website": employer.website,
+        "description": employer.description,
+        "phone": employer.phone,
+        "place": _place_document(employer.place),
+        "location": _point(employer.place),
+        "settings": list(employer.settings),
+        "status": employer.status,
+        "created_at": employer.created_at,
+        "updated_at": employer.updated_at,
+        "approved_at": employer.approved_at,
+    }
+
+
+def employer_from(document: Document) -> Employer:
+    place = _place(document["place"])
+    assert place is not None
+    return Employer(
+        employer_id=document["_id"],
+        version=document["version"],
+        organization_name=document["organization_name"],
+        contact_email=document["contact_email"],
+        password_hash=document["password_hash"],
+        website=document.get("website"),
+        description=document.get("description") or "",
+        phone=document.get("phone"),
+        place=place,
+        settings=tuple(document.get("settings", ())),
+        status=document["status"],
+        created_at=document["created_at"],
+        updated_at=document["updated_at"],
+        approved_at=document.get("approved_at"),
+    )
+
+
+def opening_document(opening: Opening) -> Document:
+    document: Document = {
+        "_id": opening.opening_id,
+        "employer_id": opening.employer_id,
+        "version": opening.version,
+        "organization_name": opening.organization_name,
+        "employer_approved": opening.employer_approved,
+        **opening.fields.model_dump(mode="python"),
+        "place": _place_document(opening.place) if opening.place else None,
+        "posted_at": opening.posted_at,
+        "expires_at": opening.expires_at,
+        "updated_at": opening.updated_at,
+        "status": opening.status,
+        "closed_at": opening.closed_at,
+        "close_reason": opening.close_reason,
+    }
+    # Remote openings without a ZIP have no location; the 2dsphere index skips them.
+    if opening.place:
+        document["location"] = _point(opening.place)
+    return document
+
+
+def opening_from(document: Document) -> Opening:
+    fields = OpeningFields.model_validate(
+        {name: document.get(name) for name in OpeningFields.model_fields}
+    )
+    return Opening(
+        opening_id=document["_id"],
+        employer_id=document["employer_id"],
+        version=document["version"],
+        organization_name=document["organization_name"],
+        employer_approved=document["employer_approved"],
+        fields=fields,
+        place=_place(document.get("place")),
+        posted_at=document["posted_at"],
+        expires_at=document["expires_at"],
+        updated_at=document["updated_at"],
+        status=document["status"],
+        closed_at=document.get("closed_at"),
+        close_reason=document.get("close_reason"),
+        notified=document.get("notified", 0),
+    )
+
+
+def _api_key_from(document: Document) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=document["_id"],
+        employer_id=document["employer_id"],
+        name=document["name"],
+        prefix=document["prefix"],
+        secret_hash=document["secret_hash"],
+        created_at=document["created_at"],
+        revoked_at=document.get("revoked_at"),
+        last_used_at=document.get("last_used_at"),
+    )
+
+
+def _geo_near(*, near: Any, radius_miles: int, query: Document) -> Document:
+    return {
+        "$geoNear": {
+            "near": {"type": "Point", "coordinates": [near.lon, near.lat]},
+            "distanceField": "distance_miles",
+            "distanceMultiplier": 1 / METERS_PER_MILE,
+            "maxDistance": radius_miles * METERS_PER_MILE,
+            "spherical": True,
+            "query": query,
+        }
+    }
+
+
+class MongoEmployerRepository:
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._employers = database["employers"]
+        self._openings = database["openings"]
+        self._api_keys = database["api_keys"]
+        self._reach = database["reach"]
+
+    async def ensure_indexes(self) -> None:
+        await self._employers.create_indexes(
+            [
+                IndexModel([("contact_email", ASCENDING)], unique=True),
+                IndexModel([("location", "2dsphere")]),
+                IndexModel([("status", ASCENDING), ("organization_name", ASCENDING)]),
+            ]
+        )
+        await self._openings.create_indexes(
+            [
+                IndexModel([("location", "2dsphere")]),
+                IndexModel([("employer_id", ASCENDING), ("posted_at", DESCENDING)]),
+                IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)]),
+            ]
+        )
+        await self._api_keys.create_index([("employer_id", ASCENDING)])
+        await self._reach.create_index([("opening_id", ASCENDING)])
+
+    # --- employers ---------------------------------------------------------------------------
+
+    async def add_employer(self, employer: Employer, *, session: Tx) -> None:
+        document = employer_document(employer) | {"open_openings": 0, "open_roles": []}
+        try:
+            await self._employers.insert_one(document, session=session)
+        except DuplicateKeyError as error:
+            raise DuplicateEmailError(employer.contact_email) from error
+
+    async def get_employer(self, employer_id: str, *, session: Tx = None) -> Employer | None:
+        document = await self._employers.find_one({"_id": employer_id}, session=session)
+        return employer_from(document) if document else None
+
+    async def employer_by_email(self, email: str) -> Employer | None:
+        document = await self._employers.find_one({"contact_email": email})
+        return employer_from(document) if document else None
+
+    async def save_employer(self, employer: Employer, *, session: Tx) -> None:
+        changes = employer_document(employer)
+        del changes["_id"]
+        await self._employers.update_one(
+            {"_id": employer.employer_id}, {"$set": changes}, session=session
+        )
+
+    # --- openings ----------------------------------------------------------------------------
+
+    async def add_opening(self, opening: Opening, *, session: Tx) -> None:
+        await self._openings.insert_one(
+            opening_document(opening) | {"notified": 0}, session=session
+        )
+
+    async def get_opening(self, opening_id: str, *, session: Tx = None) -> Opening | None:
+        document = await self._openings.find_one({"_id": opening_id}, session=session)
+        return opening_from(document) if document else None
+
+    async def save_opening(self, opening: Opening, *, previous_version: int, session: Tx) -> None:
+        document = opening_document(opening)
+        del document["_id"]
+        update: Document = {"$set": document}
+        if "location" not in document:
+            update["$unset"] = {"location": ""}
+        result = await self._openings.update_one(
+            {"_id": opening.opening_id, "version": previous_version}, update, session=session
+        )
+        if result.matched_count != 1:
+            raise ConflictError("the opening was changed meanwhile; reload and try again")
+
+    async def openings_of(
+        self, employer_id: str, *, open_only: bool = False, session: Tx = None
+    ) -> list[Opening]:
+        query: Document = {"employer_id": employer_id}
+        if open_only:
+            query["status"] = "open"
+        cursor = self._openings.find(query, session=session).sort(
+            [("posted_at", DESCENDING), ("_id", ASCENDING)]
+        )
+        return [opening_from(document) async for document in cursor]
+
+    async def expired_openings(self, *, now: datetime, limit: int) -> list[Opening]:
+        cursor = (
+            self._openings.find({"status": "open", "expires_at": {"$lte": now}})
+            .sort("expires_at", ASCENDING)
+            .limit(limit)
+        )
+        return [opening_from(document) async for document in cursor]
+
+    async def refresh_listing(self, employer_id: str, *, session: Tx) -> None:
+        roles: set[str] = set()
+        count = 0
+        async for document in self._openings.find(
+            {"employer_id": employer_id, "status": "open"}, {"role": 1}, session=session
+        ):
+            roles.add(document["role"])
+            count += 1
+        await self._employers.update_one(
+            {"_id": employer_id},
+            {"$set": {"open_openings": count, "open_roles": sorted(roles)}},
+            session=session,
+        )
+
+    # --- searches ----------------------------------------------------------------------------
+
+    async def search_employers(self, query: DirectoryQuery) -> Page[EmployerListing]:
+        match: Document = {"status": "approved"}
+        if query.setting:
+            match["settings"] = query.setting
+        if query.roles:
+            match["open_roles"] = {"$in": list(query.roles)}
+        if query.text:
+            pattern = {"$regex": re.escape(query.text), "$options": "i"}
+            match["$or"] = [
+                {"organization_name": pattern},
+                {"description": pattern},
+                {"place.city": pattern},
+            ]
+        skip = offset_of(query.page, query.page_size)
+        if query.near is None:
+            cursor = (
+                self._employers.find(match)
+                .sort([("organization_name", ASCENDING), ("_id", ASCENDING)])
+                .skip(skip)
+                .limit(query.page_size)
+            )
+            documents = [document async for document in cursor]
+            total = await self._employers.count_documents(match)
+        else:
+            stage = _geo_near(near=query.near, radius_miles=query.radius_miles, query=match)
+            documents = await self._aggregate(
+                self._employers, [stage, {"$skip": skip}, {"$limit": query.page_size}]
+            )
+            total = await self._count(self._employers, stage)
+        items = [
+            EmployerListing(
+                employer=employer_from(document),
+                distance_miles=document.get("distance_miles"),
+                open_openings=document.get("open_openings", 0),
+            )
+            for document in documents
+        ]
+        return Page(items, total, query.page, query.page_size)
+
+    async def search_openings(self, query: BoardQuery, *, now: datetime) -> Page[OpeningListing]:
+        match: Document = {
+            "status": "open",
+            "employer_approved": True,
+            "expires_at": {"$gt": now},
+        }
+        if query.roles:
+            match["role"] = {"$in": list(query.roles)}
+        if query.setting:
+            match["setting"] = query.setting
+        skip = offset_of(query.page, query.page_size)
+        newest: list[tuple[str, int]] = [("posted_at", DESCENDING), ("_id", ASCENDING)]
+        if query.near is None:
+            if not query.include_remote:
+                match["remote"] = False
+            cursor = self._openings.find(match).sort(newest).skip(skip).limit(query.page_size)
+            items = [OpeningListing(opening_from(d), None) async for d in cursor]
+            total = await self._openings.count_documents(match)
+            return Page(items, total, query.page, query.page_size)
+
+        stage = _geo_near(
+            near=query.near, radius_miles=query.radius_miles, query=match | {"remote": False}
+        )
+        local_total = await self._count(self._openings, stage)
+        documents: list[Document] = []
+        if skip < local_total:
+            documents = await self._aggregate(
+                self._openings, [stage, {"$skip": skip}, {"$limit": query.page_size}]
+            )
+        listings = [OpeningListing(opening_from(d), d.get("distance_miles")) for d in documents]
+        total = local_total
+        if query.include_remote:
+            remote = match | {"remote": True}
+            total += await self._openings.count_documents(remote)
+            room = query.page_size - len(listings)
+            if room > 0:
+                cursor = (
+                    self._openings.find(remote)
+                    .sort(newest)
+                    .skip(max(0, skip - local_total))
+                    .limit(room)
+                )
+                listings.extend([OpeningListing(opening_from(d), None) async for d in cursor])
+        return Page(listings, total, query.page, query.page_size)
+
+    @staticmethod
+    async def _aggregate(collection: Any, pipeline: Sequence[Document]) -> list[Document]:
+        cursor = await collection.aggregate(list(pipeline))
+        return [document async for document in cursor]
+
+    async def _count(self, collection: Any, stage: Document) -> int:
+        rows = await self._aggregate(collection, [stage, {"$count": "total"}])
+        return int(rows[0]["total"]) if rows else 0
+
+    # --- API keys ----------------------------------------------------------------------------
+
+    async def add_api_key(self, record: ApiKeyRecord, *, session: Tx) -> None:
+        await self._api_keys.insert_one(
+            {
+                "_id": record.key_id,
+                "employer_id": record.employer_id,
+                "name": record.name,
+                "prefix": record.prefix,
+                "secret_hash": record.secret_hash,
+                "created_at": record.created_at,
+                "revoked_at": None,
+            },
+            session=session,
+        )
+
+    async def api_keys_of(self, employer_id: str) -> list[ApiKeyRecord]:
+        cursor = self._api_keys.find({"employer_id": employer_id}).sort("created_at", DESCENDING)
+        return [_api_key_from(document) async for document in cursor]
+
+    async def api_key(self, key_id: str) -> ApiKeyRecord | None:
+        document = await self._api_keys.find_one({"_id": key_id})
+        return _api_key_from(document) if document else None
+
+    async def revoke_api_key(self, employer_id: str, key_id: str, *, now: datetime) -> bool:
+        result = await self._api_keys.update_one(
+            {"_id": key_id, "employer_id": employer_id, "revoked_at": None},
+            {"$set": {"revoked_at": now}},
+        )
+        return result.modified_count == 1
+
+    # --- reach -------------------------------------------------------------------------------
+
+    async def record_reach(self, opening_id: str, subscriber_id: str, *, session: Tx) -> bool:
+        result = await self._reach.update_one(
+            {"_id": f"{opening_id}:{subscriber_id}"},
+            {"$setOnInsert": {"opening_id": opening_id, "subscriber_id": subscriber_id}},
+            upsert=True,
+            session=session,
+        )
+        if result.upserted_id is None:
+            return False
+        await self._openings.update_one(
+            {"_id": opening_id}, {"$inc": {"notified": 1}}, session=session
+        )
+        return True

@@ -1,0 +1,179 @@
+"""Credentials of employers: Argon2id password hashes, expiring bearer tokens, page sessions with
+their CSRF token, and API keys for integrations."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadData, URLSafeSerializer
+
+from hwcollab_common.clock import Clock
+
+API_KEY_PREFIX = "hwk_"
+
+
+class Passwords:
+    """Argon2id hashing (argon2-cffi's defaults: RFC 9106 low-memory profile)."""
+
+    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+        self._hasher = hasher or PasswordHasher()
+        # Verified against when the email is unknown, so that both failures take as long.
+        self._decoy = self._hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash or self._decoy, password) and (
+                password_hash is not None
+            )
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claims:
+    subject: str
+    expires_at: datetime
+    csrf: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in employer on the pages, with the CSRF token its forms must carry."""
+
+    employer_id: str
+    csrf_token: str
+    expires_at: datetime
+
+
+class TokenAuthority:
+    """Signs and checks bearer tokens (API) and session cookies (pages).
+
+    The expiry is inside the signed payload and checked against the injected clock; a distinct
+    salt per kind keeps a session cookie from being accepted as a bearer token and vice versa.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        clock: Clock,
+        access_ttl: timedelta,
+        session_ttl: timedelta,
+    ) -> None:
+        self._access = URLSafeSerializer(key, salt="hwcollab.employer.access")
+        self._session = URLSafeSerializer(key, salt="hwcollab.employer.session")
+        self._anonymous = URLSafeSerializer(key, salt="hwcollab.employer.csrf")
+        self._clock = clock
+        self.access_ttl = access_ttl
+        self.session_ttl = session_ttl
+
+    def issue_access_token(self, employer_id: str) -> str:
+        expires = self._clock.now() + self.access_ttl
+        return str(self._access.dumps({"sub": employer_id, "exp": int(expires.timestamp())}))
+
+    def access_token_subject(self, token: str) -> str | None:
+        """The employer id of a valid, unexpired access token; None otherwise."""
+        claims = self._load(self._access, token)
+        return claims.subject if claims else None
+
+    def issue_session(self, employer_id: str) -> tuple[str, Session]:
+        expires = self._clock.now() + self.session_ttl
+        session = Session(employer_id, secrets.token_urlsafe(24), expires)
+        cookie = self._session.dumps(
+            {"sub": employer_id, "csrf": session.csrf_token, "exp": int(expires.timestamp())}
+        )
+        return str(cookie), session
+
+    def read_session(self, cookie: str | None) -> Session | None:
+        claims = self._load(self._session, cookie)
+        if claims is None or not claims.csrf:
+            return None
+        return Session(claims.subject, claims.csrf, claims.expires_at)
+
+    def issue_anonymous_csrf(self) -> tuple[str, str]:
+        """(cookie value, CSRF token) for forms shown before signing in."""
+        token = secrets.token_urlsafe(24)
+        return str(self._anonymous.dumps({"csrf": token})), token
+
+    def read_anonymous_csrf(self, cookie: str | None) -> str | None:
+        if not cookie:
+            return None
+        try:
+            data = self._anonymous.loads(cookie)
+        except BadData:
+            return None
+        token = data.get("csrf") if isinstance(data, dict) else None
+        return token if isinstance(token, str) else None
+
+    def _load(self, serializer: URLSafeSerializer, token: str | None) -> _Claims | None:
+        if not token:
+            return None
+        try:
+            data = serializer.loads(token)
+        except BadData:
+            return None
+        if not isinstance(data, dict):
+            return None
+        subject, expires, csrf = data.get("sub"), data.get("exp"), data.get("csrf")
+        if not isinstance(subject, str) or not subject or not isinstance(expires, int):
+            return None
+        if expires <= self._clock.now().timestamp():
+            return None
+        return _Claims(
+            subject,
+            datetime.fromtimestamp(expires, tz=UTC),
+            csrf if isinstance(csrf, str) else None,
+        )
+
+
+def csrf_matches(expected: str | None, given: str | None) -> bool:
+    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    key_id: str
+    secret: str  # the whole key, shown to the employer once
+    secret_hash: str
+
+    @property
+    def display_prefix(self) -> str:
+        return self.secret[: len(API_KEY_PREFIX) + 12]
+
+
+def new_api_key() -> NewApiKey:
+    key_id = secrets.token_hex(6)
+    secret = f"{API_KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    return NewApiKey(key_id, secret, api_key_hash(secret))
+
+
+def api_key_hash(secret: str) -> str:
+    # A fast hash is right here (unlike passwords): the key is 256 random bits, so nothing can be
+    # guessed, and every API request verifies one.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_id(secret: str) -> str | None:
+    """The key id inside an API key, or None when ``secret`` is not shaped like one."""
+    if not secret.startswith(API_KEY_PREFIX):
+        return None
+    key_id, sep, rest = secret[len(API_KEY_PREFIX) :].partition("_")
+    if not sep or not rest or len(key_id) != 12:
+        return None
+    return key_id
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,38 @@
+"""Employer service settings (SPEC section 8); the only place this service reads the environment."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from hwcollab_common.settings import MIN_SECRET_LENGTH, ServiceSettings
+
+DEV_EMPLOYER_SESSION_KEY = "dev-only-employer-session-key-change-me"
+
+
+class Settings(ServiceSettings):
+    mongodb_database: str = "hwcollab_employer"
+    # auto: new organizations are approved at once; manual: they wait for an operator.
+    employer_approval: Literal["auto", "manual"] = "auto"
+    # Signs API bearer tokens and page sessions (never the link tokens of LINK_SIGNING_KEY).
+    employer_session_key: SecretStr = SecretStr(DEV_EMPLOYER_SESSION_KEY)
+    access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=300, le=7 * 86_400)
+    # How often the background task closes openings past their expires_at.
+    opening_expiry_interval_seconds: float = Field(default=60.0, gt=0)
+    # Limits per client address (login also per email address).
+    login_rate_limit: str = "10/minute"
+    signup_rate_limit: str = "10/hour"
+    write_rate_limit: str = "120/minute"
+
+    def production_problems(self) -> list[str]:
+        key = self.employer_session_key.get_secret_value()
+        if key == DEV_EMPLOYER_SESSION_KEY or len(key) < MIN_SECRET_LENGTH:
+            return [f"EMPLOYER_SESSION_KEY must be a secret of {MIN_SECRET_LENGTH}+ characters"]
+        return []
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` when the service is reached over https."""
+        return self.employer_public_url.startswith("https://")
