@@ -108,6 +108,7 @@ class Announcer:
         details, announced_version = found
         if announced_version >= details.version:
             return 0
+        await self._index.wait_loaded()
         started = time.perf_counter()
         result = self._index.match(opening_criteria(details))
         metrics.MATCH_SECONDS.observe(time.perf_counter() - started)

@@ -2,14 +2,15 @@
 
 Every replica needs every active subscriber, while a consumer group gives each replica only some
 partitions. So the index is fed (1) by a broadcast consumer of the subscriber topic in a group
-of its own per process (fast path, started before the index loads) and (2) by folding in read-model rows
-changed since a watermark every few seconds (catch-up path: covers what was published before the
-broadcast consumer joined and anything it missed). Both go through a per-subscriber version guard,
-so overlap and reordering are harmless.
+of its own per process (fast path, started before the index loads) and (2) by folding in
+read-model rows changed since a watermark every few seconds (catch-up path: covers what was
+published before the broadcast consumer joined and anything it missed). Both go through a
+per-subscriber version guard, so overlap and reordering are harmless.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -60,6 +61,11 @@ class ReplicaIndex:
         self._buffer: list[IndexChange] = []
         self.loaded = False
         self.watermark: datetime | None = None
+        self._ready = asyncio.Event()
+
+    async def wait_loaded(self) -> None:
+        """Matching waits for the first load: an empty index would miss everyone."""
+        await self._ready.wait()
 
     def apply(self, change: IndexChange) -> bool:
         """Fold one change in (buffered until loaded); False when it is not newer."""
@@ -95,6 +101,7 @@ class ReplicaIndex:
             self.apply(change)
         INDEX_SIZE.set(len(self.index))
         INDEX_READY.set(1)
+        self._ready.set()
         log.info(
             "match index loaded: %d active subscribers in %.2f s",
             len(self.index),

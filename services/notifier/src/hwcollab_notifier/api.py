@@ -1,0 +1,211 @@
+"""Admin API behind ``Authorization: Bearer <ADMIN_TOKEN>``: digests, DLQ, suppressions,
+bulletins. Thin: parse, call the use case, shape the answer."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field
+
+from hwcollab_notifier.digests import DigestRunner
+from hwcollab_notifier.operations import Operations, read_dead_letters, replay_dead_letters
+from hwcollab_notifier.repository import NotifierRepository
+from hwcollab_notifier.settings import Settings
+from hwcollab_schemas.topics import ALL_TOPICS
+
+bearer = HTTPBearer(auto_error=False)
+
+
+class DigestRunOut(BaseModel):
+    as_of: datetime
+    subscribers: int
+    sent: int
+    skipped: int
+    dropped_openings: int
+
+
+class DeadLetterOut(BaseModel):
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: str | None
+    headers: dict[str, str]
+    value: str
+
+
+class DeadLettersOut(BaseModel):
+    topic: str
+    dlq_topic: str
+    messages: list[DeadLetterOut]
+
+
+class Position(BaseModel):
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
+class ReplayIn(BaseModel):
+    topic: str = Field(examples=["hwcollab.opening.v1"])
+    messages: list[Position] | None = Field(
+        default=None, description="Which dead letters to replay; all of them when omitted."
+    )
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"topic": "hwcollab.opening.v1", "messages": [{"partition": 0, "offset": 3}]}
+            ]
+        }
+    }
+
+
+class ReplayOut(BaseModel):
+    replayed: int
+
+
+class SuppressionIn(BaseModel):
+    email: EmailStr
+    reason: str = Field(default="added by an operator", max_length=300)
+
+
+class SuppressionOut(BaseModel):
+    email: str | None
+    reason: str
+    created_at: datetime
+
+
+class SuppressionsOut(BaseModel):
+    total: int
+    items: list[SuppressionOut]
+
+
+class SuppressionAdded(BaseModel):
+    email: str
+    added: bool
+
+
+class BulletinIn(BaseModel):
+    subject: str = Field(min_length=1, max_length=200, examples=["Free CCM exam prep webinar"])
+    body_markdown: str = Field(min_length=1, max_length=50_000, examples=["Join us on **May 3** …"])
+
+
+class BulletinOut(BaseModel):
+    bulletin_id: str
+    recipients: int
+
+
+def admin_router(
+    *,
+    settings: Settings,
+    repository: NotifierRepository,
+    digests: DigestRunner,
+    operations: Operations,
+) -> APIRouter:
+    expected = settings.admin_token.get_secret_value().encode()
+
+    def require_admin(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if not hmac.compare_digest(given, expected):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a valid admin token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+    def known_topic(topic: str) -> str:
+        if topic not in ALL_TOPICS:
+            raise HTTPException(422, f"unknown topic; one of {', '.join(ALL_TOPICS)}")
+        return topic
+
+    @router.post("/digests/run", summary="Send the digests due at as_of (default now)")
+    async def run_digests(
+        as_of: Annotated[
+            AwareDatetime | None,
+            Query(description="ISO-8601 instant with offset", examples=["2026-11-24T13:00:00Z"]),
+        ] = None,
+    ) -> DigestRunOut:
+        run = await digests.run_due(as_of)
+        return DigestRunOut(
+            as_of=run.as_of,
+            subscribers=run.subscribers,
+            sent=run.sent,
+            skipped=run.skipped,
+            dropped_openings=run.dropped_openings,
+        )
+
+    @router.get("/dlq", summary="List dead letters of a topic")
+    async def list_dlq(
+        topic: Annotated[str, Query(examples=["hwcollab.opening.v1"])],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> DeadLettersOut:
+        letters = await read_dead_letters(
+            settings.kafka_bootstrap_servers, known_topic(topic), limit=limit
+        )
+        return DeadLettersOut(
+            topic=topic,
+            dlq_topic=f"{topic}.dlq",
+            messages=[
+                DeadLetterOut(
+                    partition=d.partition,
+                    offset=d.offset,
+                    timestamp_ms=d.timestamp_ms,
+                    key=d.key,
+                    headers=d.headers,
+                    value=d.value.decode(errors="replace"),
+                )
+                for d in letters
+            ],
+        )
+
+    @router.post("/dlq/replay", summary="Publish dead letters back to their topic")
+    async def replay_dlq(body: ReplayIn, request: Request) -> ReplayOut:
+        topic = known_topic(body.topic)
+        letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, limit=10_000)
+        if body.messages is not None:
+            wanted = {(m.partition, m.offset) for m in body.messages}
+            letters = [d for d in letters if (d.partition, d.offset) in wanted]
+        broker = request.app.state.runtime.broker
+        return ReplayOut(replayed=await replay_dead_letters(broker, letters, topic=topic))
+
+    @router.get("/suppressions", summary="List suppressed addresses")
+    async def list_suppressions(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> SuppressionsOut:
+        total, docs = await repository.list_suppressions(limit=limit, offset=offset)
+        return SuppressionsOut(
+            total=total,
+            items=[
+                SuppressionOut(email=d.get("email"), reason=d["reason"], created_at=d["created_at"])
+                for d in docs
+            ],
+        )
+
+    @router.post("/suppressions", status_code=201, summary="Suppress an address")
+    async def add_suppression(body: SuppressionIn, request: Request) -> SuppressionAdded:
+        now = request.app.state.runtime.clock.now()
+        added = await repository.suppress(str(body.email), reason=body.reason, now=now)
+        return SuppressionAdded(email=str(body.email).lower(), added=added)
+
+    @router.delete("/suppressions/{email}", status_code=204, summary="Stop suppressing an address")
+    async def remove_suppression(email: str) -> Response:
+        if not await repository.unsuppress(email):
+            raise HTTPException(404, "that address is not suppressed")
+        return Response(status_code=204)
+
+    @router.post("/bulletins", status_code=202, summary="Send a career-information bulletin")
+    async def send_bulletin(body: BulletinIn) -> BulletinOut:
+        bulletin_id, recipients = await operations.start_bulletin(
+            subject=body.subject, body_markdown=body.body_markdown
+        )
+        return BulletinOut(bulletin_id=bulletin_id, recipients=recipients)
+
+    return router

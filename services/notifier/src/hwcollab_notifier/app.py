@@ -1,0 +1,174 @@
+"""Wiring: ``create_app(settings)`` builds everything in the lifespan; nothing runs at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from hwcollab_common.clock import Clock
+from hwcollab_common.ops import configure_logging, install_http_basics, ops_router
+from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_notifier.api import admin_router
+from hwcollab_notifier.consumers import (
+    index_group_id,
+    register_deliveries,
+    register_index_feed,
+    register_read_model,
+)
+from hwcollab_notifier.delivery import Deliveries, Postman
+from hwcollab_notifier.digests import DigestRunner
+from hwcollab_notifier.handlers import Announcer, ReadModel
+from hwcollab_notifier.index_sync import ReplicaIndex
+from hwcollab_notifier.jobs import KafkaJobQueue
+from hwcollab_notifier.mail import EmailComposer, SmtpSender
+from hwcollab_notifier.operations import Operations, sample_delivery_lag
+from hwcollab_notifier.repository import NotifierRepository
+from hwcollab_notifier.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def _every(seconds: float, name: str, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` every ``seconds`` until cancelled; a failure is logged, not fatal."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("periodic task %s failed; will run again", name)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(level=settings.log_level, json_logs=settings.log_json)
+    runtime = ServiceRuntime(settings, name="notifier", clock=clock)
+    repository = NotifierRepository(runtime.db)
+    index = ReplicaIndex()
+    jobs = KafkaJobQueue(runtime.broker)
+    composer = EmailComposer(
+        mail_from=settings.mail_from,
+        postal_address=settings.postal_address,
+        list_id=settings.list_id,
+        subscriber_public_url=settings.subscriber_public_url,
+        employer_public_url=settings.employer_public_url,
+        message_id_domain=settings.message_id_domain,
+        clock=runtime.clock,
+    )
+    sender = SmtpSender(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        mail_from_address=settings.mail_from_address,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+        pool_size=settings.smtp_pool_size,
+        max_attempts=settings.smtp_max_attempts,
+        backoff_base=settings.smtp_backoff_base_seconds,
+        timeout=settings.smtp_timeout_seconds,
+    )
+    postman = Postman(runtime=runtime, repository=repository, mailer=sender, settings=settings)
+    announcer = Announcer(runtime=runtime, repository=repository, index=index, jobs=jobs)
+    deliveries = Deliveries(
+        runtime=runtime,
+        repository=repository,
+        composer=composer,
+        postman=postman,
+        settings=settings,
+        welcome_matches=announcer.welcome_matches,
+    )
+    read_model = ReadModel(
+        runtime=runtime,
+        repository=repository,
+        index=index,
+        announcer=announcer,
+        jobs=jobs,
+        composer=composer,
+        postman=postman,
+    )
+    digests = DigestRunner(
+        runtime=runtime,
+        repository=repository,
+        composer=composer,
+        postman=postman,
+        deliveries=deliveries,
+        settings=settings,
+    )
+    operations = Operations(runtime=runtime, repository=repository, jobs=jobs, settings=settings)
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    # The broadcast index feed is registered (and so started) before the index loads.
+    register_index_feed(runtime.broker, index, group_id=index_group_id())
+    register_read_model(runtime.broker, read_model)
+    register_deliveries(runtime.broker, deliveries, concurrency=settings.delivery_concurrency)
+
+    async def load_index() -> None:
+        while True:
+            try:
+                await index.load(repository.all_subscribers(), now=runtime.clock.now())
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("loading the match index failed; retrying")
+                await asyncio.sleep(2)
+
+    async def refresh_index() -> None:
+        if index.loaded:
+            await index.refresh(repository.changed_since(index.since()), now=runtime.clock.now())
+
+    async def due_digests() -> None:
+        lease = timedelta(seconds=max(60.0, settings.digest_interval_seconds * 2))
+        if await repository.take_lock("digests", owner=owner, now=runtime.clock.now(), ttl=lease):
+            await digests.run_due()
+
+    async def lag() -> None:
+        await sample_delivery_lag(settings.kafka_bootstrap_servers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await repository.ensure_indexes()
+        await runtime.start()
+        tasks = [
+            asyncio.create_task(load_index(), name="index-load"),
+            asyncio.create_task(
+                _every(settings.index_refresh_seconds, "index-refresh", refresh_index)
+            ),
+            asyncio.create_task(_every(settings.digest_interval_seconds, "digests", due_digests)),
+            asyncio.create_task(_every(settings.sweep_interval_seconds, "sweep", operations.sweep)),
+            asyncio.create_task(_every(settings.lag_sample_seconds, "lag", lag)),
+        ]
+        app.state.runtime = runtime
+        app.state.index = index
+        app.state.digests = digests
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.stop()
+            await sender.close()
+
+    app = FastAPI(
+        title="HWcollab matcher-notifier",
+        version="1.0.0",
+        summary="Matches openings to subscribers and sends their emails; admin endpoints.",
+        lifespan=lifespan,
+    )
+    install_http_basics(app)
+    app.include_router(ops_router(runtime.readiness_checks() | {"match_index": index.check_ready}))
+    app.include_router(
+        admin_router(
+            settings=settings, repository=repository, digests=digests, operations=operations
+        )
+    )
+    return app

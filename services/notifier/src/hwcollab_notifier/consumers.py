@@ -1,0 +1,146 @@
+"""The notifier's Kafka consumers; thin: parse, hand to a handler.
+
+- Read model: subscriber, employer and opening topics in ``NOTIFIER_GROUP`` (partitions spread
+  over replicas; each event applied once).
+- Index feed: the subscriber topic again, in a group of this process's own, so that every replica
+  sees every subscriber change (from the latest offset; the read-model refresh covers the rest).
+- Deliveries: ``DELIVERY_TOPIC`` in ``NOTIFIER_DELIVERY_GROUP``, concurrently across partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from hwcollab_common.consuming import CONSUMED, dead_letter, subscribe_events
+from hwcollab_notifier.delivery import Deliveries
+from hwcollab_notifier.handlers import ReadModel
+from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
+from hwcollab_schemas import EventParseError, parse_event
+from hwcollab_schemas.delivery import DeliveryJob
+from hwcollab_schemas.events import (
+    SubscriberDeleted,
+    SubscriberRegistered,
+    SubscriberUnsubscribed,
+    SubscriberUpdated,
+)
+from hwcollab_schemas.topics import (
+    DELIVERY_TOPIC,
+    EMPLOYER_TOPIC,
+    NOTIFIER_DELIVERY_GROUP,
+    NOTIFIER_GROUP,
+    OPENING_TOPIC,
+    SUBSCRIBER_TOPIC,
+)
+
+log = logging.getLogger(__name__)
+
+
+def index_group_id() -> str:
+    return f"hwcollab-notifier-index-{socket.gethostname()}-{os.getpid()}"
+
+
+def register_read_model(broker: KafkaBroker, read_model: ReadModel) -> None:
+    subscribe_events(
+        broker, SUBSCRIBER_TOPIC, group_id=NOTIFIER_GROUP, handle=read_model.on_subscriber
+    )
+    subscribe_events(broker, EMPLOYER_TOPIC, group_id=NOTIFIER_GROUP, handle=read_model.on_employer)
+    subscribe_events(broker, OPENING_TOPIC, group_id=NOTIFIER_GROUP, handle=read_model.on_opening)
+
+
+def register_index_feed(broker: KafkaBroker, index: ReplicaIndex, *, group_id: str) -> None:
+    @broker.subscriber(
+        SUBSCRIBER_TOPIC,
+        group_id=group_id,
+        auto_offset_reset="latest",
+        ack_policy=AckPolicy.ACK_FIRST,
+        title=f"{group_id}:{SUBSCRIBER_TOPIC}",
+    )
+    async def feed(message: KafkaMessage) -> None:
+        try:
+            event = parse_event(message.body, topic=SUBSCRIBER_TOPIC)
+        except EventParseError:
+            return  # the read-model consumer dead-letters it
+        if isinstance(event, SubscriberRegistered | SubscriberUpdated):
+            profile = event.payload
+            index.apply(
+                IndexChange(
+                    profile.subscriber_id,
+                    profile.version,
+                    profile if profile.status == "active" else None,
+                )
+            )
+        elif isinstance(event, SubscriberUnsubscribed | SubscriberDeleted):
+            index.apply(IndexChange(event.payload.subscriber_id, event.payload.version, None))
+
+
+def register_deliveries(
+    broker: KafkaBroker,
+    deliveries: Deliveries,
+    *,
+    concurrency: int,
+    max_attempts: int = 5,
+    retry_base_seconds: float = 0.2,
+) -> None:
+    attempts: dict[str, int] = {}
+
+    @broker.subscriber(
+        DELIVERY_TOPIC,
+        group_id=NOTIFIER_DELIVERY_GROUP,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=2_000,
+        max_workers=concurrency if concurrency > 1 else None,
+        title=f"{NOTIFIER_DELIVERY_GROUP}:{DELIVERY_TOPIC}",
+    )
+    async def deliver(message: KafkaMessage) -> None:
+        raw = message.raw_message
+        record: Any = raw[-1] if isinstance(raw, tuple) else raw
+        location = {"partition": record.partition, "offset": record.offset}
+        try:
+            job = DeliveryJob.model_validate_json(message.body)
+        except ValidationError as error:
+            CONSUMED.labels(DELIVERY_TOPIC, "delivery", "dead_lettered").inc()
+            await dead_letter(
+                broker,
+                topic=DELIVERY_TOPIC,
+                key=record.key,
+                value=message.body,
+                error=f"invalid delivery job: {error.errors()[0]['msg']}",
+                **location,
+            )
+            return
+        tag = f"{record.partition}:{record.offset}"
+        try:
+            await deliveries.handle(job)
+        except Exception as error:
+            count = attempts.get(tag, 0) + 1
+            attempts[tag] = count
+            if count >= max_attempts:
+                attempts.pop(tag, None)
+                CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "dead_lettered").inc()
+                log.exception("giving up on a %s delivery after %d attempts", job.kind, count)
+                await dead_letter(
+                    broker,
+                    topic=DELIVERY_TOPIC,
+                    key=record.key,
+                    value=message.body,
+                    error=f"handler failed {count} times: {type(error).__name__}: {error}",
+                    **location,
+                )
+                return
+            CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "retried").inc()
+            log.warning("%s delivery failed (attempt %d), will retry: %s", job.kind, count, error)
+            await asyncio.sleep(retry_base_seconds * 2 ** (count - 1))
+            raise
+        attempts.pop(tag, None)
+        CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "handled").inc()

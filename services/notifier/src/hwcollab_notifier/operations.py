@@ -1,0 +1,191 @@
+"""Operator-facing work: dead-letter listing and replay, bulletins, the sweeper that publishes
+again what was left pending, and consumer-lag sampling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+from faststream.kafka import KafkaBroker
+
+from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_notifier import metrics
+from hwcollab_notifier.handlers import pending_jobs
+from hwcollab_notifier.jobs import JobQueue
+from hwcollab_notifier.repository import NotifierRepository
+from hwcollab_notifier.settings import Settings
+from hwcollab_schemas.delivery import DeliveryJob
+from hwcollab_schemas.topics import ALL_TOPICS, DELIVERY_TOPIC, NOTIFIER_DELIVERY_GROUP, dlq_topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: str | None
+    headers: dict[str, str]
+    value: bytes
+
+
+async def read_dead_letters(
+    bootstrap_servers: str, topic: str, *, limit: int, read_seconds: float = 5.0
+) -> list[DeadLetter]:
+    """The first ``limit`` messages of ``<topic>.dlq`` (oldest first), read without a group."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        name = dlq_topic(topic)
+        await consumer.topics()
+        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[DeadLetter] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + read_seconds
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining and len(out) < limit and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=limit)
+            for records in batch.values():
+                for record in records:
+                    out.append(
+                        DeadLetter(
+                            partition=record.partition,
+                            offset=record.offset,
+                            timestamp_ms=record.timestamp,
+                            key=record.key.decode(errors="replace") if record.key else None,
+                            headers={k: v.decode(errors="replace") for k, v in record.headers},
+                            value=record.value or b"",
+                        )
+                    )
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        out.sort(key=lambda d: (d.timestamp_ms, d.partition, d.offset))
+        return out[:limit]
+    finally:
+        await consumer.stop()
+
+
+async def replay_dead_letters(
+    broker: KafkaBroker,
+    letters: Sequence[DeadLetter],
+    *,
+    topic: str,
+) -> int:
+    """Publish dead letters back to their original topic (consumers are idempotent)."""
+    count = 0
+    for letter in letters:
+        target = letter.headers.get("original_topic", topic)
+        if target not in ALL_TOPICS:
+            log.warning("not replaying to unknown topic %r", target)
+            continue
+        await broker.publish(
+            letter.value,
+            target,
+            key=letter.key.encode() if letter.key is not None else None,
+            headers={"replayed_from": dlq_topic(topic), "replayed_offset": str(letter.offset)},
+        )
+        count += 1
+    return count
+
+
+class Operations:
+    def __init__(
+        self,
+        *,
+        runtime: ServiceRuntime,
+        repository: NotifierRepository,
+        jobs: JobQueue,
+        settings: Settings,
+    ) -> None:
+        self._runtime = runtime
+        self._repo = repository
+        self._jobs = jobs
+        self._settings = settings
+
+    async def start_bulletin(self, *, subject: str, body_markdown: str) -> tuple[str, int]:
+        """Store the bulletin and queue one delivery per opted-in active subscriber."""
+        now = self._runtime.clock.now()
+        bulletin_id = str(uuid4())
+        await self._repo.save_bulletin(
+            {
+                "_id": bulletin_id,
+                "subject": subject,
+                "body_markdown": body_markdown,
+                "created_at": now,
+            }
+        )
+        jobs = [
+            DeliveryJob(
+                kind="bulletin",
+                subscriber_id=str(doc["_id"]),
+                bulletin_id=bulletin_id,
+                created_at=now,
+            )
+            async for doc in self._repo.career_info_recipients()
+        ]
+        await self._jobs.put(jobs)
+        log.info("bulletin %s queued for %d subscribers", bulletin_id, len(jobs))
+        return bulletin_id, len(jobs)
+
+    async def sweep(self) -> int:
+        """Publish again deliveries left pending (a job lost between ledger and Kafka, a replica
+        killed mid-send, a transient SMTP failure) and welcome emails not yet sent."""
+        now = self._runtime.clock.now()
+        before = now - timedelta(seconds=self._settings.sweep_stale_seconds)
+        rows = [row async for row in self._repo.stale_immediate(before=before)]
+        jobs = pending_jobs(rows, now=now)
+        jobs += [
+            DeliveryJob(kind="welcome", subscriber_id=str(doc["_id"]), created_at=now)
+            async for doc in self._repo.pending_welcomes(requested_before=before)
+        ]
+        if rows:
+            await self._repo.ledger.update_many(
+                {"_id": {"$in": [row["_id"] for row in rows]}}, {"$set": {"updated_at": now}}
+            )
+        await self._jobs.put(jobs)
+        if jobs:
+            metrics.SWEPT.inc(len(jobs))
+            log.info("sweeper published %d deliveries again", len(jobs))
+        return len(jobs)
+
+
+async def sample_delivery_lag(bootstrap_servers: str) -> int:
+    """Messages on the delivery topic that the delivery group has not consumed yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed: dict[Any, Any] = await admin.list_consumer_group_offsets(NOTIFIER_DELIVERY_GROUP)
+        await consumer.topics()
+        partitions = [
+            TopicPartition(DELIVERY_TOPIC, p)
+            for p in consumer.partitions_for_topic(DELIVERY_TOPIC) or ()
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        lag = 0
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            position = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(0, end - position)
+        metrics.CONSUMER_LAG.labels(NOTIFIER_DELIVERY_GROUP, DELIVERY_TOPIC).set(lag)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
