@@ -1,0 +1,180 @@
+"""In-memory fakes of the subscriber service's ports, and an app wired to them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from hwcollab_common.clock import FixedClock
+from hwcollab_common.tokens import LinkSigner
+from hwcollab_schemas import Event
+from hwcollab_subscriber.app import create_app
+from hwcollab_subscriber.domain import Subscriber
+from hwcollab_subscriber.handlers import Links, SubscriberService
+from hwcollab_subscriber.repository import DuplicateEmailError, StaleSubscriberError, Work
+from hwcollab_subscriber.settings import Settings
+
+T = TypeVar("T")
+PUBLIC_URL = "https://alerts.example.org"
+SIGNING_KEY = "unit-test-link-signing-key-0123456789"
+
+
+class FakeSubscribers:
+    def __init__(self, rows: dict[str, Subscriber]) -> None:
+        self._rows = rows
+
+    async def get(self, subscriber_id: str) -> Subscriber | None:
+        return self._rows.get(subscriber_id)
+
+    async def find_by_email_key(self, key: str) -> Subscriber | None:
+        return next((s for s in self._rows.values() if s.email_key == key), None)
+
+    async def add(self, subscriber: Subscriber) -> None:
+        if await self.find_by_email_key(subscriber.email_key):
+            raise DuplicateEmailError(subscriber.email_key)
+        self._rows[subscriber.subscriber_id] = subscriber
+
+    async def save(self, subscriber: Subscriber, *, read_version: int) -> None:
+        stored = self._rows.get(subscriber.subscriber_id)
+        if stored is None or stored.version != read_version:
+            raise StaleSubscriberError(subscriber.subscriber_id)
+        self._rows[subscriber.subscriber_id] = subscriber
+
+    async def erase(self, subscriber_id: str) -> None:
+        self._rows.pop(subscriber_id, None)
+
+
+class FakeStore:
+    """Transactions that roll back on error; committed events collect in ``events``."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Subscriber] = {}
+        self.events: list[Event] = []
+        self.processed: set[str] = set()
+
+    async def transact(self, work: Work[T]) -> T:
+        snapshot = dict(self.rows)
+        try:
+            result, events = await work(FakeSubscribers(self.rows))
+        except BaseException:
+            self.rows.clear()
+            self.rows.update(snapshot)
+            raise
+        self.events.extend(events)
+        return result
+
+    async def transact_once(self, event: Event, work: Work[None]) -> bool:
+        if str(event.event_id) in self.processed:
+            return False
+        await self.transact(work)
+        self.processed.add(str(event.event_id))
+        return True
+
+    def events_of(self, event_type: str) -> list[Event]:
+        return [e for e in self.events if e.event_type == event_type]
+
+    def only(self) -> Subscriber:
+        (subscriber,) = self.rows.values()
+        return subscriber
+
+
+def sign_up_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "email": "Jordan.Lee@Example.org",
+        "first_name": "Jordan",
+        "roles": ["care_coordination", "nurse_care_manager"],
+        "settings": ["medical"],
+        "credentials": ["rn"],
+        "employment_types": ["full_time"],
+        "zip": "01608",
+        "radius_miles": 30,
+        "remote_ok": True,
+        "frequency": "daily",
+        "digest_hour": 7,
+        "digest_weekday": "tue",
+        "min_pay_hourly": 30,
+        "career_info": True,
+    }
+    body.update(changes)
+    return body
+
+
+def preferences_body(**changes: Any) -> dict[str, Any]:
+    body = sign_up_body(**changes)
+    body.pop("email")
+    return body
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def links(clock: FixedClock) -> Links:
+    return Links(LinkSigner(SIGNING_KEY, clock=clock), public_url=PUBLIC_URL)
+
+
+@pytest.fixture
+def service(store: FakeStore, links: Links, clock: FixedClock) -> SubscriberService:
+    return SubscriberService(store=store, links=links, clock=clock)
+
+
+def make_app(
+    store: FakeStore, clock: FixedClock, **settings: Any
+) -> tuple[FastAPI, SubscriberService]:
+    """The real app with its routers, error pages and limits, its service on the fake store."""
+    app = create_app(
+        Settings(
+            link_signing_key=SIGNING_KEY,
+            subscriber_public_url=PUBLIC_URL,
+            mongodb_database="unused",
+            **settings,
+        ),
+        clock=clock,
+    )
+    service = SubscriberService(store=store, links=app.state.links, clock=clock)
+    app.state.service = service
+    return app, service
+
+
+@pytest.fixture
+async def client(store: FakeStore, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
+    app, _ = make_app(store, clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
+        yield http
+
+
+def token_from(url: str) -> str:
+    return httpx.URL(url).params["token"]
+
+
+def payload_of(events: Sequence[Event], event_type: str) -> Any:
+    (event,) = [e for e in events if e.event_type == event_type]
+    return event.payload
+
+
+class Helpers:
+    """Helpers for test modules (conftest is not importable under --import-mode=importlib)."""
+
+    sign_up_body = staticmethod(sign_up_body)
+    preferences_body = staticmethod(preferences_body)
+    token_from = staticmethod(token_from)
+    payload_of = staticmethod(payload_of)
+    make_app = staticmethod(make_app)
+
+
+@pytest.fixture
+def helpers() -> type[Helpers]:
+    return Helpers
