@@ -5,8 +5,8 @@ Served with ``uvicorn --factory hwcollab_employer.app:create_app``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import TypeVar
 
@@ -15,7 +15,12 @@ from fastapi.staticfiles import StaticFiles
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.consuming import apply_once
-from hwcollab_common.ops import configure_logging, install_http_basics, ops_router
+from hwcollab_common.ops import (
+    ReadinessCheck,
+    configure_logging,
+    install_http_basics,
+    ops_router,
+)
 from hwcollab_common.ratelimit import RateLimiter
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.web import mount_static
@@ -60,12 +65,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         passwords=Passwords(),
         auto_approve=settings.employer_approval == "auto",
     )
-    tokens = TokenAuthority(
-        settings.employer_session_key.get_secret_value(),
-        clock=runtime.clock,
-        access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
-        session_ttl=timedelta(seconds=settings.session_ttl_seconds),
-    )
+    context = employer_context(settings, service=service, clock=runtime.clock)
     expiry = ExpiryTask(service, interval_seconds=settings.opening_expiry_interval_seconds)
     register_consumers(runtime.broker, service)
 
@@ -80,23 +80,42 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await expiry.stop()
             await runtime.stop()
 
+    app = build_app(context, lifespan=lifespan, readiness=runtime.readiness_checks())
+    app.state.runtime = runtime
+    return app
+
+
+def employer_context(
+    settings: Settings, *, service: EmployerService, clock: Clock
+) -> EmployerContext:
+    tokens = TokenAuthority(
+        settings.employer_session_key.get_secret_value(),
+        clock=clock,
+        access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        session_ttl=timedelta(seconds=settings.session_ttl_seconds),
+    )
+    return EmployerContext(
+        settings=settings, service=service, tokens=tokens, limiter=RateLimiter(), clock=clock
+    )
+
+
+def build_app(
+    context: EmployerContext,
+    *,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+) -> FastAPI:
+    """The HTTP application over a service (the tests give it one built on in-memory fakes)."""
     app = FastAPI(
         title="HWcollab employer service",
         summary="Employer accounts, Find a Local Employer, openings and their reach.",
         version="1.0.0",
         lifespan=lifespan,
     )
-    app.state.employer = EmployerContext(
-        settings=settings,
-        service=service,
-        tokens=tokens,
-        limiter=RateLimiter(),
-        clock=runtime.clock,
-    )
-    app.state.runtime = runtime
+    app.state.employer = context
     install_http_basics(app)
     errors.install_error_handlers(app)
-    app.include_router(ops_router(runtime.readiness_checks()))
+    app.include_router(ops_router(readiness or {}))
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(dashboard.router)

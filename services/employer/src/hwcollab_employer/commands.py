@@ -107,12 +107,10 @@ Description = Annotated[
     str, Field(max_length=DESCRIPTION_MAX), AfterValidator(_text_control_characters)
 ]
 HttpUrl = Annotated[str, BeforeValidator(_strip), Field(max_length=2000), AfterValidator(_http_url)]
-OptionalHttpUrl = Annotated[
-    str | None,
-    BeforeValidator(_blank_to_none),
-    Field(max_length=2000),
-    AfterValidator(lambda v: None if v is None else _http_url(v)),
-]
+OptionalHttpUrl = Annotated[HttpUrl | None, BeforeValidator(_blank_to_none)]
+Phone = Annotated[str, Field(max_length=40, pattern=r"^[0-9+()./ x-]*$")]
+OptionalPhone = Annotated[Phone | None, BeforeValidator(_blank_to_none)]
+Street = Annotated[str, Field(max_length=200), AfterValidator(_no_control_characters)]
 RealZip = Annotated[str, BeforeValidator(_strip), AfterValidator(_real_zip)]
 RoleCode = Annotated[str, _code_of("role", taxonomy.ROLE_CODES)]
 SettingCode = Annotated[str, _code_of("setting", taxonomy.SETTING_CODES)]
@@ -125,12 +123,7 @@ Pay = Annotated[float, Field(ge=0, le=10_000_000)]
 class Address(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    street: Annotated[
-        str | None,
-        BeforeValidator(_blank_to_none),
-        Field(max_length=200),
-        AfterValidator(lambda v: None if v is None else _no_control_characters(v)),
-    ] = None
+    street: Annotated[Street | None, BeforeValidator(_blank_to_none)] = None
     city: Annotated[
         str,
         BeforeValidator(_strip),
@@ -154,11 +147,7 @@ class ProfileFields(BaseModel):
     organization_name: Name
     website: OptionalHttpUrl = None
     description: Description = ""
-    phone: Annotated[
-        str | None,
-        BeforeValidator(_blank_to_none),
-        Field(max_length=40, pattern=r"^[0-9+()./ x-]*$"),
-    ] = None
+    phone: OptionalPhone = None
     address: Address
     settings: SettingCodes = Field(default_factory=list)
 
@@ -176,7 +165,7 @@ class ProfilePatch(BaseModel):
     organization_name: Name | None = None
     website: OptionalHttpUrl = None
     description: Description | None = None
-    phone: Annotated[str | None, Field(max_length=40, pattern=r"^[0-9+()./ x-]*$")] = None
+    phone: OptionalPhone = None
     address: Address | None = None
     settings: SettingCodes | None = None
 

@@ -1,0 +1,289 @@
+"""In-memory fakes of the employer service's ports, and an app built on them (no network)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+from hwcollab_common.clock import FixedClock
+from hwcollab_common.geo import haversine_miles
+from hwcollab_employer.app import build_app, employer_context
+from hwcollab_employer.domain import ConflictError, Employer, Opening
+from hwcollab_employer.handlers import EmployerService
+from hwcollab_employer.listing import (
+    BoardQuery,
+    DirectoryQuery,
+    EmployerListing,
+    OpeningListing,
+    Page,
+    offset_of,
+)
+from hwcollab_employer.ports import ApiKeyRecord, DuplicateEmailError
+from hwcollab_employer.security import Passwords
+from hwcollab_employer.settings import Settings
+from hwcollab_schemas import Event
+
+T = TypeVar("T")
+
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+ADMIN_TOKEN = "test-admin-token"
+
+
+class FakeRepository:
+    def __init__(self) -> None:
+        self.employers: dict[str, Employer] = {}
+        self.openings: dict[str, Opening] = {}
+        self.api_keys_by_id: dict[str, ApiKeyRecord] = {}
+        self.reach: set[tuple[str, str]] = set()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {k: (v.copy() if hasattr(v, "copy") else v) for k, v in vars(self).items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+
+    async def add_employer(self, employer: Employer, *, session: Any) -> None:
+        if any(e.contact_email == employer.contact_email for e in self.employers.values()):
+            raise DuplicateEmailError(employer.contact_email)
+        self.employers[employer.employer_id] = employer
+
+    async def get_employer(self, employer_id: str, *, session: Any = None) -> Employer | None:
+        return self.employers.get(employer_id)
+
+    async def employer_by_email(self, email: str) -> Employer | None:
+        return next((e for e in self.employers.values() if e.contact_email == email), None)
+
+    async def save_employer(self, employer: Employer, *, session: Any) -> None:
+        self.employers[employer.employer_id] = employer
+
+    async def add_opening(self, opening: Opening, *, session: Any) -> None:
+        self.openings[opening.opening_id] = opening
+
+    async def get_opening(self, opening_id: str, *, session: Any = None) -> Opening | None:
+        return self.openings.get(opening_id)
+
+    async def save_opening(self, opening: Opening, *, previous_version: int, session: Any) -> None:
+        current = self.openings.get(opening.opening_id)
+        if current is None or current.version != previous_version:
+            raise ConflictError("changed meanwhile")
+        self.openings[opening.opening_id] = dataclasses.replace(opening, notified=current.notified)
+
+    async def openings_of(
+        self, employer_id: str, *, open_only: bool = False, session: Any = None
+    ) -> list[Opening]:
+        found = [
+            o
+            for o in self.openings.values()
+            if o.employer_id == employer_id and (o.is_open or not open_only)
+        ]
+        return sorted(found, key=lambda o: o.posted_at, reverse=True)
+
+    async def expired_openings(self, *, now: datetime, limit: int) -> list[Opening]:
+        due = [o for o in self.openings.values() if o.is_open and o.expires_at <= now]
+        return sorted(due, key=lambda o: o.expires_at)[:limit]
+
+    async def refresh_listing(self, employer_id: str, *, session: Any) -> None:
+        """Counts are computed at search time in this fake."""
+
+    def _open_of(self, employer_id: str) -> list[Opening]:
+        return [o for o in self.openings.values() if o.employer_id == employer_id and o.is_open]
+
+    async def search_employers(self, query: DirectoryQuery) -> Page[EmployerListing]:
+        found: list[EmployerListing] = []
+        for employer in self.employers.values():
+            if not employer.approved or (query.setting and query.setting not in employer.settings):
+                continue
+            openings = self._open_of(employer.employer_id)
+            if query.roles and not {o.fields.role for o in openings} & set(query.roles):
+                continue
+            text = f"{employer.organization_name} {employer.description} {employer.place.city}"
+            if query.text and query.text.lower() not in text.lower():
+                continue
+            distance = None
+            if query.near:
+                distance = haversine_miles(
+                    query.near.lat, query.near.lon, employer.place.lat, employer.place.lon
+                )
+                if distance > query.radius_miles:
+                    continue
+            found.append(EmployerListing(employer, distance, len(openings)))
+        if query.near:
+            found.sort(key=lambda item: item.distance_miles or 0.0)
+        else:
+            found.sort(key=lambda item: item.employer.organization_name)
+        start = offset_of(query.page, query.page_size)
+        return Page(found[start : start + query.page_size], len(found), query.page, query.page_size)
+
+    async def search_openings(self, query: BoardQuery, *, now: datetime) -> Page[OpeningListing]:
+        local: list[OpeningListing] = []
+        remote: list[OpeningListing] = []
+        for o in sorted(self.openings.values(), key=lambda o: o.posted_at, reverse=True):
+            if not (o.is_open and o.employer_approved and o.expires_at > now):
+                continue
+            if (query.roles and o.fields.role not in query.roles) or (
+                query.setting and o.fields.setting != query.setting
+            ):
+                continue
+            if o.fields.remote:
+                if query.include_remote:
+                    remote.append(OpeningListing(o, None))
+                continue
+            distance = None
+            if query.near and o.place:
+                distance = haversine_miles(query.near.lat, query.near.lon, o.place.lat, o.place.lon)
+                if distance > query.radius_miles:
+                    continue
+            local.append(OpeningListing(o, distance))
+        if query.near:
+            local.sort(key=lambda item: item.distance_miles or 0.0)
+            found = local + remote
+        else:
+            found = sorted(local + remote, key=lambda i: i.opening.posted_at, reverse=True)
+        start = offset_of(query.page, query.page_size)
+        return Page(found[start : start + query.page_size], len(found), query.page, query.page_size)
+
+    async def add_api_key(self, record: ApiKeyRecord, *, session: Any) -> None:
+        self.api_keys_by_id[record.key_id] = record
+
+    async def api_keys_of(self, employer_id: str) -> list[ApiKeyRecord]:
+        return [k for k in self.api_keys_by_id.values() if k.employer_id == employer_id]
+
+    async def api_key(self, key_id: str) -> ApiKeyRecord | None:
+        return self.api_keys_by_id.get(key_id)
+
+    async def revoke_api_key(self, employer_id: str, key_id: str, *, now: datetime) -> bool:
+        record = self.api_keys_by_id.get(key_id)
+        if record is None or record.employer_id != employer_id or record.revoked_at is not None:
+            return False
+        self.api_keys_by_id[key_id] = dataclasses.replace(record, revoked_at=now)
+        return True
+
+    async def record_reach(self, opening_id: str, subscriber_id: str, *, session: Any) -> bool:
+        if (opening_id, subscriber_id) in self.reach:
+            return False
+        self.reach.add((opening_id, subscriber_id))
+        opening = self.openings.get(opening_id)
+        if opening is not None:
+            self.openings[opening_id] = dataclasses.replace(opening, notified=opening.notified + 1)
+        return True
+
+
+class FakeUnitOfWork:
+    """Runs work against the fake repository, all or nothing, and keeps the events 'published'."""
+
+    def __init__(self, repository: FakeRepository) -> None:
+        self._repository = repository
+        self.events: list[Event] = []
+        self.applied: set[str] = set()
+
+    async def commit(self, work: Callable[[Any], Awaitable[tuple[T, Sequence[Event]]]]) -> T:
+        state = self._repository.snapshot()
+        try:
+            result, events = await work(None)
+        except BaseException:
+            self._repository.restore(state)
+            raise
+        self.events.extend(events)
+        return result
+
+    async def apply_once(self, event: Event, work: Callable[[Any], Awaitable[None]]) -> bool:
+        if str(event.event_id) in self.applied:
+            return False
+        state = self._repository.snapshot()
+        try:
+            await work(None)
+        except BaseException:
+            self._repository.restore(state)
+            raise
+        self.applied.add(str(event.event_id))
+        return True
+
+    def of_type(self, event_type: str) -> list[Event]:
+        return [e for e in self.events if e.event_type == event_type]
+
+
+# Cheap Argon2id parameters: the tests check behaviour, not hashing cost.
+FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+class Harness:
+    def __init__(self, *, auto_approve: bool = True, settings: Settings | None = None) -> None:
+        self.clock = FixedClock(NOW)
+        self.repository = FakeRepository()
+        self.uow = FakeUnitOfWork(self.repository)
+        self.service = EmployerService(
+            repository=self.repository,
+            unit_of_work=self.uow,
+            clock=self.clock,
+            passwords=FAST_PASSWORDS,
+            auto_approve=auto_approve,
+        )
+        self.settings = settings or Settings(
+            admin_token=ADMIN_TOKEN,
+            employer_approval="auto" if auto_approve else "manual",
+            login_rate_limit="5/minute",
+        )
+        self.app = build_app(
+            employer_context(self.settings, service=self.service, clock=self.clock)
+        )
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://employer.test"
+        )
+
+
+@pytest.fixture
+def harness() -> Harness:
+    return Harness()
+
+
+@pytest.fixture
+def manual_harness() -> Harness:
+    return Harness(auto_approve=False)
+
+
+def signup_body(email: str = "hr@worcester-care.example", **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "organization_name": "Worcester Care Partners",
+        "contact_email": email,
+        "password": "a very long passphrase",
+        "website": "https://worcester-care.example",
+        "description": "Care coordination in Worcester County.",
+        "address": {"street": "1 Main St", "city": "Worcester", "state": "MA", "zip": "01608"},
+        "settings": ["medical"],
+    }
+    return body | changes
+
+
+def opening_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": "RN Care Manager",
+        "role": "nurse_care_manager",
+        "setting": "medical",
+        "required_credentials": ["rn"],
+        "employment_type": "full_time",
+        "zip": "01608",
+        "pay_min": 38,
+        "pay_max": 46,
+        "pay_period": "hour",
+        "description": "Coordinate care for adults.",
+        "apply_url": "https://worcester-care.example/jobs/1",
+    }
+    return body | changes
+
+
+@pytest.fixture
+def signup() -> Callable[..., dict[str, Any]]:
+    return signup_body
+
+
+@pytest.fixture
+def opening_json() -> Callable[..., dict[str, Any]]:
+    return opening_body
