@@ -1,0 +1,224 @@
+"""The HTML pages over in-memory fakes: sign-up and sign-in with CSRF, the dashboard, escaping."""
+
+from __future__ import annotations
+
+import re
+
+PASSWORD = "a very long passphrase"
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the form carries a CSRF token"
+    return match.group(1)
+
+
+def _signup_form(csrf: str, **changes: str) -> dict[str, object]:
+    form: dict[str, object] = {
+        "csrf_token": csrf,
+        "organization_name": "Worcester <Care> Partners",
+        "contact_email": "hr@worcester-care.example",
+        "password": PASSWORD,
+        "website": "https://worcester-care.example",
+        "phone": "508-555-0100",
+        "description": "<script>alert('x')</script> We coordinate care.",
+        "street": "1 Main St",
+        "city": "Worcester",
+        "state": "MA",
+        "zip": "01608",
+        "settings": ["medical", "behavioral_health"],
+    }
+    return form | changes
+
+
+async def _sign_up(client, **changes: str):
+    page = await client.get("/signup")
+    return await client.post("/signup", data=_signup_form(_csrf(page.text), **changes))
+
+
+async def test_signup_signs_in_with_a_safe_session_cookie(harness) -> None:
+    async with harness.client() as client:
+        response = await _sign_up(client)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/dashboard"
+        cookie = next(
+            value
+            for value in response.headers.get_list("set-cookie")
+            if value.startswith("hwcollab_employer_session=")
+        )
+        dashboard = await client.get("/dashboard")
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Secure" not in cookie  # the public URL of the tests is http
+    assert dashboard.status_code == 200
+    assert "Worcester &lt;Care&gt; Partners" in dashboard.text
+    assert "Listed in" in dashboard.text
+
+
+async def test_forms_without_the_csrf_token_are_refused(harness) -> None:
+    async with harness.client() as client:
+        await client.get("/signup")
+        missing = await client.post("/signup", data=_signup_form(""))
+        forged = await client.post("/signup", data=_signup_form("forged-token"))
+    assert missing.status_code == forged.status_code == 403
+    assert harness.repository.employers == {}
+
+
+async def test_signup_errors_are_shown_next_to_the_fields(harness) -> None:
+    async with harness.client() as client:
+        response = await _sign_up(client, zip="00000", password="short")
+    assert response.status_code == 422
+    assert 'id="field-zip-error"' in response.text
+    assert 'id="field-password-error"' in response.text
+    assert 'value="Worcester &lt;Care&gt; Partners"' in response.text
+    assert harness.repository.employers == {}
+
+
+async def test_pending_dashboard_says_it_awaits_approval(manual_harness) -> None:
+    async with manual_harness.client() as client:
+        await _sign_up(client)
+        dashboard = await client.get("/dashboard")
+    assert "Awaiting approval" in dashboard.text
+
+
+async def test_dashboard_needs_a_session(harness) -> None:
+    async with harness.client() as client:
+        response = await client.get("/dashboard")
+        new = await client.get("/dashboard/openings/new")
+    assert response.status_code == new.status_code == 303
+    assert response.headers["location"] == "/login"
+
+
+async def test_login_page_failure_is_generic_and_success_signs_in(harness) -> None:
+    async with harness.client() as client:
+        await _sign_up(client)
+        await client.post("/logout", data={"csrf_token": _csrf((await client.get("/logout")).text)})
+        assert (await client.get("/dashboard")).status_code == 303
+        page = await client.get("/login")
+        wrong = await client.post(
+            "/login",
+            data={
+                "csrf_token": _csrf(page.text),
+                "email": "hr@worcester-care.example",
+                "password": "nope",
+            },
+        )
+        right = await client.post(
+            "/login",
+            data={
+                "csrf_token": _csrf(wrong.text),
+                "email": "hr@worcester-care.example",
+                "password": PASSWORD,
+            },
+        )
+        dashboard = await client.get("/dashboard")
+    assert wrong.status_code == 401
+    assert "Incorrect email or password." in wrong.text
+    assert right.status_code == 303
+    assert dashboard.status_code == 200
+
+
+async def _opening_form(client, **changes: object) -> dict[str, object]:
+    page = await client.get("/dashboard/openings/new")
+    form: dict[str, object] = {
+        "csrf_token": _csrf(page.text),
+        "title": "RN Care Manager - Health Home",
+        "role": "",
+        "setting": "medical",
+        "employment_type": "full_time",
+        "required_credentials": ["rn"],
+        "zip": "01608",
+        "pay_min": "38",
+        "pay_max": "46",
+        "pay_period": "hour",
+        "description": "Line one\n\n<b>not bold</b>",
+        "apply_url": "https://worcester-care.example/jobs/1",
+        "expires_on": "",
+        "action": "save",
+    }
+    return form | changes
+
+
+async def test_post_an_opening_from_the_dashboard_with_a_suggested_role(harness) -> None:
+    async with harness.client() as client:
+        await _sign_up(client)
+        suggested = await client.post(
+            "/dashboard/openings/new", data=await _opening_form(client, action="suggest")
+        )
+        assert "Suggested role: Health Home Care Manager" in suggested.text
+        assert '<option value="health_home_care_manager" selected>' in suggested.text
+        missing_role = await client.post(
+            "/dashboard/openings/new", data=await _opening_form(client)
+        )
+        assert missing_role.status_code == 422
+        assert 'id="field-role-error"' in missing_role.text
+        posted = await client.post(
+            "/dashboard/openings/new",
+            data=await _opening_form(client, role="health_home_care_manager"),
+        )
+        assert posted.status_code == 303
+        [opening] = harness.repository.openings.values()
+        public = await client.get(f"/openings/{opening.opening_id}")
+        dashboard = await client.get("/dashboard")
+    assert harness.uow.of_type("opening.posted")[0].payload.role == "health_home_care_manager"
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in public.text
+    assert "<b>not bold</b>" not in public.text
+    assert f'id="opening-{opening.opening_id}"' in dashboard.text
+
+
+async def test_edit_and_close_from_the_dashboard(harness) -> None:
+    async with harness.client() as client:
+        await _sign_up(client)
+        await client.post(
+            "/dashboard/openings/new", data=await _opening_form(client, role="care_manager")
+        )
+        [opening] = harness.repository.openings.values()
+        edit_page = await client.get(f"/dashboard/openings/{opening.opening_id}/edit")
+        form = await _opening_form(client, role="care_manager", title="Care Manager II")
+        form["csrf_token"] = _csrf(edit_page.text)
+        form["expires_on"] = opening.expires_at.date().isoformat()
+        edited = await client.post(f"/dashboard/openings/{opening.opening_id}/edit", data=form)
+        closed = await client.post(
+            f"/dashboard/openings/{opening.opening_id}/close",
+            data={"csrf_token": _csrf(edit_page.text)},
+        )
+    assert edited.status_code == closed.status_code == 303
+    assert harness.uow.of_type("opening.updated")[0].payload.title == "Care Manager II"
+    assert harness.uow.of_type("opening.updated")[0].payload.expires_at == opening.expires_at
+    assert harness.uow.of_type("opening.closed")[0].payload.reason == "closed"
+
+
+async def test_another_employer_cannot_edit_through_the_pages(harness) -> None:
+    async with harness.client() as first, harness.client() as second:
+        await _sign_up(first)
+        await first.post(
+            "/dashboard/openings/new", data=await _opening_form(first, role="care_manager")
+        )
+        [opening] = harness.repository.openings.values()
+        await _sign_up(second, contact_email="jobs@other.example")
+        page = await second.get(f"/dashboard/openings/{opening.opening_id}/edit")
+        close = await second.post(
+            f"/dashboard/openings/{opening.opening_id}/close",
+            data={"csrf_token": _csrf((await second.get("/dashboard")).text)},
+        )
+    assert page.status_code == close.status_code == 403
+    assert harness.repository.openings[opening.opening_id].is_open
+
+
+async def test_directory_and_job_board_pages_list_nearest_first(harness) -> None:
+    async with harness.client() as client:
+        await _sign_up(client)
+        await client.post(
+            "/dashboard/openings/new", data=await _opening_form(client, role="care_manager")
+        )
+        directory = await client.get("/", params={"zip": "02108", "radius_miles": "50"})
+        board = await client.get("/openings", params={"zip": "02108", "radius_miles": "50"})
+        too_far = await client.get("/openings", params={"zip": "02108", "radius_miles": "10"})
+        bad = await client.get("/", params={"zip": "abcde"})
+    assert "1 employer within 50 miles of Boston, MA 02108" in directory.text
+    assert re.search(r"3\d\.\d mi", directory.text)
+    assert "1 open opening" in directory.text
+    assert "RN Care Manager - Health Home" in board.text
+    assert "0 openings" in too_far.text
+    assert bad.status_code == 422
+    assert 'id="field-zip-error"' in bad.text
