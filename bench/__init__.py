@@ -1,0 +1,1 @@
+"""Benchmarks with baselines: ``python -m bench [--quick] [--only NAME]``; see README.md."""

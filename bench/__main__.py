@@ -1,0 +1,48 @@
+"""Run every registered benchmark: ``python -m bench [--quick] [--only NAME] [--out DIR]``.
+
+A full run writes ``bench/results/<name>.json``, plots and ``bench/RESULTS.md``; ``--quick`` runs
+small sizes for seconds and writes to a temporary directory, never over committed results.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+import bench.match  # noqa: F401  (registers the benchmark)
+from bench.harness import BENCH_DIR, REGISTRY, Output
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    quick: Annotated[
+        bool, typer.Option(help="small sizes, seconds of runtime, temporary output")
+    ] = False,
+    only: Annotated[
+        list[str] | None, typer.Option(help="run only this benchmark (repeatable)")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="output directory (default: bench/, or a temp dir with --quick)"),
+    ] = None,
+) -> None:
+    console = Console()
+    names = only or sorted(REGISTRY)
+    unknown = [name for name in names if name not in REGISTRY]
+    if unknown:
+        raise typer.BadParameter(f"unknown benchmark(s) {unknown}; known: {sorted(REGISTRY)}")
+    root = out or (Path(tempfile.mkdtemp(prefix="bench-quick-")) if quick else BENCH_DIR)
+    for name in names:
+        console.rule(f"{name}{' (quick)' if quick else ''}")
+        REGISTRY[name](quick=quick, out=Output(root))
+    console.print(f"results in {root / 'results'}, table in {root / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    app()
