@@ -62,6 +62,10 @@ class FakeRepository:
     async def save_employer(self, employer: Employer, *, session: Any) -> None:
         self.employers[employer.employer_id] = employer
 
+    async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
+        found = [e for e in self.employers.values() if e.status == status]
+        return sorted(found, key=lambda e: e.created_at)[:limit]
+
     async def add_opening(self, opening: Opening, *, session: Any) -> None:
         self.openings[opening.opening_id] = opening
 

@@ -48,6 +48,9 @@ class EmployerRepository(Protocol):
 
     async def save_employer(self, employer: Employer, *, session: Tx) -> None: ...
 
+    async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
+        """Employers in ``status``, oldest first (for operators)."""
+
     async def add_opening(self, opening: Opening, *, session: Tx) -> None: ...
 
     async def get_opening(self, opening_id: str, *, session: Tx = None) -> Opening | None: ...

@@ -219,6 +219,10 @@ class MongoEmployerRepository:
             {"_id": employer.employer_id}, {"$set": changes}, session=session
         )
 
+    async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
+        cursor = self._employers.find({"status": status}).sort("created_at", ASCENDING).limit(limit)
+        return [employer_from(document) async for document in cursor]
+
     # --- openings ----------------------------------------------------------------------------
 
     async def add_opening(self, opening: Opening, *, session: Tx) -> None:

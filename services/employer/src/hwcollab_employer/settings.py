@@ -23,7 +23,7 @@ class Settings(ServiceSettings):
     opening_expiry_interval_seconds: float = Field(default=60.0, gt=0)
     # Limits per client address (login also per email address).
     login_rate_limit: str = "10/minute"
-    signup_rate_limit: str = "10/hour"
+    signup_rate_limit: str = "30/hour"
     write_rate_limit: str = "120/minute"
 
     def production_problems(self) -> list[str]:
