@@ -1,0 +1,544 @@
+"""The notifier's use cases against a real MongoDB, with the SMTP sender and the delivery topic
+replaced by recording fakes and time by a FixedClock: read-model version guards, erasure, matching
+into the ledger, re-checks before sending, the crash window, bounces, digests, frequency switches,
+welcome emails and bulletins."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hwcollab_common.clock import FixedClock
+from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_notifier.delivery import Deliveries, Postman
+from hwcollab_notifier.digests import DigestRunner
+from hwcollab_notifier.domain import pair_key
+from hwcollab_notifier.handlers import Announcer, ReadModel
+from hwcollab_notifier.index_sync import ReplicaIndex
+from hwcollab_notifier.mail import EmailComposer, OutgoingEmail, SendOutcome
+from hwcollab_notifier.operations import Operations
+from hwcollab_notifier.repository import NotifierRepository
+from hwcollab_notifier.settings import Settings
+from hwcollab_schemas import Event
+from hwcollab_schemas.delivery import DeliveryJob
+from hwcollab_schemas.events import (
+    ConfirmationRequestedPayload,
+    EmployerApproved,
+    EmployerProfile,
+    OpeningClosed,
+    OpeningClosedPayload,
+    OpeningDetails,
+    OpeningPosted,
+    OpeningUpdated,
+    SubscriberConfirmationRequested,
+    SubscriberDeleted,
+    SubscriberDeletedPayload,
+    SubscriberProfile,
+    SubscriberRegistered,
+    SubscriberUnsubscribed,
+    SubscriberUnsubscribedPayload,
+    SubscriberUpdated,
+)
+
+pytestmark = pytest.mark.integration
+
+# Tuesday 2026-11-24 10:00 in Worcester (EST): digests for daily subscribers went out at 13:00Z.
+START = datetime(2026, 11, 24, 15, tzinfo=UTC)
+
+
+@dataclass
+class FakeMailer:
+    """Records what would have gone over SMTP; answers with programmable outcomes."""
+
+    sent: list[OutgoingEmail] = field(default_factory=list)
+    answers: dict[str, SendOutcome] = field(default_factory=dict)
+
+    async def send(self, email: OutgoingEmail) -> SendOutcome:
+        answer = self.answers.get(email.to, SendOutcome(status="sent", detail="250 OK", code=250))
+        if answer.status == "sent":
+            self.sent.append(email)
+        return answer
+
+    def to(self, address: str) -> list[OutgoingEmail]:
+        return [e for e in self.sent if e.to == address]
+
+
+class CrashAfterAccepting(FakeMailer):
+    """The SMTP server accepts the message, then the process dies before hearing back."""
+
+    async def send(self, email: OutgoingEmail) -> SendOutcome:
+        self.sent.append(email)
+        raise SystemExit("killed between SMTP acceptance and the ledger update")
+
+
+@dataclass
+class FakeJobQueue:
+    jobs: list[DeliveryJob] = field(default_factory=list)
+
+    async def put(self, jobs: Sequence[DeliveryJob]) -> None:
+        self.jobs.extend(jobs)
+
+    def take(self) -> list[DeliveryJob]:
+        taken, self.jobs = self.jobs, []
+        return taken
+
+
+@dataclass
+class Notifier:
+    clock: FixedClock
+    runtime: ServiceRuntime
+    repo: NotifierRepository
+    index: ReplicaIndex
+    mailer: FakeMailer
+    jobs: FakeJobQueue
+    read_model: ReadModel
+    deliveries: Deliveries
+    digests: DigestRunner
+    operations: Operations
+
+    async def deliver_all(self) -> list[str]:
+        """Run queued jobs (and those they queue) to completion, as the delivery group would."""
+        outcomes = []
+        while batch := self.jobs.take():
+            for job in batch:
+                outcomes.append(await self.deliveries.handle(job))
+        return outcomes
+
+    async def outbox(self, event_type: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.runtime.db["outbox"].find({"event_type": event_type})]
+
+
+@pytest.fixture
+async def notifier(mongo_url: str) -> AsyncIterator[Notifier]:
+    settings = Settings(
+        mongodb_url=mongo_url,
+        mongodb_database=f"test_notifier_{uuid.uuid4().hex[:12]}",
+        send_lease_seconds=60,
+        sweep_stale_seconds=30,
+        digest_max_items=3,
+    )
+    clock = FixedClock(START)
+    runtime = ServiceRuntime(settings, name="notifier", clock=clock)
+    repo = NotifierRepository(runtime.db)
+    await repo.ensure_indexes()
+    index = ReplicaIndex()
+    await index.load(repo.all_subscribers(), now=clock.now())
+    jobs = FakeJobQueue()
+    mailer = FakeMailer()
+    composer = EmailComposer(
+        mail_from=settings.mail_from,
+        postal_address=settings.postal_address,
+        subscriber_public_url=settings.subscriber_public_url,
+        employer_public_url=settings.employer_public_url,
+        clock=clock,
+    )
+    postman = Postman(runtime=runtime, repository=repo, mailer=mailer, settings=settings)
+    announcer = Announcer(runtime=runtime, repository=repo, index=index, jobs=jobs)
+    deliveries = Deliveries(
+        runtime=runtime,
+        repository=repo,
+        composer=composer,
+        postman=postman,
+        settings=settings,
+        welcome_matches=announcer.welcome_matches,
+    )
+    read_model = ReadModel(
+        runtime=runtime,
+        repository=repo,
+        index=index,
+        announcer=announcer,
+        jobs=jobs,
+        composer=composer,
+        postman=postman,
+    )
+    digests = DigestRunner(
+        runtime=runtime,
+        repository=repo,
+        composer=composer,
+        postman=postman,
+        deliveries=deliveries,
+        settings=settings,
+    )
+    operations = Operations(runtime=runtime, repository=repo, jobs=jobs, settings=settings)
+    yield Notifier(
+        clock, runtime, repo, index, mailer, jobs, read_model, deliveries, digests, operations
+    )
+    await runtime.mongo.drop_database(settings.mongodb_database)
+    await runtime.mongo.close()
+
+
+def profile(subscriber_id: str, *, version: int = 1, **changes: Any) -> SubscriberProfile:
+    fields: dict[str, Any] = {
+        "subscriber_id": subscriber_id,
+        "version": version,
+        "email": f"{subscriber_id}@example.org",
+        "first_name": "Ana",
+        "roles": ("care_coordination",),
+        "zip": "01608",
+        "city": "Worcester",
+        "state": "MA",
+        "lat": 42.2626,
+        "lon": -71.8023,
+        "timezone": "America/New_York",
+        "confirmed_at": START - timedelta(days=1),
+    }
+    return SubscriberProfile(**(fields | changes))
+
+
+def opening(opening_id: str, *, version: int = 1, **changes: Any) -> OpeningDetails:
+    fields: dict[str, Any] = {
+        "opening_id": opening_id,
+        "employer_id": "employer-1",
+        "version": version,
+        "organization_name": "Acme Care",
+        "employer_approved": True,
+        "title": f"Care Coordinator {opening_id}",
+        "role": "care_coordinator",
+        "setting": "medical",
+        "employment_type": "full_time",
+        "zip": "01609",
+        "city": "Worcester",
+        "state": "MA",
+        "lat": 42.2751,
+        "lon": -71.8174,
+        "pay_min": 25,
+        "pay_max": 30,
+        "description": "Coordinate care for older adults.",
+        "apply_url": "https://acme.example/apply",
+        "posted_at": START - timedelta(hours=1),
+        "expires_at": START + timedelta(days=30),
+    }
+    return OpeningDetails(**(fields | changes))
+
+
+def at(clock: FixedClock, cls: type[Event], payload: Any) -> Event:
+    return cls.create(payload, producer="test", occurred_at=clock.now())
+
+
+async def register(n: Notifier, *profiles: SubscriberProfile) -> None:
+    for p in profiles:
+        await n.read_model.on_subscriber(at(n.clock, SubscriberRegistered, p))
+
+
+async def post(n: Notifier, *openings: OpeningDetails) -> None:
+    for o in openings:
+        await n.read_model.on_opening(at(n.clock, OpeningPosted, o))
+
+
+async def test_a_new_opening_reaches_exactly_the_matching_immediate_subscribers(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(
+        n,
+        profile("near"),
+        profile("far", zip="90001", lat=33.97, lon=-118.25, timezone="America/Los_Angeles"),
+        profile("other-role", roles=("direct_support",)),
+        profile("daily", frequency="daily"),
+    )
+    await n.deliver_all()
+    welcomes = {e.to for e in n.mailer.sent if e.kind == "welcome"}
+    assert welcomes == {f"{s}@example.org" for s in ("near", "far", "other-role", "daily")}
+    n.mailer.sent.clear()
+
+    event = at(n.clock, OpeningPosted, opening("o1"))
+    await n.read_model.on_opening(event)
+    await n.read_model.on_opening(event)  # redelivered
+    jobs = list(n.jobs.jobs)
+    assert [(j.kind, j.subscriber_id, j.opening_id) for j in jobs] == [("immediate", "near", "o1")]
+    await n.deliver_all()
+    assert [(e.to, e.kind, e.opening_ids) for e in n.mailer.sent] == [
+        ("near@example.org", "immediate", ("o1",))
+    ]
+    # the daily subscriber's pair waits in the digest queue
+    assert (await n.repo.pair(pair_key("daily", "o1")) or {}).get("channel") == "digest"
+    # a redelivered job, and an edit of the opening, send nothing new
+    await n.deliveries.handle(jobs[0])
+    await n.read_model.on_opening(
+        at(n.clock, OpeningUpdated, opening("o1", version=2, title="Senior"))
+    )
+    await n.deliver_all()
+    assert len(n.mailer.sent) == 1
+    sent = await n.outbox("notification.sent")
+    assert len([d for d in sent if b'"immediate"' in d["value"]]) == 1
+
+
+async def test_late_and_repeated_subscriber_events_never_win_over_newer_ones(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await n.read_model.on_subscriber(at(n.clock, SubscriberUpdated, profile("s", version=3)))
+    await n.read_model.on_subscriber(
+        at(n.clock, SubscriberRegistered, profile("s", version=2, zip="90001"))
+    )
+    stored = await n.repo.subscriber("s")
+    assert stored is not None
+    assert (stored["version"], stored["zip"]) == (3, "01608")
+
+    await n.read_model.on_subscriber(
+        at(n.clock, SubscriberDeleted, SubscriberDeletedPayload(subscriber_id="s", version=5))
+    )
+    await n.read_model.on_subscriber(at(n.clock, SubscriberUpdated, profile("s", version=4)))
+    tombstone = await n.repo.subscriber("s")
+    assert tombstone == {"_id": "s", "version": 5, "status": "deleted", "changed_at": START}
+    assert "s" not in n.index.index
+
+
+async def test_deleting_a_subscriber_erases_their_data_and_keeps_only_hashes(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(n, profile("gone"), profile("weekly", frequency="weekly"))
+    await post(n, opening("o1"))
+    await n.deliver_all()
+    assert n.mailer.to("gone@example.org")
+    await n.read_model.on_subscriber(
+        at(n.clock, SubscriberDeleted, SubscriberDeletedPayload(subscriber_id="gone", version=2))
+    )
+    await n.read_model.on_subscriber(
+        at(n.clock, SubscriberDeleted, SubscriberDeletedPayload(subscriber_id="weekly", version=2))
+    )
+    for collection in ("subscribers", "ledger", "messages"):
+        async for doc in n.runtime.db[collection].find({}):
+            text = repr(doc)
+            assert "gone@example.org" not in text
+            assert "'subscriber_id': 'gone'" not in text
+            assert "'subscriber_id': 'weekly'" not in text
+    # the weekly person's waiting digest row is gone; the sent pair stays, as a hash
+    assert await n.repo.pair(pair_key("weekly", "o1")) is None
+    kept = await n.repo.pair(pair_key("gone", "o1"))
+    assert kept is not None
+    assert kept["status"] == "sent"
+
+
+async def test_status_suppression_and_the_opening_are_checked_again_just_before_sending(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(n, profile("paused"), profile("gone"), profile("suppressed"), profile("ok"))
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    await post(n, opening("o1"), opening("o2"))
+    assert len(n.jobs.jobs) == 8
+    # between matching and sending: one pauses, one unsubscribes, one is suppressed, o2 closes
+    await n.read_model.on_subscriber(
+        at(n.clock, SubscriberUpdated, profile("paused", version=2, status="paused"))
+    )
+    await n.read_model.on_subscriber(
+        at(
+            n.clock,
+            SubscriberUnsubscribed,
+            SubscriberUnsubscribedPayload(subscriber_id="gone", version=2),
+        )
+    )
+    await n.repo.suppress("Suppressed@Example.org", reason="test", now=n.clock.now())
+    await n.read_model.on_opening(
+        at(
+            n.clock,
+            OpeningClosed,
+            OpeningClosedPayload(
+                opening_id="o2", employer_id="employer-1", version=2, closed_at=n.clock.now()
+            ),
+        )
+    )
+    await n.deliver_all()
+    assert [(e.to, e.opening_ids) for e in n.mailer.sent] == [("ok@example.org", ("o1",))]
+    assert (await n.repo.pair(pair_key("paused", "o1")) or {}).get("status") == "dropped"
+
+
+async def test_openings_wait_for_their_employer_to_be_approved(notifier: Notifier) -> None:
+    n = notifier
+    await register(n, profile("s"))
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    await post(n, opening("o1", employer_approved=False))
+    assert n.jobs.jobs == []
+    # the employer service approves: employer.approved and opening.updated, in either order
+    await n.read_model.on_opening(
+        at(n.clock, OpeningUpdated, opening("o1", version=2, employer_approved=True))
+    )
+    employer = EmployerProfile(
+        employer_id="employer-1",
+        version=2,
+        organization_name="Acme Care",
+        city="Worcester",
+        state="MA",
+        zip="01609",
+        lat=42.27,
+        lon=-71.81,
+        status="approved",
+    )
+    await n.read_model.on_employer(at(n.clock, EmployerApproved, employer))
+    await n.deliver_all()
+    assert [e.opening_ids for e in n.mailer.sent] == [("o1",)]
+
+
+async def test_a_crash_after_smtp_resends_once_with_the_same_message_id(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(n, profile("s"))
+    await n.deliver_all()
+    await post(n, opening("o1"))
+    [job] = n.jobs.take()
+    # The first attempt got as far as SMTP acceptance, then the process died.
+    crashed_mailer = CrashAfterAccepting()
+    crashed = Deliveries(
+        runtime=n.runtime,
+        repository=n.repo,
+        composer=n.deliveries._composer,
+        postman=Postman(
+            runtime=n.runtime, repository=n.repo, mailer=crashed_mailer, settings=Settings()
+        ),
+        settings=Settings(),
+        welcome_matches=n.deliveries._welcome_matches,
+    )
+    with pytest.raises(SystemExit):
+        await crashed.handle(job)
+    [first] = crashed_mailer.sent
+    assert (await n.repo.pair(pair_key("s", "o1")) or {}).get("status") == "sending"
+
+    # Redelivered while the dead sender's lease holds: nothing is sent.
+    assert await n.deliveries.handle(job) == "skipped"
+    # The sweeper and the redelivery after the lease: sent again, same Message-ID, then never.
+    n.clock.advance(timedelta(minutes=3))
+    assert await n.operations.sweep() == 1
+    outcomes = await n.deliver_all()
+    assert outcomes == ["sent"]
+    [second] = n.mailer.to("s@example.org")[-1:]
+    assert second.message_id == first.message_id
+    assert await n.deliveries.handle(job) == "done"
+    assert (await n.repo.pair(pair_key("s", "o1")) or {}).get("status") == "sent"
+
+
+async def test_a_permanent_failure_suppresses_the_address_and_says_so(notifier: Notifier) -> None:
+    n = notifier
+    await register(n, profile("bouncy"))
+    n.mailer.answers["bouncy@example.org"] = SendOutcome(
+        status="permanent_failure", detail="550 no such user", code=550
+    )
+    await n.deliver_all()
+    assert await n.repo.is_suppressed("bouncy@example.org")
+    [failed] = await n.outbox("notification.failed")
+    assert b'"permanent":true' in failed["value"]
+    # later mail to the address is not even tried
+    n.mailer.answers.clear()
+    await post(n, opening("o1"))
+    await n.deliver_all()
+    assert n.mailer.to("bouncy@example.org") == []
+
+
+async def test_digests_go_out_at_the_local_hour_without_closed_openings_and_once(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(n, profile("d", frequency="daily"), profile("w", frequency="weekly"))
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    await post(n, *(opening(f"o{i}") for i in range(5)))
+    await n.read_model.on_opening(
+        at(
+            n.clock,
+            OpeningClosed,
+            OpeningClosedPayload(
+                opening_id="o4", employer_id="employer-1", version=2, closed_at=n.clock.now()
+            ),
+        )
+    )
+    assert n.jobs.jobs == []
+    # Not yet: today's 08:00 EST (13:00Z) was before these matches.
+    run = await n.digests.run_due(START + timedelta(hours=1))
+    assert run.sent == 0
+    # Wednesday 08:00 EST: the daily digest, capped at 3 with all 4 counted, o4 dropped.
+    run = await n.digests.run_due(datetime(2026, 11, 25, 13, tzinfo=UTC))
+    assert (run.sent, run.dropped_openings) == (1, 1)
+    [digest] = n.mailer.sent
+    assert (digest.to, digest.kind) == ("d@example.org", "digest")
+    assert len(digest.opening_ids) == 3
+    assert "o4" not in digest.opening_ids
+    assert "4 new" in digest.subject
+    # The same instant again (another replica, the periodic task): nothing more.
+    assert (await n.digests.run_due(datetime(2026, 11, 25, 13, 30, tzinfo=UTC))).sent == 0
+    # Monday 08:00 EST: the weekly one.
+    await n.digests.run_due(datetime(2026, 11, 30, 13, tzinfo=UTC))
+    assert [e.to for e in n.mailer.sent] == ["d@example.org", "w@example.org"]
+    # And with nothing new, no email at all.
+    await n.digests.run_due(datetime(2026, 12, 7, 13, tzinfo=UTC))
+    assert len(n.mailer.sent) == 2
+
+
+async def test_switching_frequency_never_sends_an_opening_twice(notifier: Notifier) -> None:
+    n = notifier
+    await register(n, profile("s", frequency="daily"))
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    await post(n, opening("o1"))
+    await n.read_model.on_subscriber(
+        at(n.clock, SubscriberUpdated, profile("s", version=2, frequency="immediate"))
+    )
+    await n.deliver_all()
+    assert [(e.kind, e.opening_ids) for e in n.mailer.sent] == [("immediate", ("o1",))]
+    await n.read_model.on_subscriber(
+        at(n.clock, SubscriberUpdated, profile("s", version=3, frequency="daily"))
+    )
+    await post(n, opening("o2"))
+    await n.digests.run_due(datetime(2026, 11, 26, 13, tzinfo=UTC))
+    assert [(e.kind, e.opening_ids) for e in n.mailer.sent] == [
+        ("immediate", ("o1",)),
+        ("digest", ("o2",)),
+    ]
+
+
+async def test_welcome_lists_openings_that_already_match_and_they_are_not_sent_again(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await post(n, opening("o1"), opening("o2", role="direct_support_professional"))
+    await register(n, profile("new"))
+    await register(n, profile("new"))  # registered again (redelivery): one welcome
+    await n.deliver_all()
+    [welcome] = n.mailer.sent
+    assert (welcome.kind, welcome.opening_ids) == ("welcome", ("o1",))
+    await n.read_model.on_opening(at(n.clock, OpeningUpdated, opening("o1", version=2)))
+    await n.deliver_all()
+    assert len(n.mailer.sent) == 1
+
+
+async def test_confirmation_emails_go_once_per_request(notifier: Notifier) -> None:
+    n = notifier
+    event = at(
+        n.clock,
+        SubscriberConfirmationRequested,
+        ConfirmationRequestedPayload(
+            subscriber_id="p",
+            email="pending@example.org",
+            confirm_url="http://127.0.0.1:8001/confirm?token=abc",
+        ),
+    )
+    await n.read_model.on_subscriber(event)
+    await n.read_model.on_subscriber(event)
+    assert [e.kind for e in n.mailer.sent] == ["confirmation"]
+
+
+async def test_bulletins_reach_active_subscribers_who_opted_in(notifier: Notifier) -> None:
+    n = notifier
+    await register(
+        n,
+        profile("yes", career_info=True),
+        profile("no"),
+        profile("paused", career_info=True, status="paused"),
+    )
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    bulletin_id, recipients = await n.operations.start_bulletin(
+        subject="CCM exam prep", body_markdown="Join us on **May 3**."
+    )
+    assert recipients == 1
+    await n.deliver_all()
+    assert [(e.to, e.kind) for e in n.mailer.sent] == [("yes@example.org", "bulletin")]
+    assert bulletin_id
