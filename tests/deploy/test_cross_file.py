@@ -258,3 +258,16 @@ def test_operator_guide_names_the_real_files_and_commands() -> None:
         assert needle in guide, needle
     for path in re.findall(r"`((?:deploy|tests)/[\w./-]+)`", guide):
         assert (COMPOSE_FILE.parent / path).exists(), path
+
+
+def test_metrics_named_in_the_operator_guide_exist() -> None:
+    named = set(re.findall(r"`(hwcollab_[a-z_]+)[`{]", README.read_text()))
+    assert named
+    sources = "\n".join(
+        path.read_text()
+        for root in ("common/src", "services")
+        for path in (COMPOSE_FILE.parent / root).rglob("*.py")
+        if "tests" not in path.parts
+    )
+    defined = set(re.findall(r"\"(hwcollab_[a-z_]+)\"", sources))
+    assert sorted(named - defined) == []
