@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 from typing import Any
+from uuid import uuid4
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 
 
 def index_group_id() -> str:
-    return f"hwcollab-notifier-index-{socket.gethostname()}-{os.getpid()}"
+    """A group of this process's own (two apps in one process get two groups, too)."""
+    return f"hwcollab-notifier-index-{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:6]}"
 
 
 def register_read_model(broker: KafkaBroker, read_model: ReadModel) -> None:
