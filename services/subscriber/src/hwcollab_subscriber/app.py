@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hwcollab_common import web
 from hwcollab_common.clock import Clock
+from hwcollab_common.geo import lookup_zip
 from hwcollab_common.ops import configure_logging, install_http_basics, ops_router
 from hwcollab_common.ratelimit import RateLimiter
 from hwcollab_common.runtime import ServiceRuntime
@@ -98,6 +100,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The ZIP table takes a moment to index; do it off the event loop before serving.
+        await asyncio.to_thread(lookup_zip, "01608")
         await store.ensure_indexes()
         await runtime.start()
         try:
