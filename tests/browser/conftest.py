@@ -1,0 +1,126 @@
+"""The whole product for the browser journeys: the three services as processes on real Kafka,
+MongoDB and an SMTP sink (once per session), and headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from .support import (
+    AXE_SCRIPT,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Camera,
+    Inbox,
+    Stack,
+    Visitors,
+)
+
+READY_TIMEOUT = 120.0
+SERVICES = ("subscriber", "employer", "notifier")
+
+
+def _wait_ready(url: str, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{url}/readyz", timeout=5.0)
+        except httpx.TransportError as error:
+            last = repr(error)
+        else:
+            if answer.status_code == 200:
+                return
+            last = f"{answer.status_code} {answer.text[:200]}"
+        time.sleep(0.25)
+    raise AssertionError(f"{url}/readyz not ready within {timeout:.0f} s: {last}")
+
+
+@pytest.fixture(scope="session")
+def stack(kafka_bootstrap: str, mongo_url: str, smtp_sink: Any, service_process: Any) -> Stack:
+    run_id = uuid.uuid4().hex[:8]
+    admin_token = secrets.token_urlsafe(24)
+    ports = {name: service_process.free_port() for name in SERVICES}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    common = {
+        "HWCOLLAB_ENV": "test",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MONGODB_URL": mongo_url,
+        "SMTP_HOST": smtp_sink.host,
+        "SMTP_PORT": str(smtp_sink.port),
+        "SUBSCRIBER_PUBLIC_URL": urls["subscriber"],
+        "EMPLOYER_PUBLIC_URL": urls["employer"],
+        "LINK_SIGNING_KEY": secrets.token_urlsafe(32),
+        "ADMIN_TOKEN": admin_token,
+        "EMPLOYER_APPROVAL": "auto",
+        "HWCOLLAB_DEMO": "0",
+        "OUTBOX_POLL_SECONDS": "0.1",
+        # Every journey comes from 127.0.0.1: the per-client limits are tested elsewhere.
+        "SIGNUP_RATE_LIMIT": "1000/minute",
+        "SIGNUP_ADDRESS_RATE_LIMIT": "1000/minute",
+        "LOGIN_RATE_LIMIT": "1000/minute",
+        "WRITE_RATE_LIMIT": "1000/minute",
+        "LINK_RATE_LIMIT": "1000/minute",
+        # Digests run only when a journey asks (as_of an 08:00 of its choosing).
+        "DIGEST_INTERVAL_SECONDS": "86400",
+    }
+    for name in SERVICES:
+        env = {**common, "MONGODB_DATABASE": f"browser_{name}_{run_id}"}
+        service_process.start(name, env, port=ports[name])
+    for name in SERVICES:
+        _wait_ready(urls[name], timeout=READY_TIMEOUT)
+    return Stack(
+        subscriber_url=urls["subscriber"],
+        employer_url=urls["employer"],
+        notifier_url=urls["notifier"],
+        admin_token=admin_token,
+        run_id=run_id,
+    )
+
+
+@pytest.fixture(scope="session")
+def inbox(smtp_sink: Any) -> Inbox:
+    return Inbox(smtp_sink)
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make install does it)")
+    if not AXE_SCRIPT.exists():
+        pytest.fail(f"{AXE_SCRIPT} is missing: run `npm install` at the repository root")
+    launched = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def visitors(browser: Browser) -> Iterator[Visitors]:
+    opened = Visitors(browser)
+    yield opened
+    opened.close()
+    assert not opened.dialogs, f"a page opened a dialog (script ran): {opened.dialogs}"
+
+
+@pytest.fixture
+def page(visitors: Visitors) -> Page:
+    return visitors.new_page()
+
+
+@pytest.fixture
+def camera(request: pytest.FixtureRequest) -> Camera:
+    """Screenshots named after the journey: ``test_journey4_…`` → ``journey4-<step>.png``."""
+    return Camera(journey=request.node.name.removeprefix("test_").split("_", 1)[0])

@@ -1,0 +1,378 @@
+"""Journeys around employers: post an opening that reaches the right inboxes (2, 3), Find a Local
+Employer (6), employers kept apart (7), and employer text that stays text everywhere."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, Route, expect
+
+from .support import (
+    PASSWORD,
+    Camera,
+    Inbox,
+    Mail,
+    Stack,
+    Visitors,
+    eventually,
+    miles,
+    subscribe,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
+
+WORCESTER = "01608"
+FRAMINGHAM = "01701"  # about 20 miles from Worcester
+AUGUSTA_ME = "04330"  # about 170 miles from Framingham
+CARE_MANAGER_RN = {"roles": ["care_management"], "credentials": ["rn"], "zip": WORCESTER}
+
+
+def opening_mails(inbox: Inbox, address: str, opening_id: str, *, what: str) -> list[Mail]:
+    inbox.wait(address, lambda m: opening_id in m.opening_ids, what=what)
+    return inbox.about(address, opening_id)
+
+
+def fake_careers_site(page: Page, host: str) -> None:
+    """The employer's own careers site, where the apply link leads (no internet here)."""
+
+    def answer(route: Route) -> None:
+        route.fulfill(
+            status=200,
+            content_type="text/html",
+            body="<!doctype html><html lang='en'><title>Apply</title>"
+            "<main><h1>Application form</h1></main></html>",
+        )
+
+    page.route(f"https://{host}/**", answer)
+
+
+def test_journey2_employer_posts_and_the_care_manager_hears_within_seconds(
+    stack: Stack, inbox: Inbox, page: Page, camera: Camera
+) -> None:
+    distance = miles(WORCESTER, FRAMINGHAM)
+    assert 18 < distance < 22
+    reader = stack.address("ana.worcester")
+    subscribe(stack, inbox, reader, first_name="Ana", radius_miles=30, **CARE_MANAGER_RN)
+    contact = stack.address("talent.metrowest")
+    organization = "MetroWest Community Care Alliance"
+
+    page.goto(stack.employer_url + "/signup")
+    camera.shoot(page, "signup", phone=True)
+    page.get_by_label("Organization name").fill(organization)
+    page.get_by_label("Website").fill("https://metrowest-care.example")
+    page.get_by_label("About the organization").fill(
+        "Care management and community health programs across MetroWest."
+    )
+    page.get_by_label("City").fill("Framingham")
+    page.get_by_label("State").fill("MA")
+    page.locator("#field-zip").fill(FRAMINGHAM)
+    page.locator("#field-settings-medical").check()
+    page.get_by_label("Contact email").fill(contact)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(re.compile(r"/dashboard"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(organization)
+
+    # Sign out, then sign in again as an employer coming back would.
+    page.get_by_role("link", name="Sign out").click()
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(stack.employer_url + "/login")
+    camera.shoot(page, "login")
+    page.get_by_label("Email").fill(contact)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/dashboard"))
+    camera.shoot(page, "dashboard-empty", phone=True)
+
+    page.get_by_role("link", name="Post an opening").first.click()
+    camera.shoot(page, "new-opening")
+    page.get_by_label("Job title").fill("Nurse Care Manager")
+    page.get_by_label("Role", exact=True).select_option("nurse_care_manager")
+    page.get_by_label("Setting", exact=True).select_option("medical")
+    page.get_by_label("Employment type").select_option("full_time")
+    page.locator("#field-required_credentials-rn").check()
+    page.get_by_label("ZIP code of the workplace").fill(FRAMINGHAM)
+    page.get_by_label("From").fill("40")
+    page.get_by_label("To", exact=True).fill("48")
+    page.get_by_label("Description").fill(
+        "Coordinate care for adults with chronic conditions; home visits across MetroWest."
+    )
+    page.get_by_label("Apply link").fill("https://jobs.metrowest-care.example/apply/ncm-1")
+    page.get_by_role("button", name="Post opening").click()
+    expect(page).to_have_url(re.compile(r"/dashboard\?posted="))
+    opening_id = page.url.rsplit("posted=", 1)[1]
+    expect(page.locator(f"#opening-{opening_id}")).to_contain_text("Nurse Care Manager")
+
+    mails = opening_mails(inbox, reader, opening_id, what="the Nurse Care Manager email")
+    assert len(mails) == 1, [m.describe() for m in mails]
+    mail = mails[0]
+    assert "Nurse Care Manager" in mail.subject
+    assert organization in mail.subject
+    assert organization in mail.text
+    assert f"{round(distance)} miles away" in mail.text
+    assert "Hi Ana," in mail.text
+    assert mail.header("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click"
+    assert mail.header("Message-ID")
+    camera.show_mail(page, mail, "email")
+
+    # The subscriber follows the email's links.
+    fake_careers_site(page, "jobs.metrowest-care.example")
+    page.goto(mail.labelled("Apply"))
+    expect(page.get_by_role("heading", name="Application form")).to_be_visible()
+    page.goto(mail.labelled("Details"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Nurse Care Manager")
+    camera.shoot(page, "opening")
+    page.goto(mail.link("/preferences"))
+    expect(page.locator("#field-radius_miles")).to_have_value("30")
+    camera.shoot(page, "preferences")
+
+    # The employer sees the reach of the opening on the dashboard.
+    page.goto(stack.employer_url + "/dashboard")
+
+    def reached() -> bool:
+        page.reload()
+        notified = page.locator(f"#opening-{opening_id} .reach").get_attribute("data-notified")
+        return int(notified or 0) >= 1
+
+    eventually(reached, timeout=30, what="the dashboard counts the subscriber notified")
+    camera.shoot(page, "dashboard", phone=True)
+
+
+def test_journey3_the_opening_skips_who_it_does_not_match(stack: Stack, inbox: Inbox) -> None:
+    far_distance = miles(AUGUSTA_ME, FRAMINGHAM)
+    assert 150 < far_distance < 250
+    matching = stack.address("match.worcester")
+    far = stack.address("far.augusta")
+    no_rn = stack.address("lpn.worcester")
+    dsp_only = stack.address("dsp.worcester")
+    subscribe(stack, inbox, matching, radius_miles=30, **CARE_MANAGER_RN)
+    subscribe(stack, inbox, far, **{**CARE_MANAGER_RN, "zip": AUGUSTA_ME, "radius_miles": 150})
+    subscribe(stack, inbox, no_rn, radius_miles=30, **{**CARE_MANAGER_RN, "credentials": ["lpn"]})
+    subscribe(
+        stack, inbox, dsp_only, radius_miles=30, **{**CARE_MANAGER_RN, "roles": ["direct_support"]}
+    )
+    token = stack.register_employer(
+        name="Framingham Health Partners",
+        contact=stack.address("hr.fhp"),
+        zip_code=FRAMINGHAM,
+        city="Framingham",
+    )
+    nurse = {"role": "nurse_care_manager", "required_credentials": ["rn"]}
+    opening = stack.post_opening(token, title="Nurse Care Manager", zip=FRAMINGHAM, **nurse)
+    opening_mails(inbox, matching, opening["opening_id"], what="the matching subscriber's email")
+
+    # Each of the others then gets an opening that does match them, posted after; by the time it
+    # arrives, the first one would have too.
+    checks = {
+        far: stack.post_opening(
+            token, title="Nurse Care Manager (Augusta)", zip=AUGUSTA_ME, **nurse
+        ),
+        no_rn: stack.post_opening(token, title="Care Manager", role="care_manager", zip=WORCESTER),
+        dsp_only: stack.post_opening(
+            token,
+            title="Direct Support Professional",
+            role="direct_support_professional",
+            setting="social_service",
+            zip=WORCESTER,
+        ),
+    }
+    for address, check in checks.items():
+        opening_mails(inbox, address, check["opening_id"], what=f"{check['title']!r}")
+    for address in checks:
+        got = inbox.about(address, opening["opening_id"])
+        assert not got, f"{address} should not get the Framingham opening: {got[0].describe()}"
+
+
+BURLINGTON = "05401"
+SOUTH_BURLINGTON = "05403"
+
+
+def test_journey6_visitor_finds_a_local_employer_and_its_openings(
+    stack: Stack, page: Page, camera: Camera
+) -> None:
+    champlain = stack.register_employer(
+        name="Champlain Valley Developmental Services",
+        contact=stack.address("hr.cvds"),
+        zip_code=SOUTH_BURLINGTON,
+        city="South Burlington",
+        state="VT",
+        settings=("social_service",),
+        description="Residential and community supports for adults with disabilities.",
+    )
+    stack.register_employer(
+        name="Lake Region Community Health",
+        contact=stack.address("hr.lrch"),
+        zip_code=BURLINGTON,
+        city="Burlington",
+        state="VT",
+        description="A community health center on the shores of Lake Champlain.",
+    )
+    dsp = {"role": "direct_support_professional", "setting": "social_service"}
+    open_one = stack.post_opening(
+        champlain, title="Direct Support Professional — Shared Living", zip=SOUTH_BURLINGTON, **dsp
+    )
+    closed_one = stack.post_opening(
+        champlain, title="Overnight Awake DSP", zip=SOUTH_BURLINGTON, **dsp
+    )
+    stack.close_opening(champlain, closed_one["opening_id"])
+
+    page.goto(stack.employer_url + "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Find a Local Employer")
+    camera.shoot(page, "directory", phone=True)
+    page.get_by_label("ZIP code").fill(BURLINGTON)
+    page.get_by_label("Within").select_option("25")
+    page.get_by_role("button", name="Search").click()
+    results = page.locator("article.employer-card")
+    expect(results).to_have_count(2)
+    # Nearest first: Burlington itself, then South Burlington.
+    expect(results.nth(0)).to_contain_text("Lake Region Community Health")
+    expect(results.nth(1)).to_contain_text("Champlain Valley Developmental Services")
+    expect(results.nth(1).locator(".open-count")).to_have_text("1 open opening")
+    camera.shoot(page, "directory-results", phone=True)
+
+    page.get_by_role("link", name="Champlain Valley Developmental Services").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Champlain Valley Developmental Services"
+    )
+    openings = page.locator("article.opening-card")
+    expect(openings).to_have_count(1)
+    expect(openings).to_contain_text(open_one["title"])
+    expect(page.get_by_text(closed_one["title"])).to_have_count(0)
+    camera.shoot(page, "employer", phone=True)
+
+    openings.get_by_role("link", name=open_one["title"]).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(open_one["title"])
+    expect(page.get_by_role("link", name="Apply")).to_have_attribute(
+        "href", "https://careers.example/apply"
+    )
+    camera.shoot(page, "opening", phone=True)
+
+    page.goto(f"{stack.employer_url}/openings?zip={BURLINGTON}&radius_miles=25")
+    expect(page.get_by_role("link", name=open_one["title"])).to_be_visible()
+    expect(page.get_by_text(closed_one["title"])).to_have_count(0)
+    camera.shoot(page, "job-board", phone=True)
+
+
+def test_journey7_an_employer_cannot_see_or_close_another_employers_opening(
+    stack: Stack, visitors: Visitors, camera: Camera
+) -> None:
+    owner = stack.register_employer(
+        name="Berkshire Care Collaborative",
+        contact=stack.address("hr.bcc"),
+        zip_code="01201",
+        city="Pittsfield",
+    )
+    other_contact = stack.address("hr.otherorg")
+    stack.register_employer(
+        name="Housatonic Family Services",
+        contact=other_contact,
+        zip_code="01230",
+        city="Great Barrington",
+    )
+    theirs = stack.post_opening(owner, title="Case Manager", role="case_manager", zip="01201")
+    opening_id = theirs["opening_id"]
+
+    page = visitors.new_page()
+    page.goto(stack.employer_url + "/login")
+    page.get_by_label("Email").fill(other_contact)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/dashboard"))
+    expect(page.locator(f"#opening-{opening_id}")).to_have_count(0)
+    csrf = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert csrf
+
+    # The public page of the opening has no owner controls for them.
+    page.goto(f"{stack.employer_url}/openings/{opening_id}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Case Manager")
+    expect(page.get_by_role("button", name=re.compile("Close"))).to_have_count(0)
+    expect(page.get_by_role("link", name=re.compile("Edit"))).to_have_count(0)
+
+    # The edit page of someone else's opening does not exist for them.
+    answer = page.goto(f"{stack.employer_url}/dashboard/openings/{opening_id}/edit")
+    assert answer is not None
+    assert answer.status in {403, 404}, answer.status
+    expect(page.locator("form[action*='/edit']")).to_have_count(0)
+    camera.shoot(page, "edit-refused")
+
+    # A hand-made close (or edit) form with their own valid CSRF token is refused.
+    for action in ("close", "edit"):
+        refused = page.request.post(
+            f"{stack.employer_url}/dashboard/openings/{opening_id}/{action}",
+            form={"csrf_token": csrf, "title": "Taken over", "action": "save"},
+            max_redirects=0,
+        )
+        assert refused.status in {403, 404}, (action, refused.status)
+    still = stack.opening(opening_id)
+    assert still.status_code == 200
+    assert still.json()["status"] == "open"
+    assert still.json()["title"] == "Case Manager"
+
+
+PORTLAND_ME = "04101"
+HOSTILE_TITLE = "Care Manager <script>alert(1)</script> \"Lead\" & 'Senior'"
+HOSTILE_ORG = 'O\'Brien & "Partners" <script>alert(2)</script>'
+HOSTILE_TEXT = (
+    "We say \"hello\" & 'welcome'.\n\n<img src=x onerror=alert(3)><script>alert(4)</script>"
+)
+
+
+def assert_text_not_markup(page: Page) -> None:
+    scripts = page.locator("script")
+    for index in range(scripts.count()):
+        assert "alert" not in (scripts.nth(index).text_content() or "")
+    expect(page.locator("img[src=x]")).to_have_count(0)
+
+
+def test_markup_in_employer_text_is_shown_as_text_everywhere(
+    stack: Stack, inbox: Inbox, page: Page, camera: Camera
+) -> None:
+    reader = stack.address("sam.portland")
+    subscribe(stack, inbox, reader, roles=["care_management"], zip=PORTLAND_ME, radius_miles=25)
+    token = stack.register_employer(
+        name=HOSTILE_ORG,
+        contact=stack.address("hr.obrien"),
+        zip_code=PORTLAND_ME,
+        city="Portland",
+        state="ME",
+        description=HOSTILE_TEXT,
+    )
+    opening = stack.post_opening(
+        token,
+        title=HOSTILE_TITLE,
+        role="care_manager",
+        zip=PORTLAND_ME,
+        description=HOSTILE_TEXT,
+    )
+    opening_id = opening["opening_id"]
+
+    page.goto(f"{stack.employer_url}/openings?zip={PORTLAND_ME}")
+    expect(page.get_by_role("link", name=HOSTILE_TITLE)).to_be_visible()
+    assert_text_not_markup(page)
+    camera.shoot(page, "job-board")
+
+    page.goto(f"{stack.employer_url}/openings/{opening_id}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(HOSTILE_TITLE)
+    expect(page.get_by_text("<img src=x onerror=alert(3)>", exact=False)).to_be_visible()
+    assert_text_not_markup(page)
+    camera.shoot(page, "opening")
+
+    page.get_by_role("link", name=HOSTILE_ORG).first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(HOSTILE_ORG)
+    expect(page.get_by_role("link", name=HOSTILE_TITLE)).to_be_visible()
+    assert_text_not_markup(page)
+    camera.shoot(page, "employer")
+
+    page.goto(f"{stack.employer_url}/?zip={PORTLAND_ME}")
+    expect(page.get_by_role("link", name=HOSTILE_ORG)).to_be_visible()
+    assert_text_not_markup(page)
+    camera.shoot(page, "directory")
+
+    mail = opening_mails(inbox, reader, opening_id, what="the email about the opening")[0]
+    assert HOSTILE_TITLE in mail.text
+    assert "<script>" not in mail.html
+    assert "onerror=alert" not in mail.html or "&lt;img" in mail.html
+    camera.show_mail(page, mail, "email")
+    expect(page.get_by_text(HOSTILE_TITLE).first).to_be_visible()
+    assert_text_not_markup(page)
