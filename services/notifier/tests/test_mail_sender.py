@@ -272,3 +272,29 @@ async def test_unreachable_server_is_a_transient_failure() -> None:
 
     assert outcome.status == "transient_failure"
     assert "cannot connect" in outcome.detail
+
+
+async def test_bare_line_feeds_and_leading_dots_arrive_intact(
+    smtp_server: CountingController,
+) -> None:
+    sender = sender_for(smtp_server)
+    email = outgoing(1)
+    data = b"Subject: dots\nMessage-ID: <dots@x>\n\n.one\n..two\r\nthree\r.\nend"
+    outcome = await sender.send(
+        OutgoingEmail(
+            message_id="<dots@x>",
+            to=email.to,
+            subject="dots",
+            kind="bulletin",
+            opening_ids=(),
+            subscriber_id="sub-1",
+            data=data,
+        )
+    )
+    await sender.close()
+
+    assert outcome.status == "sent"
+    (envelope,) = handler_of(smtp_server).accepted
+    assert envelope.original_content == (
+        b"Subject: dots\r\nMessage-ID: <dots@x>\r\n\r\n.one\r\n..two\r\nthree\r\n.\r\nend\r\n"
+    )

@@ -95,6 +95,8 @@ class EmailTemplates:
             lstrip_blocks=True,
             keep_trailing_newline=True,
             undefined=jinja2.StrictUndefined,
+            # Includes would otherwise stat their file on every message.
+            auto_reload=False,
         )
         self.html: dict[str, jinja2.Template] = {}
         self.text: dict[str, jinja2.Template] = {}

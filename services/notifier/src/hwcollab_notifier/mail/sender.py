@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,6 +42,21 @@ class SendOutcome:
     status: SendStatus
     detail: str
     code: int | None = None
+
+
+_LINE_ENDING = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+
+
+def _wire_format(data: bytes) -> bytes:
+    """The DATA payload: CRLF line endings, leading dots doubled, the final "." line added."""
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+        data = _LINE_ENDING.sub(b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
 class _RetryableError(Exception):
@@ -90,7 +106,7 @@ class SmtpSender:
         self._starttls = starttls
         self._timeout = timeout
         self._idle_check_after = idle_check_after
-        self._mail_from = mail_from_address
+        self._mail_from_bytes = mail_from_address.encode()
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
@@ -172,27 +188,62 @@ class SmtpSender:
         slot = await self._idle.get()
         try:
             smtp = await self._ready(slot)
-            options = [] if email.to.isascii() else ["SMTPUTF8"]
             try:
-                _, reply = await smtp.sendmail(
-                    self._mail_from, [email.to], email.data, mail_options=options
-                )
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                refused = exc.recipients[0]
-                return self._reply_failure(email, refused.code, refused.message)
+                async with asyncio.timeout(self._timeout):
+                    code, reply = await self._transaction(smtp, email)
             except aiosmtplib.SMTPResponseException as exc:
-                if exc.code == 421:  # the server is closing this connection
-                    self._drop(slot)
-                return self._reply_failure(email, exc.code, exc.message)
-            except aiosmtplib.SMTPNotSupported as exc:
-                return self._reply_failure(email, 553, str(exc))
-            except (aiosmtplib.SMTPException, OSError) as exc:
+                code, reply = exc.code, exc.message
+            except (aiosmtplib.SMTPException, OSError) as exc:  # TimeoutError is an OSError
                 self._drop(slot)
-                raise _RetryableError(f"connection lost: {exc}") from exc
+                raise _RetryableError(f"connection lost: {exc!r}") from exc
+            if code == 421:  # the server is closing this connection
+                self._drop(slot)
+            if code != 250:
+                return self._reply_failure(email, code, reply)
             slot.last_used = asyncio.get_running_loop().time()
-            return SendOutcome("sent", reply, 250)
+            return SendOutcome("sent", reply, code)
         finally:
             self._idle.put_nowait(slot)
+
+    async def _transaction(self, smtp: aiosmtplib.SMTP, email: OutgoingEmail) -> tuple[int, str]:
+        """MAIL, RCPT and DATA on an open connection; the first reply that is not a success.
+
+        Why not ``SMTP.sendmail``: it parses both addresses with ``email.utils`` and normalizes
+        the whole message once more to compute SIZE, about half of the client's CPU per email.
+        ``SMTP.data`` runs two regular expressions over every line of the message again. The
+        composer has already cleaned the address and its messages already use CRLF, so SIZE is
+        their length and the body only needs dot-stuffing where a line starts with ".". One
+        deadline covers the transaction instead of one timer per command.
+        """
+        mail = [b"FROM:<" + self._mail_from_bytes + b">"]
+        if smtp.supports_extension("size"):
+            mail.append(b"SIZE=%d" % len(email.data))
+        if not email.to.isascii():
+            if not smtp.supports_extension("smtputf8"):
+                return 553, "the server does not accept internationalized addresses"
+            mail.append(b"SMTPUTF8")
+        reply = await smtp.execute_command(b"MAIL", *mail, timeout=None)
+        if reply.code == 250:
+            reply = await smtp.execute_command(
+                b"RCPT", b"TO:<" + email.to.encode() + b">", timeout=None
+            )
+            if reply.code in (250, 251):
+                reply = await smtp.execute_command(b"DATA", timeout=None)
+                if reply.code == 354:
+                    protocol = smtp.protocol
+                    if protocol is None:
+                        raise aiosmtplib.SMTPServerDisconnected("connection lost before DATA")
+                    protocol.write(_wire_format(email.data))
+                    reply = await protocol.read_response(timeout=None)
+                    return reply.code, reply.message
+        if reply.code != 421:
+            try:
+                await smtp.rset(timeout=None)
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                # The refusal is what counts; the connection is reopened on its next use.
+                log.info("SMTP RSET failed, closing the connection: %r", exc)
+                smtp.close()
+        return reply.code, reply.message
 
     def _reply_failure(self, email: OutgoingEmail, code: int, message: str) -> SendOutcome:
         detail = f"{code} {message}"
@@ -234,6 +285,8 @@ class SmtpSender:
             timeout=self._timeout,
         )
         await smtp.connect()
+        if smtp.is_ehlo_or_helo_needed:
+            await smtp.ehlo()
         self.connections_opened += 1
         SMTP_CONNECTIONS.inc()
         slot.smtp = smtp
