@@ -234,4 +234,14 @@ def test_production_overlay(production: Rendered) -> None:
         repository, _, tag = image.rpartition(":")
         assert repository.endswith(f"/hwcollab-{name}")
         assert tag not in {"", "dev", "latest"}
-        assert deployment["spec"]["replicas"] >= 2
+    autoscalers = {
+        obj["metadata"]["name"]: obj for obj in production.of_kind("HorizontalPodAutoscaler")
+    }
+    assert autoscalers["subscriber"]["spec"]["minReplicas"] >= 3
+    assert autoscalers["employer"]["spec"]["minReplicas"] >= 2
+
+
+def test_autoscalers_own_the_replica_counts(rendered: Rendered) -> None:
+    """`kubectl apply` must not reset what the HPAs and KEDA decided."""
+    for name, deployment in deployments(rendered).items():
+        assert "replicas" not in deployment["spec"], name
