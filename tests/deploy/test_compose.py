@@ -110,6 +110,10 @@ def test_services_are_built_from_the_one_dockerfile(compose: dict[str, Any]) -> 
 def test_notifier_runs_two_replicas_without_a_fixed_host_port(compose: dict[str, Any]) -> None:
     notifier = compose["services"]["notifier"]
     assert notifier["deploy"]["replicas"] == 2
+    partitions = interpolate(
+        compose["services"]["kafka-topics"]["environment"]["KAFKA_TOPIC_PARTITIONS"]
+    )
+    assert notifier["deploy"]["replicas"] <= int(partitions), "replicas beyond partitions sit idle"
     assert "container_name" not in notifier
     for port in notifier["ports"]:
         host_part = str(port).rsplit(":", 1)[0]
