@@ -126,9 +126,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await index.refresh(repository.changed_since(index.since()), now=runtime.clock.now())
 
     async def due_digests() -> None:
-        lease = timedelta(seconds=max(60.0, settings.digest_interval_seconds * 2))
+        lease = timedelta(seconds=settings.digest_interval_seconds * 3)
         if await repository.take_lock("digests", owner=owner, now=runtime.clock.now(), ttl=lease):
             await digests.run_due()
+
+    async def sweep() -> None:
+        lease = timedelta(seconds=settings.sweep_interval_seconds * 3)
+        if await repository.take_lock("sweep", owner=owner, now=runtime.clock.now(), ttl=lease):
+            await operations.sweep()
 
     async def lag() -> None:
         await sample_delivery_lag(settings.kafka_bootstrap_servers)
@@ -143,7 +148,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 _every(settings.index_refresh_seconds, "index-refresh", refresh_index)
             ),
             asyncio.create_task(_every(settings.digest_interval_seconds, "digests", due_digests)),
-            asyncio.create_task(_every(settings.sweep_interval_seconds, "sweep", operations.sweep)),
+            asyncio.create_task(_every(settings.sweep_interval_seconds, "sweep", sweep)),
             asyncio.create_task(_every(settings.lag_sample_seconds, "lag", lag)),
         ]
         app.state.runtime = runtime

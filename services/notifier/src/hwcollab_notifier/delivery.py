@@ -103,6 +103,7 @@ class Postman:
             digest_key=digest_key,
         )
         if claim is None:
+            await self._settle_rows(email.message_id, pair_keys)
             metrics.EMAILS_SKIPPED.labels(email.kind, "claimed").inc()
             return "skipped"
         if pair_keys:
@@ -139,6 +140,17 @@ class Postman:
         metrics.EMAILS_RETRIED.labels(email.kind).inc()
         log.warning("sending %s failed for now (%s); will try again", email.kind, outcome.detail)
         return "retry"
+
+    async def _settle_rows(self, message_id: str, pair_keys: Sequence[str]) -> None:
+        """Rows left open by a crash after their message was settled take the message's state."""
+        message = await self._repo.message(message_id)
+        if pair_keys and message is not None and message["status"] in ("sent", "failed", "dropped"):
+            await self._repo.mark_rows(
+                pair_keys,
+                status=message["status"],
+                message_id=message_id,
+                now=self._runtime.clock.now(),
+            )
 
     async def _record_sent(
         self, email: OutgoingEmail, *, pair_keys: Sequence[str], after_sent: ExtraWork | None
