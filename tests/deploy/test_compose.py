@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from typing import Any
 
+import pytest
 from check_jsonschema.cli.main_command import main as check_jsonschema_main
 from click.testing import CliRunner
 
@@ -143,3 +146,17 @@ def test_compose_runs_with_dev_settings_only(compose: dict[str, Any]) -> None:
             if variable in env:
                 assert env[variable] == dev_value, variable
     assert compose_environment(compose["services"]["employer"])["EMPLOYER_APPROVAL"] == "auto"
+
+
+def test_embedded_scripts_parse(compose: dict[str, Any], tmp_path: Any) -> None:
+    """The topic-creation shell script and the replica-set JavaScript are at least well formed."""
+    script = interpolate(compose["services"]["kafka-topics"]["entrypoint"][-1])
+    checked = subprocess.run(["/bin/sh", "-n", "-c", script], capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the mongosh script was not syntax-checked")
+    init_js = tmp_path / "init.js"
+    init_js.write_text(compose["services"]["mongodb-init"]["command"][-1])
+    checked = subprocess.run([node, "--check", str(init_js)], capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stderr

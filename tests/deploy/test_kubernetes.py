@@ -5,6 +5,7 @@ autoscaling, secrets by reference only."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -245,3 +246,13 @@ def test_autoscalers_own_the_replica_counts(rendered: Rendered) -> None:
     """`kubectl apply` must not reset what the HPAs and KEDA decided."""
     for name, deployment in deployments(rendered).items():
         assert "replicas" not in deployment["spec"], name
+
+
+def test_topic_job_script_parses(rendered: Rendered) -> None:
+    (job,) = rendered.of_kind("Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:2] == ["/bin/sh", "-ec"]
+    checked = subprocess.run(
+        ["/bin/sh", "-n", "-c", container["command"][-1]], capture_output=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
