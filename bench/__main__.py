@@ -13,8 +13,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-import bench.match  # noqa: F401  (registers the benchmark)
-import bench.send
 from bench.harness import BENCH_DIR, REGISTRY, Output
 
 app = typer.Typer(add_completion=False)

@@ -366,18 +366,22 @@ def measure_bruteforce(
         progress.advance(task)
 
 
+Updates = tuple[list[float], list[float], list[float], int]
+
+
 def measure_updates(
     index: MatchIndex,
     subs: list[SubscriberCriteria],
     queries: list[OpeningCriteria],
     seconds: float,
     progress: Progress,
-) -> tuple[list[float], list[float], int]:
+) -> Updates:
     """Match openings back to back while applying 1,000 updates/s (upsert 80%, remove 20%)."""
     rng = random.Random(7)
     fresh = iter(subscribers(int(seconds * 1000) + 1000, seed=99))
     update_times: list[float] = []
     match_times: list[float] = []
+    match_cpu_times: list[float] = []
     rate = 1000.0
     task = progress.add_task("matching under 1,000 updates/s", total=seconds)
     begin = time.perf_counter()
@@ -400,11 +404,13 @@ def measure_updates(
             done += 1
         opening = queries[i % len(queries)]
         i += 1
+        cpu = time.thread_time()
         start = time.perf_counter()
         index.match(opening)
         match_times.append(time.perf_counter() - start)
+        match_cpu_times.append(time.thread_time() - cpu)
         progress.update(task, completed=min(seconds, time.perf_counter() - begin))
-    return update_times, match_times, done
+    return update_times, match_times, match_cpu_times, done
 
 
 # -- MongoDB (SecantusDB) -----------------------------------------------------------------------
@@ -669,7 +675,7 @@ def run(*, quick: bool, out: Output) -> None:
     results: list[SizeResult] = []
     index: MatchIndex | None = None
     subs: list[SubscriberCriteria] = []
-    updates: tuple[list[float], list[float], int] = ([], [], 0)
+    updates: Updates = ([], [], [], 0)
     with Progress(console=console, transient=False) as progress:
         for n in plan.sizes:
             index = None
@@ -701,12 +707,10 @@ def run(*, quick: bool, out: Output) -> None:
     plot(results, out)
 
 
-def write_figures(
-    results: list[SizeResult], updates: tuple[list[float], list[float], int], *, out: Output
-) -> None:
+def write_figures(results: list[SizeResult], updates: Updates, *, out: Output) -> None:
     top = results[-1]
     at = label(top.n)
-    update_times, busy_match_times, applied = updates
+    update_times, busy_match_times, busy_match_cpu_times, applied = updates
     bruteforce_p50 = percentile_ms(top.bruteforce_seconds, 50)
     bruteforce_p99 = percentile_ms(top.bruteforce_seconds, 99)
     mongo_p50, mongo_mean, mongo_note = _extrapolated_mongo(results, top.n)
@@ -791,6 +795,13 @@ def write_figures(
             None,
             3.0,
             note=f"{len(busy_match_times)} matches while 1,000 updates/s apply",
+        ),
+        f"match_p99_cpu_ms_{at}_under_updates": Figure(
+            percentile_ms(busy_match_cpu_times, 99),
+            "ms",
+            None,
+            3.0,
+            note="thread CPU time of the same matches",
         ),
         f"index_build_s_{at}": Figure(
             top.build_seconds, "s", None, None, note="bulk build from criteria"

@@ -1,14 +1,15 @@
 """The in-memory match index: which active subscribers does an opening match, in about a millisecond
-for a million subscribers, in ~150 bytes per subscriber.
+for a million subscribers, in ~130 bytes per subscriber.
 
 Layout (everything is numpy; no Python object per subscriber):
 
-- **Rows.** Each upsert appends a row to column arrays: id as two uint64, lat/lon, radius and
-  minimum pay (float64, NaN = none), the place as a unit vector beside the radius as a squared
-  chord (so the distance test is a dot product and one gathered row is one cache line), a uint16
-  *profile* (settings, employment-type and credential bitmasks, ``remote_ok``, ``alive``) and a
-  uint16 role bitmask. A removed or replaced subscriber's row is a tombstone (``alive`` cleared)
-  until the next compaction, which also sorts rows by place so that neighbours share cache lines.
+- **Rows.** Each upsert appends a row to column arrays: id as two uint64, minimum pay (float64,
+  NaN = none), the place as a unit vector beside the radius as a squared chord (one (N, 4) float64
+  array: the distance test is a dot product and one gathered row is one cache line; lat, lon and
+  radius are derived from it when needed), a uint16 *profile* (settings, employment-type and
+  credential bitmasks, ``remote_ok``, ``alive``) and a uint16 role bitmask. A removed or replaced
+  subscriber's row is a tombstone (``alive`` cleared) until the next compaction, which also sorts
+  rows by place so that neighbours share cache lines.
 - **Id map.** Indexed rows are found by a sorted uint64 array of the ids' high halves plus a
   parallel row array (binary search, then the low half is compared); rows added since the last
   merge are in a small dict. Id strings are made only for matched rows
@@ -16,8 +17,8 @@ Layout (everything is numpy; no Python object per subscriber):
 - **Geo path.** For every role a subscriber wants, one int32 key: (radius class, role, grid cell).
   Radius classes are ≤10, ≤25, ≤50, ≤100, ≤250 miles and each class has its own grid with cells
   as wide as its bound, so an opening reads ~3 rows of cells per class: ~15 contiguous runs of one
-  sorted array. Those candidates are filtered with one table lookup on the profile, then haversine
-  distance and pay.
+  sorted array. Those candidates are filtered with one table lookup on the profile, then the
+  distance test and pay; distances (great-circle miles) are computed for the matches only.
 - **Remote path.** ``remote_ok`` subscribers are also keyed by (role, settings mask, employment
   mask, credentials mask, minimum-pay bucket) with a dense offsets table, so a remote opening's
   matches are a union of contiguous runs: no per-subscriber test except in the one pay bucket that

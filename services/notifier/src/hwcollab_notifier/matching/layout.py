@@ -60,6 +60,11 @@ def squared_chord(miles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return result
 
 
+def reach_miles(squared: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The radius a squared chord from :func:`squared_chord` stands for (to rounding)."""
+    return chord_miles(squared) - DISTANCE_TOLERANCE_MILES
+
+
 def chord_miles(squared: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     result: npt.NDArray[np.float64] = (
         2.0 * EARTH_RADIUS_MILES * np.arcsin(np.minimum(1.0, np.sqrt(squared) / 2.0))

@@ -27,6 +27,7 @@ from hwcollab_notifier.matching.layout import (
     SETTING_BIT,
     VERBATIM_ID,
     pay_buckets,
+    reach_miles,
     remote_group_keys,
     squared_chord,
     unit_vectors,
@@ -34,19 +35,17 @@ from hwcollab_notifier.matching.layout import (
 from hwcollab_schemas.taxonomy import UnknownCodeError
 
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 _COLUMNS = {
     "hi": np.uint64,
     "lo": np.uint64,
-    "lat": np.float64,
-    "lon": np.float64,
-    "radius": np.float64,
     "sphere": np.float64,
     "min_pay": np.float64,
     "profile": np.uint16,
     "roles": np.uint16,
 }
 _LOW64 = 0xFFFF_FFFF_FFFF_FFFF
-_BUILD_CHUNK = 65536
+_BUILD_CHUNK = 16384
 _MIN_DELTA = 2048
 _DELTA_FRACTION = 64  # merge when the delta reaches 1/64 of the indexed rows
 _DEAD_FRACTION = 4  # rebuild when a quarter of the rows are tombstones
@@ -107,11 +106,8 @@ class RowStore:
     def _allocate(self, capacity: int) -> None:
         self.hi = np.empty(capacity, dtype=np.uint64)
         self.lo = np.empty(capacity, dtype=np.uint64)
-        self.lat = np.empty(capacity, dtype=np.float64)
-        self.lon = np.empty(capacity, dtype=np.float64)
-        self.radius = np.empty(capacity, dtype=np.float64)
         # Unit vector (x, y, z) and squared-chord radius side by side: the distance test is a dot
-        # product, and one gathered row is one cache line.
+        # product, and one gathered row is one cache line. Lat, lon and radius are derived from it.
         self.sphere = np.empty((capacity, 4), dtype=np.float64)
         self.min_pay = np.empty(capacity, dtype=np.float64)
         self.profile = np.empty(capacity, dtype=np.uint16)
@@ -154,10 +150,17 @@ class RowStore:
             self.verbatim[key] = sub.subscriber_id
         return key, columns
 
-    def _derive(self, rows: slice) -> None:
-        x, y, z = unit_vectors(self.lat[rows], self.lon[rows])
+    def _place(self, rows: slice, *, lat: F64, lon: F64, radius: F64) -> None:
+        x, y, z = unit_vectors(lat, lon)
         self.sphere[rows, 0], self.sphere[rows, 1], self.sphere[rows, 2] = x, y, z
-        self.sphere[rows, 3] = squared_chord(self.radius[rows])
+        self.sphere[rows, 3] = squared_chord(radius)
+
+    def _coordinates(self, rows: I64) -> tuple[F64, F64]:
+        """Latitude and longitude (degrees) of rows, back from their unit vectors."""
+        sphere = self.sphere[rows]
+        lat = np.degrees(np.arcsin(np.clip(sphere[:, 2], -1.0, 1.0)))
+        lon = np.degrees(np.arctan2(sphere[:, 1], sphere[:, 0]))
+        return lat, lon
 
     @classmethod
     def from_criteria(cls, subscribers: Iterable[SubscriberCriteria]) -> RowStore:
@@ -172,11 +175,10 @@ class RowStore:
             fresh.hi[n:end] = np.array([key >> 64 for key, _ in encoded], dtype=np.uint64)
             fresh.lo[n:end] = np.array([key & _LOW64 for key, _ in encoded], dtype=np.uint64)
             table = np.array([columns for _, columns in encoded], dtype=np.float64)
-            fresh.lat[n:end], fresh.lon[n:end] = table[:, 0], table[:, 1]
-            fresh.radius[n:end], fresh.min_pay[n:end] = table[:, 2], table[:, 3]
+            fresh._place(slice(n, end), lat=table[:, 0], lon=table[:, 1], radius=table[:, 2])
+            fresh.min_pay[n:end] = table[:, 3]
             fresh.profile[n:end] = table[:, 4].astype(np.uint16)
             fresh.roles[n:end] = table[:, 5].astype(np.uint16)
-            fresh._derive(slice(n, end))
             n = fresh.size = end
         fresh.size = fresh.live = n
         # The last criteria given for an id wins.
@@ -227,14 +229,10 @@ class RowStore:
             self._grow(self.capacity + max(1024, self.capacity // 4))
         row = self.size
         self.hi[row], self.lo[row] = split_key(key)
-        self.lat[row], self.lon[row], self.radius[row], self.min_pay[row] = (
-            lat,
-            lon,
-            radius,
-            min_pay,
+        self._place(
+            slice(row, row + 1), lat=np.array([lat]), lon=np.array([lon]), radius=np.array([radius])
         )
-        self.profile[row], self.roles[row] = profile, roles
-        self._derive(slice(row, row + 1))
+        self.min_pay[row], self.profile[row], self.roles[row] = min_pay, profile, roles
         self.size += 1
         self.live += 1
         self.delta_ids[key] = row
@@ -251,13 +249,16 @@ class RowStore:
     # -- sorted structures ----------------------------------------------------------------------
 
     def _geo_entries(self, rows: I64) -> tuple[I64, I64]:
-        radius_class = np.searchsorted(np.array(RADIUS_CLASS_BOUNDS), self.radius[rows])
+        radius_class = np.minimum(
+            np.searchsorted(np.array(RADIUS_CLASS_BOUNDS), reach_miles(self.sphere[rows, 3])),
+            len(RADIUS_CLASS_BOUNDS) - 1,
+        )
+        lat, lon = self._coordinates(rows)
         cell = np.empty(len(rows), dtype=np.int64)
         stride = np.empty(len(rows), dtype=np.int64)
         for index, grid in enumerate(self.grids):
             members = radius_class == index
-            chosen = rows[members]
-            cell[members] = grid.cell_keys(self.lat[chosen], self.lon[chosen])
+            cell[members] = grid.cell_keys(lat[members], lon[members])
             stride[members] = grid.role_stride
         return self._per_role(rows, lambda role, picked: cell[picked] + role * stride[picked])
 
@@ -291,7 +292,7 @@ class RowStore:
         n = self.size
         keep = np.flatnonzero(self.profile[:n] & ALIVE)
         # Neighbours in space become neighbours in memory, so a query's gathers stay cache-local.
-        spatial = GRIDS[1].cell_keys(self.lat[keep], self.lon[keep])
+        spatial = GRIDS[1].cell_keys(*self._coordinates(keep))
         keep = keep[np.argsort(spatial, kind="stable")]
         capacity = len(keep) + max(1024, len(keep) // 16)
         for name, dtype in _COLUMNS.items():
