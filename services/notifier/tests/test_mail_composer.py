@@ -7,9 +7,12 @@ from email.message import EmailMessage
 from email.policy import default
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwcollab_common.clock import FixedClock
 from hwcollab_notifier.mail.composer import DIGEST_LIMIT, EmailComposer, OutgoingEmail
+from hwcollab_notifier.mail.mime import clean_header_text
 from hwcollab_notifier.mail.views import OpeningView, Recipient
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -313,3 +316,38 @@ def test_bulletin_markdown_is_rendered_and_sanitized(composer: EmailComposer) ->
     assert 'href="javascript:' not in html
     assert "# Care management careers" in text
     assert "Unsubscribe: http://subs.example:8001/unsubscribe?token=UNSUB" in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=st.text(max_size=300), first_name=st.text(max_size=100))
+def test_any_subject_round_trips_without_adding_headers(subject: str, first_name: str) -> None:
+    composer = EmailComposer(
+        mail_from="HWcollab Opportunities <opportunities@hwcollab.example>",
+        postal_address="100 Main Street, Worcester, MA 01608",
+        subscriber_public_url="http://subs.example:8001",
+        employer_public_url="http://jobs.example:8002",
+        clock=FixedClock(NOW),
+    )
+    sent = composer.bulletin(
+        recipient(first_name=first_name), bulletin_id="b", subject=subject, body_markdown="Hi"
+    )
+    head = sent.data.partition(b"\r\n\r\n")[0]
+    assert head.isascii()
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    message = parse(sent)
+    assert message["Subject"] == clean_header_text(subject)
+    assert sorted(message.keys()) == sorted(
+        [
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "List-Id",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "X-HWcollab-Kind",
+            "MIME-Version",
+            "Content-Type",
+        ]
+    )
