@@ -1,0 +1,392 @@
+"""Employer journeys against real Kafka and MongoDB: sign-up, approval, posting, editing, closing,
+expiry and reach — asserting the events that reach the topics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from typer.testing import CliRunner
+
+from hwcollab_cli.employers import app as employers_cli
+from hwcollab_common.clock import FixedClock
+from hwcollab_employer.app import create_app
+from hwcollab_employer.settings import Settings
+from hwcollab_schemas import Event, EventParseError, parse_event
+from hwcollab_schemas.events import NotificationSent
+from hwcollab_schemas.topics import EMPLOYER_TOPIC, OPENING_TOPIC
+
+pytestmark = pytest.mark.integration
+
+ADMIN_TOKEN = "integration-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+PASSWORD = "integration passphrase"
+
+
+def settings_for(kafka_bootstrap: str, mongo_url: str, **changes: Any) -> Settings:
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "mongodb_url": mongo_url,
+        "mongodb_database": f"test_employer_{uuid.uuid4().hex[:12]}",
+        "employer_approval": "manual",
+        "admin_token": ADMIN_TOKEN,
+        "outbox_poll_seconds": 0.1,
+        "login_rate_limit": "1000/minute",
+        "signup_rate_limit": "1000/hour",
+        "write_rate_limit": "1000/minute",
+    }
+    return Settings(**(values | changes))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 45.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.2)
+
+
+class TopicReader:
+    """Reads the employer and opening topics from the beginning, in its own consumer group."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            EMPLOYER_TOPIC,
+            OPENING_TOPIC,
+            bootstrap_servers=bootstrap,
+            group_id=f"test-employer-reader-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        self.events: list[tuple[str | None, Event]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._collect())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _collect(self) -> None:
+        async for record in self._consumer:
+            try:
+                event = parse_event(record.value, topic=record.topic)
+            except EventParseError:
+                continue
+            self.events.append((record.key.decode() if record.key else None, event))
+
+    def of(self, key: str, event_type: str | None = None) -> list[Event]:
+        return [
+            event
+            for k, event in self.events
+            if k == key and (event_type is None or event.event_type == event_type)
+        ]
+
+    async def wait_for(self, key: str, event_type: str, count: int = 1) -> list[Event]:
+        async def arrived() -> bool:
+            return len(self.of(key, event_type)) >= count
+
+        await eventually(arrived)
+        return self.of(key, event_type)
+
+
+@dataclass
+class Running:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, *, clock: FixedClock | None = None) -> AsyncIterator[Running]:
+    app = create_app(settings, clock=clock)
+    async with (
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://employer.test"
+        ) as client,
+    ):
+        yield Running(app, client, settings)
+
+
+@pytest.fixture(scope="module")
+async def service(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[Running]:
+    async with running(settings_for(kafka_bootstrap, mongo_url)) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+async def reader(kafka_bootstrap: str) -> AsyncIterator[TopicReader]:
+    topic_reader = TopicReader(kafka_bootstrap)
+    await topic_reader.start()
+    yield topic_reader
+    await topic_reader.stop()
+
+
+def signup(email: str, *, zip_code: str = "01608", city: str = "Worcester") -> dict[str, Any]:
+    return {
+        "organization_name": f"Care Partners {email.split('@')[0]}",
+        "contact_email": email,
+        "password": PASSWORD,
+        "description": "Care coordination and management.",
+        "address": {"city": city, "state": "MA", "zip": zip_code},
+        "settings": ["medical"],
+    }
+
+
+def opening(**changes: Any) -> dict[str, Any]:
+    return {
+        "title": "RN Care Manager",
+        "role": "nurse_care_manager",
+        "setting": "medical",
+        "required_credentials": ["rn"],
+        "employment_type": "full_time",
+        "zip": "01608",
+        "pay_min": 38,
+        "pay_max": 46,
+        "description": "Coordinate care for adults.",
+        "apply_url": "https://care.example/jobs/1",
+    } | changes
+
+
+async def register(
+    client: httpx.AsyncClient, email: str, **kwargs: Any
+) -> tuple[str, dict[str, str]]:
+    created = await client.post("/api/employers", json=signup(email, **kwargs))
+    assert created.status_code == 201, created.text
+    token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    return created.json()["employer_id"], {
+        "Authorization": f"Bearer {token.json()['access_token']}"
+    }
+
+
+def unique_email(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}@care.example"
+
+
+async def test_pending_employer_is_announced_once_approved(
+    service: Running, reader: TopicReader
+) -> None:
+    client = service.client
+    employer_id, headers = await register(client, unique_email("pending"))
+    posted = await client.post("/api/openings", headers=headers, json=opening())
+    assert posted.status_code == 201, posted.text
+    opening_id = posted.json()["opening_id"]
+    assert uuid.UUID(opening_id).version == 4
+
+    [registered] = await reader.wait_for(employer_id, "employer.registered")
+    assert registered.payload.status == "pending"
+    [announced] = await reader.wait_for(opening_id, "opening.posted")
+    assert announced.payload.employer_approved is False
+    assert announced.payload.organization_name.startswith("Care Partners pending-")
+    assert (announced.payload.city, announced.payload.state) == ("Worcester", "MA")
+    assert announced.payload.lat == pytest.approx(42.26, abs=0.05)
+    assert (await client.get("/api/openings", params={"zip": "01608"})).json()["total"] == 0
+
+    approved = await client.post(f"/api/admin/employers/{employer_id}/approve", headers=ADMIN)
+    assert approved.json() == {"employer_id": employer_id, "status": "approved"}
+    [approval] = await reader.wait_for(employer_id, "employer.approved")
+    assert approval.payload.status == "approved"
+    [updated] = await reader.wait_for(opening_id, "opening.updated")
+    assert updated.payload.employer_approved is True
+    assert updated.payload.version == 2
+    board = (await client.get("/api/openings", params={"zip": "01608"})).json()
+    assert opening_id in [item["opening_id"] for item in board["results"]]
+
+
+async def test_opening_lifecycle_publishes_posted_updated_closed(
+    service: Running, reader: TopicReader
+) -> None:
+    client = service.client
+    employer_id, headers = await register(client, unique_email("lifecycle"))
+    await client.post(f"/api/admin/employers/{employer_id}/approve", headers=ADMIN)
+    opening_id = (await client.post("/api/openings", headers=headers, json=opening())).json()[
+        "opening_id"
+    ]
+    edited = await client.patch(
+        f"/api/openings/{opening_id}", headers=headers, json={"title": "Nurse Care Manager II"}
+    )
+    assert edited.status_code == 200, edited.text
+    closed = await client.post(f"/api/openings/{opening_id}/close", headers=headers)
+    assert closed.json()["status"] == "closed"
+
+    [posted] = await reader.wait_for(opening_id, "opening.posted")
+    [updated] = await reader.wait_for(opening_id, "opening.updated")
+    [closing] = await reader.wait_for(opening_id, "opening.closed")
+    assert posted.payload.employer_approved is True
+    assert (updated.payload.title, updated.payload.version) == ("Nurse Care Manager II", 2)
+    assert (closing.payload.reason, closing.payload.version) == ("closed", 3)
+    assert [e.event_type for e in reader.of(opening_id)] == [
+        "opening.posted",
+        "opening.updated",
+        "opening.closed",
+    ]
+    board = (await client.get("/api/openings", params={"zip": "01608"})).json()
+    assert opening_id not in [item["opening_id"] for item in board["results"]]
+    directory = (
+        await client.get("/api/directory", params={"zip": "01608", "q": "lifecycle"})
+    ).json()
+    assert directory["results"][0]["open_openings"] == 0
+
+
+async def test_another_employer_cannot_touch_an_opening(service: Running) -> None:
+    client = service.client
+    owner_id, owner = await register(client, unique_email("owner"))
+    _, other = await register(client, unique_email("other"))
+    opening_id = (await client.post("/api/openings", headers=owner, json=opening())).json()[
+        "opening_id"
+    ]
+    answers = {
+        "patch": await client.patch(
+            f"/api/openings/{opening_id}", headers=other, json={"title": "x"}
+        ),
+        "close": await client.post(f"/api/openings/{opening_id}/close", headers=other),
+        "stats": await client.get(f"/api/openings/{opening_id}/stats", headers=other),
+        "anonymous close": await client.post(f"/api/openings/{opening_id}/close"),
+        "employer approves": await client.post(
+            f"/api/admin/employers/{owner_id}/approve", headers=other
+        ),
+    }
+    assert {name: r.status_code for name, r in answers.items()} == {
+        "patch": 403,
+        "close": 403,
+        "stats": 403,
+        "anonymous close": 401,
+        "employer approves": 401,
+    }
+    mine = await client.get("/api/employers/me/openings", headers=owner)
+    assert mine.json()[0]["status"] == "open"
+    assert mine.json()[0]["version"] == 1
+
+
+async def test_reach_counts_distinct_subscribers_under_redelivery(
+    service: Running, kafka_bootstrap: str
+) -> None:
+    client = service.client
+    employer_id, headers = await register(client, unique_email("reach"))
+    await client.post(f"/api/admin/employers/{employer_id}/approve", headers=ADMIN)
+    first = (await client.post("/api/openings", headers=headers, json=opening())).json()
+    second = (await client.post("/api/openings", headers=headers, json=opening())).json()
+
+    def sent(subscriber_id: str, *opening_ids: str) -> NotificationSent:
+        now = datetime.now(UTC)
+        return NotificationSent.create(
+            {
+                "message_id": f"<{uuid.uuid4()}@hwcollab.example>",
+                "subscriber_id": subscriber_id,
+                "kind": "digest",
+                "opening_ids": list(opening_ids),
+                "sent_at": now,
+            },
+            producer="notifier",
+            occurred_at=now,
+        )
+
+    a, b = f"sub-{uuid.uuid4().hex[:8]}", f"sub-{uuid.uuid4().hex[:8]}"
+    once = sent(a, first["opening_id"])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for event in (
+            once,
+            once,
+            sent(a, first["opening_id"]),
+            sent(b, *[first["opening_id"], second["opening_id"]]),
+        ):
+            await producer.send_and_wait(event.topic, event.to_bytes(), key=event.key.encode())
+    finally:
+        await producer.stop()
+
+    async def counted() -> bool:
+        stats = await client.get(f"/api/openings/{first['opening_id']}/stats", headers=headers)
+        return stats.json()["notified"] >= 2
+
+    await eventually(counted, timeout=60)
+    first_stats = await client.get(f"/api/openings/{first['opening_id']}/stats", headers=headers)
+    second_stats = await client.get(f"/api/openings/{second['opening_id']}/stats", headers=headers)
+    assert first_stats.json() == {"opening_id": first["opening_id"], "notified": 2}
+    assert second_stats.json()["notified"] == 1
+
+
+async def test_openings_close_when_they_expire(
+    kafka_bootstrap: str, mongo_url: str, reader: TopicReader
+) -> None:
+    clock = FixedClock(datetime.now(UTC))
+    settings = settings_for(
+        kafka_bootstrap, mongo_url, employer_approval="auto", opening_expiry_interval_seconds=0.2
+    )
+    async with running(settings, clock=clock) as started:
+        client = started.client
+        email = unique_email("expiry")
+        _, headers = await register(client, email)
+        expires_at = (clock.now() + timedelta(days=2)).isoformat()
+        opening_id = (
+            await client.post("/api/openings", headers=headers, json=opening(expires_at=expires_at))
+        ).json()["opening_id"]
+        await reader.wait_for(opening_id, "opening.posted")
+        assert reader.of(opening_id, "opening.closed") == []
+
+        clock.advance(timedelta(days=2, minutes=1))
+        [closed] = await reader.wait_for(opening_id, "opening.closed")
+        assert closed.payload.reason == "expired"
+        assert (await client.get("/api/employers/me", headers=headers)).status_code == 401
+        token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        mine = (await client.get("/api/employers/me/openings", headers=headers)).json()
+        assert (mine[0]["status"], mine[0]["close_reason"]) == ("closed", "expired")
+
+
+async def test_operator_approves_with_the_cli(
+    kafka_bootstrap: str, mongo_url: str, reader: TopicReader
+) -> None:
+    settings = settings_for(kafka_bootstrap, mongo_url)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: asyncio.sleep(0, result=server.started), timeout=60)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        # Generous timeout: the machine running the suite may be busy (Argon2 and transactions).
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            employer_id, _ = await register(client, unique_email("cli"))
+            runner = CliRunner()
+            env = {"EMPLOYER_PUBLIC_URL": url, "ADMIN_TOKEN": ADMIN_TOKEN}
+            listed = await asyncio.to_thread(runner.invoke, employers_cli, ["pending"], env=env)
+            result = await asyncio.to_thread(
+                runner.invoke, employers_cli, ["approve", employer_id], env=env
+            )
+            refused = await asyncio.to_thread(
+                runner.invoke,
+                employers_cli,
+                ["approve", employer_id],
+                env={**env, "ADMIN_TOKEN": "wrong-token"},
+            )
+            me = await client.get(f"/api/employers/{employer_id}")
+        assert employer_id[:8] in listed.output
+        assert result.exit_code == 0, result.output
+        assert "approved" in result.output
+        assert refused.exit_code == 1
+        assert me.status_code == 200
+        await reader.wait_for(employer_id, "employer.approved")
+    finally:
+        server.should_exit = True
+        await serving
