@@ -118,8 +118,9 @@ class SmtpSender:
         self.connections_opened = 0
 
     async def start(self) -> None:
-        """Open the pool's connections (fails fast when the server is unreachable)."""
-        await asyncio.gather(*(self._open(slot) for slot in self._slots))
+        """Open the pool's connections before the first send (fails fast when the server is
+        unreachable); without it they open on first use."""
+        await asyncio.gather(*(self._open(slot) for slot in self._slots if slot.smtp is None))
 
     async def close(self) -> None:
         """Wait for sends in flight, then QUIT every open connection."""
