@@ -319,7 +319,7 @@ def compose_cost_us(workload: Workload, *, count: int) -> tuple[float, float]:
 def run(*, quick: bool, out: Output) -> None:
     count = 300 if quick else 4000
     connect_count = 150 if quick else 800
-    rounds = 1 if quick else 3
+    rounds = 1 if quick else 5
     workload = Workload(count)
     prebuilt = [workload.compose(n).data for n in range(count)]
     compose_us, stdlib_us = compose_cost_us(workload, count=min(count, 1000))
