@@ -155,10 +155,14 @@ async def test_job_board_is_nearest_first_and_adds_remote_openings(board: dict[s
     assert [item["title"] for item in second_page["results"]] == ["Hartford coordinator"]
 
 
-async def test_job_board_filters_by_role_family(board: dict[str, Any]) -> None:
+async def test_job_board_filters_by_role_family_and_words(board: dict[str, Any]) -> None:
     found = await board["client"].get(
         "/api/openings", params={"zip": "02108", "radius_miles": 250, "role": "care_coordination"}
     )
     titles = [item["title"] for item in found.json()["results"]]
     assert "Providence coordinator" not in titles
     assert titles[0] == "Framingham coordinator"
+    by_words = await board["client"].get(
+        "/api/openings", params={"zip": "02108", "radius_miles": 250, "q": "providence"}
+    )
+    assert [item["title"] for item in by_words.json()["results"]] == ["Providence coordinator"]

@@ -134,6 +134,9 @@ class FakeRepository:
                 query.setting and o.fields.setting != query.setting
             ):
                 continue
+            words = f"{o.fields.title} {o.organization_name} {o.fields.description}"
+            if query.text and query.text.lower() not in words.lower():
+                continue
             if o.fields.remote:
                 if query.include_remote:
                     remote.append(OpeningListing(o, None))

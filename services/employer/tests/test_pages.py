@@ -222,3 +222,25 @@ async def test_directory_and_job_board_pages_list_nearest_first(harness) -> None
     assert "0 openings" in too_far.text
     assert bad.status_code == 422
     assert 'id="field-zip-error"' in bad.text
+
+
+async def test_job_board_page_searches_words_and_can_leave_out_remote(harness) -> None:
+    async with harness.client() as client:
+        await _sign_up(client)
+        await client.post(
+            "/dashboard/openings/new", data=await _opening_form(client, role="care_manager")
+        )
+        await client.post(
+            "/dashboard/openings/new",
+            data=await _opening_form(
+                client, role="care_manager", title="Remote Care Manager", remote="true", zip=""
+            ),
+        )
+        both = await client.get("/openings", params=[("remote", "false"), ("remote", "true")])
+        local = await client.get("/openings", params={"remote": "false"})
+        words = await client.get("/openings", params={"q": "remote care"})
+    assert "2 openings" in both.text
+    assert "1 opening" in local.text
+    assert "Remote Care Manager" not in local.text
+    assert "1 opening" in words.text
+    assert "Remote Care Manager" in words.text

@@ -238,6 +238,7 @@ async def list_openings(
     role: Annotated[str | None, Query(max_length=64)] = None,
     setting: Annotated[str | None, Query(max_length=64)] = None,
     remote: Annotated[bool | None, Query(description="include remote openings (default)")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="words in title or text")] = None,
     page: Annotated[int | None, Query()] = None,
     page_size: Annotated[int | None, Query()] = None,
 ) -> OpeningsPage:
@@ -247,6 +248,7 @@ async def list_openings(
             radius_miles=radius_miles,
             role=role,
             setting=setting,
+            text=q,
             remote=remote,
             page=page,
             page_size=page_size,

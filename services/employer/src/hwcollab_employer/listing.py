@@ -37,6 +37,7 @@ class BoardQuery:
     radius_miles: int = DEFAULT_RADIUS_MILES
     setting: str | None = None
     roles: tuple[str, ...] = ()
+    text: str | None = None
     include_remote: bool = True
     page: int = 1
     page_size: int = DEFAULT_PAGE_SIZE
@@ -126,18 +127,23 @@ def _common(parameters: SearchParameters) -> _Common:
     return _Common(near, radius, setting, roles, page, page_size)
 
 
-def directory_query(parameters: SearchParameters) -> DirectoryQuery:
-    """The directory search these parameters ask for; raises :class:`InvalidFieldsError`."""
+def _text(parameters: SearchParameters) -> str | None:
     text = (parameters.text or "").strip()
     if len(text) > MAX_TEXT:
         raise InvalidFieldsError({"q": f"must be at most {MAX_TEXT} characters"}, location="query")
+    return text or None
+
+
+def directory_query(parameters: SearchParameters) -> DirectoryQuery:
+    """The directory search these parameters ask for; raises :class:`InvalidFieldsError`."""
+    text = _text(parameters)
     common = _common(parameters)
     return DirectoryQuery(
         near=common.near,
         radius_miles=common.radius_miles,
         setting=common.setting,
         roles=common.roles,
-        text=text or None,
+        text=text,
         page=common.page,
         page_size=common.page_size,
     )
@@ -145,12 +151,14 @@ def directory_query(parameters: SearchParameters) -> DirectoryQuery:
 
 def board_query(parameters: SearchParameters) -> BoardQuery:
     """The job-board search these parameters ask for; raises :class:`InvalidFieldsError`."""
+    text = _text(parameters)
     common = _common(parameters)
     return BoardQuery(
         near=common.near,
         radius_miles=common.radius_miles,
         setting=common.setting,
         roles=common.roles,
+        text=text,
         include_remote=parameters.remote is not False,
         page=common.page,
         page_size=common.page_size,

@@ -27,14 +27,15 @@ def _int(value: str | None) -> int | None:
 
 def _search_parameters(request: Request) -> tuple[SearchParameters, dict[str, str]]:
     args = request.query_params
-    remote = args.get("remote")
+    # The board's form sends a hidden "false" and, when ticked, the checkbox's "true".
+    remote = args.getlist("remote")
     parameters = SearchParameters(
         zip=args.get("zip") or None,
         radius_miles=_int(args.get("radius_miles")),
         setting=args.get("setting") or None,
         role=args.get("role") or None,
         text=args.get("q") or None,
-        remote=None if remote is None else remote in {"true", "on", "1"},
+        remote=any(v in {"true", "on", "1"} for v in remote) if remote else None,
         page=_int(args.get("page")),
         page_size=_int(args.get("page_size")),
     )

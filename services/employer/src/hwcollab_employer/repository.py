@@ -330,6 +330,13 @@ class MongoEmployerRepository:
             match["role"] = {"$in": list(query.roles)}
         if query.setting:
             match["setting"] = query.setting
+        if query.text:
+            pattern = {"$regex": re.escape(query.text), "$options": "i"}
+            match["$or"] = [
+                {"title": pattern},
+                {"organization_name": pattern},
+                {"description": pattern},
+            ]
         skip = offset_of(query.page, query.page_size)
         newest: list[tuple[str, int]] = [("posted_at", DESCENDING), ("_id", ASCENDING)]
         if query.near is None:
