@@ -1,0 +1,182 @@
+"""pytest plugin: real Kafka, MongoDB, an SMTP sink and service processes on free ports.
+
+Every fixture is lazy: a test run that requests none of them starts nothing. Every process is
+started in its own process group and stopped by its pid at teardown, whatever the tests did.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hwcollab_cli import components
+from hwcollab_testing.processes import ManagedProcess, free_port, http_ok, port_accepts
+from hwcollab_testing.smtp import ReceivedMessage, SmtpSink, SmtpSinkServer
+
+__all__ = ["ReceivedMessage", "RunningService", "ServiceStarter", "SmtpSink"]
+
+TOPIC_PARTITIONS = 4
+STARTUP_TIMEOUT = 90.0
+
+_running: list[ManagedProcess] = []
+
+
+def _stop_leftovers() -> None:
+    for process in _running:
+        process.kill()
+
+
+atexit.register(_stop_leftovers)
+
+
+def _start(process: ManagedProcess) -> ManagedProcess:
+    _running.append(process.start())
+    return process
+
+
+def _stop(process: ManagedProcess) -> None:
+    process.stop(grace=10.0)
+    if process in _running:
+        _running.remove(process)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(pytestconfig: pytest.Config) -> Path:
+    """``tests/artifacts`` under the repository root (logs, screenshots)."""
+    path = pytestconfig.rootpath / "tests" / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
+    """A noida-db Kafka broker with every product topic (4 partitions) and its DLQ twin."""
+    port = free_port()
+    process = _start(
+        ManagedProcess(
+            name="kafka",
+            argv=components.kafka_argv(port=port, data_dir=tmp_path_factory.mktemp("kafka")),
+            log_path=artifacts_dir / "logs" / f"kafka-{port}.log",
+        )
+    )
+    try:
+        bootstrap = f"{components.HOST}:{port}"
+        process.wait_ready(lambda: port_accepts(port), timeout=STARTUP_TIMEOUT)
+        components.create_topics_when_ready(
+            bootstrap, partitions=TOPIC_PARTITIONS, timeout=STARTUP_TIMEOUT
+        )
+        yield bootstrap
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
+    """A SecantusDB server (MongoDB wire protocol, transactions) on a free port."""
+    port = free_port()
+    process = _start(
+        ManagedProcess(
+            name="mongo",
+            argv=components.mongo_argv(port=port, data_dir=tmp_path_factory.mktemp("mongo")),
+            log_path=artifacts_dir / "logs" / f"mongo-{port}.log",
+        )
+    )
+    try:
+        url = components.mongo_url(port)
+        process.wait_ready(lambda: components.mongo_answers(url), timeout=STARTUP_TIMEOUT)
+        yield url
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SmtpSink]:
+    """An aiosmtpd server that records every message; call ``clear()`` between tests."""
+    server = SmtpSinkServer(host=components.HOST, port=free_port())
+    sink = server.start()
+    try:
+        yield sink
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class RunningService:
+    name: str
+    url: str
+    pid: int
+    port: int
+    process: ManagedProcess
+    log_path: Path
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+ServiceStarter = Callable[[str, Mapping[str, str]], RunningService]
+
+
+class _ServiceFactory:
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[RunningService] = []
+
+    def __call__(self, name: str, env: Mapping[str, str]) -> RunningService:
+        port = free_port()
+        log_path = self.log_dir / f"{name}-{port}.log"
+        child_env = dict(os.environ)
+        child_env.update(env)
+        process = _start(
+            ManagedProcess(
+                name=name,
+                argv=components.service_argv(name=name, port=port),
+                log_path=log_path,
+                env=child_env,
+                cwd=Path.cwd(),
+            )
+        )
+        url = f"http://{components.HOST}:{port}"
+        service = RunningService(
+            name=name, url=url, pid=process.pid, port=port, process=process, log_path=log_path
+        )
+        self.started.append(service)
+        try:
+            process.wait_ready(lambda: http_ok(f"{url}/healthz"), timeout=STARTUP_TIMEOUT)
+        except Exception:
+            sys.stderr.write(f"--- {name} log ({log_path}) ---\n{process.log_tail(40)}\n")
+            raise
+        return service
+
+    def stop_all(self) -> None:
+        for service in reversed(self.started):
+            _stop(service.process)
+        self.started.clear()
+
+
+@pytest.fixture
+def service_process(artifacts_dir: Path) -> Iterator[ServiceStarter]:
+    """``start(name, env)`` runs ``hwcollab_<name>`` under uvicorn; stopped after the test."""
+    factory = _ServiceFactory(artifacts_dir / "logs")
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def session_service_process(artifacts_dir: Path) -> Iterator[ServiceStarter]:
+    """Like ``service_process``, for session-scoped fixtures; stopped at the end of the session."""
+    factory = _ServiceFactory(artifacts_dir / "logs")
+    try:
+        yield factory
+    finally:
+        factory.stop_all()

@@ -1,0 +1,123 @@
+"""The real-process fixtures work: Kafka round-trip, MongoDB transactions, SMTP sink failures."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aiosmtplib
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from hwcollab_schemas.topics import OPENING_TOPIC, dlq_topic
+from hwcollab_testing.smtp import SmtpSink
+
+pytestmark = pytest.mark.integration
+
+
+async def test_kafka_round_trips_a_message_through_a_consumer_group(kafka_bootstrap: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        assert await producer.partitions_for(OPENING_TOPIC) == {0, 1, 2, 3}
+        assert await producer.partitions_for(dlq_topic(OPENING_TOPIC)) == {0, 1, 2, 3}
+        marker = uuid.uuid4().hex.encode()
+        await producer.send_and_wait(OPENING_TOPIC, marker, key=b"opening-1")
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        OPENING_TOPIC,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"fixture-test-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+
+        async def read_marker() -> bytes:
+            async for record in consumer:
+                if record.value == marker:
+                    assert record.key == b"opening-1"
+                    return record.value
+            raise AssertionError("consumer ended")
+
+        assert await asyncio.wait_for(read_marker(), timeout=30) == marker
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def test_mongo_enforces_unique_indexes_and_commits_transactions(mongo_url: str) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    db = client[f"fixture_{uuid.uuid4().hex[:8]}"]
+    try:
+        await db.people.create_index("email", unique=True)
+        await db.people.insert_one({"email": "a@example.org"})
+        with pytest.raises(DuplicateKeyError):
+            await db.people.insert_one({"email": "a@example.org"})
+
+        async with client.start_session() as session, await session.start_transaction():
+            await db.people.insert_one({"email": "b@example.org"}, session=session)
+            await db.outbox.insert_one({"event": "registered"}, session=session)
+        assert await db.people.count_documents({}) == 2
+        assert await db.outbox.count_documents({}) == 1
+
+        with pytest.raises(RuntimeError):
+            async with client.start_session() as session, await session.start_transaction():
+                await db.people.insert_one({"email": "c@example.org"}, session=session)
+                raise RuntimeError("abort")
+        assert await db.people.count_documents({"email": "c@example.org"}) == 0
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_smtp_sink_records_messages_and_applies_programmed_failures(
+    smtp_sink: SmtpSink,
+) -> None:
+    smtp_sink.clear()
+    smtp_sink.fail_permanently("gone@example.org")
+    smtp_sink.fail_transiently("busy@example.org", 2)
+
+    await aiosmtplib.send(
+        "Subject: Hello\r\nFrom: from@example.org\r\nTo: ok@example.org\r\n\r\nBody\r\n",
+        sender="from@example.org",
+        recipients=["ok@example.org"],
+        hostname=smtp_sink.host,
+        port=smtp_sink.port,
+    )
+    received = smtp_sink.wait_for(lambda messages: len(messages) == 1, timeout=5)[0]
+    assert received.mail_from == "from@example.org"
+    assert received.rcpt_tos == ("ok@example.org",)
+    assert received.message["Subject"] == "Hello"
+    assert b"Body" in received.raw
+
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+        await aiosmtplib.send(
+            "Subject: x\r\n\r\nx\r\n",
+            sender="from@example.org",
+            recipients=["gone@example.org"],
+            hostname=smtp_sink.host,
+            port=smtp_sink.port,
+        )
+    assert refused.value.recipients[0].code == 550
+
+    codes = []
+    for _ in range(3):
+        try:
+            await aiosmtplib.send(
+                "Subject: retry\r\n\r\nx\r\n",
+                sender="from@example.org",
+                recipients=["busy@example.org"],
+                hostname=smtp_sink.host,
+                port=smtp_sink.port,
+            )
+            codes.append(250)
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            codes.append(error.recipients[0].code)
+    assert codes == [451, 451, 250]
+    assert len(smtp_sink.messages_to("busy@example.org")) == 1
+    assert smtp_sink.messages_to("gone@example.org") == []
