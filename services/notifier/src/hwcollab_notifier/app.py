@@ -102,7 +102,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         deliveries=deliveries,
         settings=settings,
     )
-    operations = Operations(runtime=runtime, repository=repository, jobs=jobs, settings=settings)
+    operations = Operations(
+        runtime=runtime, repository=repository, jobs=jobs, deliveries=deliveries, settings=settings
+    )
     owner = f"{socket.gethostname()}:{os.getpid()}"
 
     # The broadcast index feed is registered (and so started) before the index loads.

@@ -1,5 +1,5 @@
-"""Operator-facing work: dead-letter listing and replay, bulletins, the sweeper that publishes
-again what was left pending, and consumer-lag sampling."""
+"""Operator-facing work: dead-letter listing and replay, bulletins, the sweeper that delivers
+what was left pending, and consumer-lag sampling."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from faststream.kafka import KafkaBroker
 
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier import metrics
+from hwcollab_notifier.delivery import Deliveries
 from hwcollab_notifier.handlers import pending_jobs
 from hwcollab_notifier.jobs import JobQueue
 from hwcollab_notifier.repository import NotifierRepository
@@ -111,11 +112,13 @@ class Operations:
         runtime: ServiceRuntime,
         repository: NotifierRepository,
         jobs: JobQueue,
+        deliveries: Deliveries,
         settings: Settings,
     ) -> None:
         self._runtime = runtime
         self._repo = repository
         self._jobs = jobs
+        self._deliveries = deliveries
         self._settings = settings
 
     async def start_bulletin(self, *, subject: str, body_markdown: str) -> tuple[str, int]:
@@ -143,26 +146,29 @@ class Operations:
         log.info("bulletin %s queued for %d subscribers", bulletin_id, len(jobs))
         return bulletin_id, len(jobs)
 
-    async def sweep(self) -> int:
-        """Publish again deliveries left pending (a job lost between ledger and Kafka, a replica
-        killed mid-send, a transient SMTP failure) and welcome emails not yet sent."""
+    async def sweep(self, *, limit: int = 500) -> int:
+        """Deliver, here and now, what was left pending too long: a job lost between the ledger
+        and Kafka, a job stuck on the partition of a replica that died (until the group hands the
+        partition over, or at all on a broker that never expires dead members), a send cut short
+        by a crash or a transient SMTP failure, a welcome email not yet sent. The Message-ID claim
+        keeps this from ever racing a job into a second send."""
         now = self._runtime.clock.now()
         before = now - timedelta(seconds=self._settings.sweep_stale_seconds)
-        rows = [row async for row in self._repo.stale_immediate(before=before)]
-        jobs = pending_jobs(rows, now=now)
-        jobs += [
-            DeliveryJob(kind="welcome", subscriber_id=str(doc["_id"]), created_at=now)
-            async for doc in self._repo.pending_welcomes(requested_before=before)
+        rows = [row async for row in self._repo.stale_immediate(before=before, limit=limit)]
+        welcomes = [
+            str(doc["_id"]) async for doc in self._repo.pending_welcomes(requested_before=before)
         ]
-        if rows:
-            await self._repo.ledger.update_many(
-                {"_id": {"$in": [row["_id"] for row in rows]}}, {"$set": {"updated_at": now}}
-            )
-        await self._jobs.put(jobs)
-        if jobs:
-            metrics.SWEPT.inc(len(jobs))
-            log.info("sweeper published %d deliveries again", len(jobs))
-        return len(jobs)
+        handled = 0
+        for job in pending_jobs(rows, now=now):
+            if await self._deliveries.handle(job) != "skipped":
+                handled += 1
+        for subscriber_id in welcomes[:limit]:
+            if await self._deliveries.welcome(subscriber_id) != "skipped":
+                handled += 1
+        if handled:
+            metrics.SWEPT.inc(handled)
+            log.info("sweeper delivered %d left-over emails", handled)
+        return handled
 
 
 async def sample_delivery_lag(bootstrap_servers: str) -> int:

@@ -327,7 +327,7 @@ class NotifierRepository:
             session=session,
         )
 
-    def stale_immediate(self, *, before: datetime) -> AsyncIterator[Document]:
+    def stale_immediate(self, *, before: datetime, limit: int) -> AsyncIterator[Document]:
         return aiter(
             self.ledger.find(
                 {
@@ -336,7 +336,9 @@ class NotifierRepository:
                     "updated_at": {"$lt": before},
                 },
                 {"subscriber_id": 1, "opening_id": 1},
-            ).limit(10_000)
+            )
+            .sort("updated_at", ASCENDING)
+            .limit(limit)
         )
 
     # --- messages -----------------------------------------------------------------------------
