@@ -1,0 +1,50 @@
+# HWcollab Opportunities: `make run` starts the embedded stack, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+export DEBIAN_FRONTEND := noninteractive
+
+.PHONY: help install run test lint fmt bench bench-quick clean
+
+help:
+	@echo "make install      Python (uv), Node (MailDev) and Chromium dependencies"
+	@echo "make run          the embedded stack and the three services in the foreground"
+	@echo "make test         the whole test suite against real processes"
+	@echo "make lint | fmt   ruff and mypy | ruff format"
+	@echo "make bench | bench-quick   benchmarks"
+	@echo "make clean        remove the embedded stack's data (HWCOLLAB_DATA_DIR, default var/)"
+
+install: node_modules/.installed
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen --all-packages --quiet
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Chromium for the browser tests"; \
+		apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq chromium; }; \
+	fi
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: install
+	$(UV) run hwcollab stack up
+
+test: install
+	$(UV) run pytest
+
+lint: install
+	$(UV) run ruff format --check . && $(UV) run ruff check . && $(UV) run mypy schemas/src common/src cli/src testing/src services/subscriber/src services/employer/src services/notifier/src
+
+fmt: install
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+bench: install
+	$(UV) run python -m bench
+
+bench-quick: install
+	$(UV) run python -m bench --quick
+
+clean:
+	rm -rf "$${HWCOLLAB_DATA_DIR:-var}"
