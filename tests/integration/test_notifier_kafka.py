@@ -33,6 +33,7 @@ from hwcollab_schemas.events import (
     SubscriberUpdated,
 )
 from hwcollab_schemas.topics import NOTIFICATION_TOPIC, OPENING_TOPIC
+from hwcollab_testing.plugin import SmtpSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,12 +42,12 @@ ADMIN = {"Authorization": "Bearer test-admin-token-for-the-notifier"}
 PLACES = itertools.count()
 
 
-def received(sink: Any) -> list[EmailMessage]:
-    return list(sink.messages)
+def received(sink: SmtpSink) -> list[EmailMessage]:
+    return [m.message for m in sink.snapshot()]
 
 
-def to(sink: Any, address: str) -> list[EmailMessage]:
-    return [m for m in received(sink) if m["To"] and address in m["To"]]
+def to(sink: SmtpSink, address: str) -> list[EmailMessage]:
+    return [m.message for m in sink.messages_to(address)]
 
 
 async def eventually(
@@ -68,7 +69,7 @@ async def eventually(
 class World:
     """One running notifier plus a producer and helpers to speak to it."""
 
-    def __init__(self, http: httpx.AsyncClient, producer: AIOKafkaProducer, sink: Any) -> None:
+    def __init__(self, http: httpx.AsyncClient, producer: AIOKafkaProducer, sink: SmtpSink) -> None:
         self.http = http
         self.producer = producer
         self.sink = sink
@@ -134,7 +135,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: Any) -> AsyncIterator[World]:
+async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> AsyncIterator[World]:
     settings = Settings(
         kafka_bootstrap_servers=kafka_bootstrap,
         mongodb_url=mongo_url,
@@ -286,7 +287,7 @@ async def test_a_permanent_bounce_suppresses_and_publishes_a_failure(world: Worl
         ]
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
-        world.sink.fail[address] = 550
+        world.sink.fail_permanently(address)
         await world.publish(
             SubscriberRegistered.create(
                 world.profile("bouncer", here), producer="test", occurred_at=datetime.now(UTC)

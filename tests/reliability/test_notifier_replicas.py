@@ -1,0 +1,197 @@
+"""Two notifier processes in one consumer group; a burst of openings; one process is killed
+(SIGKILL) mid-way. Every expected email arrives, each Message-ID at most twice and only for the
+few sends the dead process had in flight (the documented window), and the survivor finishes."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from hwcollab_notifier.mail import message_id_for
+from hwcollab_schemas import Event
+from hwcollab_schemas.events import (
+    OpeningDetails,
+    OpeningPosted,
+    SubscriberProfile,
+    SubscriberRegistered,
+)
+from hwcollab_testing.plugin import ServiceStarter, SmtpSink
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
+
+SUBSCRIBERS = 10
+OPENINGS = 15
+CONCURRENCY = 2
+PLACE = (44.95, -93.10)  # nobody else's tests work around Saint Paul
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not before the deadline")
+        await asyncio.sleep(0.25)
+
+
+def received(sink: SmtpSink) -> list[EmailMessage]:
+    return [m.message for m in sink.snapshot()]
+
+
+async def test_a_killed_replica_loses_nothing_and_the_survivor_takes_over(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    smtp_sink: SmtpSink,
+    service_process: ServiceStarter,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MONGODB_URL": mongo_url,
+        "MONGODB_DATABASE": f"test_notifier_replicas_{run}",
+        "SMTP_HOST": smtp_sink.host,
+        "SMTP_PORT": str(smtp_sink.port),
+        "DELIVERY_CONCURRENCY": str(CONCURRENCY),
+        "SEND_LEASE_SECONDS": "8",
+        "SWEEP_INTERVAL_SECONDS": "2",
+        "SWEEP_STALE_SECONDS": "6",
+        "INDEX_REFRESH_SECONDS": "1",
+        "OUTBOX_POLL_SECONDS": "0.2",
+        "LOG_LEVEL": "WARNING",
+    }
+    first = service_process("notifier", env)
+    second = service_process("notifier", env)
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        for replica in (first, second):
+
+            async def ready(url: str = replica.url) -> bool:
+                try:
+                    return (await http.get(f"{url}/readyz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(ready, timeout=60, what="replica ready")
+
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5)
+        await producer.start()
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+        try:
+
+            async def publish(event: Event) -> None:
+                await producer.send_and_wait(event.topic, event.to_bytes(), key=event.key.encode())
+
+            now = datetime.now(UTC)
+            emails = {f"r{i}-{run}": f"r{i}-{run}@example.org" for i in range(SUBSCRIBERS)}
+            for subscriber_id, email in emails.items():
+                await publish(
+                    SubscriberRegistered.create(
+                        SubscriberProfile(
+                            subscriber_id=subscriber_id,
+                            version=1,
+                            email=email,
+                            roles=("care_management",),
+                            zip="55101",
+                            lat=PLACE[0],
+                            lon=PLACE[1],
+                            timezone="America/Chicago",
+                            confirmed_at=now,
+                        ),
+                        producer="test",
+                        occurred_at=now,
+                    )
+                )
+
+            def ours() -> list[EmailMessage]:
+                return [m for m in received(smtp_sink) if run in str(m["To"])]
+
+            async def welcomed() -> bool:
+                return len({m["To"] for m in ours()}) == SUBSCRIBERS
+
+            await eventually(welcomed, timeout=90, what="welcome emails")
+
+            opening_ids = [f"burst{i}-{run}" for i in range(OPENINGS)]
+            for opening_id in opening_ids:
+                await publish(
+                    OpeningPosted.create(
+                        OpeningDetails(
+                            opening_id=opening_id,
+                            employer_id=f"employer-{run}",
+                            version=1,
+                            organization_name="North Star Health",
+                            employer_approved=True,
+                            title="Care Manager",
+                            role="care_manager",
+                            setting="medical",
+                            employment_type="full_time",
+                            zip="55102",
+                            lat=PLACE[0] + 0.02,
+                            lon=PLACE[1],
+                            apply_url="https://northstar.example/apply",
+                            posted_at=now,
+                            expires_at=now + timedelta(days=30),
+                        ),
+                        producer="test",
+                        occurred_at=now,
+                    )
+                )
+
+            def immediate() -> list[EmailMessage]:
+                return [m for m in ours() if m["X-HWcollab-Opening-Ids"]]
+
+            # Kill once every opening is matched (its pairs are in the ledger) and sending is
+            # under way: the broker used in tests never expires a dead member from its group, so
+            # what the dead process had not consumed of the opening topic would stay unconsumed.
+            # The survivor must finish the sending: stuck delivery jobs, claimed sends.
+            ledger = mongo[env["MONGODB_DATABASE"]]["ledger"]
+
+            async def matched() -> bool:
+                count = await ledger.count_documents({"channel": "immediate"})
+                return count == SUBSCRIBERS * OPENINGS
+
+            await eventually(matched, timeout=90, what="every pair matched")
+            os.kill(first.pid, signal.SIGKILL)
+            killed_at = len(immediate())
+
+            expected = {
+                message_id_for("immediate", subscriber_id, opening_id, domain="hwcollab.example")
+                for subscriber_id in emails
+                for opening_id in opening_ids
+            }
+
+            async def all_arrived() -> bool:
+                return {m["Message-ID"] for m in immediate()} >= expected
+
+            await eventually(all_arrived, timeout=180, what="every expected email")
+        finally:
+            await producer.stop()
+            await mongo.close()
+
+        counts = collections.Counter(m["Message-ID"] for m in immediate())
+        assert set(counts) == expected
+        twice = [mid for mid, n in counts.items() if n > 1]
+        assert max(counts.values()) <= 2
+        assert len(twice) <= CONCURRENCY
+        metrics = (await http.get(f"{second.url}/metrics")).text
+        sent_by_survivor = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith('hwcollab_notifier_emails_sent_total{kind="immediate"}')
+        )
+        assert killed_at < len(expected), "the replica was killed after the burst, not during it"
+        assert sent_by_survivor >= len(expected) - killed_at
+        print(
+            f"\n{len(expected)} emails expected; {killed_at} had arrived when a replica was "
+            f"killed; survivor sent {sent_by_survivor:.0f}; {len(twice)} Message-IDs twice"
+        )
