@@ -1,7 +1,8 @@
 # HWcollab Opportunities: `make run` starts the embedded stack, `make test` runs every test.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV ?= uv
+# A fresh machine may lack uv: `make install` adds it with pip, then runs it as a module.
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: help install run test lint fmt bench bench-quick clean
@@ -15,7 +16,8 @@ help:
 	@echo "make clean        remove the embedded stack's data (HWCOLLAB_DATA_DIR, default var/)"
 
 install: node_modules/.installed
-	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv || \
+		python3 -m pip install --quiet --break-system-packages uv
 	$(UV) sync --frozen --all-packages --quiet
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
 		echo "installing Chromium for the browser tests"; \
