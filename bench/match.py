@@ -618,6 +618,12 @@ def plot(results: list[SizeResult], out: Output) -> None:
     )
     ax.plot(
         sizes,
+        [percentile_ms(r.index_cpu_seconds, 99) for r in results],
+        "o-.",
+        label="MatchIndex p99, thread CPU time",
+    )
+    ax.plot(
+        sizes,
         [percentile_ms(r.index_with_ids_seconds, 50) for r in results],
         "s:",
         label="MatchIndex + id strings p50",
