@@ -119,6 +119,9 @@ async def test_one_click_unsubscribe_and_erasure(
         )
         assert done.status_code == 200
     assert store.only().status == "unsubscribed"
+    again = await client.get("/unsubscribe", params={"token": token})
+    assert "You are unsubscribed" in again.text
+    assert "<button" not in again.text
     (event,) = store.events_of("subscriber.unsubscribed")
     assert event.payload.reason == "one_click"
     manage = _token(client, Purpose.MANAGE, subscriber_id)

@@ -256,6 +256,15 @@ class SubscriberService:
 
     # --- preferences, pause, resume --------------------------------------------------------------
 
+    async def lookup(self, purpose: Purpose, token: str) -> Subscriber | None:
+        """The subscriber a valid token names, or None when erased; changes nothing."""
+        subscriber_id = self._links.verify(purpose, token)
+
+        async def work(subscribers: Subscribers) -> tuple[Subscriber | None, Sequence[Event]]:
+            return await subscribers.get(subscriber_id), []
+
+        return await self._store.transact(work)
+
     async def preferences(self, token: str) -> Subscriber:
         async def work(subscribers: Subscribers) -> tuple[Subscriber, Sequence[Event]]:
             return await self._load_managed(subscribers, token), []

@@ -430,7 +430,9 @@ async def resume_submit(request: Request) -> HTMLResponse:
 @router.get("/unsubscribe", response_class=HTMLResponse)
 async def unsubscribe_page(request: Request) -> HTMLResponse:
     token = _token(request)
-    _links(request).verify(Purpose.UNSUBSCRIBE, token)
+    subscriber = await service_of(request).lookup(Purpose.UNSUBSCRIBE, token)
+    if subscriber is None or subscriber.status == "unsubscribed":
+        return _unsubscribed(request)
     return render_action(
         request,
         heading="Unsubscribe from job alerts?",
@@ -447,6 +449,10 @@ async def unsubscribe_submit(request: Request) -> HTMLResponse:
     form = await request.form()
     one_click = form.get("List-Unsubscribe") == "One-Click"
     await service_of(request).unsubscribe(token, reason="one_click" if one_click else "page")
+    return _unsubscribed(request)
+
+
+def _unsubscribed(request: Request) -> HTMLResponse:
     return render_message(
         request,
         heading="You are unsubscribed",
