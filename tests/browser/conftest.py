@@ -7,11 +7,13 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from hwcollab_testing.plugin import ServiceStarter, SmtpSink
+from hwcollab_testing.processes import free_port
 
 from .support import (
     AXE_SCRIPT,
@@ -24,6 +26,7 @@ from .support import (
 )
 
 READY_TIMEOUT = 120.0
+expect.set_options(timeout=30_000)
 SERVICES = ("subscriber", "employer", "notifier")
 
 
@@ -44,10 +47,15 @@ def _wait_ready(url: str, *, timeout: float) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(kafka_bootstrap: str, mongo_url: str, smtp_sink: Any, service_process: Any) -> Stack:
+def stack(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    smtp_sink: SmtpSink,
+    session_service_process: ServiceStarter,
+) -> Stack:
     run_id = uuid.uuid4().hex[:8]
     admin_token = secrets.token_urlsafe(24)
-    ports = {name: service_process.free_port() for name in SERVICES}
+    ports = {name: free_port() for name in SERVICES}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     common = {
         "HWCOLLAB_ENV": "test",
@@ -73,7 +81,7 @@ def stack(kafka_bootstrap: str, mongo_url: str, smtp_sink: Any, service_process:
     }
     for name in SERVICES:
         env = {**common, "MONGODB_DATABASE": f"browser_{name}_{run_id}"}
-        service_process.start(name, env, port=ports[name])
+        session_service_process(name, env, port=ports[name])
     for name in SERVICES:
         _wait_ready(urls[name], timeout=READY_TIMEOUT)
     return Stack(
@@ -86,7 +94,7 @@ def stack(kafka_bootstrap: str, mongo_url: str, smtp_sink: Any, service_process:
 
 
 @pytest.fixture(scope="session")
-def inbox(smtp_sink: Any) -> Inbox:
+def inbox(smtp_sink: SmtpSink) -> Inbox:
     return Inbox(smtp_sink)
 
 

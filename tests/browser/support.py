@@ -23,6 +23,7 @@ import httpx
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page
 
 from hwcollab_common.geo import haversine_miles, lookup_zip
+from hwcollab_testing.smtp import ReceivedMessage, SmtpSink
 
 T = TypeVar("T")
 
@@ -172,11 +173,19 @@ class Mail:
 class Inbox:
     """The mail the SMTP sink received, by recipient."""
 
-    def __init__(self, sink: Any) -> None:
+    def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
+        self._parsed: dict[int, tuple[ReceivedMessage, Mail]] = {}
 
     def all(self) -> list[Mail]:
-        return [_mail_of(message) for message in list(self._sink.messages)]
+        mails = []
+        for received in self._sink.snapshot():
+            cached = self._parsed.get(id(received))
+            if cached is None or cached[0] is not received:
+                cached = (received, Mail.parse(received.raw, received.rcpt_tos))
+                self._parsed[id(received)] = cached
+            mails.append(cached[1])
+        return mails
 
     def to(self, address: str) -> list[Mail]:
         address = address.lower()
@@ -197,21 +206,6 @@ class Inbox:
             return next((mail for mail in self.to(address) if match(mail)), None)
 
         return eventually(found, timeout=timeout, what=f"{what} for {address}")
-
-
-def _mail_of(message: Any) -> Mail:
-    """Adapt whatever the sink records (raw bytes + envelope, or a parsed message)."""
-    raw = getattr(message, "raw", None) or getattr(message, "content", None)
-    recipients = getattr(message, "rcpt_tos", None) or getattr(message, "recipients", None)
-    if raw is None and isinstance(message, EmailMessage):
-        raw = message.as_bytes()
-    if isinstance(raw, str):
-        raw = raw.encode()
-    assert isinstance(raw, bytes), f"unknown sink message {type(message)!r}"
-    parsed = email.message_from_bytes(raw, policy=email.policy.default)
-    if not recipients:
-        recipients = [addr for _, addr in email.utils.getaddresses([str(parsed["To"] or "")])]
-    return Mail.parse(raw, recipients)
 
 
 # --- the running services -------------------------------------------------------------------------
@@ -388,6 +382,18 @@ def describe_violations(violations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+WIDEST_ELEMENTS = """() => {
+  const width = document.documentElement.clientWidth;
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+    + (typeof el.className === "string" && el.className ? "." + el.className.split(" ")[0] : "")
+    + " " + JSON.stringify((el.textContent || "").trim().slice(0, 30));
+  return [...document.querySelectorAll("body *")]
+    .filter((el) => el.getBoundingClientRect().right > width + 1)
+    .slice(-5)
+    .map((el) => name(el) + " right=" + Math.round(el.getBoundingClientRect().right));
+}"""
+
+
 @dataclass
 class Camera:
     """Screenshots of each page of one journey, and an accessibility check of each."""
@@ -419,8 +425,9 @@ class Camera:
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
+            wide = page.evaluate(WIDEST_ELEMENTS) if overflow > 1 else []
             page.set_viewport_size(size)
-            assert overflow <= 1, f"{page.url} scrolls sideways at 360 px ({overflow} px)"
+            assert overflow <= 1, f"{page.url} scrolls sideways at 360 px ({overflow} px): {wide}"
         self.checked.append(page.url)
         return path
 
@@ -443,7 +450,9 @@ class Visitors:
 
     def new_page(self) -> Page:
         context = self._browser.new_context(viewport=DESKTOP, locale="en-US")
-        context.set_default_timeout(15_000)
+        # Generous: the test machine may be busy; these bound a failure, not a normal run.
+        context.set_default_timeout(45_000)
+        context.set_default_navigation_timeout(60_000)
         self.contexts.append(context)
         page = context.new_page()
         page.on("dialog", self._on_dialog)

@@ -85,12 +85,12 @@ def test_journey2_employer_posts_and_the_care_manager_hears_within_seconds(
     expect(page).to_have_url(re.compile(r"/dashboard"))
     camera.shoot(page, "dashboard-empty", phone=True)
 
-    page.get_by_role("link", name="Post an opening").first.click()
+    page.get_by_role("button", name="Post an opening").click()
     camera.shoot(page, "new-opening")
     page.get_by_label("Job title").fill("Nurse Care Manager")
-    page.get_by_label("Role", exact=True).select_option("nurse_care_manager")
-    page.get_by_label("Setting", exact=True).select_option("medical")
-    page.get_by_label("Employment type").select_option("full_time")
+    page.locator("#field-role").select_option("nurse_care_manager")
+    page.locator("#field-setting").select_option("medical")
+    page.locator("#field-employment_type").select_option("full_time")
     page.locator("#field-required_credentials-rn").check()
     page.get_by_label("ZIP code of the workplace").fill(FRAMINGHAM)
     page.get_by_label("From").fill("40")
@@ -243,7 +243,7 @@ def test_journey6_visitor_finds_a_local_employer_and_its_openings(
 
     openings.get_by_role("link", name=open_one["title"]).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(open_one["title"])
-    expect(page.get_by_role("link", name="Apply")).to_have_attribute(
+    expect(page.get_by_role("button", name="Apply")).to_have_attribute(
         "href", "https://careers.example/apply"
     )
     camera.shoot(page, "opening", phone=True)

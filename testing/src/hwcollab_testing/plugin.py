@@ -9,9 +9,10 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -122,7 +123,10 @@ class RunningService:
         self.process.kill()
 
 
-ServiceStarter = Callable[[str, Mapping[str, str]], RunningService]
+class ServiceStarter(Protocol):
+    def __call__(
+        self, name: str, env: Mapping[str, str], *, port: int | None = None
+    ) -> RunningService: ...
 
 
 class _ServiceFactory:
@@ -130,8 +134,11 @@ class _ServiceFactory:
         self.log_dir = log_dir
         self.started: list[RunningService] = []
 
-    def __call__(self, name: str, env: Mapping[str, str]) -> RunningService:
-        port = free_port()
+    def __call__(
+        self, name: str, env: Mapping[str, str], *, port: int | None = None
+    ) -> RunningService:
+        """``port``: when the caller must know it first (e.g. for the services' public URLs)."""
+        port = port or free_port()
         log_path = self.log_dir / f"{name}-{port}.log"
         child_env = dict(os.environ)
         child_env.update(env)
