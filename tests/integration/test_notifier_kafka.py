@@ -146,6 +146,7 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
         outbox_poll_seconds=0.1,
         index_refresh_seconds=1.0,
         digest_interval_seconds=3600,
+        lag_sample_seconds=1.0,
         smtp_max_attempts=2,
         smtp_backoff_base_seconds=0.05,
     )
@@ -354,3 +355,29 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_consumer_goes_on(world: 
         headers=ADMIN,
     )
     assert replay.json() == {"replayed": 1}
+
+
+async def test_metrics_show_matching_sending_and_the_delivery_lag(world: World) -> None:
+    here = world.place()
+    await world.register(world.profile("metered", here))
+    await world.publish(
+        OpeningPosted.create(
+            world.opening("metered", here), producer="test", occurred_at=datetime.now(UTC)
+        )
+    )
+    await eventually(lambda: len(to(world.sink, world.address("metered"))) >= 2)
+
+    async def exported() -> bool:
+        text = (await world.http.get("/metrics")).text
+        return all(
+            name in text
+            for name in (
+                "hwcollab_notifier_match_seconds_count",
+                'hwcollab_notifier_emails_sent_total{kind="immediate"}',
+                'hwcollab_notifier_consumer_lag{group="hwcollab-notifier-delivery"',
+                'hwcollab_events_consumed_total{event_type="opening.posted"',
+                "hwcollab_notifier_index_ready 1.0",
+            )
+        )
+
+    await eventually(exported)
