@@ -317,9 +317,10 @@ def compose_cost_us(workload: Workload, *, count: int) -> tuple[float, float]:
 
 @benchmark("send")
 def run(*, quick: bool, out: Output) -> None:
-    count = 300 if quick else 4000
-    connect_count = 150 if quick else 800
-    rounds = 1 if quick else 5
+    count = 300 if quick else 2500
+    connect_count = 150 if quick else 600
+    # Many short interleaved rounds, and ratios taken within a round: the machine's load drifts.
+    rounds = 1 if quick else 9
     workload = Workload(count)
     prebuilt = [workload.compose(n).data for n in range(count)]
     compose_us, stdlib_us = compose_cost_us(workload, count=min(count, 1000))
@@ -359,6 +360,11 @@ def run(*, quick: bool, out: Output) -> None:
     rate = statistics.median(pooled)
     top = statistics.median(ceiling)
     slow = statistics.median(per_message)
+    fraction = statistics.median(p / c for p, c in zip(pooled, ceiling, strict=True))
+    speedup = statistics.median(p / m for p, m in zip(pooled, per_message, strict=True))
+    per_message_cpu = statistics.median(client_cpu["per_message"])
+    per_message_sink = statistics.median(sink_cpu["per_message"])
+    projected_speedup = max(per_message_cpu, per_message_sink) / max(ours_cpu, sink_us)
     note = f"{CONNECTIONS} connections, {count} distinct recipients per round, median of {rounds}"
     figures = {
         "emails_per_s": Figure(rate, "emails/s", baseline=top, better="higher", note=note),
@@ -368,23 +374,40 @@ def run(*, quick: bool, out: Output) -> None:
         "emails_per_s_connect_per_message": Figure(
             slow, "emails/s", better="higher", note=f"{connect_count} emails, 8 at a time"
         ),
-        "fraction_of_ceiling": Figure(rate / top, "×", target=0.7, better="higher"),
-        "speedup_vs_connect_per_message": Figure(rate / slow, "×", target=5.0, better="higher"),
+        "fraction_of_ceiling": Figure(
+            fraction, "×", target=0.7, better="higher", note="median of per-round ratios"
+        ),
+        "speedup_vs_connect_per_message": Figure(
+            speedup, "×", target=5.0, better="higher", note="median of per-round ratios"
+        ),
         "client_cpu_us_per_email": Figure(
             ours_cpu,
             "µs",
-            baseline=statistics.median(client_cpu["per_message"]),
+            baseline=per_message_cpu,
             better="lower",
             note="sender process CPU per email, composing included; baseline: connect per message",
         ),
         "ceiling_client_cpu_us_per_email": Figure(
             lean_cpu, "µs", better="lower", note="the minimal client of the ceiling run"
         ),
-        "sink_cpu_us_per_email": Figure(sink_us, "µs", better="lower", note="aiosmtpd sink"),
+        "sink_cpu_us_per_email": Figure(
+            sink_us,
+            "µs",
+            baseline=per_message_sink,
+            better="lower",
+            note="aiosmtpd sink, pooled connections; baseline: a connection per message",
+        ),
         "projected_fraction_of_ceiling": Figure(
             projected,
             "×",
             target=0.7,
+            better="higher",
+            note="from CPU per email, as if client and sink each had a core to themselves",
+        ),
+        "projected_speedup_vs_connect_per_message": Figure(
+            projected_speedup,
+            "×",
+            target=5.0,
             better="higher",
             note="from CPU per email, as if client and sink each had a core to themselves",
         ),
