@@ -10,9 +10,9 @@ Layout (everything is numpy; no Python object per subscriber):
   credential bitmasks, ``remote_ok``, ``alive``) and a uint16 role bitmask. A removed or replaced
   subscriber's row is a tombstone (``alive`` cleared) until the next compaction, which also sorts
   rows by place so that neighbours share cache lines.
-- **Id map.** Indexed rows are found by a sorted uint64 array of the ids' high halves plus a
-  parallel row array (binary search, then the low half is compared); rows added since the last
-  merge are in a small dict. Id strings are made only for matched rows
+- **Id map** (:mod:`.idmap`). Indexed rows are found by a sorted uint64 array of the ids' high
+  halves plus a parallel row array (binary search, then the low half is compared); rows added
+  since the last merge are in a small dict. Id strings are made only for matched rows
   (:meth:`MatchResult.subscriber_ids`).
 - **Geo path.** For every role a subscriber wants, one int32 key: (radius class, role, grid cell).
   Radius classes are ≤10, ≤25, ≤50, ≤100, ≤250 miles and each class has its own grid with cells

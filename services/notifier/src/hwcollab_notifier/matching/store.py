@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hwcollab_notifier.matching.criteria import SubscriberCriteria
+from hwcollab_notifier.matching.idmap import IdMap
 from hwcollab_notifier.matching.ids import id_key, split_key
 from hwcollab_notifier.matching.layout import (
     ALIVE,
@@ -89,9 +90,7 @@ class RowStore:
         self.dead_total = 0
         self._allocate(capacity)
         self.verbatim: dict[int, str] = {}
-        self.delta_ids: dict[int, int] = {}
-        self.map_hi = np.empty(0, dtype=np.uint64)
-        self.map_rows = np.empty(0, dtype=np.uint32)
+        self.ids = IdMap()
         self.geo_keys = np.empty(0, dtype=np.int32)
         self.geo_rows = np.empty(0, dtype=np.uint32)
         self.remote_keys = np.empty(0, dtype=np.int32)
@@ -194,16 +193,7 @@ class RowStore:
     # -- id map ---------------------------------------------------------------------------------
 
     def _find_key(self, key: int) -> int | None:
-        row = self.delta_ids.get(key)
-        if row is None:
-            hi, lo = split_key(key)
-            position = int(np.searchsorted(self.map_hi, np.uint64(hi)))
-            while position < len(self.map_hi) and int(self.map_hi[position]) == hi:
-                candidate = int(self.map_rows[position])
-                if int(self.lo[candidate]) == lo:
-                    row = candidate
-                    break
-                position += 1
+        row = self.ids.find(key, low_column=self.lo)
         if row is None or not self.profile[row] & ALIVE:
             return None
         return row
@@ -235,7 +225,7 @@ class RowStore:
         self.min_pay[row], self.profile[row], self.roles[row] = min_pay, profile, roles
         self.size += 1
         self.live += 1
-        self.delta_ids[key] = row
+        self.ids.assign(key, row)
         if self.size - self.indexed >= max(_MIN_DELTA, self.indexed // _DELTA_FRACTION):
             self.merge()
 
@@ -302,10 +292,7 @@ class RowStore:
         self.size = self.indexed = self.live = len(keep)
         self.dead_indexed = self.dead_total = 0
         rows = np.arange(self.size, dtype=np.int64)
-        order = np.argsort(self.hi[: self.size], kind="stable")
-        self.map_hi = self.hi[order]
-        self.map_rows = order.astype(np.uint32)
-        self.delta_ids = {}
+        self.ids.rebuild(self.hi[: self.size])
         geo_keys, geo_rows = self._geo_entries(rows)
         self.geo_keys, self.geo_rows = geo_keys.astype(np.int32), geo_rows.astype(np.uint32)
         remote_keys, remote_rows = self._remote_entries(rows)
@@ -334,54 +321,19 @@ class RowStore:
         self.remote_rows = np.insert(self.remote_rows, at, rows.astype(np.uint32))
         added = np.cumsum(np.bincount(keys, minlength=N_REMOTE_KEYS)).astype(np.int32)
         self.remote_offsets[1:] += added
-        self._merge_ids()
+        self.ids.merge(low_column=self.lo)
         self.indexed = self.size
         self.dead_indexed = self.dead_total
-
-    def _merge_ids(self) -> None:
-        if not self.delta_ids:
-            return
-        keys = list(self.delta_ids)
-        his = np.array([k >> 64 for k in keys], dtype=np.uint64)
-        los = np.array([k & 0xFFFF_FFFF_FFFF_FFFF for k in keys], dtype=np.uint64)
-        rows = np.array(list(self.delta_ids.values()), dtype=np.uint32)
-        at = np.searchsorted(self.map_hi, his)
-        clipped = np.minimum(at, max(len(self.map_hi) - 1, 0))
-        same_hi = (
-            (at < len(self.map_hi)) & (self.map_hi[clipped] == his)
-            if len(self.map_hi)
-            else (np.zeros(len(keys), dtype=np.bool_))
-        )
-        found = same_hi.copy()
-        for i in np.flatnonzero(same_hi).tolist():
-            # Usually the first entry with this high half is the id itself; walk on otherwise.
-            position = int(at[i])
-            while position < len(self.map_hi) and self.map_hi[position] == his[i]:
-                if self.lo[self.map_rows[position]] == los[i]:
-                    break
-                position += 1
-            if position < len(self.map_hi) and self.map_hi[position] == his[i]:
-                at[i] = position
-            else:
-                found[i] = False
-        self.map_rows[at[found]] = rows[found]
-        new = np.flatnonzero(~found)
-        order = new[np.argsort(his[new], kind="stable")]
-        self.map_hi = np.insert(self.map_hi, at[order], his[order])
-        self.map_rows = np.insert(self.map_rows, at[order], rows[order])
-        self.delta_ids = {}
 
     @property
     def nbytes(self) -> int:
         arrays = (
             *(getattr(self, name) for name in _COLUMNS),
-            self.map_hi,
-            self.map_rows,
             self.geo_keys,
             self.geo_rows,
             self.remote_keys,
             self.remote_rows,
             self.remote_offsets,
         )
-        dicts = (len(self.delta_ids) + len(self.verbatim)) * _DICT_ENTRY_BYTES
-        return int(sum(a.nbytes for a in arrays)) + dicts
+        verbatim = len(self.verbatim) * _DICT_ENTRY_BYTES
+        return int(sum(a.nbytes for a in arrays)) + self.ids.nbytes + verbatim
