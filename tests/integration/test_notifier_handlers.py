@@ -542,3 +542,36 @@ async def test_bulletins_reach_active_subscribers_who_opted_in(notifier: Notifie
     await n.deliver_all()
     assert [(e.to, e.kind) for e in n.mailer.sent] == [("yes@example.org", "bulletin")]
     assert bulletin_id
+
+
+async def test_transient_failures_are_tried_again_and_finally_reported(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(n, profile("flaky"))
+    await n.deliver_all()
+    await post(n, opening("o1"))
+    n.mailer.answers["flaky@example.org"] = SendOutcome(
+        status="transient_failure", detail="451 try later", code=451
+    )
+    assert await n.deliver_all() == ["retry"]
+    assert (await n.repo.pair(pair_key("flaky", "o1")) or {}).get("status") == "pending"
+    # The sweeper tries again later; the server recovers on the second try.
+    n.clock.advance(timedelta(minutes=1))
+    n.mailer.answers.clear()
+    assert await n.operations.sweep() == 1
+    assert [e.opening_ids for e in n.mailer.to("flaky@example.org")][-1] == ("o1",)
+
+    await post(n, opening("o2"))
+    n.mailer.answers["flaky@example.org"] = SendOutcome(
+        status="transient_failure", detail="451 try later", code=451
+    )
+    outcomes = await n.deliver_all()
+    for _ in range(n.deliveries._settings.delivery_max_attempts):
+        n.clock.advance(timedelta(minutes=1))
+        await n.operations.sweep()
+    assert outcomes == ["retry"]
+    assert (await n.repo.pair(pair_key("flaky", "o2")) or {}).get("status") == "failed"
+    [failed] = await n.outbox("notification.failed")
+    assert b'"permanent":false' in failed["value"]
+    assert not await n.repo.is_suppressed("flaky@example.org")

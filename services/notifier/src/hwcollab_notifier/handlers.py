@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -195,8 +195,10 @@ class ReadModel:
         self._composer = composer
         self._postman = postman
 
-    async def _once(self, event: Event, work: object) -> bool:
-        return await apply_once(self._runtime.mongo, self._runtime.processed, event, work)  # type: ignore[arg-type]
+    async def _once(
+        self, event: Event, work: Callable[[AsyncClientSession], Awaitable[None]]
+    ) -> bool:
+        return await apply_once(self._runtime.mongo, self._runtime.processed, event, work)
 
     # --- subscribers --------------------------------------------------------------------------
 

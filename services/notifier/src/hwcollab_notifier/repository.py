@@ -378,7 +378,11 @@ class NotifierRepository:
                 {
                     "_id": message_id,
                     "status": {"$in": ["sending", "retry"]},
-                    "$or": [{"owner": owner}, {"lease_until": {"$lt": now}}],
+                    "$or": [
+                        {"owner": owner},
+                        {"lease_until": {"$lt": now}},
+                        {"lease_until": {"$exists": False}},
+                    ],
                 },
                 {
                     "$set": {"status": "sending", "owner": owner, "lease_until": now + lease},
