@@ -50,7 +50,8 @@ _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 def _wire_format(data: bytes) -> bytes:
     """The DATA payload: CRLF line endings, leading dots doubled, the final "." line added."""
-    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
         data = _LINE_ENDING.sub(b"\r\n", data)
     if data.startswith(b".") or b"\n." in data:
         data = _LEADING_DOT.sub(b"..", data)
