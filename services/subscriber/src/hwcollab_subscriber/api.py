@@ -48,6 +48,7 @@ TokenQuery = Annotated[
         min_length=1,
         max_length=1000,
         description="The signed token from the link we emailed.",
+        openapi_examples={"token": {"value": "ImZhNTM5MDg5MjcifQ.Z0M4dg.6YV0u3y2mJxw"}},
     ),
 ]
 

@@ -68,6 +68,7 @@ def create_templates() -> Jinja2Templates:
             "weekdays": list(zip(WEEKDAYS, WEEKDAY_NAMES, strict=True)),
             "tax": taxonomy_document(),
             "labels": LABELS,
+            "nav_links": [("/", "Sign up"), ("/preferences/link", "Manage my alerts")],
         },
     )
 
@@ -85,6 +86,7 @@ def render(
     status_code: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
+    context = {"current_path": request.url.path, **context}
     response = _templates(request).TemplateResponse(
         request, name, context, status_code=status_code, headers=headers
     )
