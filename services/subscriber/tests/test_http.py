@@ -172,6 +172,7 @@ async def test_openapi_describes_every_endpoint_with_examples(client: httpx.Asyn
     } <= set(spec["paths"])
     assert set(spec["paths"]["/api/subscribers"]) == {"post", "delete"}
     assert set(spec["paths"]["/api/preferences"]) == {"get", "put"}
+    assert set(spec["paths"]["/unsubscribe"]) == {"post"}  # one-click; the pages stay out
     sign_up = spec["paths"]["/api/subscribers"]["post"]["requestBody"]["content"]
     assert sign_up["application/json"]["examples"]["care coordinator"]["value"]["zip"] == "01608"
 

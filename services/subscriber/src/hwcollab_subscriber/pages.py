@@ -203,13 +203,13 @@ def _links(request: Request) -> Links:
     return links
 
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter()
 
 
 # --- sign-up --------------------------------------------------------------------------------------
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def signup_page(request: Request) -> HTMLResponse:
     return render(
         request,
@@ -218,7 +218,7 @@ async def signup_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/", response_class=HTMLResponse)
+@router.post("/", response_class=HTMLResponse, include_in_schema=False)
 async def signup_submit(request: Request) -> HTMLResponse:
     form = await request.form()
     values = form_values(form, ("email", *PREFERENCE_FIELDS))
@@ -243,7 +243,7 @@ async def signup_submit(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/confirm", response_class=HTMLResponse)
+@router.get("/confirm", response_class=HTMLResponse, include_in_schema=False)
 async def confirm_page(request: Request) -> HTMLResponse:
     token = _token(request)
     _links(request).verify(Purpose.CONFIRM, token)
@@ -256,7 +256,7 @@ async def confirm_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/confirm", response_class=HTMLResponse)
+@router.post("/confirm", response_class=HTMLResponse, include_in_schema=False)
 async def confirm_submit(request: Request) -> HTMLResponse:
     subscriber = await service_of(request).confirm(_token(request))
     greeting = f"Thanks, {subscriber.first_name}!" if subscriber.first_name else "Thanks!"
@@ -301,7 +301,7 @@ def _preferences_page(
     )
 
 
-@router.get("/preferences", response_class=HTMLResponse)
+@router.get("/preferences", response_class=HTMLResponse, include_in_schema=False)
 async def preferences_page(request: Request) -> HTMLResponse:
     token = _token(request)
     subscriber = await service_of(request).preferences(token)
@@ -310,7 +310,7 @@ async def preferences_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/preferences", response_class=HTMLResponse)
+@router.post("/preferences", response_class=HTMLResponse, include_in_schema=False)
 async def preferences_submit(request: Request) -> HTMLResponse:
     token = _token(request)
     service = service_of(request)
@@ -331,7 +331,7 @@ async def preferences_submit(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/preferences/link", response_class=HTMLResponse)
+@router.get("/preferences/link", response_class=HTMLResponse, include_in_schema=False)
 async def link_page(request: Request) -> HTMLResponse:
     return render(
         request,
@@ -340,7 +340,7 @@ async def link_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/preferences/link", response_class=HTMLResponse)
+@router.post("/preferences/link", response_class=HTMLResponse, include_in_schema=False)
 async def link_submit(request: Request) -> HTMLResponse:
     form = await request.form()
     values = form_values(form, ("email",))
@@ -371,7 +371,7 @@ async def link_submit(request: Request) -> HTMLResponse:
 # --- pause and resume -----------------------------------------------------------------------------
 
 
-@router.get("/pause", response_class=HTMLResponse)
+@router.get("/pause", response_class=HTMLResponse, include_in_schema=False)
 async def pause_page(request: Request) -> HTMLResponse:
     token = _token(request)
     subscriber = await service_of(request).preferences(token)
@@ -387,7 +387,7 @@ async def pause_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/pause", response_class=HTMLResponse)
+@router.post("/pause", response_class=HTMLResponse, include_in_schema=False)
 async def pause_submit(request: Request) -> HTMLResponse:
     token = _token(request)
     await service_of(request).set_paused(token, paused=True)
@@ -401,7 +401,7 @@ async def pause_submit(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/resume", response_class=HTMLResponse)
+@router.get("/resume", response_class=HTMLResponse, include_in_schema=False)
 async def resume_page(request: Request) -> HTMLResponse:
     token = _token(request)
     await service_of(request).preferences(token)
@@ -414,7 +414,7 @@ async def resume_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/resume", response_class=HTMLResponse)
+@router.post("/resume", response_class=HTMLResponse, include_in_schema=False)
 async def resume_submit(request: Request) -> HTMLResponse:
     token = _token(request)
     await service_of(request).set_paused(token, paused=False)
@@ -429,7 +429,7 @@ async def resume_submit(request: Request) -> HTMLResponse:
 # --- unsubscribe and erasure ----------------------------------------------------------------------
 
 
-@router.get("/unsubscribe", response_class=HTMLResponse)
+@router.get("/unsubscribe", response_class=HTMLResponse, include_in_schema=False)
 async def unsubscribe_page(request: Request) -> HTMLResponse:
     token = _token(request)
     subscriber = await service_of(request).lookup(Purpose.UNSUBSCRIBE, token)
@@ -444,7 +444,41 @@ async def unsubscribe_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/unsubscribe", response_class=HTMLResponse)
+@router.post(
+    "/unsubscribe",
+    response_class=HTMLResponse,
+    tags=["subscribers"],
+    summary="Unsubscribe (RFC 8058 one-click; publishes subscriber.unsubscribed)",
+    description=(
+        "The target of the `List-Unsubscribe` header: a form-encoded POST with body "
+        "`List-Unsubscribe=One-Click` (the page's button posts without it). Idempotent; always "
+        "200 with a confirmation page for a valid token. `GET /unsubscribe?token=` only shows "
+        "the button."
+    ),
+    responses={400: {"description": "Token not valid."}},
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "token",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "The unsubscribe token from the email's link.",
+            }
+        ],
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"List-Unsubscribe": {"type": "string"}},
+                    },
+                    "example": {"List-Unsubscribe": "One-Click"},
+                }
+            }
+        },
+    },
+)
 async def unsubscribe_submit(request: Request) -> HTMLResponse:
     """The page's button and RFC 8058 one-click (``List-Unsubscribe=One-Click``) alike."""
     token = _token(request)
@@ -466,7 +500,7 @@ def _unsubscribed(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/erase", response_class=HTMLResponse)
+@router.get("/erase", response_class=HTMLResponse, include_in_schema=False)
 async def erase_page(request: Request) -> HTMLResponse:
     token = _token(request)
     _links(request).verify(Purpose.MANAGE, token)
@@ -483,7 +517,7 @@ async def erase_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/erase", response_class=HTMLResponse)
+@router.post("/erase", response_class=HTMLResponse, include_in_schema=False)
 async def erase_submit(request: Request) -> HTMLResponse:
     await service_of(request).erase(_token(request))
     return render_message(
