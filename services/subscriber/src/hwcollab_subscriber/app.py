@@ -19,7 +19,7 @@ from hwcollab_common.ops import configure_logging, install_http_basics, ops_rout
 from hwcollab_common.ratelimit import RateLimiter
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tokens import TokenError, TokenExpiredError
-from hwcollab_subscriber import api, pages
+from hwcollab_subscriber import api, pages, rendering
 from hwcollab_subscriber.consumers import register_consumers
 from hwcollab_subscriber.handlers import (
     Links,
@@ -49,7 +49,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if not _wants_html(request):
             return JSONResponse({"detail": reason}, status_code=status_code)
         links = [("/preferences/link", "Email me a new link"), ("/", "Sign up")]
-        return pages.render_message(
+        return rendering.render_message(
             request, heading=heading, paragraphs=[reason], status_code=status_code, links=links
         )
 
@@ -69,7 +69,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
         if _wants_html(request) and error.status_code == 429:
-            return pages.render_message(
+            return rendering.render_message(
                 request,
                 heading="Too many requests",
                 paragraphs=[str(error.detail)],
@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.service = service
     app.state.links = links
     app.state.limiter = RateLimiter()
-    app.state.templates = pages.create_templates()
+    app.state.templates = rendering.create_templates()
     install_http_basics(app, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     web.mount_static(app)
