@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from hwcollab_testing.plugin import ServiceStarter, SmtpSink
+from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
 from hwcollab_testing.processes import free_port
 
 from .support import (
@@ -46,18 +46,20 @@ def _wait_ready(url: str, *, timeout: float) -> None:
     raise AssertionError(f"{url}/readyz not ready within {timeout:.0f} s: {last}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(
     kafka_bootstrap: str,
     mongo_url: str,
     smtp_sink: SmtpSink,
     session_service_process: ServiceStarter,
-) -> Stack:
+) -> Iterator[Stack]:
+    """The three services for every journey; stopped after the last one, so that later tests
+    on the same Kafka have its consumer groups to themselves."""
     run_id = uuid.uuid4().hex[:8]
     admin_token = secrets.token_urlsafe(24)
     ports = {name: free_port() for name in SERVICES}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    common = {
+    env = {
         "HWCOLLAB_ENV": "test",
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "MONGODB_URL": mongo_url,
@@ -79,18 +81,41 @@ def stack(
         # Digests run only when a journey asks (as_of an 08:00 of its choosing).
         "DIGEST_INTERVAL_SECONDS": "86400",
     }
-    for name in SERVICES:
-        env = {**common, "MONGODB_DATABASE": f"browser_{name}_{run_id}"}
-        session_service_process(name, env, port=ports[name])
-    for name in SERVICES:
-        _wait_ready(urls[name], timeout=READY_TIMEOUT)
-    return Stack(
-        subscriber_url=urls["subscriber"],
-        employer_url=urls["employer"],
-        notifier_url=urls["notifier"],
-        admin_token=admin_token,
-        run_id=run_id,
-    )
+    services: list[RunningService] = []
+    try:
+        for name in SERVICES:
+            database = {"MONGODB_DATABASE": f"browser_{name}_{run_id}"}
+            services.append(session_service_process(name, env | database, port=ports[name]))
+        for name in SERVICES:
+            _wait_ready(urls[name], timeout=READY_TIMEOUT)
+        yield Stack(
+            subscriber_url=urls["subscriber"],
+            employer_url=urls["employer"],
+            notifier_url=urls["notifier"],
+            admin_token=admin_token,
+            run_id=run_id,
+            env=env,
+        )
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+@pytest.fixture
+def lone_employer_service(stack: Stack, session_service_process: ServiceStarter) -> Iterator[str]:
+    """Another employer service with a database of its own (an empty directory); its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = stack.env | {
+        "MONGODB_DATABASE": f"browser_lone_employer_{uuid.uuid4().hex[:8]}",
+        "EMPLOYER_PUBLIC_URL": url,
+    }
+    service = session_service_process("employer", env, port=port)
+    try:
+        _wait_ready(url, timeout=READY_TIMEOUT)
+        yield url
+    finally:
+        service.stop()
 
 
 @pytest.fixture(scope="session")

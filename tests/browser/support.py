@@ -220,6 +220,8 @@ class Stack:
     notifier_url: str
     admin_token: str
     run_id: str
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    """The environment the services were started with (for another instance)."""
 
     def address(self, who: str) -> str:
         """A distinct email address for this session (journeys never share inboxes)."""

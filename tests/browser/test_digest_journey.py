@@ -14,36 +14,38 @@ from .support import Camera, Inbox, Stack, miles, next_local_time, subscribe
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
-# Around Springfield, MA, with direct-support roles: no other journey's openings reach here.
-SPRINGFIELD = "01103"
-CHICOPEE = "01013"
-WEST_SPRINGFIELD = "01089"
+# Around Manchester, NH, with direct-support roles: no other journey's openings (nor the demo
+# data's) reach here.
+MANCHESTER = "03101"
+EAST_SIDE = "03104"
+SOUTH_SIDE = "03103"
 
 
 def test_journey4_daily_digest_at_eight_local_time_without_the_closed_opening(
     stack: Stack, inbox: Inbox, page: Page, camera: Camera
 ) -> None:
-    assert max(miles(SPRINGFIELD, CHICOPEE), miles(SPRINGFIELD, WEST_SPRINGFIELD)) < 10
-    daily = stack.address("lee.springfield")
-    control = stack.address("control.springfield")  # the same wishes, immediately
-    wishes = {"roles": ["direct_support"], "zip": SPRINGFIELD, "radius_miles": 15}
+    assert max(miles(MANCHESTER, EAST_SIDE), miles(MANCHESTER, SOUTH_SIDE)) < 10
+    daily = stack.address("lee.manchester")
+    control = stack.address("control.manchester")  # the same wishes, immediately
+    wishes = {"roles": ["direct_support"], "zip": MANCHESTER, "radius_miles": 15}
     subscribe(stack, inbox, daily, frequency="daily", first_name="Lee", **wishes)
     subscribe(stack, inbox, control, frequency="immediate", **wishes)
     token = stack.register_employer(
-        name="Pioneer Valley Community Supports",
+        name="Merrimack River Community Supports",
         contact=stack.address("hr.pvcs"),
-        zip_code=SPRINGFIELD,
-        city="Springfield",
+        zip_code=MANCHESTER,
+        city="Manchester",
+        state="NH",
         settings=("social_service",),
     )
     dsp = {"role": "direct_support_professional", "setting": "social_service"}
     first = stack.post_opening(
-        token, title="Direct Support Professional — Day", zip=CHICOPEE, **dsp
+        token, title="Direct Support Professional — Day", zip=EAST_SIDE, **dsp
     )
     second = stack.post_opening(
-        token, title="Direct Support Professional — Evenings", zip=WEST_SPRINGFIELD, **dsp
+        token, title="Direct Support Professional — Evenings", zip=SOUTH_SIDE, **dsp
     )
-    closing = stack.post_opening(token, title="Relief DSP", zip=SPRINGFIELD, **dsp)
+    closing = stack.post_opening(token, title="Relief DSP", zip=MANCHESTER, **dsp)
     for opening in (first, second, closing):
         inbox.wait(control, lambda m, o=opening: o["opening_id"] in m.opening_ids, what="control")
     # Nothing at once for the daily subscriber (only the confirmation).
@@ -52,7 +54,7 @@ def test_journey4_daily_digest_at_eight_local_time_without_the_closed_opening(
     with stack.notifier_learns("opening.closed"):
         stack.close_opening(token, closing["opening_id"])
 
-    eight = next_local_time(SPRINGFIELD, hour=8, after=datetime.now(UTC))
+    eight = next_local_time(MANCHESTER, hour=8, after=datetime.now(UTC))
     assert eight.astimezone(ZoneInfo("America/New_York")).hour == 8
     run = stack.run_digests(eight)
     assert run["sent"] >= 1, run
