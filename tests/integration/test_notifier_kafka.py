@@ -15,6 +15,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from asgi_lifespan import LifespanManager
+from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_notifier.app import create_app
 from hwcollab_notifier.settings import Settings
@@ -69,10 +70,17 @@ async def eventually(
 class World:
     """One running notifier plus a producer and helpers to speak to it."""
 
-    def __init__(self, http: httpx.AsyncClient, producer: AIOKafkaProducer, sink: SmtpSink) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        producer: AIOKafkaProducer,
+        sink: SmtpSink,
+        database: AsyncDatabase[dict[str, Any]],
+    ) -> None:
         self.http = http
         self.producer = producer
         self.sink = sink
+        self.database = database  # read only to wait for the notifier, never to assert on it
         self.run = uuid.uuid4().hex[:8]
 
     async def publish(self, event: Event) -> None:
@@ -153,16 +161,18 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
     app = create_app(settings)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://notifier") as http:
+    try:
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://notifier") as http:
 
-            async def ready() -> bool:
-                return (await http.get("/readyz")).status_code == 200
+                async def ready() -> bool:
+                    return (await http.get("/readyz")).status_code == 200
 
-            await eventually(ready)
-            yield World(http, producer, smtp_sink)
-    await producer.stop()
+                await eventually(ready)
+                yield World(http, producer, smtp_sink, app.state.runtime.db)
+    finally:
+        await producer.stop()
 
 
 async def test_an_opening_reaches_exactly_the_right_people_once(world: World) -> None:
@@ -256,7 +266,17 @@ async def test_a_digest_leaves_out_openings_closed_before_it_goes(world: World) 
         assert response.status_code == 200
         return len(to(world.sink, world.address("digest"))) >= 2
 
-    # the close is applied after both posts (same key order): poll until the digest has gone
+    # the openings are on different partitions: wait until the notifier has seen all three events
+    async def applied() -> bool:
+        kept_seen = await world.database["openings"].find_one(
+            {"_id": kept.opening_id, "announced_version": 1}
+        )
+        closed_seen = await world.database["openings"].find_one(
+            {"_id": closed.opening_id, "status": "closed"}
+        )
+        return kept_seen is not None and closed_seen is not None
+
+    await eventually(applied)
     await eventually(digest_sent)
     digest = to(world.sink, world.address("digest"))[-1]
     assert digest["X-HWcollab-Opening-Ids"] == kept.opening_id

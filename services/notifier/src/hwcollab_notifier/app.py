@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from hwcollab_common.clock import Clock
 from hwcollab_common.ops import configure_logging, install_http_basics, ops_router
 from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_notifier.announce import Announcer
 from hwcollab_notifier.api import admin_router
 from hwcollab_notifier.consumers import (
     index_group_id,
@@ -24,7 +25,7 @@ from hwcollab_notifier.consumers import (
 )
 from hwcollab_notifier.delivery import Deliveries, Postman
 from hwcollab_notifier.digests import DigestRunner
-from hwcollab_notifier.handlers import Announcer, ReadModel
+from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.jobs import KafkaJobQueue
 from hwcollab_notifier.mail import EmailComposer, SmtpSender

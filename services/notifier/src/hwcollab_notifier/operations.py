@@ -17,8 +17,8 @@ from faststream.kafka import KafkaBroker
 
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier import metrics
+from hwcollab_notifier.announce import pending_jobs
 from hwcollab_notifier.delivery import Deliveries
-from hwcollab_notifier.handlers import pending_jobs
 from hwcollab_notifier.jobs import JobQueue
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings

@@ -16,8 +16,8 @@ Layout (everything is numpy; no Python object per subscriber):
   (:meth:`MatchResult.subscriber_ids`).
 - **Geo path.** For every role a subscriber wants, one int32 key: (radius class, role, grid cell).
   Radius classes are ≤10, ≤25, ≤50, ≤100, ≤250 miles and each class has its own grid with cells
-  as wide as its bound, so an opening reads ~3 rows of cells per class: ~15 contiguous runs of one
-  sorted array. Those candidates are filtered with one table lookup on the profile, then the
+  half as wide as its bound, so an opening reads ~5 rows of cells per class: ~25 contiguous runs
+  of one sorted array. Those candidates are filtered with one table lookup on the profile, then the
   distance test and pay; distances (great-circle miles) are computed for the matches only.
 - **Remote path.** ``remote_ok`` subscribers are also keyed by (role, settings mask, employment
   mask, credentials mask, minimum-pay bucket) with a dense offsets table, so a remote opening's
@@ -25,7 +25,7 @@ Layout (everything is numpy; no Python object per subscriber):
   straddles the opening's pay. Remote openings can match a large share of all subscribers; the
   result stays a row array until ids are asked for.
 - **Delta.** Rows appended since the last merge are matched by a vectorized scan. When the delta
-  reaches ~1/64 of the index it is merged into the sorted arrays (``np.insert``: tens of ms at 1M,
+  reaches ~1/256 of the index it is merged into the sorted arrays (``np.insert``: tens of ms at 1M,
   amortized to microseconds per update); when tombstones pass a quarter of the rows, everything is
   rebuilt from the live rows.
 

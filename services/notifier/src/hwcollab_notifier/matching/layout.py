@@ -73,8 +73,10 @@ def chord_miles(squared: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 # Radius classes: a subscriber sits in the first class whose bound covers its radius, on a grid
-# whose cells are as wide as that bound, so a query reads about 3x3 cells per class.
+# whose cells are half as wide as that bound, so a query reads about 5x5 cells (5 key runs) per
+# class, covering ~2.5x2.5 bounds around a disk of 2x2.
 RADIUS_CLASS_BOUNDS = (10.0, 25.0, 50.0, 100.0, 250.0)
+CELLS_PER_BOUND = 2
 MILES_PER_DEGREE = EARTH_RADIUS_MILES * math.pi / 180.0
 
 
@@ -83,7 +85,7 @@ class Grid:
 
     def __init__(self, *, bound_miles: float, key_offset: int) -> None:
         self.bound_miles = bound_miles
-        self.width = bound_miles / MILES_PER_DEGREE
+        self.width = bound_miles / (CELLS_PER_BOUND * MILES_PER_DEGREE)
         self.n_lat = math.ceil(180.0 / self.width) + 1
         self.n_lon = math.ceil(360.0 / self.width) + 1
         self.role_stride = self.n_lat * self.n_lon

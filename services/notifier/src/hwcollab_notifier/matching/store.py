@@ -47,8 +47,8 @@ _COLUMNS = {
 }
 _LOW64 = 0xFFFF_FFFF_FFFF_FFFF
 _BUILD_CHUNK = 16384
-_MIN_DELTA = 2048
-_DELTA_FRACTION = 64  # merge when the delta reaches 1/64 of the indexed rows
+_MIN_DELTA = 1024
+_DELTA_FRACTION = 256  # merge when the delta reaches 1/256 of the indexed rows
 _DEAD_FRACTION = 4  # rebuild when a quarter of the rows are tombstones
 _DICT_ENTRY_BYTES = 120  # a small dict entry with an int key and value, roughly
 

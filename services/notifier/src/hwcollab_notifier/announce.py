@@ -1,0 +1,168 @@
+"""Announcing an opening: match it against the index and record one ledger row per new pair
+(immediate rows get a delivery job, digest rows wait); and a new subscriber's welcome pairs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_notifier import metrics
+from hwcollab_notifier.domain import (
+    announceable,
+    criteria_of,
+    hash_id,
+    opening_criteria,
+    pair_key,
+)
+from hwcollab_notifier.index_sync import ReplicaIndex
+from hwcollab_notifier.jobs import JobQueue
+from hwcollab_notifier.matching.reference import matches
+from hwcollab_notifier.repository import Channel, NotifierRepository
+from hwcollab_schemas.delivery import DeliveryJob
+from hwcollab_schemas.events import (
+    OpeningDetails,
+    SubscriberProfile,
+)
+
+log = logging.getLogger(__name__)
+FREQUENCY_CHANNEL: dict[str, Channel] = {
+    "immediate": "immediate",
+    "daily": "digest",
+    "weekly": "digest",
+}
+
+
+def ledger_row(
+    *, subscriber_id: str, opening_id: str, channel: Channel, now: datetime
+) -> dict[str, object]:
+    return {
+        "_id": pair_key(subscriber_id, opening_id),
+        "subscriber_id": subscriber_id,
+        "subscriber_hash": hash_id(subscriber_id),
+        "opening_id": opening_id,
+        "channel": channel,
+        "status": "pending",
+        "matched_at": now,
+        "updated_at": now,
+        "attempts": 0,
+    }
+
+
+class Announcer:
+    """Matches an announceable opening and records one ledger row per new pair."""
+
+    def __init__(
+        self,
+        *,
+        runtime: ServiceRuntime,
+        repository: NotifierRepository,
+        index: ReplicaIndex,
+        jobs: JobQueue,
+    ) -> None:
+        self._runtime = runtime
+        self._repo = repository
+        self._index = index
+        self._jobs = jobs
+
+    async def live_opening(self, opening_id: str) -> tuple[OpeningDetails, int] | None:
+        doc = await self._repo.opening(opening_id)
+        if doc is None or "details" not in doc or doc.get("status") != "open":
+            return None
+        details = OpeningDetails.model_validate(doc["details"])
+        employer = await self._repo.employer(details.employer_id)
+        status = employer.get("status") if employer else None
+        if not announceable(details, employer_status=status, now=self._runtime.clock.now()):
+            return None
+        return details, int(doc.get("announced_version") or 0)
+
+    async def announce(self, opening_id: str) -> int:
+        """Record and enqueue every new match of the opening; the number of new pairs.
+
+        Runs again on each newer version (an edit may reach new people); pairs that exist are
+        skipped by the ledger's unique key, so nobody hears of an opening twice.
+        """
+        found = await self.live_opening(opening_id)
+        if found is None:
+            return 0
+        details, announced_version = found
+        if announced_version >= details.version:
+            return 0
+        await self._index.wait_loaded()
+        started = time.perf_counter()
+        result = self._index.match(opening_criteria(details))
+        metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
+        ids = result.subscriber_ids()
+        now = self._runtime.clock.now()
+        rows = []
+        for chunk in range(0, len(ids), 1000):
+            async for doc in self._repo.subscribers.find(
+                {"_id": {"$in": ids[chunk : chunk + 1000]}, "status": "active"},
+                {"frequency": 1},
+            ):
+                channel = FREQUENCY_CHANNEL.get(doc.get("frequency", "immediate"), "immediate")
+                rows.append(
+                    ledger_row(
+                        subscriber_id=doc["_id"], opening_id=opening_id, channel=channel, now=now
+                    )
+                )
+        inserted = set(await self._repo.add_pairs(rows))
+        fresh = [row for row in rows if row["_id"] in inserted]
+        jobs = [
+            DeliveryJob(
+                kind="immediate",
+                subscriber_id=str(row["subscriber_id"]),
+                opening_id=opening_id,
+                created_at=now,
+            )
+            for row in fresh
+            if row["channel"] == "immediate"
+        ]
+        await self._jobs.put(jobs)
+        for channel in ("immediate", "digest"):
+            metrics.MATCHES.labels(channel).inc(sum(1 for r in fresh if r["channel"] == channel))
+        await self._repo.mark_announced(opening_id, version=details.version, now=now)
+        log.info(
+            "opening %s matched %d subscribers, %d new pairs", opening_id, len(ids), len(fresh)
+        )
+        return len(fresh)
+
+    async def welcome_matches(self, profile: SubscriberProfile) -> list[str]:
+        """Record the open openings that already match a new subscriber as welcome pairs."""
+        criteria = criteria_of(profile)
+        now = self._runtime.clock.now()
+        rows = []
+        employers: dict[str, str | None] = {}
+        async for doc in self._repo.open_openings():
+            details = OpeningDetails.model_validate(doc["details"])
+            if details.employer_id not in employers:
+                employer = await self._repo.employer(details.employer_id)
+                employers[details.employer_id] = employer.get("status") if employer else None
+            status = employers[details.employer_id]
+            if announceable(details, employer_status=status, now=now) and matches(
+                criteria, opening_criteria(details)
+            ):
+                rows.append(
+                    ledger_row(
+                        subscriber_id=profile.subscriber_id,
+                        opening_id=details.opening_id,
+                        channel="welcome",
+                        now=now,
+                    )
+                )
+        return await self._repo.add_pairs(rows)
+
+
+def pending_jobs(rows: Sequence[dict[str, object]], *, now: datetime) -> list[DeliveryJob]:
+    return [
+        DeliveryJob(
+            kind="immediate",
+            subscriber_id=str(row["subscriber_id"]),
+            opening_id=str(row["opening_id"]),
+            created_at=now,
+        )
+        for row in rows
+        if row.get("subscriber_id")
+    ]
