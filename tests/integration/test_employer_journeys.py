@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -390,3 +391,59 @@ async def test_operator_approves_with_the_cli(
     finally:
         server.should_exit = True
         await serving
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the form carries a CSRF token"
+    return match.group(1)
+
+
+async def test_pages_journey_sign_up_post_and_see_reach(
+    service: Running, reader: TopicReader
+) -> None:
+    client = service.client
+    email = unique_email("pages")
+    page = await client.get("/signup")
+    signed_up = await client.post(
+        "/signup",
+        data={
+            "csrf_token": _csrf(page.text),
+            "organization_name": "Pages Care Partners",
+            "contact_email": email,
+            "password": PASSWORD,
+            "city": "Worcester",
+            "state": "MA",
+            "zip": "01608",
+            "settings": ["medical"],
+        },
+    )
+    assert signed_up.status_code == 303
+    dashboard = await client.get("/dashboard")
+    assert "Awaiting approval" in dashboard.text
+
+    form = await client.get("/dashboard/openings/new")
+    posted = await client.post(
+        "/dashboard/openings/new",
+        data={
+            "csrf_token": _csrf(form.text),
+            "action": "save",
+            "title": "Care Coordinator II",
+            "role": "care_coordinator",
+            "setting": "medical",
+            "employment_type": "part_time",
+            "zip": "01608",
+            "pay_period": "hour",
+            "apply_url": "https://pages.example/jobs/7",
+        },
+    )
+    assert posted.status_code == 303
+    opening_id = posted.headers["location"].rsplit("=", 1)[1]
+    [announced] = await reader.wait_for(opening_id, "opening.posted")
+    assert announced.payload.title == "Care Coordinator II"
+    assert announced.payload.organization_name == "Pages Care Partners"
+    assert announced.payload.employer_approved is False
+
+    dashboard = await client.get("/dashboard")
+    assert f'id="opening-{opening_id}"' in dashboard.text
+    assert 'data-notified="0"' in dashboard.text
