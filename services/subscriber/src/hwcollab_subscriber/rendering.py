@@ -24,6 +24,12 @@ from hwcollab_subscriber.domain import (
 from hwcollab_subscriber.handlers import Links
 
 M = TypeVar("M", bound=BaseModel)
+# No scripts at all; Pico draws its check marks and arrows with data: images. No framing, so the
+# unsubscribe and erase buttons cannot be clickjacked.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; script-src 'none'; frame-ancestors 'none'; "
+    "form-action 'self'; base-uri 'none'"
+)
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 MULTI_FIELDS = ("roles", "settings", "credentials", "employment_types")
 BOOLEAN_FIELDS = ("remote_ok", "career_info", "paused")
@@ -83,6 +89,7 @@ def render(
     )
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("Referrer-Policy", "no-referrer")  # tokens stay out of Referer
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     return response
 
 
