@@ -5,6 +5,8 @@ welcome emails and bulletins."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -462,6 +464,12 @@ async def test_digests_go_out_at_the_local_hour_without_closed_openings_and_once
     assert len(digest.opening_ids) == 3
     assert "o4" not in digest.opening_ids
     assert "4 new" in digest.subject
+    text = email.message_from_bytes(digest.data, policy=email.policy.default)
+    plain = text.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert "See all 4 openings: http://127.0.0.1:8002/openings?zip=01608&radius_miles=25" in (
+        plain.get_content()
+    )
     # The same instant again (another replica, the periodic task): nothing more.
     assert (await n.digests.run_due(datetime(2026, 11, 25, 13, 30, tzinfo=UTC))).sent == 0
     # Monday 08:00 EST: the weekly one.
