@@ -17,7 +17,8 @@ landmarks, and is responsive down to 360 px.
 
 ``hwcollab/forms.html`` macros (``errors`` is a ``dict[field name, message]``; every control gets
 ``id="field-<name>"``; its hint and error are tied to it with ``aria-describedby``, and an error
-sets ``aria-invalid="true"``):
+sets ``aria-invalid="true"`` on an input, select or textarea, or the ``has-error`` class on a
+fieldset):
 
 - ``error_summary(errors, labels={})`` — an ``role="alert"`` box linking to each field in error.
 - ``input(name, label, value="", type="text", errors={}, hint="", required=False, attrs={})``
