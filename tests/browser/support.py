@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page
+from playwright.sync_api import Browser, BrowserContext, Dialog, Locator, Page
 
 from hwcollab_common.geo import haversine_miles, lookup_zip
 from hwcollab_testing.smtp import ReceivedMessage, SmtpSink
@@ -382,6 +382,22 @@ def describe_violations(violations: list[dict[str, Any]]) -> str:
         for node in violation["nodes"][:5]:
             lines.append(f"    {' '.join(node['target'])}: {node.get('failureSummary', '')}")
     return "\n".join(lines)
+
+
+def focus_indicator(locator: Locator) -> str:
+    """How the element shows keyboard focus (outline or box-shadow); "" when it does not."""
+    locator.focus()
+    style: dict[str, str] = locator.evaluate(
+        "el => { const s = getComputedStyle(el);"
+        " return {outline: s.outlineStyle + ' ' + s.outlineWidth, shadow: s.boxShadow}; }"
+    )
+    outline = (
+        ""
+        if style["outline"].startswith("none") or " 0px" in style["outline"]
+        else style["outline"]
+    )
+    shadow = "" if style["shadow"] in {"none", ""} else style["shadow"]
+    return outline or shadow
 
 
 WIDEST_ELEMENTS = """() => {

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from .support import Camera, Inbox, Mail, Stack, miles, subscribe
+from .support import Camera, Inbox, Mail, Stack, focus_indicator, miles, subscribe
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
@@ -40,7 +40,18 @@ def test_journey1_care_manager_signs_up_and_confirms(
     address = stack.address("maria.worcester")
     page.goto(stack.subscriber_url + "/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Stay informed")
+    expect(page.locator("#field-zip")).to_have_value("")
+    expect(page.locator("#field-radius_miles")).to_have_value("25")
     camera.shoot(page, "signup", phone=True)
+    # Keyboard users: the first Tab reaches the skip link, and focus is always visible.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
+    for control in (
+        page.locator("#field-email"),
+        page.locator("#field-roles-care_management"),
+        page.get_by_role("button", name="Sign up for job alerts"),
+    ):
+        assert focus_indicator(control), f"no visible focus on {control}"
 
     # A mistake first: the error is shown next to the field, and what was typed is kept.
     fill_signup(
