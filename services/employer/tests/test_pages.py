@@ -244,3 +244,9 @@ async def test_job_board_page_searches_words_and_can_leave_out_remote(harness) -
     assert "Remote Care Manager" not in local.text
     assert "1 opening" in words.text
     assert "Remote Care Manager" in words.text
+
+
+async def test_a_linked_radius_is_kept_in_the_search_form(harness) -> None:
+    async with harness.client() as client:
+        board = await client.get("/openings", params={"zip": "01608", "radius_miles": "30"})
+    assert '<option value="30" selected>30 miles</option>' in board.text

@@ -48,6 +48,17 @@ def _pay(fields: Any) -> str:
     return f"{money(high if high is not None else low)}{unit}"
 
 
+RADIUS_CHOICES = (10, 25, 50, 100, 250)
+
+
+def _radius_options(current: str | None) -> list[tuple[str, str]]:
+    """The distances a search form offers, including one asked for by a link (e.g. 30)."""
+    choices = set(RADIUS_CHOICES)
+    if current and current.isdigit() and 1 <= int(current) <= max(RADIUS_CHOICES):
+        choices.add(int(current))
+    return [(str(miles), f"{miles} miles") for miles in sorted(choices)]
+
+
 def _date(value: datetime | None) -> str:
     return value.strftime("%b %-d, %Y") if value else ""
 
@@ -69,6 +80,7 @@ templates = shared_templates(
         "miles": _miles,
         "pay": _pay,
         "date": _date,
+        "radius_options": _radius_options,
         "employer_static": STATIC_PATH,
     },
 )
