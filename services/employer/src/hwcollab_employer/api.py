@@ -254,7 +254,7 @@ async def list_openings(
             page_size=page_size,
         )
     )
-    found = await context.service.repository.search_openings(query, now=context.clock.now())
+    found = await context.service.find_openings(query)
     return OpeningsPage.of(found, base_url=context.settings.employer_public_url)
 
 
@@ -317,7 +317,7 @@ async def directory(
             page_size=page_size,
         )
     )
-    return DirectoryPage.of(await context.service.repository.search_employers(query))
+    return DirectoryPage.of(await context.service.find_employers(query))
 
 
 # --- operators -----------------------------------------------------------------------------------
@@ -351,5 +351,5 @@ async def employers_by_status(
     status: Annotated[Literal["pending", "approved", "suspended"], Query()] = "pending",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EmployerList:
-    found = await context.service.repository.employers_with_status(status, limit=limit)
+    found = await context.service.employers_with_status(status, limit=limit)
     return EmployerList(results=[EmployerMe.of(employer) for employer in found])

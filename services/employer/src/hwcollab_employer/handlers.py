@@ -29,6 +29,13 @@ from hwcollab_employer.domain import (
     NotFoundError,
     Opening,
 )
+from hwcollab_employer.listing import (
+    BoardQuery,
+    DirectoryQuery,
+    EmployerListing,
+    OpeningListing,
+    Page,
+)
 from hwcollab_employer.ports import (
     ApiKeyRecord,
     DuplicateEmailError,
@@ -105,7 +112,7 @@ class EmployerService:
         auto_approve: bool,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
-        self.repository = repository
+        self._repository = repository
         self._uow = unit_of_work
         self._clock = clock
         self._passwords = passwords
@@ -132,7 +139,7 @@ class EmployerService:
 
         async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
             try:
-                await self.repository.add_employer(employer, session=session)
+                await self._repository.add_employer(employer, session=session)
             except DuplicateEmailError as error:
                 raise EmailTakenError(employer.contact_email) from error
             events = [self._event(EmployerRegistered, employer.profile())]
@@ -144,14 +151,14 @@ class EmployerService:
 
     async def authenticate(self, email: str, password: str) -> Employer | None:
         """The employer these credentials belong to; None for any failure."""
-        employer = await self.repository.employer_by_email(domain.normalize_email(email))
+        employer = await self._repository.employer_by_email(domain.normalize_email(email))
         stored = employer.password_hash if employer else None
         if not await asyncio.to_thread(self._passwords.verify, stored, password):
             return None
         return employer
 
     async def employer(self, employer_id: str) -> Employer:
-        employer = await self.repository.get_employer(employer_id)
+        employer = await self._repository.get_employer(employer_id)
         if employer is None:
             raise NotFoundError(employer_id)
         return employer
@@ -173,7 +180,7 @@ class EmployerService:
                 zip_place=_required_place(fields.address.zip, field="address.zip"),
                 now=now,
             )
-            await self.repository.save_employer(updated, session=session)
+            await self._repository.save_employer(updated, session=session)
             events = [self._event(EmployerUpdated, updated.profile())]
             if updated.organization_name != current.organization_name:
                 events += await self._republish_openings(updated, session=session)
@@ -189,7 +196,7 @@ class EmployerService:
             if current.approved:
                 return current, []
             approved = domain.approve(current, now=self._clock.now())
-            await self.repository.save_employer(approved, session=session)
+            await self._repository.save_employer(approved, session=session)
             events = [self._event(EmployerApproved, approved.profile())]
             events += await self._republish_openings(approved, session=session)
             return approved, events
@@ -199,18 +206,18 @@ class EmployerService:
     async def _republish_openings(self, employer: Employer, *, session: Tx) -> list[Event]:
         events: list[Event] = []
         now = self._clock.now()
-        for opening in await self.repository.openings_of(
+        for opening in await self._repository.openings_of(
             employer.employer_id, open_only=True, session=session
         ):
             changed = domain.with_employer(opening, employer, now=now)
-            await self.repository.save_opening(
+            await self._repository.save_opening(
                 changed, previous_version=opening.version, session=session
             )
             events.append(self._event(OpeningUpdated, changed.details()))
         return events
 
     async def _employer_in(self, employer_id: str, session: Tx) -> Employer:
-        employer = await self.repository.get_employer(employer_id, session=session)
+        employer = await self._repository.get_employer(employer_id, session=session)
         if employer is None:
             raise NotFoundError(employer_id)
         return employer
@@ -229,24 +236,24 @@ class EmployerService:
         )
 
         async def work(session: Tx) -> tuple[None, Sequence[Event]]:
-            await self.repository.add_api_key(record, session=session)
+            await self._repository.add_api_key(record, session=session)
             return None, []
 
         await self._uow.commit(work)
         return key
 
     async def api_keys(self, employer_id: str) -> list[ApiKeyRecord]:
-        return await self.repository.api_keys_of(employer_id)
+        return await self._repository.api_keys_of(employer_id)
 
     async def revoke_api_key(self, employer_id: str, key_id: str) -> None:
-        if not await self.repository.revoke_api_key(employer_id, key_id, now=self._clock.now()):
+        if not await self._repository.revoke_api_key(employer_id, key_id, now=self._clock.now()):
             raise NotFoundError(key_id)
 
     async def employer_of_api_key(self, secret: str) -> str | None:
         key_id = api_key_id(secret)
         if key_id is None:
             return None
-        record = await self.repository.api_key(key_id)
+        record = await self._repository.api_key(key_id)
         if record is None or record.revoked_at is not None:
             return None
         if not constant_time_equal(record.secret_hash, api_key_hash(secret)):
@@ -267,15 +274,15 @@ class EmployerService:
                 zip_place=_zip_place(fields.zip),
                 now=self._clock.now(),
             )
-            await self.repository.add_opening(opening, session=session)
-            await self.repository.refresh_listing(employer_id, session=session)
+            await self._repository.add_opening(opening, session=session)
+            await self._repository.refresh_listing(employer_id, session=session)
             return opening, [self._event(OpeningPosted, opening.details())]
 
         return await self._uow.commit(work)
 
     async def opening(self, opening_id: str) -> Opening:
         """A public opening: open and of an approved employer."""
-        opening = await self.repository.get_opening(opening_id)
+        opening = await self._repository.get_opening(opening_id)
         if opening is None or not opening.employer_approved:
             raise NotFoundError(opening_id)
         return opening
@@ -283,7 +290,7 @@ class EmployerService:
     async def own_opening(
         self, employer_id: str, opening_id: str, *, session: Tx = None
     ) -> Opening:
-        opening = await self.repository.get_opening(opening_id, session=session)
+        opening = await self._repository.get_opening(opening_id, session=session)
         if opening is None:
             raise NotFoundError(opening_id)
         if opening.employer_id != employer_id:
@@ -291,7 +298,7 @@ class EmployerService:
         return opening
 
     async def own_openings(self, employer_id: str) -> list[Opening]:
-        return await self.repository.openings_of(employer_id)
+        return await self._repository.openings_of(employer_id)
 
     async def edit_opening(self, employer_id: str, opening_id: str, patch: OpeningPatch) -> Opening:
         async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
@@ -309,10 +316,10 @@ class EmployerService:
                 zip_place=_zip_place(fields.zip),
                 now=self._clock.now(),
             )
-            await self.repository.save_opening(
+            await self._repository.save_opening(
                 edited, previous_version=current.version, session=session
             )
-            await self.repository.refresh_listing(employer_id, session=session)
+            await self._repository.refresh_listing(employer_id, session=session)
             return edited, [self._event(OpeningUpdated, edited.details())]
 
         return await self._uow.commit(work)
@@ -328,17 +335,17 @@ class EmployerService:
         self, current: Opening, *, reason: domain.CloseReason, session: Tx
     ) -> tuple[Opening, Sequence[Event]]:
         closed = domain.close_opening(current, reason=reason, now=self._clock.now())
-        await self.repository.save_opening(
+        await self._repository.save_opening(
             closed, previous_version=current.version, session=session
         )
-        await self.repository.refresh_listing(current.employer_id, session=session)
+        await self._repository.refresh_listing(current.employer_id, session=session)
         return closed, [self._event(OpeningClosed, closed.closed_payload())]
 
     async def expire_due(self, *, batch: int = 100) -> int:
         """Close every open opening past its ``expires_at``; returns how many were closed."""
         closed = 0
         while True:
-            due = await self.repository.expired_openings(now=self._clock.now(), limit=batch)
+            due = await self._repository.expired_openings(now=self._clock.now(), limit=batch)
             if not due:
                 return closed
             for opening in due:
@@ -352,13 +359,31 @@ class EmployerService:
 
     async def _expire(self, opening_id: str) -> None:
         async def work(session: Tx) -> tuple[None, Sequence[Event]]:
-            current = await self.repository.get_opening(opening_id, session=session)
+            current = await self._repository.get_opening(opening_id, session=session)
             if current is None or not domain.is_expired(current, now=self._clock.now()):
                 raise ConflictError(opening_id)
             _, events = await self._close(current, reason="expired", session=session)
             return None, events
 
         await self._uow.commit(work)
+
+    # --- searches ----------------------------------------------------------------------------
+
+    async def find_employers(self, query: DirectoryQuery) -> Page[EmployerListing]:
+        return await self._repository.search_employers(query)
+
+    async def find_openings(self, query: BoardQuery) -> Page[OpeningListing]:
+        return await self._repository.search_openings(query, now=self._clock.now())
+
+    async def open_openings_of(self, employer_id: str) -> list[Opening]:
+        return await self._repository.openings_of(employer_id, open_only=True)
+
+    async def any_opening(self, opening_id: str) -> Opening | None:
+        """An opening whatever its state (pages decide what a visitor may see)."""
+        return await self._repository.get_opening(opening_id)
+
+    async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
+        return await self._repository.employers_with_status(status, limit=limit)
 
     # --- reach -------------------------------------------------------------------------------
 
@@ -370,7 +395,7 @@ class EmployerService:
 
         async def work(session: Tx) -> None:
             for opening_id in opening_ids:
-                await self.repository.record_reach(
+                await self._repository.record_reach(
                     opening_id, event.payload.subscriber_id, session=session
                 )
 

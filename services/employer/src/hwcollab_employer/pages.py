@@ -63,7 +63,7 @@ async def directory_page(request: Request, context: Context) -> Response:
     except InvalidFieldsError as error:
         values["errors"] = error.errors
         return web.render(request, context, who, "employer/directory.html", values, status_code=422)
-    found = await context.service.repository.search_employers(query)
+    found = await context.service.find_employers(query)
     values |= {
         "results": found,
         "searched_near": query.near,
@@ -80,7 +80,7 @@ async def employer_page(
     employer = await context.service.employer(employer_id)
     if not employer.approved and employer.employer_id != who.employer_id:
         raise NotFoundError(employer_id)
-    openings = await context.service.repository.openings_of(employer_id, open_only=True)
+    openings = await context.service.open_openings_of(employer_id)
     values = {"page_title": employer.organization_name, "employer": employer, "openings": openings}
     return web.render(request, context, who, "employer/employer.html", values)
 
@@ -96,7 +96,7 @@ async def board_page(request: Request, context: Context) -> Response:
     except InvalidFieldsError as error:
         values["errors"] = error.errors
         return web.render(request, context, who, "employer/openings.html", values, status_code=422)
-    found = await context.service.repository.search_openings(query, now=context.clock.now())
+    found = await context.service.find_openings(query)
     values |= {
         "results": found,
         "searched_near": query.near,
@@ -110,7 +110,7 @@ async def opening_page(
     request: Request, context: Context, opening_id: Annotated[str, Path(max_length=64)]
 ) -> Response:
     who = web.visitor(request, context)
-    opening = await context.service.repository.get_opening(opening_id)
+    opening = await context.service.any_opening(opening_id)
     owner = opening is not None and opening.employer_id == who.employer_id
     if opening is None or not (opening.employer_approved or owner):
         raise NotFoundError(opening_id)
