@@ -58,6 +58,10 @@ def test_service_process_serves_pages_api_and_limits(
         ]
         assert [a.status_code for a in answers] == [202, 202, 202, 429]
         assert int(answers[-1].headers["Retry-After"]) >= 1
+        metrics = client.get("/metrics").text
+        counter = "hwcollab_subscriber_events_committed_total"
+        label = 'event_type="subscriber.confirmation_requested"'
+        assert f"{counter}{{{label}}} 3.0" in metrics
         invalid = client.get("/confirm", params={"token": "forged.token.value"})
         assert invalid.status_code == 400
         assert "This link is not valid" in invalid.text

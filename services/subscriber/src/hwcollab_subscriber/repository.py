@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from prometheus_client import Counter
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -25,6 +26,16 @@ from hwcollab_subscriber.domain import Preferences, Subscriber
 
 T = TypeVar("T")
 SUBSCRIBERS = "subscribers"
+COMMITTED = Counter(
+    "hwcollab_subscriber_events_committed_total",
+    "Subscriber life-cycle events committed with their change, by type",
+    ["event_type"],
+)
+
+
+def _count(events: Sequence[Event]) -> None:
+    for event in events:
+        COMMITTED.labels(event.event_type).inc()
 
 
 class DuplicateEmailError(Exception):
@@ -159,16 +170,26 @@ class MongoSubscriberStore:
         return MongoSubscribers(self._collection, self._outbox, session)
 
     async def transact(self, work: Work[T]) -> T:
-        async def run(session: AsyncClientSession) -> tuple[T, Sequence[Event]]:
-            return await work(self._subscribers(session))
+        committed: list[Event] = []
 
-        return await self._runtime.commit(run)
+        async def run(session: AsyncClientSession) -> tuple[T, Sequence[Event]]:
+            result, events = await work(self._subscribers(session))
+            committed[:] = events  # a retried transaction replaces the events of the failed try
+            return result, events
+
+        result = await self._runtime.commit(run)
+        _count(committed)
+        return result
 
     async def transact_once(self, event: Event, work: Work[None]) -> bool:
+        committed: list[Event] = []
+
         async def run(session: AsyncClientSession) -> Any:
             _, events = await work(self._subscribers(session))
             await stage_events(self._runtime.db, events, session=session)
+            committed[:] = events
 
         applied = await apply_once(self._runtime.mongo, self._runtime.processed, event, run)
+        _count(committed)
         self._runtime.relay.wake()
         return applied
