@@ -153,3 +153,31 @@ async def test_shared_stylesheets_are_served(client: httpx.AsyncClient) -> None:
     assert pico.status_code == 200
     assert "Pico CSS" in pico.text[:300]
     assert ":focus-visible" in own.text
+
+
+async def test_preferences_page_follows_the_status(client: httpx.AsyncClient, store: Any) -> None:
+    await client.post("/", content=_form(), headers=FORM)
+    subscriber_id = store.only().subscriber_id
+    await client.post("/confirm", params={"token": _token(client, Purpose.CONFIRM, subscriber_id)})
+    manage = _token(client, Purpose.MANAGE, subscriber_id)
+    active = (await client.get("/preferences", params={"token": manage})).text
+    assert 'action="/pause?token=' in active
+    assert 'href="/unsubscribe?token=' in active
+    assert 'href="/erase?token=' in active
+    await client.post("/pause", params={"token": manage})
+    paused = (await client.get("/preferences", params={"token": manage})).text
+    assert "Your alerts are <strong>paused</strong>" in paused
+    assert 'id="field-paused" name="paused" value="true" checked' in paused
+    assert 'action="/resume?token=' in paused
+    store.rows[subscriber_id] = store.only().changed(now=store.only().updated_at, status="bounced")
+    bounced = (await client.get("/preferences", params={"token": manage})).text
+    assert "could not be delivered" in bounced
+    assert 'name="paused"' not in bounced
+    erase_page = await client.get("/erase", params={"token": manage})
+    assert "Delete my data" in erase_page.text
+    assert subscriber_id in store.rows  # only the button's POST erases
+    erased = await client.post("/erase", params={"token": manage})
+    assert "Your data is deleted" in erased.text
+    assert store.rows == {}
+    gone = await client.get("/preferences", params={"token": manage})
+    assert gone.status_code == 404
