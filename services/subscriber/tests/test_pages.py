@@ -92,10 +92,13 @@ async def test_sign_up_confirm_and_preferences_by_form(
     confirm_page = await client.get("/confirm", params={"token": token})
     assert confirm_page.status_code == 200
     assert "<button" in confirm_page.text
+    assert "Hello Riley!" in confirm_page.text
     assert store.only().status == "pending"  # mail scanners prefetch GETs
     confirmed = await client.post("/confirm", params={"token": token})
     assert "Thanks, Riley!" in confirmed.text
     assert store.only().status == "active"
+    again = await client.get("/confirm", params={"token": token})
+    assert "You are already subscribed" in again.text
 
     manage = _token(client, Purpose.MANAGE, subscriber.subscriber_id)
     page = await client.get("/preferences", params={"token": manage})

@@ -21,6 +21,7 @@ from hwcollab_subscriber.domain import (
     Subscriber,
     normalize_email,
 )
+from hwcollab_subscriber.handlers import SubscriptionGoneError
 from hwcollab_subscriber.rendering import (
     PREFERENCE_FIELDS,
     default_values,
@@ -78,11 +79,23 @@ async def signup_submit(request: Request) -> HTMLResponse:
 @router.get("/confirm", response_class=HTMLResponse, include_in_schema=False)
 async def confirm_page(request: Request) -> HTMLResponse:
     token = link_token(request)
-    links_of(request).verify(Purpose.CONFIRM, token)
+    subscriber = await service_of(request).lookup(Purpose.CONFIRM, token)
+    if subscriber is None:
+        raise SubscriptionGoneError
+    if subscriber.status in ("active", "paused"):
+        return render_message(
+            request,
+            heading="You are already subscribed",
+            paragraphs=["Your address is confirmed; there is nothing more to do."],
+            links=[(links_of(request).manage(subscriber.subscriber_id), "Change your preferences")],
+        )
+    hello = f"Hello {subscriber.first_name}! " if subscriber.first_name else ""
     return render_action(
         request,
         heading="Confirm your job alerts",
-        paragraphs=["Press the button to confirm your address and start getting job alerts."],
+        paragraphs=[
+            f"{hello}Press the button to confirm {subscriber.email} and start getting job alerts."
+        ],
         action=with_token("/confirm", token),
         button="Yes, send me job alerts",
     )
