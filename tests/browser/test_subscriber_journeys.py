@@ -166,4 +166,6 @@ def test_journey5_radius_change_then_one_click_unsubscribe(
 
     # The unsubscribe page now says so instead of offering the button again.
     page.goto(latest.unsubscribe_url)
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are unsubscribed")
+    expect(page.get_by_role("button", name="Unsubscribe")).to_have_count(0)
     camera.shoot(page, "unsubscribe-page")
