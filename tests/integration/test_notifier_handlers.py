@@ -5,6 +5,7 @@ welcome emails and bulletins."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import uuid
@@ -410,7 +411,7 @@ async def test_a_crash_after_smtp_resends_once_with_the_same_message_id(
     # Redelivered while the dead sender's lease holds: nothing is sent.
     assert await n.deliveries.handle(job) == "skipped"
     # After the lease, the sweeper sends it again with the same Message-ID; then never again.
-    n.clock.advance(timedelta(minutes=3))
+    n.clock.advance(timedelta(minutes=6))
     assert await n.operations.sweep() == 1
     [second] = n.mailer.to("s@example.org")[-1:]
     assert second.message_id == first.message_id
@@ -583,3 +584,43 @@ async def test_transient_failures_are_tried_again_and_finally_reported(
     [failed] = await n.outbox("notification.failed")
     assert b'"permanent":false' in failed["value"]
     assert not await n.repo.is_suppressed("flaky@example.org")
+
+
+class SlowMailer(FakeMailer):
+    """Holds every send until released, so that two senders can meet on one message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def send(self, email: OutgoingEmail) -> SendOutcome:
+        await self.release.wait()
+        return await super().send(email)
+
+
+async def test_a_job_and_the_sweeper_in_one_process_never_send_one_message_twice(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(n, profile("s"))
+    await n.deliver_all()
+    await post(n, opening("o1"))
+    [job] = n.jobs.take()
+    slow = SlowMailer()
+    postman = Postman(runtime=n.runtime, repository=n.repo, mailer=slow, settings=Settings())
+    deliveries = Deliveries(
+        runtime=n.runtime,
+        repository=n.repo,
+        composer=n.deliveries._composer,
+        postman=postman,
+        settings=Settings(),
+        welcome_matches=n.deliveries._welcome_matches,
+    )
+    first = asyncio.create_task(deliveries.handle(job))
+    await asyncio.sleep(0)  # let the first claim
+    while (await n.repo.pair(pair_key("s", "o1")) or {}).get("status") != "sending":
+        await asyncio.sleep(0.01)
+    second = await deliveries.handle(job)
+    slow.release.set()
+    assert (await first, second) == ("sent", "skipped")
+    assert len(slow.sent) == 1

@@ -110,8 +110,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     # The broadcast index feed is registered (and so started) before the index loads.
     register_index_feed(runtime.broker, index, group_id=index_group_id())
-    register_read_model(runtime.broker, read_model)
-    register_deliveries(runtime.broker, deliveries, concurrency=settings.delivery_concurrency)
+    register_read_model(runtime.broker, read_model, group_id=settings.read_model_group)
+    register_deliveries(
+        runtime.broker,
+        deliveries,
+        concurrency=settings.delivery_concurrency,
+        group_id=settings.delivery_group,
+    )
 
     async def load_index() -> None:
         while True:
@@ -139,7 +144,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await operations.sweep()
 
     async def lag() -> None:
-        await sample_delivery_lag(settings.kafka_bootstrap_servers)
+        await sample_delivery_lag(
+            settings.kafka_bootstrap_servers, group_id=settings.delivery_group
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -50,12 +50,12 @@ def index_group_id() -> str:
     return f"hwcollab-notifier-index-{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:6]}"
 
 
-def register_read_model(broker: KafkaBroker, read_model: ReadModel) -> None:
-    subscribe_events(
-        broker, SUBSCRIBER_TOPIC, group_id=NOTIFIER_GROUP, handle=read_model.on_subscriber
-    )
-    subscribe_events(broker, EMPLOYER_TOPIC, group_id=NOTIFIER_GROUP, handle=read_model.on_employer)
-    subscribe_events(broker, OPENING_TOPIC, group_id=NOTIFIER_GROUP, handle=read_model.on_opening)
+def register_read_model(
+    broker: KafkaBroker, read_model: ReadModel, *, group_id: str = NOTIFIER_GROUP
+) -> None:
+    subscribe_events(broker, SUBSCRIBER_TOPIC, group_id=group_id, handle=read_model.on_subscriber)
+    subscribe_events(broker, EMPLOYER_TOPIC, group_id=group_id, handle=read_model.on_employer)
+    subscribe_events(broker, OPENING_TOPIC, group_id=group_id, handle=read_model.on_opening)
 
 
 def register_index_feed(broker: KafkaBroker, index: ReplicaIndex, *, group_id: str) -> None:
@@ -89,6 +89,7 @@ def register_deliveries(
     deliveries: Deliveries,
     *,
     concurrency: int,
+    group_id: str = NOTIFIER_DELIVERY_GROUP,
     max_attempts: int = 5,
     retry_base_seconds: float = 0.2,
 ) -> None:
@@ -96,13 +97,13 @@ def register_deliveries(
 
     @broker.subscriber(
         DELIVERY_TOPIC,
-        group_id=NOTIFIER_DELIVERY_GROUP,
+        group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         session_timeout_ms=10_000,
         heartbeat_interval_ms=2_000,
         max_workers=concurrency if concurrency > 1 else None,
-        title=f"{NOTIFIER_DELIVERY_GROUP}:{DELIVERY_TOPIC}",
+        title=f"{group_id}:{DELIVERY_TOPIC}",
     )
     async def deliver(message: KafkaMessage) -> None:
         raw = message.raw_message

@@ -161,7 +161,7 @@ class DeliveryStore:
         digest_key: str | None = None,
     ) -> Document | None:
         """Take the right to send ``message_id`` now; None when it was sent, failed for good, or
-        another sender holds an unexpired lease on it."""
+        a sender (in this process or another) holds an unexpired lease on it."""
         try:
             await self.messages.insert_one(
                 {
@@ -183,8 +183,10 @@ class DeliveryStore:
                 {
                     "_id": message_id,
                     "status": {"$in": ["sending", "retry"]},
+                    # Never while a send is in flight, not even for the same process: its job
+                    # consumer and its sweeper may reach one message at once.
                     "$or": [
-                        {"owner": owner},
+                        {"status": "retry"},
                         {"lease_until": {"$lt": now}},
                         {"lease_until": {"$exists": False}},
                     ],

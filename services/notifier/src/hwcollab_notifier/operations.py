@@ -171,7 +171,9 @@ class Operations:
         return handled
 
 
-async def sample_delivery_lag(bootstrap_servers: str) -> int:
+async def sample_delivery_lag(
+    bootstrap_servers: str, *, group_id: str = NOTIFIER_DELIVERY_GROUP
+) -> int:
     """Messages on the delivery topic that the delivery group has not consumed yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
@@ -190,7 +192,7 @@ async def sample_delivery_lag(bootstrap_servers: str) -> int:
             meta = committed.get(tp)
             position = meta.offset if meta is not None and meta.offset >= 0 else 0
             lag += max(0, end - position)
-        metrics.CONSUMER_LAG.labels(NOTIFIER_DELIVERY_GROUP, DELIVERY_TOPIC).set(lag)
+        metrics.CONSUMER_LAG.labels(group_id, DELIVERY_TOPIC).set(lag)
         return lag
     finally:
         await consumer.stop()

@@ -7,6 +7,7 @@ from email.utils import parseaddr
 from pydantic import Field, SecretStr
 
 from hwcollab_common.settings import DEV_POSTAL_ADDRESS, ServiceSettings
+from hwcollab_schemas.topics import NOTIFIER_DELIVERY_GROUP, NOTIFIER_GROUP
 
 
 class Settings(ServiceSettings):
@@ -36,10 +37,22 @@ class Settings(ServiceSettings):
     """A pending delivery older than this is published again by the sweeper."""
     index_refresh_seconds: float = Field(default=5.0, gt=0)
     """How often each replica folds read-model changes into its match index (catch-up path)."""
-    send_lease_seconds: float = Field(default=120.0, gt=0)
+    send_lease_seconds: float = Field(default=300.0, gt=0)
     """How long a sender holds a Message-ID before another may try it (longer than SMTP retries)."""
+    consumer_group_suffix: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._-]*$")
+    """Appended to the notifier's consumer group ids; empty in deployments. Tests give each
+    notifier they start a group of its own, so that no earlier process (or a killed one, which a
+    broker may keep as a member) holds its partitions."""
     delivery_concurrency: int = Field(default=4, ge=1, le=64)
     lag_sample_seconds: float = Field(default=15.0, gt=0)
+
+    @property
+    def read_model_group(self) -> str:
+        return NOTIFIER_GROUP + self.consumer_group_suffix
+
+    @property
+    def delivery_group(self) -> str:
+        return NOTIFIER_DELIVERY_GROUP + self.consumer_group_suffix
 
     @property
     def mail_from_address(self) -> str:
