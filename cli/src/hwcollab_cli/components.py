@@ -8,6 +8,7 @@ import os
 import stat
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
 
@@ -154,11 +155,14 @@ def create_topics_when_ready(bootstrap: str, *, partitions: int, timeout: float)
     while time.monotonic() < deadline:
         if port_accepts(int(port), host):
             try:
-                asyncio.run(
-                    asyncio.wait_for(
-                        ensure_topics(bootstrap, ALL_TOPICS, partitions=partitions), timeout=10
-                    )
-                )
+                # A thread of its own: callers may already run an event loop (async fixtures).
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    pool.submit(
+                        asyncio.run,
+                        asyncio.wait_for(
+                            ensure_topics(bootstrap, ALL_TOPICS, partitions=partitions), timeout=10
+                        ),
+                    ).result()
             except Exception as error:  # the broker may still be starting; retried below
                 last_error = error
             else:
