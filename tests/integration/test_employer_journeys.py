@@ -447,3 +447,19 @@ async def test_pages_journey_sign_up_post_and_see_reach(
     dashboard = await client.get("/dashboard")
     assert f'id="opening-{opening_id}"' in dashboard.text
     assert 'data-notified="0"' in dashboard.text
+
+
+async def test_a_restart_keeps_accounts_and_openings(kafka_bootstrap: str, mongo_url: str) -> None:
+    settings = settings_for(kafka_bootstrap, mongo_url, employer_approval="auto")
+    email = unique_email("restart")
+    async with running(settings) as first:
+        _, headers = await register(first.client, email)
+        posted = await first.client.post("/api/openings", headers=headers, json=opening())
+        opening_id = posted.json()["opening_id"]
+    async with running(settings) as second:  # same database: indexes exist already
+        token = await second.client.post(
+            "/api/auth/token", json={"email": email, "password": PASSWORD}
+        )
+        found = await second.client.get("/api/openings", params={"zip": "01608"})
+    assert token.status_code == 200
+    assert [item["opening_id"] for item in found.json()["results"]] == [opening_id]

@@ -6,6 +6,7 @@ coordinates are GeoJSON points, distances come back in miles.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -13,7 +14,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from hwcollab_common.mongo import Document
 from hwcollab_employer.documents import (
@@ -34,7 +35,11 @@ from hwcollab_employer.listing import (
 )
 from hwcollab_employer.ports import ApiKeyRecord, DuplicateEmailError, Tx
 
+log = logging.getLogger(__name__)
+
 METERS_PER_MILE = 1609.344
+# IndexOptionsConflict, IndexKeySpecsConflict: an equivalent index is already there.
+INDEX_EXISTS_CODES = frozenset({85, 86})
 
 
 def _geo_near(*, near: Any, radius_miles: int, query: Document) -> Document:
@@ -58,22 +63,39 @@ class MongoEmployerRepository:
         self._reach = database["reach"]
 
     async def ensure_indexes(self) -> None:
-        await self._employers.create_indexes(
-            [
-                IndexModel([("contact_email", ASCENDING)], unique=True),
-                IndexModel([("location", "2dsphere")]),
-                IndexModel([("status", ASCENDING), ("organization_name", ASCENDING)]),
-            ]
-        )
-        await self._openings.create_indexes(
-            [
-                IndexModel([("location", "2dsphere")]),
-                IndexModel([("employer_id", ASCENDING), ("posted_at", DESCENDING)]),
-                IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)]),
-            ]
-        )
-        await self._api_keys.create_index([("employer_id", ASCENDING)])
-        await self._reach.create_index([("opening_id", ASCENDING)])
+        """Create the indexes that do not exist yet (so that a restart never trips on them)."""
+        wanted = [
+            (
+                self._employers,
+                [
+                    IndexModel([("contact_email", ASCENDING)], unique=True),
+                    IndexModel([("location", "2dsphere")]),
+                    IndexModel([("status", ASCENDING), ("organization_name", ASCENDING)]),
+                ],
+            ),
+            (
+                self._openings,
+                [
+                    IndexModel([("location", "2dsphere")]),
+                    IndexModel([("employer_id", ASCENDING), ("posted_at", DESCENDING)]),
+                    IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)]),
+                ],
+            ),
+            (self._api_keys, [IndexModel([("employer_id", ASCENDING)])]),
+            (self._reach, [IndexModel([("opening_id", ASCENDING)])]),
+        ]
+        for collection, indexes in wanted:
+            existing = set(await collection.index_information())
+            missing = [index for index in indexes if index.document["name"] not in existing]
+            if not missing:
+                continue
+            try:
+                await collection.create_indexes(missing)
+            except OperationFailure as error:
+                if error.code not in INDEX_EXISTS_CODES:
+                    raise
+                # Another replica created it at the same moment.
+                log.info("index of %s already exists: %s", collection.name, error)
 
     # --- employers ---------------------------------------------------------------------------
 
