@@ -23,9 +23,11 @@ from .support import (
     Inbox,
     Stack,
     Visitors,
+    subscribe,
 )
 
 READY_TIMEOUT = 120.0
+HONOLULU = "96813"
 expect.set_options(timeout=30_000)
 SERVICES = ("subscriber", "employer", "notifier")
 
@@ -44,6 +46,29 @@ def _wait_ready(url: str, *, timeout: float) -> None:
             last = f"{answer.status_code} {answer.text[:200]}"
         time.sleep(0.25)
     raise AssertionError(f"{url}/readyz not ready within {timeout:.0f} s: {last}")
+
+
+def _warm_up(stack: Stack, inbox: Inbox) -> None:
+    """One opening all the way to an inbox (far from every journey, in Honolulu): consumer
+    groups have joined and every service is wired before the first journey starts."""
+    canary = stack.address("canary.honolulu")
+    subscribe(stack, inbox, canary, roles=["direct_support"], zip=HONOLULU, radius_miles=5)
+    token = stack.register_employer(
+        name="Warm-up Supports",
+        contact=stack.address("hr.warmup"),
+        zip_code=HONOLULU,
+        city="Honolulu",
+        state="HI",
+    )
+    opening = stack.post_opening(
+        token, title="Warm-up", role="direct_support_professional", zip=HONOLULU
+    )
+    inbox.wait(
+        canary,
+        lambda m: opening["opening_id"] in m.opening_ids,
+        what="the warm-up opening",
+        timeout=READY_TIMEOUT,
+    )
 
 
 @pytest.fixture(scope="package")
@@ -88,7 +113,7 @@ def stack(
             services.append(session_service_process(name, env | database, port=ports[name]))
         for name in SERVICES:
             _wait_ready(urls[name], timeout=READY_TIMEOUT)
-        yield Stack(
+        ready = Stack(
             subscriber_url=urls["subscriber"],
             employer_url=urls["employer"],
             notifier_url=urls["notifier"],
@@ -96,6 +121,8 @@ def stack(
             run_id=run_id,
             env=env,
         )
+        _warm_up(ready, Inbox(smtp_sink))
+        yield ready
     finally:
         for service in reversed(services):
             service.stop()
