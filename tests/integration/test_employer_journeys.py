@@ -247,6 +247,24 @@ async def test_opening_lifecycle_publishes_posted_updated_closed(
     assert directory["results"][0]["open_openings"] == 0
 
 
+async def test_profile_changes_publish_employer_updated(
+    service: Running, reader: TopicReader
+) -> None:
+    client = service.client
+    employer_id, headers = await register(client, unique_email("profile"))
+    changed = await client.patch(
+        "/api/employers/me",
+        headers=headers,
+        json={"description": "Now also in Leominster.", "settings": ["medical", "social_service"]},
+    )
+    assert changed.status_code == 200, changed.text
+    [updated] = await reader.wait_for(employer_id, "employer.updated")
+    assert updated.payload.description == "Now also in Leominster."
+    assert updated.payload.settings == ("medical", "social_service")
+    assert updated.payload.version == 2
+    assert updated.payload.status == "pending"
+
+
 async def test_another_employer_cannot_touch_an_opening(service: Running) -> None:
     client = service.client
     owner_id, owner = await register(client, unique_email("owner"))
