@@ -466,8 +466,10 @@ class Visitors:
         self.contexts: list[BrowserContext] = []
         self.dialogs: list[str] = []
 
-    def new_page(self) -> Page:
-        context = self._browser.new_context(viewport=DESKTOP, locale="en-US")
+    def new_page(self, *, javascript: bool = True) -> Page:
+        context = self._browser.new_context(
+            viewport=DESKTOP, locale="en-US", java_script_enabled=javascript
+        )
         # Generous: the test machine may be busy; these bound a failure, not a normal run.
         context.set_default_timeout(45_000)
         context.set_default_navigation_timeout(60_000)

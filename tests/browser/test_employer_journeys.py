@@ -369,6 +369,16 @@ def test_markup_in_employer_text_is_shown_as_text_everywhere(
     assert_text_not_markup(page)
     camera.shoot(page, "directory")
 
+    # The organization's own dashboard shows it as text too.
+    page.goto(stack.employer_url + "/login")
+    page.get_by_label("Email").fill(stack.address("hr.obrien"))
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(HOSTILE_ORG)
+    expect(page.get_by_role("link", name=HOSTILE_TITLE, exact=True)).to_be_visible()
+    assert_text_not_markup(page)
+    camera.shoot(page, "dashboard")
+
     mail = opening_mails(inbox, reader, opening_id, what="the email about the opening")[0]
     assert HOSTILE_TITLE in mail.text
     assert "<script>" not in mail.html
@@ -376,3 +386,44 @@ def test_markup_in_employer_text_is_shown_as_text_everywhere(
     camera.show_mail(page, mail, "email")
     expect(page.get_by_text(HOSTILE_TITLE).first).to_be_visible()
     assert_text_not_markup(page)
+
+
+def test_nojs_core_flows_work_without_javascript(
+    stack: Stack, inbox: Inbox, visitors: Visitors
+) -> None:
+    """Sign up for alerts, confirm, and post an opening with JavaScript turned off."""
+    page = visitors.new_page(javascript=False)
+    reader = stack.address("nojs.hartford")
+    page.goto(stack.subscriber_url + "/")
+    page.get_by_label("Email address").fill(reader)
+    page.locator("#field-roles-care_coordination").check()
+    page.get_by_label("ZIP code").fill("06103")
+    page.get_by_label("Distance (miles)").fill("10")
+    page.get_by_role("button", name="Sign up for job alerts").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your inbox")
+    confirmation = inbox.wait(reader, lambda m: "/confirm" in m.text, what="confirmation")
+    page.goto(confirmation.link("/confirm"))
+    page.get_by_role("button", name="Yes, send me job alerts").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are subscribed")
+
+    contact = stack.address("hr.nojs")
+    stack.register_employer(
+        name="No Script Health", contact=contact, zip_code="06103", city="Hartford", state="CT"
+    )
+    page.goto(stack.employer_url + "/login")
+    page.get_by_label("Email").fill(contact)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Post an opening").click()
+    page.get_by_label("Job title").fill("Care Coordinator (no script)")
+    page.locator("#field-role").select_option("care_coordinator")
+    page.locator("#field-setting").select_option("social_service")
+    page.locator("#field-employment_type").select_option("part_time")
+    page.get_by_label("ZIP code of the workplace").fill("06103")
+    page.get_by_label("Apply link").fill("https://careers.example/apply")
+    page.get_by_role("button", name="Post opening").click()
+    expect(page).to_have_url(re.compile(r"/dashboard\?posted="))
+    opening_id = page.url.rsplit("posted=", 1)[1]
+    expect(page.locator(f"#opening-{opening_id}")).to_contain_text("Care Coordinator (no script)")
+    page.locator(f"#opening-{opening_id}").get_by_role("button", name=re.compile("Close")).click()
+    expect(page.locator(f"#opening-{opening_id}")).to_contain_text("Closed")
