@@ -105,6 +105,8 @@ def stack(
         "LINK_RATE_LIMIT": "1000/minute",
         # Digests run only when a journey asks (as_of an 08:00 of its choosing).
         "DIGEST_INTERVAL_SECONDS": "86400",
+        # The notifier's consumer groups are this stack's own, whatever ran on this Kafka before.
+        "CONSUMER_GROUP_SUFFIX": f"-browser-{run_id}",
     }
     services: list[RunningService] = []
     try:

@@ -138,6 +138,10 @@ class Mail:
         return str(self.message[name] or "")
 
     @property
+    def kind(self) -> str:
+        return self.header("X-HWcollab-Kind")
+
+    @property
     def opening_ids(self) -> list[str]:
         raw = self.header("X-HWcollab-Opening-Ids")
         return [part.strip() for part in raw.split(",") if part.strip()]
@@ -357,6 +361,8 @@ def subscribe(stack: Stack, inbox: Inbox, address: str, **preferences: Any) -> M
     confirmation = inbox.wait(address, lambda m: "/confirm" in m.text, what="confirmation email")
     with stack.notifier_learns("subscriber.registered"):
         stack.confirm(confirmation.link("/confirm"))
+    # The welcome email follows the registration: from now on openings come one by one.
+    inbox.wait(address, lambda m: m.kind == "welcome", what="the welcome email")
     return confirmation
 
 

@@ -50,7 +50,7 @@ def test_welcome_email_lists_the_openings_that_already_match(stack: Stack, inbox
     address = stack.address("kim.albany")
     stack.sign_up(address, roles=["care_coordination"], zip=ALBANY, radius_miles=10)
     confirm_over_api(stack, inbox, address)
-    welcome = inbox.wait(address, lambda m: "Welcome" in m.subject, what="the welcome email")
+    welcome = inbox.wait(address, lambda m: m.kind == "welcome", what="the welcome email")
     assert welcome.opening_ids == [first["opening_id"]]
     assert first["title"] in welcome.text
     assert closed["title"] not in welcome.text
@@ -65,6 +65,7 @@ def test_a_hard_bounce_marks_the_subscriber_and_stops_mail(
     wishes = {"roles": ["care_management"], "zip": SYRACUSE, "radius_miles": 20}
     stack.sign_up(bouncing, **wishes)
     subscriber_id = confirm_over_api(stack, inbox, bouncing)
+    inbox.wait(bouncing, lambda m: m.kind == "welcome", what="the welcome email")
     subscribe(stack, inbox, control, **wishes)
     token = stack.register_employer(
         name="Onondaga Care Management",
