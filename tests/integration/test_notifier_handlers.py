@@ -21,12 +21,13 @@ from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier.delivery import Deliveries, Postman
 from hwcollab_notifier.digests import DigestRunner
 from hwcollab_notifier.domain import pair_key
-from hwcollab_notifier.handlers import Announcer, ReadModel
+from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import ReplicaIndex
-from hwcollab_notifier.mail import EmailComposer, OutgoingEmail, SendOutcome
+from hwcollab_notifier.mail import OutgoingEmail, SendOutcome
 from hwcollab_notifier.operations import Operations
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
+from hwcollab_notifier.wiring import composer_for, wire_use_cases
 from hwcollab_schemas import Event
 from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
@@ -133,45 +134,26 @@ async def notifier(mongo_url: str) -> AsyncIterator[Notifier]:
     await index.load(repo.all_subscribers(), now=clock.now())
     jobs = FakeJobQueue()
     mailer = FakeMailer()
-    composer = EmailComposer(
-        mail_from=settings.mail_from,
-        postal_address=settings.postal_address,
-        subscriber_public_url=settings.subscriber_public_url,
-        employer_public_url=settings.employer_public_url,
-        clock=clock,
-    )
-    postman = Postman(runtime=runtime, repository=repo, mailer=mailer, settings=settings)
-    announcer = Announcer(runtime=runtime, repository=repo, index=index, jobs=jobs)
-    deliveries = Deliveries(
+    uses = wire_use_cases(
         runtime=runtime,
-        repository=repo,
-        composer=composer,
-        postman=postman,
         settings=settings,
-        welcome_matches=announcer.welcome_matches,
-    )
-    read_model = ReadModel(
-        runtime=runtime,
         repository=repo,
         index=index,
-        announcer=announcer,
         jobs=jobs,
-        composer=composer,
-        postman=postman,
-    )
-    digests = DigestRunner(
-        runtime=runtime,
-        repository=repo,
-        composer=composer,
-        postman=postman,
-        deliveries=deliveries,
-        settings=settings,
-    )
-    operations = Operations(
-        runtime=runtime, repository=repo, jobs=jobs, deliveries=deliveries, settings=settings
+        mailer=mailer,
+        composer=composer_for(settings, runtime),
     )
     yield Notifier(
-        clock, runtime, repo, index, mailer, jobs, read_model, deliveries, digests, operations
+        clock,
+        runtime,
+        repo,
+        index,
+        mailer,
+        jobs,
+        uses.read_model,
+        uses.deliveries,
+        uses.digests,
+        uses.operations,
     )
     await runtime.mongo.drop_database(settings.mongodb_database)
     await runtime.mongo.close()

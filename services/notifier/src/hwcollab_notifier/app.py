@@ -15,7 +15,6 @@ from fastapi import FastAPI
 from hwcollab_common.clock import Clock
 from hwcollab_common.ops import configure_logging, install_http_basics, ops_router
 from hwcollab_common.runtime import ServiceRuntime
-from hwcollab_notifier.announce import Announcer
 from hwcollab_notifier.api import admin_router
 from hwcollab_notifier.consumers import (
     index_group_id,
@@ -23,15 +22,13 @@ from hwcollab_notifier.consumers import (
     register_index_feed,
     register_read_model,
 )
-from hwcollab_notifier.delivery import Deliveries, Postman
-from hwcollab_notifier.digests import DigestRunner
-from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.jobs import KafkaJobQueue
-from hwcollab_notifier.mail import EmailComposer, SmtpSender
-from hwcollab_notifier.operations import Operations, sample_delivery_lag
+from hwcollab_notifier.mail import SmtpSender
+from hwcollab_notifier.operations import sample_delivery_lag
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
+from hwcollab_notifier.wiring import composer_for, wire_use_cases
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +52,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     repository = NotifierRepository(runtime.db)
     index = ReplicaIndex()
     jobs = KafkaJobQueue(runtime.broker)
-    composer = EmailComposer(
-        mail_from=settings.mail_from,
-        postal_address=settings.postal_address,
-        list_id=settings.list_id,
-        subscriber_public_url=settings.subscriber_public_url,
-        employer_public_url=settings.employer_public_url,
-        message_id_domain=settings.message_id_domain,
-        clock=runtime.clock,
-    )
     sender = SmtpSender(
         host=settings.smtp_host,
         port=settings.smtp_port,
@@ -76,36 +64,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         backoff_base=settings.smtp_backoff_base_seconds,
         timeout=settings.smtp_timeout_seconds,
     )
-    postman = Postman(runtime=runtime, repository=repository, mailer=sender, settings=settings)
-    announcer = Announcer(runtime=runtime, repository=repository, index=index, jobs=jobs)
-    deliveries = Deliveries(
+    uses = wire_use_cases(
         runtime=runtime,
-        repository=repository,
-        composer=composer,
-        postman=postman,
         settings=settings,
-        welcome_matches=announcer.welcome_matches,
-    )
-    read_model = ReadModel(
-        runtime=runtime,
         repository=repository,
         index=index,
-        announcer=announcer,
         jobs=jobs,
-        composer=composer,
-        postman=postman,
+        mailer=sender,
+        composer=composer_for(settings, runtime),
     )
-    digests = DigestRunner(
-        runtime=runtime,
-        repository=repository,
-        composer=composer,
-        postman=postman,
-        deliveries=deliveries,
-        settings=settings,
-    )
-    operations = Operations(
-        runtime=runtime, repository=repository, jobs=jobs, deliveries=deliveries, settings=settings
-    )
+    read_model, deliveries = uses.read_model, uses.deliveries
+    digests, operations = uses.digests, uses.operations
     owner = f"{socket.gethostname()}:{os.getpid()}"
 
     # The broadcast index feed is registered (and so started) before the index loads.

@@ -1,0 +1,81 @@
+"""The notifier's use cases, built from their ports in one place (the app and its tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_notifier.announce import Announcer
+from hwcollab_notifier.delivery import Deliveries, Mailer, Postman
+from hwcollab_notifier.digests import DigestRunner
+from hwcollab_notifier.handlers import ReadModel
+from hwcollab_notifier.index_sync import ReplicaIndex
+from hwcollab_notifier.jobs import JobQueue
+from hwcollab_notifier.mail import EmailComposer
+from hwcollab_notifier.operations import Operations
+from hwcollab_notifier.repository import NotifierRepository
+from hwcollab_notifier.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class UseCases:
+    announcer: Announcer
+    deliveries: Deliveries
+    read_model: ReadModel
+    digests: DigestRunner
+    operations: Operations
+
+
+def composer_for(settings: Settings, runtime: ServiceRuntime) -> EmailComposer:
+    return EmailComposer(
+        mail_from=settings.mail_from,
+        postal_address=settings.postal_address,
+        list_id=settings.list_id,
+        subscriber_public_url=settings.subscriber_public_url,
+        employer_public_url=settings.employer_public_url,
+        message_id_domain=settings.message_id_domain,
+        clock=runtime.clock,
+    )
+
+
+def wire_use_cases(
+    *,
+    runtime: ServiceRuntime,
+    settings: Settings,
+    repository: NotifierRepository,
+    index: ReplicaIndex,
+    jobs: JobQueue,
+    mailer: Mailer,
+    composer: EmailComposer,
+) -> UseCases:
+    postman = Postman(runtime=runtime, repository=repository, mailer=mailer, settings=settings)
+    announcer = Announcer(runtime=runtime, repository=repository, index=index, jobs=jobs)
+    deliveries = Deliveries(
+        runtime=runtime,
+        repository=repository,
+        composer=composer,
+        postman=postman,
+        settings=settings,
+        welcome_matches=announcer.welcome_matches,
+    )
+    read_model = ReadModel(
+        runtime=runtime,
+        repository=repository,
+        index=index,
+        announcer=announcer,
+        jobs=jobs,
+        composer=composer,
+        postman=postman,
+    )
+    digests = DigestRunner(
+        runtime=runtime,
+        repository=repository,
+        composer=composer,
+        postman=postman,
+        deliveries=deliveries,
+        settings=settings,
+    )
+    operations = Operations(
+        runtime=runtime, repository=repository, jobs=jobs, deliveries=deliveries, settings=settings
+    )
+    return UseCases(announcer, deliveries, read_model, digests, operations)
