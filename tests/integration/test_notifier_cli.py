@@ -7,49 +7,19 @@ import uuid
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
 from hwcollab_cli.main import app
 from hwcollab_schemas.topics import (
-    DELIVERY_TOPIC,
     EMPLOYER_TOPIC,
-    NOTIFIER_DELIVERY_GROUP,
-    NOTIFIER_GROUP,
-    OPENING_TOPIC,
-    SUBSCRIBER_TOPIC,
 )
+from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter, SmtpSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOKEN = "cli-test-admin-token"
-
-
-async def fresh_groups(bootstrap: str) -> str:
-    """A consumer-group suffix whose groups start at the end of every topic: the notifier under
-    test neither replays other tests' history nor meets members a killed process left behind."""
-    suffix = f"-test-{uuid.uuid4().hex[:10]}"
-    for group, topics in (
-        (NOTIFIER_GROUP + suffix, (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)),
-        (NOTIFIER_DELIVERY_GROUP + suffix, (DELIVERY_TOPIC,)),
-    ):
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.commit(await consumer.end_offsets(partitions))
-        finally:
-            await consumer.stop()
-    return suffix
 
 
 async def test_operators_manage_suppressions_and_dead_letters_from_the_cli(
@@ -67,7 +37,7 @@ async def test_operators_manage_suppressions_and_dead_letters_from_the_cli(
             "SMTP_HOST": smtp_sink.host,
             "SMTP_PORT": str(smtp_sink.port),
             "ADMIN_TOKEN": TOKEN,
-            "CONSUMER_GROUP_SUFFIX": await fresh_groups(kafka_bootstrap),
+            "CONSUMER_GROUP_SUFFIX": await fresh_notifier_groups(kafka_bootstrap),
         },
     )
     runner = CliRunner()

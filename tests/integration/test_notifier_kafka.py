@@ -34,14 +34,10 @@ from hwcollab_schemas.events import (
     SubscriberUpdated,
 )
 from hwcollab_schemas.topics import (
-    DELIVERY_TOPIC,
-    EMPLOYER_TOPIC,
     NOTIFICATION_TOPIC,
-    NOTIFIER_DELIVERY_GROUP,
-    NOTIFIER_GROUP,
     OPENING_TOPIC,
-    SUBSCRIBER_TOPIC,
 )
+from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import SmtpSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -73,32 +69,6 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(0.2)
-
-
-async def fresh_groups(bootstrap: str) -> str:
-    """A consumer-group suffix whose groups start at the end of every topic: the notifier under
-    test neither replays other tests' history nor meets members a killed process left behind."""
-    suffix = f"-test-{uuid.uuid4().hex[:10]}"
-    for group, topics in (
-        (NOTIFIER_GROUP + suffix, (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)),
-        (NOTIFIER_DELIVERY_GROUP + suffix, (DELIVERY_TOPIC,)),
-    ):
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.commit(await consumer.end_offsets(partitions))
-        finally:
-            await consumer.stop()
-    return suffix
 
 
 class World:
@@ -191,7 +161,7 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
         lag_sample_seconds=1.0,
         smtp_max_attempts=2,
         smtp_backoff_base_seconds=0.05,
-        consumer_group_suffix=await fresh_groups(kafka_bootstrap),
+        consumer_group_suffix=await fresh_notifier_groups(kafka_bootstrap),
     )
     app = create_app(settings)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from hwcollab_notifier.mail import message_id_for
@@ -27,14 +27,7 @@ from hwcollab_schemas.events import (
     SubscriberProfile,
     SubscriberRegistered,
 )
-from hwcollab_schemas.topics import (
-    DELIVERY_TOPIC,
-    EMPLOYER_TOPIC,
-    NOTIFIER_DELIVERY_GROUP,
-    NOTIFIER_GROUP,
-    OPENING_TOPIC,
-    SUBSCRIBER_TOPIC,
-)
+from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter, SmtpSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
@@ -43,32 +36,6 @@ SUBSCRIBERS = 10
 OPENINGS = 15
 CONCURRENCY = 2
 PLACE = (44.95, -93.10)  # nobody else's tests work around Saint Paul
-
-
-async def fresh_groups(bootstrap: str) -> str:
-    """A consumer-group suffix whose groups start at the end of every topic: the notifier under
-    test neither replays other tests' history nor meets members a killed process left behind."""
-    suffix = f"-test-{uuid.uuid4().hex[:10]}"
-    for group, topics in (
-        (NOTIFIER_GROUP + suffix, (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)),
-        (NOTIFIER_DELIVERY_GROUP + suffix, (DELIVERY_TOPIC,)),
-    ):
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.commit(await consumer.end_offsets(partitions))
-        finally:
-            await consumer.stop()
-    return suffix
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
@@ -104,7 +71,7 @@ async def test_a_killed_replica_loses_nothing_and_the_survivor_takes_over(
         "INDEX_REFRESH_SECONDS": "1",
         "OUTBOX_POLL_SECONDS": "0.2",
         "LOG_LEVEL": "WARNING",
-        "CONSUMER_GROUP_SUFFIX": await fresh_groups(kafka_bootstrap),
+        "CONSUMER_GROUP_SUFFIX": await fresh_notifier_groups(kafka_bootstrap),
     }
     first = service_process("notifier", env)
     second = service_process("notifier", env)
