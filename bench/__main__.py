@@ -13,10 +13,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench import e2e, ingest, match, send
+from bench import e2e, ingest, match, scaling, send
 from bench.harness import BENCH_DIR, REGISTRY, Output
 
-MODULES = (e2e, ingest, match, send)  # importing a benchmark module registers it
+MODULES = (e2e, ingest, match, scaling, send)  # importing a benchmark module registers it
 
 app = typer.Typer(add_completion=False)
 

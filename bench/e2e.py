@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from pymongo import AsyncMongoClient
 from rich.progress import Progress
 
@@ -67,8 +67,8 @@ def _zip_places() -> dict[tuple[float, float], Place]:
     import zipcodes
 
     timezone = "America/New_York"
-    places = {}
-    for row in zipcodes.list_all():
+    places: dict[tuple[float, float], Place] = {}
+    for row in zipcodes.list_all():  # type: ignore[no-untyped-call]
         if row["lat"] and row["long"] and row["active"]:
             point = (float(row["lat"]), float(row["long"]))
             places.setdefault(point, Place(row["zip_code"], *point, row["timezone"] or timezone))

@@ -62,7 +62,7 @@ def _record(content: bytes, rcpt: str) -> str:
     token = ""
     if kind == "confirmation":
         parsed = email.message_from_bytes(content, policy=email.policy.default)
-        body = parsed.get_body(("plain",))  # type: ignore[attr-defined]
+        body = parsed.get_body(("plain",))
         found = _TOKEN.search(str(body.get_content()) if body is not None else "")
         token = found.group(1) if found else ""
     return f"{time.time():.6f}\t{kind}\t{rcpt}\t{ids}\t{token}\n"
