@@ -15,16 +15,10 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
 from hwcollab_testing.processes import free_port
 
-from .support import (
-    AXE_SCRIPT,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    Camera,
-    Inbox,
-    Stack,
-    Visitors,
-    subscribe,
-)
+from .mail import Inbox
+from .pages import Camera, Visitors
+from .stack import Stack, subscribe
+from .support import AXE_SCRIPT, CHROMIUM, CHROMIUM_ARGS
 
 READY_TIMEOUT = 120.0
 HONOLULU = "96813"

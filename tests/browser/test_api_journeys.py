@@ -11,7 +11,9 @@ import pytest
 from hwcollab_common.tokens import LinkSigner, Purpose
 from hwcollab_testing.smtp import SmtpSink
 
-from .support import Inbox, Stack, eventually, subscribe
+from .mail import Inbox
+from .stack import Stack, subscribe
+from .support import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

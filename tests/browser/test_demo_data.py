@@ -8,7 +8,8 @@ from playwright.sync_api import Page, expect
 
 from hwcollab_cli import demo
 
-from .support import Camera, Stack
+from .pages import Camera
+from .stack import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 

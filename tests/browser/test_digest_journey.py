@@ -10,7 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Page, expect
 
-from .support import Camera, Inbox, Stack, miles, next_local_time, subscribe
+from .mail import Inbox
+from .pages import Camera
+from .stack import Stack, subscribe
+from .support import miles, next_local_time
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 

@@ -7,7 +7,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from .support import Camera, Inbox, Mail, Stack, focus_indicator, miles, subscribe
+from .mail import Inbox, Mail
+from .pages import Camera, focus_indicator
+from .stack import Stack, subscribe
+from .support import miles
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
