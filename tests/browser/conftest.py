@@ -146,13 +146,15 @@ def inbox(smtp_sink: SmtpSink) -> Inbox:
     return Inbox(smtp_sink)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync driver keeps an event loop running in the main thread, so it
+# must be gone before any asyncio test outside this package runs.
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make install does it)")

@@ -40,12 +40,21 @@ class ReadinessTimeoutError(RuntimeError):
     """A started process did not become ready before its deadline."""
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on ``host`` that nothing listens on right now, and that this process has not
+    handed out before (ports picked together are only bound later, so the OS may offer one twice).
+    """
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free TCP port found")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -187,3 +187,10 @@ def session_service_process(artifacts_dir: Path) -> Iterator[ServiceStarter]:
         yield factory
     finally:
         factory.stop_all()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser journeys run last: they start a whole stack of their own and drive Chromium
+    through Playwright's sync driver, which holds an event loop in the main thread while it runs.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
