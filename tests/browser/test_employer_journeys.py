@@ -62,6 +62,13 @@ def test_journey2_employer_posts_and_the_care_manager_hears_within_seconds(
     page.locator("#field-zip").fill(FRAMINGHAM)
     page.locator("#field-settings-medical").check()
     page.get_by_label("Contact email").fill(contact)
+    page.get_by_label("Password").fill("too short")
+    page.get_by_role("button", name="Create account").click()
+    # The error is next to the field; what was typed (but the password) is kept.
+    expect(page.locator("#field-password")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#field-password-error")).to_be_visible()
+    expect(page.get_by_label("Organization name")).to_have_value(organization)
+    camera.shoot(page, "signup-error")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     expect(page).to_have_url(re.compile(r"/dashboard"))
