@@ -15,7 +15,8 @@ from .mail import Inbox
 from .stack import Stack, subscribe
 from .support import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Marked ``browser`` as well: these run with the journeys, on their stack (browser tests run last).
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
 ALBANY = "12207"
 SYRACUSE = "13202"
