@@ -41,6 +41,7 @@ from rich.progress import Progress
 from bench import match
 from bench.harness import Figure, Output, benchmark, percentile_ms, write_result
 from bench.stack import BenchStack, Service, embedded_stack, index_size, metric_sum, poll_until
+from hwcollab_common.geo import lookup_zip
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
@@ -115,9 +116,17 @@ def population(n: int, *, run: str, seed: int, now: datetime) -> list[Subscriber
 
 
 def opening_places(n: int, *, seed: int) -> list[Place]:
-    """Where the measured openings are: drawn like the population (mostly metros)."""
-    points = match.draw_places(np.random.default_rng(seed + 1), n)
-    return [place_at(float(lat), float(lon)) for lat, lon in points]
+    """Where the measured openings are: drawn like the population (mostly metros), among the
+    ZIPs the employer service accepts, at the coordinates it gives them."""
+    points = match.draw_places(np.random.default_rng(seed + 1), 3 * n)
+    chosen = []
+    for lat, lon in points:
+        known = lookup_zip(place_at(float(lat), float(lon)).zip)
+        if known is not None:
+            chosen.append(Place(known.zip, known.lat, known.lon, known.timezone))
+    if len(chosen) < n:
+        raise RuntimeError(f"only {len(chosen)} of {3 * n} drawn ZIPs are locatable")
+    return chosen[:n]
 
 
 def cluster(place: Place, *, tag: str, size: int, now: datetime) -> list[SubscriberProfile]:
@@ -329,7 +338,8 @@ def run_e2e(plan: Plan, workdir: Path) -> dict[str, Figure]:
                 answer = http.post(
                     f"{employer.url}/api/openings", json=opening_fields(place), headers=headers
                 )
-                answer.raise_for_status()
+                if answer.status_code != 201:
+                    raise RuntimeError(f"POST /api/openings: {answer.status_code} {answer.text}")
                 opening_id: str = answer.json()["opening_id"]
                 return opening_id
 
