@@ -4,6 +4,7 @@ employers kept apart (7)."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import Page, Route, expect
@@ -18,6 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 WORCESTER = "01608"
 FRAMINGHAM = "01701"  # about 20 miles from Worcester
 AUGUSTA_ME = "04330"  # about 170 miles from Framingham
+WITHIN_SECONDS = 30.0  # usually 1-3 s; generous for a busy two-core machine
 CARE_MANAGER_RN = {"roles": ["care_management"], "credentials": ["rn"], "zip": WORCESTER}
 
 
@@ -99,12 +101,15 @@ def test_journey2_employer_posts_and_the_care_manager_hears_within_seconds(
         "Coordinate care for adults with chronic conditions; home visits across MetroWest."
     )
     page.get_by_label("Apply link").fill("https://jobs.metrowest-care.example/apply/ncm-1")
+    posted_at = time.monotonic()
     page.get_by_role("button", name="Post opening").click()
     expect(page).to_have_url(re.compile(r"/dashboard\?posted="))
     opening_id = page.url.rsplit("posted=", 1)[1]
     expect(page.locator(f"#opening-{opening_id}")).to_contain_text("Nurse Care Manager")
 
     mails = opening_mails(inbox, reader, opening_id, what="the Nurse Care Manager email")
+    seconds = time.monotonic() - posted_at
+    assert seconds < WITHIN_SECONDS, f"the email took {seconds:.1f} s"
     assert len(mails) == 1, [m.describe() for m in mails]
     mail = mails[0]
     assert "Nurse Care Manager" in mail.subject
