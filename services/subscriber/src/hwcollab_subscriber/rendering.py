@@ -174,7 +174,10 @@ def validate_form(model: type[M], values: dict[str, Any]) -> M | dict[str, str]:
 
 
 def default_values() -> dict[str, Any]:
-    defaults = {name: field.default for name, field in Preferences.model_fields.items()}
+    defaults = {
+        name: None if field.is_required() else field.get_default(call_default_factory=True)
+        for name, field in Preferences.model_fields.items()
+    }
     return {**defaults, "roles": [], "email": None, "paused": False}
 
 
