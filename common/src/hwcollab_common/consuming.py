@@ -149,33 +149,39 @@ class _Attempts:
 
 def subscribe_events(
     broker: KafkaBroker,
-    topic: str,
-    *,
+    *topics: str,
     group_id: str,
     handle: EventHandler,
     max_attempts: int = 5,
     retry_base_seconds: float = 0.2,
 ) -> None:
-    """Register a consumer of ``topic`` in ``group_id`` that hands typed events to ``handle``.
+    """Register one consumer of ``topics`` in ``group_id`` that hands typed events to ``handle``.
+
+    One consumer per group and process: several members of one group in one process would only
+    rebalance against each other.
 
     ``handle`` must be idempotent (see :func:`apply_once`). It is retried with backoff on error;
     after ``max_attempts`` deliveries the message is dead-lettered and the consumer goes on.
     """
     attempts = _Attempts()
 
+    if not topics:
+        raise ValueError("subscribe_events needs at least one topic")
+
     @broker.subscriber(
-        topic,
+        *topics,
         group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         session_timeout_ms=10_000,
         heartbeat_interval_ms=2_000,
-        title=f"{group_id}:{topic}",
+        title=f"{group_id}:{','.join(topics)}",
     )
     async def consume(message: KafkaMessage) -> None:
         raw = message.raw_message
         record: Any = raw[-1] if isinstance(raw, tuple) else raw
         value: bytes = message.body
+        topic: str = record.topic
         location = {"partition": record.partition, "offset": record.offset}
         try:
             event = parse_event(value, topic=topic)

@@ -25,7 +25,7 @@ from hwcollab_common.consuming import CONSUMED, dead_letter, subscribe_events
 from hwcollab_notifier.delivery import Deliveries
 from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
-from hwcollab_schemas import EventParseError, parse_event
+from hwcollab_schemas import Event, EventParseError, parse_event
 from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
     SubscriberDeleted,
@@ -53,9 +53,16 @@ def index_group_id() -> str:
 def register_read_model(
     broker: KafkaBroker, read_model: ReadModel, *, group_id: str = NOTIFIER_GROUP
 ) -> None:
-    subscribe_events(broker, SUBSCRIBER_TOPIC, group_id=group_id, handle=read_model.on_subscriber)
-    subscribe_events(broker, EMPLOYER_TOPIC, group_id=group_id, handle=read_model.on_employer)
-    subscribe_events(broker, OPENING_TOPIC, group_id=group_id, handle=read_model.on_opening)
+    handlers = {
+        SUBSCRIBER_TOPIC: read_model.on_subscriber,
+        EMPLOYER_TOPIC: read_model.on_employer,
+        OPENING_TOPIC: read_model.on_opening,
+    }
+
+    async def handle(event: Event) -> None:
+        await handlers[event.topic](event)
+
+    subscribe_events(broker, *handlers, group_id=group_id, handle=handle)
 
 
 def register_index_feed(broker: KafkaBroker, index: ReplicaIndex, *, group_id: str) -> None:
