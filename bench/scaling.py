@@ -26,7 +26,7 @@ from rich.progress import Progress
 
 from bench.e2e import Place, cluster, opening_details, publish, seed_read_model
 from bench.harness import Figure, Output, benchmark, write_result
-from bench.stack import PARTITIONS, BenchStack, Service, embedded_stack, poll_until
+from bench.stack import PARTITIONS, BenchStack, Service, embedded_stack, metric_sum, poll_until
 from hwcollab_schemas.events import OpeningPosted
 from hwcollab_schemas.topics import (
     DELIVERY_TOPIC,
@@ -108,9 +108,9 @@ def spread(services: list[Service]) -> bool:
 
 def burst(
     stack: BenchStack, processes: int, plan: Plan, *, database: str
-) -> tuple[float, list[int]]:
-    """Emails per second with ``processes`` notifier processes in one group, and how many
-    delivery partitions each process held."""
+) -> tuple[float, list[int], list[int]]:
+    """Emails per second with ``processes`` notifier processes in one group, how many delivery
+    partitions each process held and how many emails each sent."""
     suffix = asyncio.run(fresh_groups(stack.kafka_bootstrap))
     public = {"subscriber": "http://127.0.0.1:8001", "employer": "http://127.0.0.1:8002"}
     env = stack.service_env("notifier", public_urls=public) | {
@@ -149,7 +149,11 @@ def burst(
                 return len(arrived) >= expected
 
             poll_until(all_sent, timeout=plan.timeout, what="burst emails", interval=0.1)
-        return expected / (max(arrived) - start), delivery
+        sent = [
+            int(metric_sum(s.url, "hwcollab_notifier_emails_sent_total", kind="immediate"))
+            for s in services
+        ]
+        return expected / (max(arrived) - start), delivery, sent
     finally:
         for service in services:
             stack.stop_service(service)
@@ -161,8 +165,8 @@ def run_scaling(plan: Plan, workdir: Path) -> dict[str, Figure]:
         database = f"bench_notifier_{stack.run_id}"
         profiles = cluster(PLACE, tag=stack.run_id, size=plan.subscribers, now=now)
         asyncio.run(seed_read_model(stack.mongodb_url, database, profiles, now=now))
-        one, _ = burst(stack, 1, plan, database=database)
-        two, delivery = burst(stack, 2, plan, database=database)
+        one, _, _ = burst(stack, 1, plan, database=database)
+        two, delivery, sent = burst(stack, 2, plan, database=database)
     note = (
         f"{plan.openings} openings × {plan.subscribers} immediate subscribers, published at once; "
         "emails accepted by the sink per second, burst published → last email"
@@ -174,7 +178,8 @@ def run_scaling(plan: Plan, workdir: Path) -> dict[str, Figure]:
             baseline=1.0,
             better="higher",
             note="2 notifier processes in one consumer group vs 1, on 2 shared cores; delivery "
-            f"partitions per process with 2: {delivery} of {PARTITIONS}",
+            f"partitions per process with 2: {delivery} of {PARTITIONS}, emails sent per "
+            f"process: {sent}",
         ),
         "emails_per_s_1_process": Figure(one, "emails/s", better="higher", note=note),
         "emails_per_s_2_processes": Figure(two, "emails/s", baseline=one, better="higher"),
