@@ -43,7 +43,10 @@ class Settings(ServiceSettings):
     """Appended to the notifier's consumer group ids; empty in deployments. Tests give each
     notifier they start a group of its own, so that no earlier process (or a killed one, which a
     broker may keep as a member) holds its partitions."""
-    delivery_concurrency: int = Field(default=4, ge=1, le=64)
+    # Delivery consumers per process, each a member of the delivery group owning its own
+    # partitions. Keep replicas × this ≤ the delivery topic's partitions, or extra members idle
+    # (the default of 1 lets replicas, scaled on lag, share the partitions).
+    delivery_concurrency: int = Field(default=1, ge=1, le=64)
     lag_sample_seconds: float = Field(default=15.0, gt=0)
 
     @property
