@@ -16,12 +16,10 @@ import asyncio
 import re
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from rich.progress import Progress
 
 from bench.e2e import Place, cluster, opening_details, publish, seed_read_model
@@ -30,12 +28,9 @@ from bench.stack import PARTITIONS, BenchStack, Service, embedded_stack, metric_
 from hwcollab_schemas.events import OpeningPosted
 from hwcollab_schemas.topics import (
     DELIVERY_TOPIC,
-    EMPLOYER_TOPIC,
-    NOTIFIER_DELIVERY_GROUP,
-    NOTIFIER_GROUP,
     OPENING_TOPIC,
-    SUBSCRIBER_TOPIC,
 )
+from hwcollab_testing.kafka import fresh_notifier_groups
 
 PLACE = Place(zip="55101", lat=44.9509, lon=-93.0925, timezone="America/Chicago")
 _ASSIGNED = re.compile(r"Consumer (\S+) assigned to partitions: \((.*)\)\s*$", re.M)
@@ -51,31 +46,6 @@ class Plan:
 
 FULL = Plan(subscribers=150, openings=8, timeout=900)
 QUICK = Plan(subscribers=30, openings=3, timeout=180)
-
-
-async def fresh_groups(bootstrap: str) -> str:
-    """A consumer-group suffix whose groups start at the end of every topic."""
-    suffix = f"-bench-{uuid.uuid4().hex[:10]}"
-    for group, topics in (
-        (NOTIFIER_GROUP + suffix, (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)),
-        (NOTIFIER_DELIVERY_GROUP + suffix, (DELIVERY_TOPIC,)),
-    ):
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.commit(await consumer.end_offsets(partitions))
-        finally:
-            await consumer.stop()
-    return suffix
 
 
 def holdings(service: Service, topic: str) -> list[set[int]]:
@@ -111,7 +81,7 @@ def burst(
 ) -> tuple[float, list[int], list[int]]:
     """Emails per second with ``processes`` notifier processes in one group, how many delivery
     partitions each process held and how many emails each sent."""
-    suffix = asyncio.run(fresh_groups(stack.kafka_bootstrap))
+    suffix = asyncio.run(fresh_notifier_groups(stack.kafka_bootstrap, label="bench"))
     public = {"subscriber": "http://127.0.0.1:8001", "employer": "http://127.0.0.1:8002"}
     env = stack.service_env("notifier", public_urls=public) | {
         "MONGODB_DATABASE": database,

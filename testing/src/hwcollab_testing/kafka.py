@@ -16,13 +16,13 @@ from hwcollab_schemas.topics import (
 )
 
 
-async def fresh_notifier_groups(bootstrap: str) -> str:
+async def fresh_notifier_groups(bootstrap: str, *, label: str = "test") -> str:
     """A consumer-group suffix whose groups start at the end of every topic: the notifier under
     test neither replays other tests' history nor meets members a killed process left behind.
 
     Pass it to the notifier as ``CONSUMER_GROUP_SUFFIX``.
     """
-    suffix = f"-test-{uuid.uuid4().hex[:10]}"
+    suffix = f"-{label}-{uuid.uuid4().hex[:10]}"
     for group, topics in (
         (NOTIFIER_GROUP + suffix, (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)),
         (NOTIFIER_DELIVERY_GROUP + suffix, (DELIVERY_TOPIC,)),
