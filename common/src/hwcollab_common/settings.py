@@ -37,6 +37,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    consumer_group_suffix: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._-]*$")
+    """Appended to the service's consumer group ids; empty in deployments. Tests give the
+    processes they start groups of their own, so that no other process holds their partitions."""
 
     @field_validator("link_signing_key_fallbacks", mode="before")
     @classmethod

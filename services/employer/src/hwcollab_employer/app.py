@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     context = employer_context(settings, service=service, clock=runtime.clock)
     expiry = ExpiryTask(service, interval_seconds=settings.opening_expiry_interval_seconds)
-    register_consumers(runtime.broker, service)
+    register_consumers(runtime.broker, service, group_suffix=settings.consumer_group_suffix)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -11,9 +11,13 @@ from hwcollab_schemas.events import NotificationSent
 from hwcollab_schemas.topics import EMPLOYER_GROUP, NOTIFICATION_TOPIC
 
 
-def register_consumers(broker: KafkaBroker, service: EmployerService) -> None:
+def register_consumers(
+    broker: KafkaBroker, service: EmployerService, *, group_suffix: str = ""
+) -> None:
     async def on_notification(event: Event) -> None:
         if isinstance(event, NotificationSent):
             await service.record_notification(event)
 
-    subscribe_events(broker, NOTIFICATION_TOPIC, group_id=EMPLOYER_GROUP, handle=on_notification)
+    subscribe_events(
+        broker, NOTIFICATION_TOPIC, group_id=EMPLOYER_GROUP + group_suffix, handle=on_notification
+    )

@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         clock=runtime.clock,
         resend_window=timedelta(seconds=settings.confirmation_resend_seconds),
     )
-    register_consumers(runtime.broker, service)
+    register_consumers(runtime.broker, service, group_suffix=settings.consumer_group_suffix)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

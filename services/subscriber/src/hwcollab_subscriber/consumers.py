@@ -11,9 +11,13 @@ from hwcollab_schemas.topics import NOTIFICATION_TOPIC, SUBSCRIBER_GROUP
 from hwcollab_subscriber.handlers import SubscriberService
 
 
-def register_consumers(broker: KafkaBroker, service: SubscriberService) -> None:
+def register_consumers(
+    broker: KafkaBroker, service: SubscriberService, *, group_suffix: str = ""
+) -> None:
     async def on_notification(event: Event) -> None:
         if isinstance(event, NotificationFailed):
             await service.notification_failed(event)
 
-    subscribe_events(broker, NOTIFICATION_TOPIC, group_id=SUBSCRIBER_GROUP, handle=on_notification)
+    subscribe_events(
+        broker, NOTIFICATION_TOPIC, group_id=SUBSCRIBER_GROUP + group_suffix, handle=on_notification
+    )
