@@ -535,6 +535,45 @@ async def test_bulletins_reach_active_subscribers_who_opted_in(notifier: Notifie
     assert bulletin_id
 
 
+class QueueThatDies(FakeJobQueue):
+    """Takes the first ``survive`` jobs, then fails as a crashed process would mid-queue."""
+
+    def __init__(self, survive: int) -> None:
+        super().__init__()
+        self.survive = survive
+
+    async def put(self, jobs: Sequence[DeliveryJob]) -> None:
+        await super().put(jobs[: self.survive])
+        if len(jobs) > self.survive:
+            raise ConnectionError("process died while queuing")
+
+
+async def test_a_bulletin_cut_short_while_queuing_is_queued_again_and_sent_once_each(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(n, *(profile(f"reader{i}", career_info=True) for i in range(3)))
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    dying = QueueThatDies(survive=1)
+    n.operations._jobs = dying
+    with pytest.raises(ConnectionError):
+        await n.operations.start_bulletin(subject="Exam prep", body_markdown="See you **soon**.")
+    n.jobs.jobs.extend(dying.take())
+    await n.deliver_all()
+    assert len(n.mailer.sent) == 1
+
+    n.operations._jobs = n.jobs
+    n.clock.advance(timedelta(minutes=10))
+    await n.operations.sweep()
+    await n.deliver_all()
+    await n.operations.sweep()  # queued now: nothing more to do
+    assert not n.jobs.jobs
+    assert sorted(e.to for e in n.mailer.sent if e.kind == "bulletin") == [
+        f"reader{i}@example.org" for i in range(3)
+    ]
+
+
 async def test_transient_failures_are_tried_again_and_finally_reported(
     notifier: Notifier,
 ) -> None:

@@ -258,6 +258,22 @@ class DeliveryStore:
     async def bulletin(self, bulletin_id: str) -> Document | None:
         return await self.bulletins.find_one({"_id": bulletin_id})
 
+    async def mark_bulletin_queued(
+        self, bulletin_id: str, *, recipients: int, at: datetime
+    ) -> None:
+        await self.bulletins.update_one(
+            {"_id": bulletin_id},
+            {"$set": {"status": "queued", "recipients": recipients, "queued_at": at}},
+        )
+
+    async def unqueued_bulletins(self, *, created_before: datetime) -> AsyncIterator[str]:
+        """Bulletins whose delivery jobs may not all have reached Kafka."""
+        cursor = self.bulletins.find(
+            {"status": "queuing", "created_at": {"$lt": created_before}}, {"_id": 1}
+        )
+        async for doc in cursor:
+            yield str(doc["_id"])
+
     async def take_lock(self, name: str, *, owner: str, now: datetime, ttl: timedelta) -> bool:
         """A lease that lets one replica at a time run a periodic task."""
         try:

@@ -122,7 +122,11 @@ class Operations:
         self._settings = settings
 
     async def start_bulletin(self, *, subject: str, body_markdown: str) -> tuple[str, int]:
-        """Store the bulletin and queue one delivery per opted-in active subscriber."""
+        """Store the bulletin, then queue one delivery per opted-in active subscriber.
+
+        The bulletin is stored as ``queuing`` first and marked ``queued`` once every job is on
+        Kafka: a crash in between leaves it ``queuing``, and the sweeper queues it again (the
+        Message-ID claim keeps anyone who already has it from getting it twice)."""
         now = self._runtime.clock.now()
         bulletin_id = str(uuid4())
         await self._repo.save_bulletin(
@@ -131,8 +135,13 @@ class Operations:
                 "subject": subject,
                 "body_markdown": body_markdown,
                 "created_at": now,
+                "status": "queuing",
             }
         )
+        return bulletin_id, await self._queue_bulletin(bulletin_id)
+
+    async def _queue_bulletin(self, bulletin_id: str) -> int:
+        now = self._runtime.clock.now()
         jobs = [
             DeliveryJob(
                 kind="bulletin",
@@ -143,17 +152,22 @@ class Operations:
             async for doc in self._repo.career_info_recipients()
         ]
         await self._jobs.put(jobs)
+        await self._repo.mark_bulletin_queued(bulletin_id, recipients=len(jobs), at=now)
         log.info("bulletin %s queued for %d subscribers", bulletin_id, len(jobs))
-        return bulletin_id, len(jobs)
+        return len(jobs)
 
     async def sweep(self, *, limit: int = 500) -> int:
         """Deliver, here and now, what was left pending too long: a job lost between the ledger
         and Kafka, a job stuck on the partition of a replica that died (until the group hands the
         partition over, or at all on a broker that never expires dead members), a send cut short
-        by a crash or a transient SMTP failure, a welcome email not yet sent. The Message-ID claim
-        keeps this from ever racing a job into a second send."""
+        by a crash or a transient SMTP failure, a welcome email not yet sent, a bulletin whose
+        queuing was cut short. The Message-ID claim keeps this from ever racing a job into a
+        second send."""
         now = self._runtime.clock.now()
         before = now - timedelta(seconds=self._settings.sweep_stale_seconds)
+        for bulletin_id in [b async for b in self._repo.unqueued_bulletins(created_before=before)]:
+            log.warning("bulletin %s was not fully queued; queuing it again", bulletin_id)
+            await self._queue_bulletin(bulletin_id)
         rows = [row async for row in self._repo.stale_immediate(before=before, limit=limit)]
         welcomes = [
             str(doc["_id"]) async for doc in self._repo.pending_welcomes(requested_before=before)
