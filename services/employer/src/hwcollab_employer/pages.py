@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
@@ -14,9 +15,17 @@ from hwcollab_employer.commands import EmployerSignup
 from hwcollab_employer.context import Context
 from hwcollab_employer.domain import InvalidFieldsError, NotFoundError, normalize_email
 from hwcollab_employer.handlers import EmailTakenError, field_errors
-from hwcollab_employer.listing import SearchParameters, board_query, directory_query
+from hwcollab_employer.listing import (
+    BoardQuery,
+    DirectoryQuery,
+    Page,
+    SearchParameters,
+    board_query,
+    directory_query,
+)
 
 router = APIRouter(include_in_schema=False)
+Q = TypeVar("Q", DirectoryQuery, BoardQuery)
 
 LOGIN_FAILED = "Incorrect email or password."
 
@@ -40,6 +49,7 @@ def _search_parameters(request: Request) -> tuple[SearchParameters, dict[str, st
         page_size=_int(args.get("page_size")),
     )
     form = {key: args.get(key, "") for key in ("zip", "radius_miles", "setting", "role", "q")}
+    form["remote"] = "false" if parameters.remote is False else "true"
     return parameters, form
 
 
@@ -53,23 +63,43 @@ def _page_links(request: Request, page: int, pages: int) -> dict[str, str | None
     }
 
 
-@router.get("/", response_class=HTMLResponse)
-async def directory_page(request: Request, context: Context) -> Response:
+async def _search_page(
+    request: Request,
+    context: Context,
+    *,
+    title: str,
+    template: str,
+    query: Callable[[SearchParameters], Q],
+    find: Callable[[Q], Awaitable[Page[Any]]],
+) -> Response:
+    """A search page: the form as sent, its field errors (422) or one page of results."""
     who = web.visitor(request, context)
     parameters, form = _search_parameters(request)
-    values: dict[str, Any] = {"page_title": "Find a Local Employer", "form": form}
+    values: dict[str, Any] = {"page_title": title, "form": form}
     try:
-        query = directory_query(parameters)
+        search = query(parameters)
     except InvalidFieldsError as error:
         values["errors"] = error.errors
-        return web.render(request, context, who, "employer/directory.html", values, status_code=422)
-    found = await context.service.find_employers(query)
+        return web.render(request, context, who, template, values, status_code=422)
+    found = await find(search)
     values |= {
         "results": found,
-        "searched_near": query.near,
+        "searched_near": search.near,
         "links": _page_links(request, found.page, found.pages),
     }
-    return web.render(request, context, who, "employer/directory.html", values)
+    return web.render(request, context, who, template, values)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def directory_page(request: Request, context: Context) -> Response:
+    return await _search_page(
+        request,
+        context,
+        title="Find a Local Employer",
+        template="employer/directory.html",
+        query=directory_query,
+        find=context.service.find_employers,
+    )
 
 
 @router.get("/employers/{employer_id}", response_class=HTMLResponse)
@@ -87,22 +117,14 @@ async def employer_page(
 
 @router.get("/openings", response_class=HTMLResponse)
 async def board_page(request: Request, context: Context) -> Response:
-    who = web.visitor(request, context)
-    parameters, form = _search_parameters(request)
-    form["remote"] = "false" if parameters.remote is False else "true"
-    values: dict[str, Any] = {"page_title": "Job board", "form": form}
-    try:
-        query = board_query(parameters)
-    except InvalidFieldsError as error:
-        values["errors"] = error.errors
-        return web.render(request, context, who, "employer/openings.html", values, status_code=422)
-    found = await context.service.find_openings(query)
-    values |= {
-        "results": found,
-        "searched_near": query.near,
-        "links": _page_links(request, found.page, found.pages),
-    }
-    return web.render(request, context, who, "employer/openings.html", values)
+    return await _search_page(
+        request,
+        context,
+        title="Job board",
+        template="employer/openings.html",
+        query=board_query,
+        find=context.service.find_openings,
+    )
 
 
 @router.get("/openings/{opening_id}", response_class=HTMLResponse)
