@@ -4,16 +4,24 @@ Acknowledgement policy: ``AckPolicy.NACK_ON_ERROR`` — the offset is committed 
 handler returns, and a handler error seeks back so the message is delivered again. A message that
 cannot be parsed, or whose handler keeps failing, is published to ``<topic>.dlq`` with the error in
 its headers before it is acknowledged, so one bad message never blocks its partition.
+
+Failures are of two kinds (see :func:`hwcollab_common.errors.is_transient`). A *transient* one —
+MongoDB, Kafka or SMTP unreachable, a timeout, a 4xx SMTP reply, :class:`TransientError` — is
+retried for as long as it lasts, with capped exponential backoff and jitter, and never
+dead-lettered: a database outage must not park good events in the DLQ. Any other error counts
+towards ``max_attempts`` and then dead-letters the message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -24,6 +32,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from hwcollab_common.errors import TransientError, is_transient
 from hwcollab_common.mongo import Document, in_transaction
 from hwcollab_schemas import Event, EventParseError, parse_event
 from hwcollab_schemas.topics import dlq_topic
@@ -42,6 +51,24 @@ DEAD_LETTERED = Counter(
 )
 
 EventHandler = Callable[[Event], Awaitable[None]]
+
+__all__ = [
+    "CONSUMED",
+    "DEAD_LETTERED",
+    "AlreadyProcessedError",
+    "FailureDecision",
+    "FailurePolicy",
+    "ProcessedEvents",
+    "TransientError",
+    "apply_once",
+    "dead_letter",
+    "is_transient",
+    "subscribe_events",
+]
+
+# Kafka evicts a member that does not poll within this; one delivery waits at most
+# ``retry_max_seconds`` before the handler returns, far below it (heartbeats run in the background).
+MAX_POLL_INTERVAL_MS = 300_000
 
 
 class AlreadyProcessedError(Exception):
@@ -147,6 +174,63 @@ class _Attempts:
         self._counts.pop(key, None)
 
 
+@dataclass(frozen=True, slots=True)
+class FailureDecision:
+    """What to do with a message whose handler failed: wait ``delay`` seconds and have it
+    delivered again, or dead-letter it."""
+
+    action: Literal["retry", "dead_letter"]
+    transient: bool
+    attempt: int
+    delay: float = 0.0
+
+
+class FailurePolicy:
+    """Transient failures: retried forever, waiting ``base`` · 2ⁿ seconds capped at ``cap``, with
+    jitter (a random wait between half and all of it, so replicas do not retry in step). Other
+    failures: retried with the same backoff until ``max_attempts`` deliveries, then dead-lettered.
+
+    Attempts are counted per message (``tag``) in a bounded in-memory map; a success clears them.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_attempts: int = 5,
+        base_seconds: float = 0.2,
+        cap_seconds: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_attempts < 1 or base_seconds < 0 or cap_seconds < base_seconds:
+            raise ValueError("need max_attempts >= 1 and 0 <= base_seconds <= cap_seconds")
+        self.max_attempts = max_attempts
+        self.base_seconds = base_seconds
+        self.cap_seconds = cap_seconds
+        self._rng = rng or random.Random()
+        self._failures = _Attempts()
+        self._outages = _Attempts()
+
+    def backoff(self, attempt: int) -> float:
+        """The wait after the ``attempt``-th failed delivery (1-based), jitter included."""
+        exponent = min(attempt - 1, 64)  # 2**64 · base is past any cap
+        ceiling = min(self.cap_seconds, self.base_seconds * 2.0**exponent)
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def failed(self, tag: str, error: BaseException) -> FailureDecision:
+        if is_transient(error):
+            attempt = self._outages.bump(tag)
+            return FailureDecision("retry", True, attempt, self.backoff(attempt))
+        attempt = self._failures.bump(tag)
+        if attempt >= self.max_attempts:
+            self.succeeded(tag)
+            return FailureDecision("dead_letter", False, attempt)
+        return FailureDecision("retry", False, attempt, self.backoff(attempt))
+
+    def succeeded(self, tag: str) -> None:
+        self._failures.clear(tag)
+        self._outages.clear(tag)
+
+
 def subscribe_events(
     broker: KafkaBroker,
     *topics: str,
@@ -154,16 +238,23 @@ def subscribe_events(
     handle: EventHandler,
     max_attempts: int = 5,
     retry_base_seconds: float = 0.2,
+    retry_max_seconds: float = 30.0,
 ) -> None:
     """Register one consumer of ``topics`` in ``group_id`` that hands typed events to ``handle``.
 
     One consumer per group and process: several members of one group in one process would only
     rebalance against each other.
 
-    ``handle`` must be idempotent (see :func:`apply_once`). It is retried with backoff on error;
-    after ``max_attempts`` deliveries the message is dead-lettered and the consumer goes on.
+    ``handle`` must be idempotent (see :func:`apply_once`). A transient failure (see
+    :func:`is_transient`) is retried until it passes, with backoff from ``retry_base_seconds``
+    doubling up to ``retry_max_seconds``; any other failure is retried the same way until
+    ``max_attempts`` deliveries, then the message is dead-lettered and the consumer goes on.
     """
-    attempts = _Attempts()
+    policy = FailurePolicy(
+        max_attempts=max_attempts, base_seconds=retry_base_seconds, cap_seconds=retry_max_seconds
+    )
+    if retry_max_seconds * 1000 * 4 > MAX_POLL_INTERVAL_MS:
+        raise ValueError("retry_max_seconds must stay well below the Kafka max poll interval")
 
     if not topics:
         raise ValueError("subscribe_events needs at least one topic")
@@ -175,6 +266,7 @@ def subscribe_events(
         auto_offset_reset="earliest",
         session_timeout_ms=10_000,
         heartbeat_interval_ms=2_000,
+        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
         title=f"{group_id}:{','.join(topics)}",
     )
     async def consume(message: KafkaMessage) -> None:
@@ -195,25 +287,43 @@ def subscribe_events(
         try:
             await handle(event)
         except Exception as error:
-            count = attempts.bump(tag)
-            if count >= max_attempts:
-                attempts.clear(tag)
+            decision = policy.failed(tag, error)
+            if decision.action == "dead_letter":
                 CONSUMED.labels(topic, event.event_type, "dead_lettered").inc()
-                log.exception("giving up on %s after %d attempts", event.event_type, count)
+                log.exception(
+                    "giving up on %s after %d attempts", event.event_type, decision.attempt
+                )
                 await dead_letter(
                     broker,
                     topic=topic,
                     key=record.key,
                     value=value,
-                    error=f"handler failed {count} times: {type(error).__name__}: {error}",
+                    error=(
+                        f"handler failed {decision.attempt} times: {type(error).__name__}: {error}"
+                    ),
                     **location,
                 )
                 return
             CONSUMED.labels(topic, event.event_type, "retried").inc()
-            log.warning(
-                "handling %s failed (attempt %d), will retry: %s", event.event_type, count, error
-            )
-            await asyncio.sleep(retry_base_seconds * 2 ** (count - 1))
+            if decision.transient:
+                log.warning(
+                    "handling %s hit an outage (attempt %d), retrying in %.1f s: %s: %s",
+                    event.event_type,
+                    decision.attempt,
+                    decision.delay,
+                    type(error).__name__,
+                    error,
+                )
+            else:
+                log.warning(
+                    "handling %s failed (attempt %d of %d), will retry: %s: %s",
+                    event.event_type,
+                    decision.attempt,
+                    max_attempts,
+                    type(error).__name__,
+                    error,
+                )
+            await asyncio.sleep(decision.delay)
             raise
-        attempts.clear(tag)
+        policy.succeeded(tag)
         CONSUMED.labels(topic, event.event_type, "handled").inc()
