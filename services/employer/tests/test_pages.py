@@ -219,6 +219,7 @@ async def test_directory_and_job_board_pages_list_nearest_first(harness) -> None
     assert re.search(r"3\d\.\d mi", directory.text)
     assert "1 open opening" in directory.text
     assert "RN Care Manager - Health Home" in board.text
+    assert re.search(r"\d{5} · <strong>3\d\.\d mi</strong>", board.text)
     assert "0 openings" in too_far.text
     assert bad.status_code == 422
     assert 'id="field-zip-error"' in bad.text
