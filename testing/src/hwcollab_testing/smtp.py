@@ -1,9 +1,12 @@
-"""An SMTP sink for tests: records every message and fails on purpose for chosen addresses."""
+"""An SMTP sink for tests: records every message and fails on purpose for chosen addresses, or
+for everyone (an outage: connections refused, a 421 greeting, 421 to every MAIL FROM)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import socket
+import socketserver
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +34,7 @@ class SmtpSink:
     messages: list[ReceivedMessage] = field(default_factory=list)
     permanent_failures: set[str] = field(default_factory=set)
     transient_failures: dict[str, int] = field(default_factory=dict)
+    busy: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_permanently(self, address: str) -> None:
@@ -43,12 +47,18 @@ class SmtpSink:
         with self._lock:
             self.transient_failures[address.lower()] = times
 
+    def set_busy(self, busy: bool) -> None:
+        """While ``busy``, answer 421 to every MAIL FROM (the connection stays open)."""
+        with self._lock:
+            self.busy = busy
+
     def clear(self) -> None:
         """Forget received messages and programmed failures."""
         with self._lock:
             self.messages.clear()
             self.permanent_failures.clear()
             self.transient_failures.clear()
+            self.busy = False
 
     def snapshot(self) -> list[ReceivedMessage]:
         with self._lock:
@@ -74,6 +84,11 @@ class SmtpSink:
                     f"SMTP sink: condition not met within {timeout} s ({len(messages)} messages)"
                 )
             time.sleep(0.05)
+
+    def mail_reply(self) -> str | None:
+        """The error reply to MAIL FROM, or None to accept it."""
+        with self._lock:
+            return "421 4.3.2 Service not available, try again later" if self.busy else None
 
     def rcpt_reply(self, address: str) -> str | None:
         """The error reply for ``address``, or None to accept it."""
@@ -102,6 +117,16 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        reply = self.sink.mail_reply()
+        if reply is not None:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
@@ -119,16 +144,66 @@ class _Handler:
         return "250 Message accepted"
 
 
+class _Greeting421(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.sendall(b"421 4.3.2 Service not available, closing transmission channel\r\n")
+        self.request.shutdown(socket.SHUT_RDWR)
+
+
+class _Refuser(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
 class SmtpSinkServer:
-    """Runs the sink in aiosmtpd's own thread on ``host:port``."""
+    """Runs the sink in aiosmtpd's own thread on ``host:port``.
+
+    For outages: :meth:`stop` then :meth:`start` again on the same port (connections are refused
+    in between, open ones are cut), :meth:`greet_with_421` (a server that answers every
+    connection with 421 and closes it, as an overloaded MTA does) and ``sink.set_busy(True)``
+    (the normal server answers 421 to every MAIL FROM). Received messages survive restarts.
+    """
 
     def __init__(self, *, host: str, port: int) -> None:
         self.sink = SmtpSink(host=host, port=port)
-        self._controller = Controller(_Handler(self.sink), hostname=host, port=port)
+        self._controller: Controller | None = None
+        self._refuser: _Refuser | None = None
+        self._refuser_thread: threading.Thread | None = None
 
     def start(self) -> SmtpSink:
-        self._controller.start()
+        """Accept mail (again), after :meth:`stop` or :meth:`greet_with_421`."""
+        self._stop_refuser()
+        if self._controller is None:
+            controller = Controller(
+                _Handler(self.sink), hostname=self.sink.host, port=self.sink.port
+            )
+            controller.start()
+            self._controller = controller
         return self.sink
 
+    def greet_with_421(self) -> None:
+        """Until :meth:`start` or :meth:`stop`: every connection gets a 421 greeting, then EOF."""
+        self._stop_controller()
+        if self._refuser is None:
+            refuser = _Refuser((self.sink.host, self.sink.port), _Greeting421)
+            thread = threading.Thread(target=refuser.serve_forever, daemon=True)
+            thread.start()
+            self._refuser, self._refuser_thread = refuser, thread
+
     def stop(self) -> None:
-        self._controller.stop()
+        """Close the port: connections are refused until :meth:`start`."""
+        self._stop_controller()
+        self._stop_refuser()
+
+    def _stop_controller(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def _stop_refuser(self) -> None:
+        if self._refuser is not None:
+            self._refuser.shutdown()
+            self._refuser.server_close()
+            if self._refuser_thread is not None:
+                self._refuser_thread.join()
+            self._refuser = self._refuser_thread = None
