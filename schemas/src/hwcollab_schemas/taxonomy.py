@@ -418,3 +418,23 @@ def taxonomy_document() -> dict[str, Any]:
         "weekdays": list(WEEKDAYS),
         "hours_per_year": HOURS_PER_YEAR,
     }
+
+
+def _money(amount: float, *, period: PayPeriod) -> str:
+    if period == "hour" and amount != int(amount):
+        return f"${amount:,.2f}"
+    return f"${round(amount):,}"
+
+
+def pay_label(*, pay_min: float | None, pay_max: float | None, period: PayPeriod) -> str | None:
+    """ "$38–$45 an hour", "$80,000 a year", "From $20 an hour", "Up to $25 an hour", or None."""
+    per = "an hour" if period == "hour" else "a year"
+    if pay_min is not None and pay_max is not None:
+        if pay_min == pay_max:
+            return f"{_money(pay_min, period=period)} {per}"
+        return f"{_money(pay_min, period=period)}–{_money(pay_max, period=period)} {per}"
+    if pay_min is not None:
+        return f"From {_money(pay_min, period=period)} {per}"
+    if pay_max is not None:
+        return f"Up to {_money(pay_max, period=period)} {per}"
+    return None

@@ -35,17 +35,11 @@ def _miles(value: float | None) -> str:
 
 
 def _pay(fields: Any) -> str:
-    low, high, period = fields.pay_min, fields.pay_max, fields.pay_period
-    if low is None and high is None:
-        return ""
-    unit = "/hour" if period == "hour" else "/year"
-
-    def money(amount: float) -> str:
-        return f"${amount:,.2f}" if period == "hour" else f"${amount:,.0f}"
-
-    if low is not None and high is not None and low != high:
-        return f"{money(low)}–{money(high)}{unit}"
-    return f"{money(high if high is not None else low)}{unit}"
+    """The pay range as openings read everywhere, pages and email alike: "$38–$45 an hour"."""
+    label = taxonomy.pay_label(
+        pay_min=fields.pay_min, pay_max=fields.pay_max, period=fields.pay_period
+    )
+    return label or ""
 
 
 RADIUS_CHOICES = (10, 25, 50, 100, 250)

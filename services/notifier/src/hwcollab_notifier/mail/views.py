@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from hwcollab_schemas import taxonomy
 from hwcollab_schemas.events import OpeningDetails
+from hwcollab_schemas.taxonomy import pay_label
 
 SUMMARY_CHARS = 300
 _SPACE = re.compile(r"\s+")
@@ -106,28 +107,6 @@ def distance_label(miles: float | None) -> str | None:
         return "less than a mile away"
     rounded = round(miles)
     return "1 mile away" if rounded == 1 else f"{rounded} miles away"
-
-
-def _money(amount: float, *, period: taxonomy.PayPeriod) -> str:
-    if period == "hour" and amount != int(amount):
-        return f"${amount:,.2f}"
-    return f"${round(amount):,}"
-
-
-def pay_label(
-    *, pay_min: float | None, pay_max: float | None, period: taxonomy.PayPeriod
-) -> str | None:
-    """ "$38–$45 an hour", "$80,000 a year", "From $20 an hour", "Up to $25 an hour", or None."""
-    per = "an hour" if period == "hour" else "a year"
-    if pay_min is not None and pay_max is not None:
-        if pay_min == pay_max:
-            return f"{_money(pay_min, period=period)} {per}"
-        return f"{_money(pay_min, period=period)}–{_money(pay_max, period=period)} {per}"
-    if pay_min is not None:
-        return f"From {_money(pay_min, period=period)} {per}"
-    if pay_max is not None:
-        return f"Up to {_money(pay_max, period=period)} {per}"
-    return None
 
 
 def summarize(text: str, *, limit: int = SUMMARY_CHARS) -> str:
