@@ -24,6 +24,7 @@ from hwcollab_common.ops import (
 from hwcollab_common.ratelimit import RateLimiter
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.web import mount_static
+from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_employer import api, dashboard, errors, pages, web
 from hwcollab_employer.consumers import register_consumers
 from hwcollab_employer.context import EmployerContext
@@ -114,6 +115,7 @@ def build_app(
     )
     app.state.employer = context
     install_http_basics(app)
+    app.add_middleware(SecurityHeaders, referrer_policy="strict-origin-when-cross-origin")
     errors.install_error_handlers(app)
     app.include_router(ops_router(readiness or {}))
     app.include_router(api.router)

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from hwcollab_common.clock import Clock
 from hwcollab_common.ops import configure_logging, install_http_basics, ops_router
 from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_notifier.api import admin_router
 from hwcollab_notifier.consumers import (
     index_group_id,
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
     )
     install_http_basics(app)
+    app.add_middleware(SecurityHeaders)
     app.include_router(ops_router(runtime.readiness_checks() | {"match_index": index.check_ready}))
     app.include_router(
         admin_router(

@@ -19,6 +19,7 @@ from hwcollab_common.ops import configure_logging, install_http_basics, ops_rout
 from hwcollab_common.ratelimit import RateLimiter
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tokens import TokenError, TokenExpiredError
+from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_subscriber import api, pages, rendering
 from hwcollab_subscriber.consumers import register_consumers
 from hwcollab_subscriber.handlers import (
@@ -122,6 +123,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.limiter = RateLimiter()
     app.state.templates = rendering.create_templates()
     install_http_basics(app, max_body_bytes=settings.max_body_bytes)
+    # No framing (the unsubscribe and erase buttons cannot be clickjacked); link tokens in page
+    # URLs never leave in a Referer.
+    app.add_middleware(SecurityHeaders, referrer_policy="no-referrer")
     install_error_handlers(app)
     web.mount_static(app)
     app.include_router(ops_router(runtime.readiness_checks()))

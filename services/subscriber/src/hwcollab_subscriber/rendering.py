@@ -24,9 +24,6 @@ from hwcollab_subscriber.domain import (
 from hwcollab_subscriber.handlers import Links
 
 M = TypeVar("M", bound=BaseModel)
-# No framing, so the unsubscribe and erase buttons cannot be clickjacked; forms post only here.
-# (Pages have no scripts; script-src is left open so that accessibility audits can inject axe.)
-CONTENT_SECURITY_POLICY = "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 MULTI_FIELDS = ("roles", "settings", "credentials", "employment_types")
 BOOLEAN_FIELDS = ("remote_ok", "career_info", "paused")
@@ -85,8 +82,6 @@ def render(
         request, name, context, status_code=status_code, headers=headers
     )
     response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")  # tokens stay out of Referer
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     return response
 
 
