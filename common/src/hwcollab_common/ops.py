@@ -13,7 +13,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.types import ASGIApp
+
+from hwcollab_common.web.security import BodySizeLimit
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
@@ -54,22 +55,6 @@ def ops_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0) ->
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
-
-
-class BodySizeLimit(BaseHTTPMiddleware):
-    """Refuses request bodies over ``max_bytes`` with 413 before reading them."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        super().__init__(app)
-        self._max_bytes = max_bytes
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self._max_bytes):
-            return JSONResponse(
-                {"detail": f"request body larger than {self._max_bytes} bytes"}, status_code=413
-            )
-        return await call_next(request)
 
 
 class RequestMetrics(BaseHTTPMiddleware):

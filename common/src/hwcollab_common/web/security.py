@@ -1,4 +1,5 @@
-"""Security headers on every response of every service (one middleware, installed by each app).
+"""Security headers on every response of every service (one middleware, installed by each app),
+and the request body size limit.
 
 Pages are server-rendered forms with the shared stylesheets and at most one script file of the
 service's own (the employer's opening form), so the policy allows only this origin and nothing
@@ -11,10 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CONTENT_SECURITY_POLICY", "DOCS_CONTENT_SECURITY_POLICY", "SecurityHeaders"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "DOCS_CONTENT_SECURITY_POLICY",
+    "BodySizeLimit",
+    "RequestBodyTooLargeError",
+    "SecurityHeaders",
+]
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -79,3 +88,64 @@ class SecurityHeaders:
             await send(message)
 
         await self._app(scope, receive, send_with_headers)
+
+
+class RequestBodyTooLargeError(HTTPException):
+    """The body grew past the limit while it was read (a chunked body declares no length)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body larger than {max_bytes} bytes")
+
+
+class BodySizeLimit:
+    """Answers 413 to a request body over ``max_bytes``: at once when ``Content-Length`` says so,
+    otherwise as soon as the streamed body (e.g. ``Transfer-Encoding: chunked``) passes the limit,
+    so that no route ever buffers more than that.
+
+    The overflow is raised from ``receive`` as an HTTP 413 error, which the app's own error
+    handlers answer (a page or JSON); if it gets out of the app unanswered, this answers it.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self._app = app
+        self._max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self._max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max_bytes:
+                    raise RequestBodyTooLargeError(self._max_bytes)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, counting_receive, watching_send)
+        except RequestBodyTooLargeError:
+            if response_started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = JSONResponse(
+            {"detail": f"request body larger than {self._max_bytes} bytes"},
+            status_code=413,
+            headers={"Connection": "close"},
+        )
+        await answer(scope, receive, send)
