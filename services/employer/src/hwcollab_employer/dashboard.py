@@ -11,11 +11,11 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
 from hwcollab_employer.commands import OpeningFields, OpeningPatch, ProfilePatch
 from hwcollab_employer.context import Context, EmployerContext
 from hwcollab_employer.domain import ConflictError, InvalidFieldsError, Opening
-from hwcollab_employer.handlers import field_errors
 from hwcollab_schemas import taxonomy
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)

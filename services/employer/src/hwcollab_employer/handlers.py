@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.geo import ZipPlace, lookup_zip
+from hwcollab_common.validation import field_errors
 from hwcollab_employer import domain
 from hwcollab_employer.commands import (
     EmployerSignup,
@@ -69,17 +70,6 @@ PRODUCER = "employer"
 
 class EmailTakenError(ValueError):
     """Sign-up with an address that already has an account."""
-
-
-def field_errors(error: ValidationError) -> dict[str, str]:
-    """Pydantic errors as ``{field: message}`` (the first message per field)."""
-    errors: dict[str, str] = {}
-    for item in error.errors():
-        location = [str(part) for part in item["loc"] if not isinstance(part, int)]
-        name = ".".join(location) or "__root__"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        errors.setdefault(name, message)
-    return errors
 
 
 def _zip_place(zip_code: str | None) -> ZipPlace | None:

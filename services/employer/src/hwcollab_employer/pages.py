@@ -10,11 +10,12 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from hwcollab_common.ratelimit import client_ip
+from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
 from hwcollab_employer.commands import EmployerSignup
 from hwcollab_employer.context import Context
 from hwcollab_employer.domain import InvalidFieldsError, NotFoundError, normalize_email
-from hwcollab_employer.handlers import EmailTakenError, field_errors
+from hwcollab_employer.handlers import EmailTakenError
 from hwcollab_employer.listing import (
     BoardQuery,
     DirectoryQuery,

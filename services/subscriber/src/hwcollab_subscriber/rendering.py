@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from hwcollab_common import web
+from hwcollab_common import validation, web
 from hwcollab_common.tokens import TokenInvalidError
 from hwcollab_schemas.taxonomy import WEEKDAYS, taxonomy_document
 from hwcollab_subscriber.domain import (
@@ -147,18 +147,12 @@ def form_values(form: FormData, fields: Iterable[str]) -> dict[str, Any]:
     return values
 
 
+ROLES_REQUIRED = {("roles", "too_short"): "Choose at least one role or family."}
+
+
 def field_errors(error: ValidationError) -> dict[str, str]:
     """One readable message per field."""
-    messages: dict[str, str] = {}
-    for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else "form"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = "This field is required."
-        elif item["type"] == "too_short" and field == "roles":
-            message = "Choose at least one role or family."
-        messages.setdefault(field, message[:1].upper() + message[1:])
-    return messages
+    return validation.field_errors(error, root="form", overrides=ROLES_REQUIRED)
 
 
 def validate_form(model: type[M], values: dict[str, Any]) -> M | dict[str, str]:
