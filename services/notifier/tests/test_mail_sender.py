@@ -14,8 +14,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from hwcollab_common.errors import is_transient
 from hwcollab_notifier.mail.composer import OutgoingEmail
-from hwcollab_notifier.mail.sender import SmtpSender
+from hwcollab_notifier.mail.sender import SmtpSender, SmtpUnavailableError
+from hwcollab_testing.smtp import SmtpSinkServer
 
 pytestmark = pytest.mark.integration
 
@@ -258,7 +260,7 @@ async def test_connections_closed_by_the_server_while_idle_are_reopened(
     assert smtp_server.opened >= 3
 
 
-async def test_unreachable_server_is_a_transient_failure() -> None:
+async def test_an_unreachable_server_is_an_outage_not_an_outcome() -> None:
     sender = SmtpSender(
         host="127.0.0.1",
         port=free_port(),
@@ -267,11 +269,47 @@ async def test_unreachable_server_is_a_transient_failure() -> None:
         backoff_base=0.01,
         timeout=2.0,
     )
-    outcome = await sender.send(outgoing(1))
+    with pytest.raises(SmtpUnavailableError) as raised:
+        await sender.send(outgoing(1))
     await sender.close()
 
-    assert outcome.status == "transient_failure"
-    assert "cannot connect" in outcome.detail
+    assert "cannot connect" in raised.value.detail
+    assert is_transient(raised.value)
+
+
+async def test_421_greetings_and_421_replies_are_outages_and_sending_resumes_after() -> None:
+    server = SmtpSinkServer(host="127.0.0.1", port=free_port())
+    sink = server.start()
+    sender = SmtpSender(
+        host="127.0.0.1",
+        port=sink.port,
+        mail_from_address="opportunities@hwcollab.example",
+        pool_size=1,
+        max_attempts=2,
+        backoff_base=0.01,
+        timeout=2.0,
+    )
+    try:
+        assert (await sender.send(outgoing(1))).status == "sent"
+        server.greet_with_421()
+        with pytest.raises(SmtpUnavailableError) as greeted:
+            await sender.send(outgoing(2))
+        server.start()
+        sink.set_busy(True)
+        with pytest.raises(SmtpUnavailableError) as busy:
+            await sender.send(outgoing(3))
+        sink.set_busy(False)
+        assert (await sender.send(outgoing(4))).status == "sent"
+    finally:
+        await sender.close()
+        server.stop()
+
+    assert "421" in greeted.value.detail
+    assert busy.value.code == 421
+    assert [m.rcpt_tos for m in sink.snapshot()] == [
+        ("reader1@example.org",),
+        ("reader4@example.org",),
+    ]
 
 
 async def test_bare_line_feeds_and_leading_dots_arrive_intact(

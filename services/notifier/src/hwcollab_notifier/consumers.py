@@ -21,7 +21,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from hwcollab_common.consuming import CONSUMED, dead_letter, subscribe_events
+from hwcollab_common.consuming import (
+    CONSUMED,
+    MAX_POLL_INTERVAL_MS,
+    FailurePolicy,
+    dead_letter,
+    subscribe_events,
+)
 from hwcollab_notifier.delivery import Deliveries
 from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
@@ -99,8 +105,15 @@ def register_deliveries(
     group_id: str = NOTIFIER_DELIVERY_GROUP,
     max_attempts: int = 5,
     retry_base_seconds: float = 0.2,
+    retry_max_seconds: float = 10.0,
 ) -> None:
-    attempts: dict[str, int] = {}
+    """Delivery jobs, ``concurrency`` partitions at a time. An outage (SMTP server unreachable
+    or answering 421, MongoDB away: see ``is_transient``) holds the job and retries it until the
+    outage ends, every ``retry_max_seconds`` at most: nothing is dead-lettered or dropped for it.
+    Other failures are retried ``max_attempts`` times, then dead-lettered."""
+    policy = FailurePolicy(
+        max_attempts=max_attempts, base_seconds=retry_base_seconds, cap_seconds=retry_max_seconds
+    )
 
     @broker.subscriber(
         DELIVERY_TOPIC,
@@ -109,6 +122,7 @@ def register_deliveries(
         auto_offset_reset="earliest",
         session_timeout_ms=10_000,
         heartbeat_interval_ms=2_000,
+        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
         max_workers=concurrency if concurrency > 1 else None,
         title=f"{group_id}:{DELIVERY_TOPIC}",
     )
@@ -133,10 +147,9 @@ def register_deliveries(
         try:
             await deliveries.handle(job)
         except Exception as error:
-            count = attempts.get(tag, 0) + 1
-            attempts[tag] = count
-            if count >= max_attempts:
-                attempts.pop(tag, None)
+            decision = policy.failed(tag, error)
+            count = decision.attempt
+            if decision.action == "dead_letter":
                 CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "dead_lettered").inc()
                 log.exception("giving up on a %s delivery after %d attempts", job.kind, count)
                 await dead_letter(
@@ -149,8 +162,15 @@ def register_deliveries(
                 )
                 return
             CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "retried").inc()
-            log.warning("%s delivery failed (attempt %d), will retry: %s", job.kind, count, error)
-            await asyncio.sleep(retry_base_seconds * 2 ** (count - 1))
+            log.warning(
+                "%s delivery failed (%s attempt %d), retrying in %.1f s: %s",
+                job.kind,
+                "outage" if decision.transient else "failed",
+                count,
+                decision.delay,
+                error,
+            )
+            await asyncio.sleep(decision.delay)
             raise
-        attempts.pop(tag, None)
+        policy.succeeded(tag)
         CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "handled").inc()

@@ -26,6 +26,7 @@ from hwcollab_notifier.domain import hash_id, normalize_email
 Channel = Literal["immediate", "digest", "welcome"]
 Session = AsyncClientSession | None
 OPEN_LEDGER = ("pending", "sending")
+MAX_CLAIMS = 20  # claims remembered per message
 
 
 class DeliveryStore:
@@ -104,13 +105,18 @@ class DeliveryStore:
             session=session,
         )
 
-    async def retry_rows(self, keys: Iterable[str], *, now: datetime, detail: str) -> None:
+    async def retry_rows(
+        self, keys: Iterable[str], *, now: datetime, detail: str, count: bool = True
+    ) -> None:
+        """Rows back to ``pending`` for the sweeper; ``count=False`` when the failure was an
+        outage that says nothing about these emails."""
+        update: Document = {
+            "$set": {"status": "pending", "updated_at": now, "reason": detail[:300]}
+        }
+        if count:
+            update["$inc"] = {"attempts": 1}
         await self.ledger.update_many(
-            {"_id": {"$in": list(keys)}, "status": {"$in": list(OPEN_LEDGER)}},
-            {
-                "$set": {"status": "pending", "updated_at": now, "reason": detail[:300]},
-                "$inc": {"attempts": 1},
-            },
+            {"_id": {"$in": list(keys)}, "status": {"$in": list(OPEN_LEDGER)}}, update
         )
 
     async def switch_to_immediate(
@@ -174,6 +180,7 @@ class DeliveryStore:
                     "owner": owner,
                     "lease_until": now + lease,
                     "attempts": 1,
+                    "claims": [{"owner": owner, "at": now}],
                     "created_at": now,
                     "digest_key": digest_key,
                 }
@@ -194,6 +201,10 @@ class DeliveryStore:
                 {
                     "$set": {"status": "sending", "owner": owner, "lease_until": now + lease},
                     "$inc": {"attempts": 1},
+                    # Who took it when: after a crash, shows which process sent it first.
+                    "$push": {
+                        "claims": {"$each": [{"owner": owner, "at": now}], "$slice": -MAX_CLAIMS}
+                    },
                 },
                 return_document=ReturnDocument.AFTER,
             )
@@ -215,6 +226,20 @@ class DeliveryStore:
                 "$unset": {"lease_until": "", "owner": ""},
             },
             session=session,
+        )
+
+    async def release_message(
+        self, message_id: str, *, owner: str, now: datetime, detail: str
+    ) -> None:
+        """Give a claim back after an outage of the SMTP server: ``retry`` at once for the next
+        claimer, and the attempt does not count towards ``DELIVERY_MAX_ATTEMPTS``."""
+        await self.messages.update_one(
+            {"_id": message_id, "status": "sending", "owner": owner},
+            {
+                "$set": {"status": "retry", "finished_at": now, "detail": detail[:300]},
+                "$unset": {"lease_until": "", "owner": ""},
+                "$inc": {"attempts": -1},
+            },
         )
 
     async def message(self, message_id: str) -> Document | None:

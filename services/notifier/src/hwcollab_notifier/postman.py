@@ -21,6 +21,7 @@ from uuid import uuid4
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hwcollab_common.errors import TransientError
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier import metrics
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome
@@ -96,7 +97,17 @@ class Postman:
             )
             metrics.EMAILS_SKIPPED.labels(email.kind, "suppressed").inc()
             return "suppressed"
-        outcome = await self._mailer.send(email)
+        try:
+            outcome = await self._mailer.send(email)
+        except TransientError as outage:
+            # The server is away (refused, 421, cut off): give the claim back uncounted and let
+            # the caller retry until it returns: consumers redeliver, the sweeper runs again.
+            await self._repo.release_message(
+                email.message_id, owner=self._owner, now=clock.now(), detail=str(outage)
+            )
+            await self._repo.retry_rows(pair_keys, now=clock.now(), detail=str(outage), count=False)
+            metrics.EMAILS_RETRIED.labels(email.kind).inc()
+            raise
         if outcome.status == "sent":
             await self._record_sent(email, pair_keys=pair_keys, after_sent=after_sent)
             return "sent"

@@ -3,7 +3,7 @@
 """
 
 from hwcollab_notifier.mail.composer import EmailComposer, OutgoingEmail, message_id_for
-from hwcollab_notifier.mail.sender import SendOutcome, SmtpSender
+from hwcollab_notifier.mail.sender import SendOutcome, SmtpSender, SmtpUnavailableError
 from hwcollab_notifier.mail.views import OpeningView, Recipient
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "Recipient",
     "SendOutcome",
     "SmtpSender",
+    "SmtpUnavailableError",
     "message_id_for",
 ]

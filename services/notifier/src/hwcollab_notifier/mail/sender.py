@@ -18,6 +18,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from hwcollab_common.errors import TransientError
 from hwcollab_notifier.mail.composer import OutgoingEmail
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ _TRANSIENT = SMTP_SENDS.labels(status="transient_failure")
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
     """``permanent_failure``: a 5xx reply, the caller suppresses the address and publishes
-    ``notification.failed`` (permanent=true). ``transient_failure``: retries ran out."""
+    ``notification.failed`` (permanent=true). ``transient_failure``: retries ran out on 4xx
+    replies about this message or recipient (e.g. 452 mailbox full). A server that cannot be
+    reached at all raises :class:`SmtpUnavailableError` instead."""
 
     status: SendStatus
     detail: str
@@ -60,6 +63,18 @@ def _wire_format(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
+class SmtpUnavailableError(TransientError):
+    """The SMTP server could not be reached, dropped the connection or answered 421 (closing
+    the channel) on every attempt: an outage of the server, not a fault of this email. It is a
+    :class:`~hwcollab_common.errors.TransientError`: the work is retried until the server returns
+    and never counts against the email's own attempts."""
+
+    def __init__(self, detail: str, code: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+
+
 class _RetryableError(Exception):
     """A 4xx reply or a transport failure: worth another attempt, maybe on a new connection."""
 
@@ -67,6 +82,11 @@ class _RetryableError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.code = code
+
+    @property
+    def server_unavailable(self) -> bool:
+        """No reply at all, or 421: the server, not this message, is the problem."""
+        return self.code is None or self.code == 421
 
 
 @dataclass(slots=True)
@@ -141,12 +161,18 @@ class SmtpSender:
 
     async def send(self, email: OutgoingEmail) -> SendOutcome:
         """Send one email. Retries 4xx replies and transport errors with exponential backoff and
-        jitter; a 5xx reply returns ``permanent_failure`` at once. Never raises for SMTP errors."""
+        jitter; a 5xx reply returns ``permanent_failure`` at once. Raises
+        :class:`SmtpUnavailableError` when the last attempt found the server unreachable or
+        closing (421); other SMTP errors are returned as outcomes."""
         try:
             # The first attempt runs without the retry machinery: it is the common case.
             outcome = await self._attempt(email)
         except _RetryableError as first:
-            outcome = await self._retry(email, first)
+            try:
+                outcome = await self._retry(email, first)
+            except SmtpUnavailableError:
+                _TRANSIENT.inc()
+                raise
         if outcome.status == "sent":
             _SENT.inc()
         elif outcome.status == "permanent_failure":
@@ -184,6 +210,8 @@ class SmtpSender:
             self._max_attempts,
             error.detail,
         )
+        if error.server_unavailable:
+            raise SmtpUnavailableError(error.detail, error.code) from error
         return SendOutcome("transient_failure", error.detail, error.code)
 
     async def _attempt(self, email: OutgoingEmail) -> SendOutcome:
