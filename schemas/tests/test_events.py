@@ -33,6 +33,7 @@ from hwcollab_schemas.events import (
     SubscriberUnsubscribedPayload,
     SubscriberUpdated,
 )
+from hwcollab_schemas.registry import MAX_EVENT_BYTES
 from hwcollab_schemas.topics import NOTIFICATION_TOPIC, OPENING_TOPIC, SUBSCRIBER_TOPIC
 
 NOW = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
@@ -199,6 +200,20 @@ def test_newer_optional_fields_are_ignored() -> None:
 def test_malformed_messages_are_rejected(raw: bytes, reason: str) -> None:
     with pytest.raises(EventParseError, match=reason):
         parse_event(raw)
+
+
+def test_oversized_messages_are_rejected_before_parsing() -> None:
+    raw = json.loads(EXAMPLES[9].to_bytes())
+    raw["padding"] = "x" * MAX_EVENT_BYTES
+    with pytest.raises(EventParseError, match="too large"):
+        parse_event(json.dumps(raw))
+    with pytest.raises(EventParseError, match="too large"):
+        parse_event(json.dumps(raw).encode())
+    del raw["padding"]
+    raw["payload"]["description"] = "\u00e9" * 5000  # the largest real description, escaped
+    assert parse_event(json.dumps(raw)).payload == EXAMPLES[9].payload.model_copy(
+        update={"description": "\u00e9" * 5000}
+    )
 
 
 def test_future_schema_version_is_rejected() -> None:

@@ -18,6 +18,8 @@ DeliveryKind = Literal["immediate", "welcome", "bulletin"]
 class DeliveryJob(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    schema_version: Literal[1] = 1
+    """A job of a newer format is rejected (to the DLQ) rather than half-understood."""
     job_id: UUID = Field(default_factory=uuid4)
     kind: DeliveryKind
     subscriber_id: Annotated[str, Field(min_length=1, max_length=64)]

@@ -14,6 +14,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.model_fields["event_type"].default: cls for cls in EVENT_CLASSES
 }
 
+# The largest event any producer writes is an opening with a 5,000-character description: a few
+# tens of kilobytes. Anything far bigger is junk (unknown fields are ignored, so size is the only
+# thing that would stop it) and is rejected before it is parsed.
+MAX_EVENT_BYTES = 256 * 1024
+
 
 class EventParseError(ValueError):
     """A message that is not a valid event of a known type and version; it belongs in the DLQ."""
@@ -32,6 +37,11 @@ def parse_event(raw: bytes | str | dict[str, Any], *, topic: str | None = None) 
     if isinstance(raw, dict):
         document: Any = raw
     else:
+        size = len(raw.encode() if isinstance(raw, str) else raw)
+        if size > MAX_EVENT_BYTES:
+            raise EventParseError(
+                f"too large: {size} bytes, more than the {MAX_EVENT_BYTES} an event may have"
+            )
         try:
             document = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
