@@ -27,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.mongo import Document
+from hwcollab_common.tracing import trace_headers
 from hwcollab_schemas import Event
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ SENT_RETENTION = timedelta(days=7)
 RELAYED = Counter("hwcollab_outbox_relayed_total", "Outbox events published to Kafka", ["topic"])
 RELAY_ERRORS = Counter("hwcollab_outbox_relay_errors_total", "Failed outbox relay batches")
 PENDING = Gauge("hwcollab_outbox_pending", "Outbox events not yet published")
+OLDEST_PENDING = Gauge(
+    "hwcollab_outbox_oldest_pending_seconds", "Age of the oldest outbox event not yet published"
+)
 
 
 class EventPublisher(Protocol):
@@ -49,8 +53,10 @@ class EventPublisher(Protocol):
 
 
 def outbox_document(event: Event) -> Document:
+    """The outbox entry of ``event``, with the trace context of the change that staged it."""
     return {
         "_id": str(event.event_id),
+        "trace": trace_headers(),
         "topic": event.topic,
         "key": event.key,
         "event_type": event.event_type,
@@ -73,6 +79,19 @@ async def stage_events(
     documents = [outbox_document(event) for event in events]
     if documents:
         await database[OUTBOX_COLLECTION].insert_many(documents, session=session, ordered=True)
+
+
+async def sample_backlog(database: AsyncDatabase[Document], *, clock: Clock) -> int:
+    """Set the backlog gauges (sampled on a timer, so they move during a broker outage too)."""
+    outbox = database[OUTBOX_COLLECTION]
+    pending = await outbox.count_documents({"status": "pending"})
+    oldest = await outbox.find_one(
+        {"status": "pending"}, {"created_at": 1}, sort=[("created_at", ASCENDING)]
+    )
+    PENDING.set(pending)
+    age = (clock.now() - oldest["created_at"]).total_seconds() if oldest else 0.0
+    OLDEST_PENDING.set(max(0.0, age))
+    return pending
 
 
 async def ensure_outbox_indexes(database: AsyncDatabase[Document]) -> None:
@@ -149,7 +168,11 @@ class OutboxRelay:
                     topic=entry["topic"],
                     key=entry["key"],
                     value=entry["value"],
-                    headers={"event_type": entry["event_type"], "event_id": entry["_id"]},
+                    headers={
+                        **(entry.get("trace") or {}),
+                        "event_type": entry["event_type"],
+                        "event_id": entry["_id"],
+                    },
                 )
                 for entry in batch
             ]

@@ -35,7 +35,13 @@ class ServiceSettings(BaseSettings):
     admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
     hwcollab_data_dir: Path = Path("var")
     log_level: str = "INFO"
-    log_json: bool = False
+    log_json: bool | None = None
+    """One JSON object per log line; unset means JSON when ``HWCOLLAB_ENV=prod``."""
+    tracing_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_exporter_otlp_endpoint: str | None = None
+    """The OTLP/HTTP collector's base URL (the standard variable); ``/v1/traces`` is appended."""
+    metrics_sample_seconds: float = Field(default=15.0, gt=0)
+    """How often consumer lag and the outbox backlog are sampled for ``/metrics``."""
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     consumer_group_suffix: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._-]*$")
     """Appended to the service's consumer group ids; empty in deployments. Tests give the

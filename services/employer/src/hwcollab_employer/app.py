@@ -14,15 +14,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.consuming import apply_once
 from hwcollab_common.ops import (
     ReadinessCheck,
-    configure_logging,
+    configure_observability,
     install_http_basics,
     ops_router,
 )
 from hwcollab_common.ratelimit import RateLimiter
 from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web import mount_static
 from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_employer import api, dashboard, errors, pages, web
@@ -56,8 +58,9 @@ class RuntimeUnitOfWork:
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(level=settings.log_level, json_logs=settings.log_json)
+    configure_observability(settings, service=NAME)
     runtime = ServiceRuntime(settings, name=NAME, clock=clock)
+    gauges = OperationalGauges(runtime, interval=settings.metrics_sample_seconds)
     repository = MongoEmployerRepository(runtime.db)
     service = EmployerService(
         repository=repository,
@@ -75,11 +78,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await repository.ensure_indexes()
         await runtime.start()
         expiry.start()
+        gauges.start()
         try:
             yield
         finally:
+            await gauges.stop()
             await expiry.stop()
             await runtime.stop()
+            shutdown_tracing()
 
     app = build_app(context, lifespan=lifespan, readiness=runtime.readiness_checks())
     app.state.runtime = runtime

@@ -13,8 +13,10 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from hwcollab_common.clock import Clock
-from hwcollab_common.ops import configure_logging, install_http_basics, ops_router
+from hwcollab_common.monitoring import OperationalGauges
+from hwcollab_common.ops import configure_observability, install_http_basics, ops_router
 from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_notifier.api import admin_router
 from hwcollab_notifier.consumers import (
@@ -48,8 +50,9 @@ async def _every(seconds: float, name: str, work: Callable[[], Awaitable[object]
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(level=settings.log_level, json_logs=settings.log_json)
+    configure_observability(settings, service="notifier")
     runtime = ServiceRuntime(settings, name="notifier", clock=clock)
+    gauges = OperationalGauges(runtime, interval=settings.metrics_sample_seconds)
     repository = NotifierRepository(runtime.db)
     index = ReplicaIndex()
     jobs = KafkaJobQueue(runtime.broker)
@@ -131,6 +134,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             asyncio.create_task(_every(settings.sweep_interval_seconds, "sweep", sweep)),
             asyncio.create_task(_every(settings.lag_sample_seconds, "lag", lag)),
         ]
+        gauges.start()
         app.state.runtime = runtime
         app.state.index = index
         app.state.digests = digests
@@ -140,8 +144,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await gauges.stop()
             await runtime.stop()
             await sender.close()
+            shutdown_tracing()
 
     app = FastAPI(
         title="HWcollab matcher-notifier",

@@ -15,10 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hwcollab_common import web
 from hwcollab_common.clock import Clock
 from hwcollab_common.geo import lookup_zip
-from hwcollab_common.ops import configure_logging, install_http_basics, ops_router
+from hwcollab_common.monitoring import OperationalGauges
+from hwcollab_common.ops import configure_observability, install_http_basics, ops_router
 from hwcollab_common.ratelimit import RateLimiter
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tokens import TokenError, TokenExpiredError
+from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_subscriber import api, pages, rendering
 from hwcollab_subscriber.consumers import register_consumers
@@ -87,8 +89,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(level=settings.log_level, json_logs=settings.log_json)
+    configure_observability(settings, service="subscriber")
     runtime = ServiceRuntime(settings, name="subscriber", clock=clock)
+    gauges = OperationalGauges(runtime, interval=settings.metrics_sample_seconds)
     store = MongoSubscriberStore(runtime)
     links = Links(runtime.signer, public_url=settings.subscriber_public_url)
     service = SubscriberService(
@@ -105,10 +108,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await asyncio.to_thread(lookup_zip, "01608")
         await store.ensure_indexes()
         await runtime.start()
+        gauges.start()
         try:
             yield
         finally:
+            await gauges.stop()
             await runtime.stop()
+            shutdown_tracing()
 
     app = FastAPI(
         title="HWcollab Opportunities — subscriber service",
