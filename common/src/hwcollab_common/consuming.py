@@ -15,6 +15,7 @@ towards ``max_attempts`` and then dead-letters the message.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from collections import OrderedDict
@@ -131,6 +132,60 @@ async def apply_once(
     return True
 
 
+# A dead letter must itself fit on its DLQ topic (1 MiB a message by default, which is also the
+# producer's own ``max_request_size``), or dead-lettering would fail and the original would be
+# delivered again forever. A larger original is kept as a prefix, with its size and SHA-256.
+DLQ_MAX_VALUE_BYTES = 256 * 1024
+DLQ_MAX_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """What goes to ``<topic>.dlq``: the original (or its prefix), and why, in headers."""
+
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+def dead_letter_record(
+    *,
+    topic: str,
+    key: bytes | None,
+    value: bytes,
+    error: str,
+    partition: int | None = None,
+    offset: int | None = None,
+    group_id: str | None = None,
+    now: datetime | None = None,
+) -> DeadLetterRecord:
+    """The DLQ copy of a message: headers ``error``, ``original_topic``, ``failed_at``,
+    ``original_partition`` / ``original_offset`` / ``consumer_group`` when known, and, for an
+    original too large to copy whole, ``truncated=true``, ``original_size`` and ``sha256`` (of the
+    whole original value; ``original_key_size`` likewise for an oversized key)."""
+    headers = {
+        "error": error.replace("\r", " ").replace("\n", " ")[:1000],
+        "original_topic": topic,
+        "failed_at": (now or datetime.now(UTC)).isoformat(),
+    }
+    if partition is not None:
+        headers["original_partition"] = str(partition)
+    if offset is not None:
+        headers["original_offset"] = str(offset)
+    if group_id is not None:
+        headers["consumer_group"] = group_id
+    if len(value) > DLQ_MAX_VALUE_BYTES:
+        headers["truncated"] = "true"
+        headers["original_size"] = str(len(value))
+        headers["sha256"] = hashlib.sha256(value).hexdigest()
+        value = value[:DLQ_MAX_VALUE_BYTES]
+    if key is not None and len(key) > DLQ_MAX_KEY_BYTES:
+        headers["truncated"] = "true"
+        headers["original_key_size"] = str(len(key))
+        key = key[:DLQ_MAX_KEY_BYTES]
+    return DeadLetterRecord(key=key, value=value, headers=headers)
+
+
 async def dead_letter(
     broker: KafkaBroker,
     *,
@@ -140,20 +195,27 @@ async def dead_letter(
     error: str,
     partition: int | None = None,
     offset: int | None = None,
+    group_id: str | None = None,
 ) -> None:
-    """Publish a message that cannot be used to ``<topic>.dlq``, with why in its headers."""
-    headers = {
-        "error": error.replace("\r", " ").replace("\n", " ")[:1000],
-        "original_topic": topic,
-        "failed_at": datetime.now(UTC).isoformat(),
-    }
-    if partition is not None:
-        headers["original_partition"] = str(partition)
-    if offset is not None:
-        headers["original_offset"] = str(offset)
-    await broker.publish(value, dlq_topic(topic), key=key, headers=headers)
+    """Publish a message that cannot be used to ``<topic>.dlq``, with why in its headers (see
+    :func:`dead_letter_record`; an oversized original is truncated so that the copy fits)."""
+    record = dead_letter_record(
+        topic=topic,
+        key=key,
+        value=value,
+        error=error,
+        partition=partition,
+        offset=offset,
+        group_id=group_id,
+    )
+    await broker.publish(record.value, dlq_topic(topic), key=record.key, headers=record.headers)
     DEAD_LETTERED.labels(topic, error.split(":", 1)[0][:40]).inc()
-    log.warning("dead-lettered a message from %s: %s", topic, error)
+    log.warning(
+        "dead-lettered a message from %s%s: %s",
+        topic,
+        " (truncated copy)" if "truncated" in record.headers else "",
+        error[:500],
+    )
 
 
 class _Attempts:
