@@ -255,6 +255,18 @@ async def test_a_new_opening_reaches_exactly_the_matching_immediate_subscribers(
     assert len([d for d in sent if b'"immediate"' in d["value"]]) == 1
 
 
+async def test_an_opening_reaches_someone_who_signed_up_on_another_replica_a_moment_ago(
+    notifier: Notifier,
+) -> None:
+    """The registration was applied by another replica (read model written, this replica's
+    index not yet fed) and its welcome already went out without the opening."""
+    n = notifier
+    newcomer = profile("newcomer")
+    await n.repo.save_subscriber(newcomer, now=n.clock.now(), welcome_pending=False, session=None)
+    await post(n, opening("o1"))
+    assert [(j.subscriber_id, j.opening_id) for j in n.jobs.jobs] == [("newcomer", "o1")]
+
+
 async def test_late_and_repeated_subscriber_events_never_win_over_newer_ones(
     notifier: Notifier,
 ) -> None:

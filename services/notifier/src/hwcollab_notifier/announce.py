@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier import metrics
@@ -17,7 +17,7 @@ from hwcollab_notifier.domain import (
     opening_criteria,
     pair_key,
 )
-from hwcollab_notifier.index_sync import ReplicaIndex
+from hwcollab_notifier.index_sync import ReplicaIndex, change_from_document
 from hwcollab_notifier.jobs import JobQueue
 from hwcollab_notifier.matching.reference import matches
 from hwcollab_notifier.repository import Channel, NotifierRepository
@@ -61,11 +61,13 @@ class Announcer:
         repository: NotifierRepository,
         index: ReplicaIndex,
         jobs: JobQueue,
+        catch_up: timedelta = timedelta(minutes=1),
     ) -> None:
         self._runtime = runtime
         self._repo = repository
         self._index = index
         self._jobs = jobs
+        self._catch_up = catch_up
 
     async def live_opening(self, opening_id: str) -> tuple[OpeningDetails, int] | None:
         doc = await self._repo.opening(opening_id)
@@ -91,6 +93,7 @@ class Announcer:
         if announced_version >= details.version:
             return 0
         await self._index.wait_loaded()
+        await self._fold_in_new_subscribers()
         started = time.perf_counter()
         result = self._index.match(opening_criteria(details))
         metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
@@ -128,6 +131,18 @@ class Announcer:
             "opening %s matched %d subscribers, %d new pairs", opening_id, len(ids), len(fresh)
         )
         return len(fresh)
+
+    async def _fold_in_new_subscribers(self) -> None:
+        """Bring the index up to date with people who signed up in the last minute.
+
+        Another replica may have applied a registration that this replica's index has not seen
+        yet (its feed or refresh lags by up to a refresh interval). Such a person's welcome email
+        may already have gone out without this opening, so matching without them would lose the
+        pair. Registrations are few, and the index's version guard ignores what it already has.
+        """
+        since = self._runtime.clock.now() - self._catch_up
+        async for doc in self._repo.registered_since(since):
+            self._index.apply(change_from_document(doc))
 
     async def welcome_matches(self, profile: SubscriberProfile) -> list[str]:
         """Record the open openings that already match a new subscriber as welcome pairs."""

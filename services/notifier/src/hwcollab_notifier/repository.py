@@ -36,6 +36,7 @@ class NotifierRepository(DeliveryStore):
         await self.subscribers.create_index([("changed_at", ASCENDING)])
         await self.subscribers.create_index([("status", ASCENDING), ("career_info", ASCENDING)])
         await self.subscribers.create_index([("welcome_pending", ASCENDING)])
+        await self.subscribers.create_index([("welcome_requested_at", ASCENDING)])
         await self.openings.create_index([("employer_id", ASCENDING)])
         await self.openings.create_index([("status", ASCENDING)])
         await self.ensure_delivery_indexes()
@@ -115,6 +116,10 @@ class NotifierRepository(DeliveryStore):
             {"$set": {"welcome_pending": False, "welcomed_at": now}},
             session=session,
         )
+
+    def registered_since(self, moment: datetime) -> AsyncIterator[Document]:
+        """Subscribers confirmed (welcome requested) at ``moment`` or later."""
+        return aiter(self.subscribers.find({"welcome_requested_at": {"$gte": moment}}))
 
     def changed_since(self, moment: datetime) -> AsyncIterator[Document]:
         return aiter(self.subscribers.find({"changed_at": {"$gte": moment}}))
