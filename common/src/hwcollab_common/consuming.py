@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -35,6 +36,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hwcollab_common.errors import TransientError, is_transient
 from hwcollab_common.mongo import Document, in_transaction
+from hwcollab_common.tracing import SpanKind, context_from, span
 from hwcollab_schemas import Event, EventParseError, parse_event
 from hwcollab_schemas.topics import dlq_topic
 
@@ -332,6 +334,28 @@ def subscribe_events(
         title=f"{group_id}:{','.join(topics)}",
     )
     async def consume(message: KafkaMessage) -> None:
+        """The message in a span that continues its producer's trace; its topic and event bound
+        to every log line written while it is handled."""
+        raw = message.raw_message
+        topic: str = (raw[-1] if isinstance(raw, tuple) else raw).topic
+        structlog.contextvars.bind_contextvars(topic=topic)
+        try:
+            with span(
+                f"consume {topic}",
+                kind=SpanKind.CONSUMER,
+                parent=context_from(message.headers),
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topic,
+                    "messaging.consumer.group.name": group_id,
+                    "messaging.message.id": str(message.headers.get("event_id", "")),
+                },
+            ):
+                await consume_message(message)
+        finally:
+            structlog.contextvars.unbind_contextvars("topic", "event_id", "event_type")
+
+    async def consume_message(message: KafkaMessage) -> None:
         raw = message.raw_message
         record: Any = raw[-1] if isinstance(raw, tuple) else raw
         value: bytes = message.body
@@ -345,6 +369,9 @@ def subscribe_events(
                 broker, topic=topic, key=record.key, value=value, error=error.reason, **location
             )
             return
+        structlog.contextvars.bind_contextvars(
+            event_id=str(event.event_id), event_type=event.event_type
+        )
         tag = f"{record.partition}:{record.offset}:{event.event_id}"
         try:
             await handle(event)

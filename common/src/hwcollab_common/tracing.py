@@ -27,6 +27,18 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+__all__ = [
+    "SpanKind",
+    "TracingMiddleware",
+    "configure_tracing",
+    "context_from",
+    "current_trace_id",
+    "shutdown_tracing",
+    "span",
+    "trace_headers",
+    "tracing_enabled",
+]
+
 TracingExporter = Literal["none", "console", "otlp"]
 TRACE_HEADERS = ("traceparent", "tracestate")
 
