@@ -16,6 +16,7 @@ import socket
 from typing import Any
 from uuid import uuid4
 
+import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -28,6 +29,7 @@ from hwcollab_common.consuming import (
     dead_letter,
     subscribe_events,
 )
+from hwcollab_common.tracing import SpanKind, context_from, span
 from hwcollab_notifier.delivery import Deliveries
 from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
@@ -127,6 +129,24 @@ def register_deliveries(
         title=f"{group_id}:{DELIVERY_TOPIC}",
     )
     async def deliver(message: KafkaMessage) -> None:
+        """The job in a span that continues the trace of the event that caused it."""
+        structlog.contextvars.bind_contextvars(topic=DELIVERY_TOPIC)
+        try:
+            with span(
+                f"consume {DELIVERY_TOPIC}",
+                kind=SpanKind.CONSUMER,
+                parent=context_from(message.headers),
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": DELIVERY_TOPIC,
+                    "messaging.consumer.group.name": group_id,
+                },
+            ):
+                await deliver_job(message)
+        finally:
+            structlog.contextvars.unbind_contextvars("topic", "job_id", "event_type")
+
+    async def deliver_job(message: KafkaMessage) -> None:
         raw = message.raw_message
         record: Any = raw[-1] if isinstance(raw, tuple) else raw
         location = {"partition": record.partition, "offset": record.offset}
@@ -143,6 +163,9 @@ def register_deliveries(
                 **location,
             )
             return
+        structlog.contextvars.bind_contextvars(
+            job_id=str(job.job_id), event_type=f"delivery.{job.kind}"
+        )
         tag = f"{record.partition}:{record.offset}"
         try:
             await deliveries.handle(job)

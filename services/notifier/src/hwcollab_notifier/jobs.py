@@ -8,6 +8,7 @@ from typing import Protocol
 
 from faststream.kafka import KafkaBroker
 
+from hwcollab_common.tracing import trace_headers
 from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.topics import DELIVERY_TOPIC
 
@@ -18,7 +19,8 @@ class JobQueue(Protocol):
 
 class KafkaJobQueue:
     """Publishes jobs straight to Kafka (not through the outbox): the ledger rows they point to are
-    the source of truth, and the sweeper publishes again any row left pending too long."""
+    the source of truth, and the sweeper publishes again any row left pending too long. Each job
+    carries the trace context of the work that queued it (``traceparent`` header)."""
 
     def __init__(self, broker: KafkaBroker, *, batch: int = 500) -> None:
         self._broker = broker
@@ -28,7 +30,11 @@ class KafkaJobQueue:
         for start in range(0, len(jobs), self._batch):
             futures: list[asyncio.Future[object]] = [
                 await self._broker.publish(
-                    job.to_bytes(), DELIVERY_TOPIC, key=job.key, no_confirm=True
+                    job.to_bytes(),
+                    DELIVERY_TOPIC,
+                    key=job.key,
+                    headers=trace_headers(),
+                    no_confirm=True,
                 )
                 for job in jobs[start : start + self._batch]
             ]

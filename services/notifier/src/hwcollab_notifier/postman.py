@@ -23,6 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hwcollab_common.errors import TransientError
 from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_common.tracing import SpanKind, span
 from hwcollab_notifier import metrics
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome
 from hwcollab_notifier.repository import NotifierRepository
@@ -98,7 +99,14 @@ class Postman:
             metrics.EMAILS_SKIPPED.labels(email.kind, "suppressed").inc()
             return "suppressed"
         try:
-            outcome = await self._mailer.send(email)
+            with span(
+                "smtp send",
+                kind=SpanKind.CLIENT,
+                attributes={"email.kind": email.kind, "email.message_id": email.message_id},
+            ) as sending:
+                outcome = await self._mailer.send(email)
+                if sending is not None:
+                    sending.set_attribute("email.outcome", outcome.status)
         except TransientError as outage:
             # The server is away (refused, 421, cut off): give the claim back uncounted and let
             # the caller retry until it returns: consumers redeliver, the sweeper runs again.
