@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hwcollab_common.mongo import Document
+from hwcollab_common.outbox import OUTBOX_COLLECTION
 from hwcollab_notifier.domain import hash_id, normalize_email
 
 Channel = Literal["immediate", "digest", "welcome"]
@@ -39,6 +40,8 @@ class DeliveryStore:
         self.locks = database["locks"]
 
     async def ensure_delivery_indexes(self) -> None:
+        # Erasing a person removes their published notification events from the outbox by key.
+        await self.db[OUTBOX_COLLECTION].create_index([("key", ASCENDING), ("status", ASCENDING)])
         await self.ledger.create_index(
             [("subscriber_id", ASCENDING), ("channel", ASCENDING), ("status", ASCENDING)]
         )

@@ -16,6 +16,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.mongo import Document
+from hwcollab_common.outbox import OUTBOX_COLLECTION
 from hwcollab_notifier.domain import hash_id, normalize_email
 from hwcollab_notifier.ledger import OPEN_LEDGER, Channel, DeliveryStore, Session
 from hwcollab_schemas.events import EmployerProfile, OpeningDetails, SubscriberProfile
@@ -104,6 +105,11 @@ class NotifierRepository(DeliveryStore):
         )
         await self.messages.update_many(
             {"subscriber_id": subscriber_id}, {"$unset": {"subscriber_id": ""}}, session=session
+        )
+        # Published notification events (kept a while for audit) name the person: they go too.
+        # Events not yet published still go out, then expire with the outbox retention (7 days).
+        await self.db[OUTBOX_COLLECTION].delete_many(
+            {"key": subscriber_id, "status": "sent"}, session=session
         )
         if previous and previous.get("email_hash"):
             await self.suppressions.update_one(
