@@ -1,28 +1,107 @@
-"""MongoDB access: one AsyncMongoClient per process and a transaction helper."""
+"""MongoDB access: one AsyncMongoClient per process and a transaction helper.
+
+Outages: the client fails an operation within a few seconds when MongoDB cannot be reached
+(:data:`CLIENT_DEFAULTS`; each can be overridden in the connection URL, e.g.
+``…/?serverSelectionTimeoutMS=10000``) and reconnects by itself when it returns. HTTP requests
+that hit such an error answer 503 (:mod:`hwcollab_common.unavailable`); consumers retry them
+(:mod:`hwcollab_common.consuming`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 T = TypeVar("T")
 Document = dict[str, Any]
 
+CLIENT_DEFAULTS: Mapping[str, int] = {
+    # How long an operation waits for a reachable server before failing: an outage answers
+    # within this instead of hanging the request.
+    "serverSelectionTimeoutMS": 3000,
+    "connectTimeoutMS": 2000,
+    # A server that accepted the connection but stopped answering; long enough for any
+    # legitimate single command (reads come in cursor batches).
+    "socketTimeoutMS": 60_000,
+}
+TRANSACTION_RETRY_SECONDS = 30.0
+"""How long a transaction that lost a write conflict is run again (pymongo's own helper keeps
+going for 120 s, and also through outages, which would hold an HTTP request for two minutes)."""
+
+
+def _options_in_url(url: str) -> set[str]:
+    return {name.lower() for name, _ in parse_qsl(urlsplit(url).query)}
+
 
 def create_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(url, appname=app_name, tz_aware=True, serverSelectionTimeoutMS=5000)
+    """A client with :data:`CLIENT_DEFAULTS`, except those the URL sets itself."""
+    given = _options_in_url(url)
+    options: dict[str, Any] = {
+        name: value for name, value in CLIENT_DEFAULTS.items() if name.lower() not in given
+    }
+    return AsyncMongoClient(url, appname=app_name, tz_aware=True, **options)
+
+
+def _outage(error: BaseException) -> bool:
+    """The server is unreachable or did not answer in time."""
+    return isinstance(error, ConnectionFailure) or (
+        isinstance(error, PyMongoError) and error.timeout
+    )
+
+
+def _conflict(error: BaseException) -> bool:
+    """A write conflict or similar: worth running the whole transaction again at once."""
+    return (
+        isinstance(error, PyMongoError)
+        and error.has_error_label("TransientTransactionError")
+        and not _outage(error)
+    )
 
 
 async def in_transaction(
-    client: AsyncMongoClient[Document], work: Callable[[AsyncClientSession], Awaitable[T]]
+    client: AsyncMongoClient[Document],
+    work: Callable[[AsyncClientSession], Awaitable[T]],
+    *,
+    retry_seconds: float = TRANSACTION_RETRY_SECONDS,
 ) -> T:
-    """Run ``work`` in one multi-document transaction, retried on transient errors."""
+    """Run ``work`` in one multi-document transaction.
+
+    A transaction that lost a write conflict is run again (``work`` must be safe to repeat) for
+    up to ``retry_seconds``; a commit whose result is unknown is retried the same way. When
+    MongoDB is unreachable the error is raised at once: nothing was committed, or — for a commit
+    cut off on its way back — the change is complete; never half of it.
+    """
+    deadline = time.monotonic() + retry_seconds
     async with client.start_session() as session:
-        return await session.with_transaction(work)
+        while True:
+            await session.start_transaction()
+            try:
+                result = await work(session)
+            except BaseException as error:
+                if session.in_transaction:
+                    await session.abort_transaction()
+                if _conflict(error) and time.monotonic() < deadline:
+                    continue
+                raise
+            while True:
+                try:
+                    await session.commit_transaction()
+                except PyMongoError as error:
+                    if _outage(error) or time.monotonic() >= deadline:
+                        raise
+                    if error.has_error_label("UnknownTransactionCommitResult"):
+                        continue  # commit again: committing twice is harmless
+                    if _conflict(error):
+                        break  # run the whole transaction again
+                    raise
+                return result
 
 
 async def ping(database: AsyncDatabase[Document]) -> None:

@@ -5,6 +5,13 @@ Several relay instances (replicas of a service) may run at once: each claims a b
 short lease before publishing, so an entry is normally published once; if a relay dies after
 publishing and before marking, the lease expires and the entry is published again — consumers
 dedupe on ``event_id``, which makes that harmless.
+
+Outages: while Kafka or MongoDB is unreachable the relay keeps looping, waiting longer between
+attempts (doubling up to ``max_backoff``, with jitter) and logging each failed attempt, and
+resumes by itself when both are back. Entries stay ``pending`` in the meantime; writes to the
+service go on while Kafka is away. An entry whose publication was acknowledged but could not be
+marked ``sent`` (MongoDB away) is remembered and marked first when MongoDB returns, so it is not
+published a second time by this relay.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 from collections.abc import Awaitable, Iterable
 from datetime import timedelta
@@ -26,6 +34,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.errors import is_transient
 from hwcollab_common.mongo import Document
 from hwcollab_common.tracing import trace_headers
 from hwcollab_schemas import Event
@@ -114,6 +123,7 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         batch_size: int = 200,
         lease: timedelta = timedelta(seconds=30),
+        max_backoff: float = 5.0,
     ) -> None:
         self._outbox: AsyncCollection[Document] = database[OUTBOX_COLLECTION]
         self._publisher = publisher
@@ -121,6 +131,8 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._lease = lease
+        self._max_backoff = max(max_backoff, poll_seconds)
+        self._unmarked: list[str] = []
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -142,29 +154,59 @@ class OutboxRelay:
             await self._task
             self._task = None
 
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self._max_backoff, self._poll_seconds * 2.0 ** min(failures - 1, 32))
+        return random.uniform(ceiling / 2, ceiling)
+
     async def _run(self) -> None:
+        failures = 0
         while not self._stopping:
             try:
                 published = await self.relay_once()
-            except Exception:
+            except Exception as error:
                 RELAY_ERRORS.inc()
-                log.exception("outbox relay batch failed; retrying")
-                published = 0
-                await asyncio.sleep(min(self._poll_seconds * 4, 2.0))
+                failures += 1
+                delay = self._backoff(failures)
+                if is_transient(error):
+                    log.warning(
+                        "outbox relay: Kafka or MongoDB unavailable (attempt %d), retrying in "
+                        "%.1f s: %s: %s",
+                        failures,
+                        delay,
+                        type(error).__name__,
+                        str(error)[:300],
+                    )
+                else:
+                    log.exception("outbox relay batch failed; retrying in %.1f s", delay)
+                await self._pause(delay)
+                continue
+            if failures:
+                log.info("outbox relay resumed after %d failed attempts", failures)
+                failures = 0
             if published == 0 and not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
-                self._wake.clear()
+                await self._pause(self._poll_seconds)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` or until woken (new entries, or stop)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
 
     async def relay_once(self) -> int:
-        """Claim, publish and mark one batch; returns how many entries were published."""
+        """Claim, publish and mark one batch; returns how many entries were published.
+
+        Raises when Kafka or MongoDB fails; what was acknowledged by Kafka is marked (now or, if
+        MongoDB is away, on a later call) and the rest is given back for the next attempt.
+        """
+        await self._mark_remembered()
         batch = await self._claim()
         if not batch:
             return 0
-        published: list[str] = []
-        try:
-            acknowledgements = [
-                await self._publisher.send(
+        sends: list[tuple[str, Awaitable[object]]] = []
+        failure: Exception | None = None
+        for entry in batch:
+            try:
+                acknowledgement = await self._publisher.send(
                     topic=entry["topic"],
                     key=entry["key"],
                     value=entry["value"],
@@ -174,29 +216,50 @@ class OutboxRelay:
                         "event_id": entry["_id"],
                     },
                 )
-                for entry in batch
-            ]
-            for entry, acknowledgement in zip(batch, acknowledgements, strict=True):
+            except Exception as error:
+                failure = error
+                break
+            sends.append((entry["_id"], acknowledgement))
+        # Await every acknowledgement of what was handed over, even after a failure: an entry the
+        # producer delivers must be marked, or it would be published again.
+        published: list[str] = []
+        topics = {entry["_id"]: entry["topic"] for entry in batch}
+        for event_id, acknowledgement in sends:
+            try:
                 await acknowledgement
-                published.append(entry["_id"])
-                RELAYED.labels(entry["topic"]).inc()
+            except Exception as error:
+                failure = failure or error
+                continue
+            published.append(event_id)
+            RELAYED.labels(topics[event_id]).inc()
+        self._unmarked.extend(published)
+        try:
+            await self._mark_remembered()
         finally:
-            if published:
-                await self._outbox.update_many(
-                    {"_id": {"$in": published}, "lease_owner": self._owner},
-                    {
-                        "$set": {"status": "sent", "sent_at": self._clock.now()},
-                        "$unset": {"lease_until": "", "lease_owner": ""},
-                    },
-                )
-            unpublished = [e["_id"] for e in batch if e["_id"] not in set(published)]
+            done = set(published)
+            unpublished = [e["_id"] for e in batch if e["_id"] not in done]
             if unpublished:  # give them back at once rather than waiting for the lease
                 await self._outbox.update_many(
                     {"_id": {"$in": unpublished}, "lease_owner": self._owner},
                     {"$set": {"lease_until": None, "lease_owner": None}, "$inc": {"attempts": 1}},
                 )
+        if failure is not None:
+            raise failure
         PENDING.set(await self._outbox.count_documents({"status": "pending"}))
         return len(published)
+
+    async def _mark_remembered(self) -> None:
+        """Mark ``sent`` what Kafka acknowledged; kept for the next call if MongoDB is away."""
+        if not self._unmarked:
+            return
+        await self._outbox.update_many(
+            {"_id": {"$in": self._unmarked}, "status": "pending"},
+            {
+                "$set": {"status": "sent", "sent_at": self._clock.now()},
+                "$unset": {"lease_until": "", "lease_owner": ""},
+            },
+        )
+        self._unmarked = []
 
     async def _claim(self) -> list[dict[str, Any]]:
         now = self._clock.now()
