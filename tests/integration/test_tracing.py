@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from pymongo import AsyncMongoClient
 
-from hwcollab_common.geo import lookup_zip
+from hwcollab_common.geo import ZipPlace, lookup_zip
 from hwcollab_schemas.events import SubscriberProfile, SubscriberRegistered
 from hwcollab_schemas.topics import DELIVERY_TOPIC, OPENING_TOPIC
 from hwcollab_testing.kafka import fresh_notifier_groups
@@ -38,7 +38,14 @@ from hwcollab_testing.plugin import ServiceStarter, SmtpSink
 
 pytestmark = pytest.mark.integration
 
-PLACE = lookup_zip("59801")  # Missoula: no other test works there
+
+def _place(zip_code: str) -> ZipPlace:
+    place = lookup_zip(zip_code)
+    assert place is not None
+    return place
+
+
+PLACE = _place("59801")  # Missoula: no other test works there
 PASSWORD = "tracing passphrase"
 
 
@@ -83,7 +90,7 @@ class Collector:
     def receive(self, body: bytes) -> None:
         request = ExportTraceServiceRequest()
         request.ParseFromString(body)
-        received = []
+        received: list[ReceivedSpan] = []
         for resource_spans in request.resource_spans:
             service = next(
                 (
