@@ -1,0 +1,203 @@
+"""What the security tests share: the services as in-process apps on real MongoDB and Kafka,
+clients for each kind of caller, and employer accounts signed in over the API and the pages."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, _iter_included_route_candidates
+from pymongo.asynchronous.database import AsyncDatabase
+from starlette.types import ASGIApp
+
+from hwcollab_common.tokens import LinkSigner, Purpose
+from hwcollab_subscriber.repository import SUBSCRIBERS
+
+ADMIN_TOKEN = "security-admin-token-0123456789abcdef"
+LINK_SIGNING_KEY = "security-link-signing-key-0123456789abcdef"
+PASSWORD = "a long passphrase for tests"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def routes_of(app: FastAPI) -> list[APIRoute]:
+    """Every FastAPI route of the app, with its full path, through included routers.
+
+    FastAPI 0.165 keeps included routers as branches in ``app.routes``; its own route matching
+    flattens them with this helper (no public equivalent yet)."""
+    return [r for r in _iter_included_route_candidates(app.routes) if isinstance(r, APIRoute)]
+
+
+def write_routes(app: FastAPI) -> set[str]:
+    """``"METHOD /path"`` of every route of the app that changes something."""
+    return {
+        f"{method} {route.path}"
+        for route in routes_of(app)
+        for method in route.methods & WRITE_METHODS
+    }
+
+
+@dataclass
+class Service:
+    """One service's app (lifespan running) and its database, for state checks."""
+
+    app: FastAPI
+    asgi: ASGIApp
+    """The app as its lifespan manager serves it (with the state its lifespan set)."""
+    db: AsyncDatabase[dict[str, Any]]
+    base_url: str
+
+    def client(self, *, ip: str = "127.0.0.1", **headers: str) -> httpx.AsyncClient:
+        """A caller from ``ip`` (rate limits are per client address)."""
+        transport = httpx.ASGITransport(app=self.asgi, client=(ip, 40000))
+        return httpx.AsyncClient(
+            transport=transport, base_url=self.base_url, headers=headers, timeout=30.0
+        )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def employer_signup(email: str, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "organization_name": f"Security Test Care {email.split('@')[0]}",
+        "contact_email": email,
+        "password": PASSWORD,
+        "description": "Care coordination for tests.",
+        "address": {"city": "Worcester", "state": "MA", "zip": "01608"},
+        "settings": ["medical"],
+    }
+    return body | changes
+
+
+OPENING: dict[str, Any] = {
+    "title": "Care Coordinator",
+    "role": "care_coordinator",
+    "setting": "medical",
+    "required_credentials": [],
+    "employment_type": "full_time",
+    "zip": "01608",
+    "description": "Coordinate care.",
+    "apply_url": "https://careers.example/apply",
+}
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF_FIELD.search(html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+@dataclass
+class Account:
+    """An employer with a bearer token (API) and a signed-in browser (pages)."""
+
+    employer_id: str
+    email: str
+    token: str
+    api: httpx.AsyncClient
+    browser: httpx.AsyncClient
+
+    async def csrf(self) -> str:
+        page = await self.browser.get("/dashboard")
+        assert page.status_code == 200, page.text
+        return csrf_of(page.text)
+
+    async def post_opening(self, **changes: Any) -> dict[str, Any]:
+        answer = await self.api.post("/api/openings", json=OPENING | changes)
+        assert answer.status_code == 201, answer.text
+        opening: dict[str, Any] = answer.json()
+        return opening
+
+    async def api_key_id(self) -> str:
+        answer = await self.api.post("/api/employers/me/api-keys", json={"name": "matrix"})
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["key_id"])
+
+    async def close(self) -> None:
+        await self.api.aclose()
+        await self.browser.aclose()
+
+
+async def sign_in_browser(browser: httpx.AsyncClient, email: str) -> httpx.Response:
+    """Sign in through the pages as a browser does: the form's CSRF token, then POST."""
+    form = await browser.get("/login")
+    return await browser.post(
+        "/login",
+        data={"csrf_token": csrf_of(form.text), "email": email, "password": PASSWORD},
+    )
+
+
+async def new_account(employer: Service, *, name: str = "employer") -> Account:
+    email = f"{unique(name)}@security.example"
+    async with employer.client() as anonymous:
+        created = await anonymous.post("/api/employers", json=employer_signup(email))
+        assert created.status_code == 201, created.text
+        credentials = {"email": email, "password": PASSWORD}
+        issued = await anonymous.post("/api/auth/token", json=credentials)
+        assert issued.status_code == 200, issued.text
+    token = issued.json()["access_token"]
+    browser = employer.client()
+    signed_in = await sign_in_browser(browser, email)
+    assert signed_in.status_code == 303, signed_in.text
+    return Account(
+        employer_id=created.json()["employer_id"],
+        email=email,
+        token=token,
+        api=employer.client(Authorization=f"Bearer {token}"),
+        browser=browser,
+    )
+
+
+async def median_seconds(call: Callable[[], Awaitable[object]], *, times: int) -> float:
+    """The median wall time of ``times`` calls (after one warm-up call)."""
+    await call()
+    durations = []
+    for _ in range(times):
+        started = time.perf_counter()
+        await call()
+        durations.append(time.perf_counter() - started)
+    return statistics.median(durations)
+
+
+SIGNER = LinkSigner(LINK_SIGNING_KEY)
+
+
+def token(purpose: Purpose, subscriber_id: str) -> str:
+    return SIGNER.sign(purpose, subscriber_id)
+
+
+def subscriber_signup(email: str, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"email": email, "roles": ["care_coordination"], "zip": "01608"}
+    return body | changes
+
+
+async def subscriber_document(service: Service, email: str) -> dict[str, Any] | None:
+    document: dict[str, Any] | None = await service.db[SUBSCRIBERS].find_one(
+        {"email_key": email.casefold()}
+    )
+    return document
+
+
+async def new_subscriber(service: Service, *, confirmed: bool = True, **changes: Any) -> str:
+    """A subscriber signed up over the API (and confirmed with its link); its id."""
+    email = f"{unique('subscriber')}@security.example"
+    async with service.client() as client:
+        answer = await client.post("/api/subscribers", json=subscriber_signup(email, **changes))
+        assert answer.status_code == 202, answer.text
+        document = await subscriber_document(service, email)
+        assert document is not None
+        subscriber_id = str(document["_id"])
+        if confirmed:
+            body = {"token": token(Purpose.CONFIRM, subscriber_id)}
+            confirmation = await client.post("/api/subscribers/confirm", json=body)
+            assert confirmation.status_code == 200, confirmation.text
+    return subscriber_id

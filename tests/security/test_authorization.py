@@ -1,0 +1,376 @@
+"""Who may call each write endpoint: the owner, another employer, an anonymous caller, an
+operator with the admin token.
+
+The write routes are read from each app's route table: a new write route without an entry in the
+matrix below fails the test, so that nobody adds one without deciding who may call it.
+
+- Employer API: owner ok; another employer 403/404 with nothing of the resource in the answer;
+  anonymous and the admin token 401; admin ok on admin routes only.
+- Employer pages (cookie sessions): the same, except that an anonymous visitor is sent to the
+  sign-in page (303 → /login).
+- Subscriber routes carry a signed link token instead of a session: without one → 4xx and no
+  change; a token acts only on the subscriber it names.
+- Notifier routes are all operator routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import pytest
+
+from hwcollab_common.tokens import Purpose
+
+from .support import (
+    ADMIN_TOKEN,
+    OPENING,
+    PASSWORD,
+    Account,
+    Service,
+    csrf_of,
+    employer_signup,
+    new_account,
+    new_subscriber,
+    sign_in_browser,
+    subscriber_signup,
+    token,
+    unique,
+    write_routes,
+)
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+Who = Literal["public", "owner", "self", "admin", "link"]
+
+
+@dataclass(frozen=True)
+class Case:
+    who: Who
+    """public: anyone; owner: a resource of one employer; self: the caller's own account;
+    admin: operators only; link: a subscriber's signed link token."""
+    page: bool = False
+    resource: Literal["opening", "api_key", "employer", ""] = ""
+    json: dict[str, Any] | None = None
+    form: dict[str, Any] = field(default_factory=dict)
+    purpose: Purpose = Purpose.MANAGE
+    paused: bool = False
+    """The subscriber is paused first (resuming an active one changes nothing)."""
+
+
+OPENING_FORM = {k: v for k, v in OPENING.items() if isinstance(v, str)} | {"pay_period": "hour"}
+PROFILE_FORM = {
+    "organization_name": "Renamed Care",
+    "description": "Changed.",
+    "city": "Worcester",
+    "state": "MA",
+    "zip": "01608",
+    "settings": "medical",
+}
+
+EMPLOYER_MATRIX: dict[str, Case] = {
+    "POST /api/employers": Case("public"),
+    "POST /api/auth/token": Case("public"),
+    "PATCH /api/employers/me": Case("self", json={"description": "Changed."}),
+    "POST /api/employers/me/api-keys": Case("self", json={"name": "matrix"}),
+    "DELETE /api/employers/me/api-keys/{key_id}": Case("owner", resource="api_key"),
+    "POST /api/openings": Case("self", json=OPENING),
+    "PATCH /api/openings/{opening_id}": Case("owner", resource="opening", json={"title": "X"}),
+    "POST /api/openings/{opening_id}/close": Case("owner", resource="opening"),
+    "POST /api/admin/employers/{employer_id}/approve": Case("admin", resource="employer"),
+    "POST /signup": Case("public", page=True),
+    "POST /login": Case("public", page=True),
+    "POST /logout": Case("public", page=True),  # signs out whoever sends it (CSRF-checked)
+    "POST /dashboard/openings/new": Case("self", page=True, form=OPENING_FORM),
+    "POST /dashboard/openings/{opening_id}/edit": Case(
+        "owner", page=True, resource="opening", form=OPENING_FORM | {"title": "Edited"}
+    ),
+    "POST /dashboard/openings/{opening_id}/close": Case("owner", page=True, resource="opening"),
+    "POST /dashboard/api-keys": Case("self", page=True, form={"name": "matrix"}),
+    "POST /dashboard/api-keys/{key_id}/revoke": Case("owner", page=True, resource="api_key"),
+    "POST /dashboard/profile": Case("self", page=True, form=PROFILE_FORM),
+}
+
+SUBSCRIBER_MATRIX: dict[str, Case] = {
+    "POST /api/subscribers": Case("public"),
+    "POST /api/preferences/link": Case("public"),
+    "POST /": Case("public", page=True),
+    "POST /preferences/link": Case("public", page=True),
+    "POST /api/subscribers/confirm": Case("link", purpose=Purpose.CONFIRM),
+    "DELETE /api/subscribers": Case("link"),
+    "PUT /api/preferences": Case(
+        "link", json={"roles": ["care_manager"], "zip": "01610", "paused": True}
+    ),
+    "POST /confirm": Case("link", page=True, purpose=Purpose.CONFIRM),
+    "POST /preferences": Case("link", page=True, form={"roles": "care_manager", "zip": "01610"}),
+    "POST /pause": Case("link", page=True),
+    "POST /resume": Case("link", page=True, paused=True),
+    "POST /unsubscribe": Case(
+        "link", page=True, purpose=Purpose.UNSUBSCRIBE, form={"List-Unsubscribe": "One-Click"}
+    ),
+    "POST /erase": Case("link", page=True),
+}
+
+NOTIFIER_MATRIX: dict[str, dict[str, Any] | None] = {
+    "POST /api/admin/digests/run": None,
+    "POST /api/admin/dlq/replay": {"topic": "hwcollab.opening.v1", "messages": []},
+    "POST /api/admin/suppressions": {"email": "suppressed@security.example"},
+    "DELETE /api/admin/suppressions/{email}": None,
+    "POST /api/admin/bulletins": {"subject": "Matrix", "body_markdown": "Hello."},
+}
+
+
+def test_every_write_route_has_a_matrix_entry(
+    subscriber: Service, employer: Service, notifier: Service
+) -> None:
+    assert write_routes(employer.app) == set(EMPLOYER_MATRIX)
+    assert write_routes(subscriber.app) == set(SUBSCRIBER_MATRIX)
+    assert write_routes(notifier.app) == set(NOTIFIER_MATRIX)
+
+
+# --- employer --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def accounts(employer: Service) -> AsyncIterator[tuple[Account, Account]]:
+    owner = await new_account(employer, name="owner")
+    other = await new_account(employer, name="other")
+    yield owner, other
+    await owner.close()
+    await other.close()
+
+
+async def _resource_url(case: Case, path: str, owner: Account) -> str:
+    if case.resource == "opening":
+        return path.format(opening_id=(await owner.post_opening())["opening_id"])
+    if case.resource == "api_key":
+        return path.format(key_id=await owner.api_key_id())
+    if case.resource == "employer":
+        return path.format(employer_id=owner.employer_id)
+    return path
+
+
+async def _owner_state(owner: Account) -> list[Any]:
+    """Everything an owner has that a write could change."""
+    return [
+        (await owner.api.get(path)).json()
+        for path in (
+            "/api/employers/me",
+            "/api/employers/me/openings",
+            "/api/employers/me/api-keys",
+        )
+    ]
+
+
+async def _page_post(client: httpx.AsyncClient, url: str, form: dict[str, Any]) -> httpx.Response:
+    """A form POST with the CSRF token this client's own pages carry (so that only the
+    authorization decides)."""
+    page = await client.get("/login")
+    csrf = csrf_of(page.text) if "csrf_token" in page.text else ""
+    if page.status_code == 303 or not csrf:
+        csrf = csrf_of((await client.get("/dashboard")).text)
+    return await client.post(url, data=form | {"csrf_token": csrf})
+
+
+def _refused_like_a_stranger(answer: httpx.Response, *, page: bool, what: str) -> None:
+    if page:
+        assert answer.status_code == 303, (what, answer.status_code, answer.text[:200])
+        assert answer.headers["location"] == "/login", what
+    else:
+        assert answer.status_code == 401, (what, answer.status_code, answer.text[:200])
+
+
+def _refused_as_another_employer(answer: httpx.Response, url: str, *, what: str) -> None:
+    assert answer.status_code in (403, 404), (what, answer.status_code, answer.text[:200])
+    resource_id = url.split("/")[-2] if url.endswith(("/close", "/edit", "/revoke")) else ""
+    assert "Care Coordinator" not in answer.text, what  # nothing of the resource leaks
+    if resource_id:
+        assert "Coordinate care" not in answer.text, what
+
+
+@pytest.mark.parametrize(
+    "route", sorted(r for r, c in EMPLOYER_MATRIX.items() if c.who != "public")
+)
+async def test_employer_write_routes(
+    route: str, employer: Service, accounts: tuple[Account, Account]
+) -> None:
+    owner, other = accounts
+    case = EMPLOYER_MATRIX[route]
+    method, path = route.split(" ", 1)
+    url = await _resource_url(case, path, owner)
+    before = await _owner_state(owner)
+
+    async with employer.client() as anonymous, employer.client(**ADMIN) as admin:
+        if case.page:
+            owner_browser = employer.client()
+            assert (await sign_in_browser(owner_browser, owner.email)).status_code == 303
+            strangers = {"anonymous": anonymous, "admin token": admin}
+            for name, stranger in strangers.items():
+                answer = await _page_post(stranger, url, case.form)
+                _refused_like_a_stranger(answer, page=True, what=f"{route} as {name}")
+            if case.who == "owner":
+                answer = await _page_post(other.browser, url, case.form)
+                _refused_as_another_employer(answer, url, what=f"{route} as another employer")
+            assert await _owner_state(owner) == before, f"{route}: refused calls changed state"
+            try:
+                answer = await _page_post(owner_browser, url, case.form)
+            finally:
+                await owner_browser.aclose()
+            assert answer.status_code in (200, 201, 303), (route, answer.text[:300])
+            assert answer.headers.get("location") != "/login", route
+            return
+
+        callers = {"anonymous": anonymous, "owner": owner.api, "other": other.api, "admin": admin}
+        allowed_caller = "admin" if case.who == "admin" else "owner"
+        # The caller who may goes last: until then, nothing may have changed.
+        for name in sorted(callers, key=lambda name: name == allowed_caller):
+            caller = callers[name]
+            if name == "other" and case.who == "self":
+                continue  # /me routes act on the caller's own account
+            answer = await caller.request(method, url, json=case.json)
+            what = f"{route} as {name}"
+            allowed = name == allowed_caller
+            if allowed:
+                assert answer.status_code in (200, 201, 204), (what, answer.text[:300])
+            elif name == "other" and case.who == "owner":
+                _refused_as_another_employer(answer, url, what=what)
+            else:
+                assert answer.status_code in (401, 403), (what, answer.status_code)
+                if name == "anonymous" or case.who != "admin":
+                    assert answer.status_code == 401, what
+            if not allowed:
+                assert await _owner_state(owner) == before, f"{what} changed state"
+
+
+async def test_employer_public_write_routes(
+    employer: Service, accounts: tuple[Account, Account]
+) -> None:
+    owner, _ = accounts
+    async with employer.client() as anonymous:
+        email = f"{unique('public')}@security.example"
+        assert (
+            await anonymous.post("/api/employers", json=employer_signup(email))
+        ).status_code == 201
+        credentials = {"email": email, "password": PASSWORD}
+        assert (await anonymous.post("/api/auth/token", json=credentials)).status_code == 200
+    async with employer.client() as browser:
+        assert (await sign_in_browser(browser, owner.email)).status_code == 303
+        dashboard = await browser.get("/dashboard")
+        signed_out = await browser.post("/logout", data={"csrf_token": csrf_of(dashboard.text)})
+        assert signed_out.status_code == 303
+        assert (await browser.get("/dashboard")).headers["location"] == "/login"
+    async with employer.client() as browser:
+        form = await browser.get("/signup")
+        signup = {
+            "csrf_token": csrf_of(form.text),
+            "organization_name": "Page Signup Care",
+            "contact_email": f"{unique('page')}@security.example",
+            "password": PASSWORD,
+            "city": "Worcester",
+            "state": "MA",
+            "zip": "01608",
+            "settings": "medical",
+        }
+        answer = await browser.post("/signup", data=signup)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/dashboard"
+
+
+# --- subscriber ------------------------------------------------------------------------------
+
+
+def _subscriber_call(
+    client: httpx.AsyncClient, method: str, path: str, case: Case, link: str | None
+) -> Any:
+    params = {} if link is None or path == "/api/subscribers/confirm" else {"token": link}
+    json = case.json
+    if path == "/api/subscribers/confirm":
+        json = {} if link is None else {"token": link}
+    if case.page:
+        return client.request(method, path, params=params, data=case.form)
+    return client.request(method, path, params=params, json=json)
+
+
+@pytest.mark.parametrize(
+    "route", sorted(r for r, c in SUBSCRIBER_MATRIX.items() if c.who == "link")
+)
+async def test_subscriber_link_routes(route: str, subscriber: Service) -> None:
+    method, path = route.split(" ", 1)
+    case = SUBSCRIBER_MATRIX[route]
+    confirmed = case.purpose is not Purpose.CONFIRM
+    mine = await new_subscriber(subscriber, confirmed=confirmed)
+    theirs = await new_subscriber(subscriber, confirmed=confirmed)
+    collection = subscriber.db["subscribers"]
+    if case.paused:
+        async with subscriber.client() as client:
+            for subscriber_id in (mine, theirs):
+                paused = await client.post(
+                    "/pause", params={"token": token(Purpose.MANAGE, subscriber_id)}
+                )
+                assert paused.status_code == 200, paused.text
+    before = await collection.find_one({"_id": mine})
+    async with subscriber.client() as anonymous, subscriber.client(**ADMIN) as admin:
+        for name, caller in {"anonymous": anonymous, "admin token": admin}.items():
+            answer = await _subscriber_call(caller, method, path, case, None)
+            assert 400 <= answer.status_code < 500, (route, name, answer.status_code)
+        # Another subscriber's token acts on that subscriber only.
+        answer = await _subscriber_call(anonymous, method, path, case, token(case.purpose, theirs))
+        assert answer.status_code in (200, 202, 204), (route, answer.text[:300])
+        assert await collection.find_one({"_id": mine}) == before, f"{route} changed another"
+        answer = await _subscriber_call(anonymous, method, path, case, token(case.purpose, mine))
+        assert answer.status_code in (200, 202, 204), (route, answer.text[:300])
+        assert await collection.find_one({"_id": mine}) != before, f"{route} did nothing"
+
+
+async def test_subscriber_public_write_routes(subscriber: Service) -> None:
+    async with subscriber.client() as anonymous:
+        email = f"{unique('public')}@security.example"
+        assert (
+            await anonymous.post("/api/subscribers", json=subscriber_signup(email))
+        ).status_code == 202
+        assert (
+            await anonymous.post("/api/preferences/link", json={"email": email})
+        ).status_code == 202
+        form = {
+            "email": f"{unique('page')}@security.example",
+            "roles": "care_manager",
+            "zip": "01608",
+        }
+        assert (await anonymous.post("/", data=form)).status_code == 200
+        assert (await anonymous.post("/preferences/link", data={"email": email})).status_code == 200
+
+
+# --- notifier --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", sorted(NOTIFIER_MATRIX))
+async def test_notifier_routes_are_for_operators_only(
+    route: str, notifier: Service, accounts: tuple[Account, Account]
+) -> None:
+    owner, _ = accounts
+    method, path = route.split(" ", 1)
+    url = path.format(email="suppressed@security.example")
+    body = NOTIFIER_MATRIX[route]
+    employer_token = {"Authorization": f"Bearer {owner.token}"}
+    wrong = {"Authorization": f"Bearer {ADMIN_TOKEN}x"}
+    async with (
+        notifier.client() as anonymous,
+        notifier.client(**employer_token) as employer_caller,
+        notifier.client(**wrong) as guesser,
+        notifier.client(**ADMIN) as admin,
+    ):
+        for name, caller in {
+            "anonymous": anonymous,
+            "employer": employer_caller,
+            "wrong token": guesser,
+        }.items():
+            answer = await caller.request(method, url, json=body)
+            assert answer.status_code == 401, (route, name, answer.status_code)
+        if method == "DELETE":
+            suppress = NOTIFIER_MATRIX["POST /api/admin/suppressions"]
+            assert (await admin.post("/api/admin/suppressions", json=suppress)).status_code == 201
+        answer = await admin.request(method, url, json=body)
+        assert answer.status_code in (200, 201, 202, 204), (route, answer.text[:300])

@@ -1,0 +1,301 @@
+"""Every operation of every service's OpenAPI document, fuzzed with Schemathesis against the three
+services running as processes on real Kafka, MongoDB and an SMTP sink.
+
+Valid and invalid requests are generated from the published schemas; every answer must be a
+documented status code with the documented content type, headers and body, and never a 5xx. The
+fuzzer signs in where the API needs it (an employer's bearer token, the operator token) and, for
+half of the valid requests on resources that must exist, uses a real one (an opening, a
+subscriber's manage link), so that it reaches past 401 and 404 into the handlers.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from pymongo import MongoClient
+from schemathesis import Case, GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
+from schemathesis.pytest.lazy import get_all_tests
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from hwcollab_common.tokens import LinkSigner, Purpose
+from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
+from hwcollab_testing.processes import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
+
+SERVICES = ("subscriber", "employer", "notifier")
+READY_TIMEOUT = 90.0
+PASSWORD = "correct horse battery staple"
+MAX_EXAMPLES = 20
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+# Paths whose {opening_id} / manage token the fuzzer replaces with a real one for valid requests.
+OPENING_PATH = re.compile(r"^/api/openings/\{opening_id\}")
+MANAGED_PATHS = {"/api/preferences"}
+
+
+@dataclass(frozen=True)
+class FuzzStack:
+    urls: dict[str, str]
+    admin_token: str
+    employer_token: str
+    opening_id: str
+    manage_token: str
+
+
+def _wait_ready(url: str, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{url}/readyz", timeout=5.0)
+        except httpx.TransportError as error:
+            last = repr(error)
+        else:
+            if answer.status_code == 200:
+                return
+            last = f"{answer.status_code} {answer.text[:200]}"
+        time.sleep(0.25)
+    raise AssertionError(f"{url}/readyz not ready within {timeout:.0f} s: {last}")
+
+
+def _employer_token(url: str, *, run: str) -> tuple[str, str]:
+    """An approved employer with one opening: its bearer token and the opening id."""
+    contact = f"hr.fuzz.{run}@employer.example"
+    with httpx.Client(base_url=url, timeout=20.0) as api:
+        created = api.post(
+            "/api/employers",
+            json={
+                "organization_name": "Fuzz Care Partners",
+                "contact_email": contact,
+                "password": PASSWORD,
+                "address": {"city": "Worcester", "state": "MA", "zip": "01608"},
+                "settings": ["medical"],
+            },
+        )
+        assert created.status_code == 201, created.text
+        signed_in = api.post("/api/auth/token", json={"email": contact, "password": PASSWORD})
+        assert signed_in.status_code == 200, signed_in.text
+        token: str = signed_in.json()["access_token"]
+        posted = api.post(
+            "/api/openings",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "title": "RN Care Manager",
+                "role": "health_home_care_manager",
+                "setting": "medical",
+                "employment_type": "full_time",
+                "required_credentials": ["rn"],
+                "zip": "01608",
+                "description": "Coordinate care for adults enrolled in our health home.",
+                "apply_url": "https://careers.example/apply",
+            },
+        )
+        assert posted.status_code == 201, posted.text
+        return token, str(posted.json()["opening_id"])
+
+
+def _manage_token(url: str, *, mongo_url: str, database: str, signer: LinkSigner, run: str) -> str:
+    """A confirmed subscriber's manage token (the id is read from the subscriber's database, the
+    token signed with the services' key, as the emailed links are)."""
+    address = f"fuzz.{run}@inbox.example"
+    with httpx.Client(base_url=url, timeout=20.0) as api:
+        signed_up = api.post(
+            "/api/subscribers",
+            json={"email": address, "zip": "01608", "roles": ["care_coordination"]},
+        )
+        assert signed_up.status_code == 202, signed_up.text
+        with MongoClient[dict[str, Any]](mongo_url) as mongo:
+            document = mongo[database]["subscribers"].find_one({"email_key": address})
+        assert document is not None, "the sign-up is stored"
+        subscriber_id = str(document["_id"])
+        confirmed = api.post(
+            "/api/subscribers/confirm",
+            json={"token": signer.sign(Purpose.CONFIRM, subscriber_id)},
+        )
+        assert confirmed.status_code == 200, confirmed.text
+    return signer.sign(Purpose.MANAGE, subscriber_id)
+
+
+@pytest.fixture(scope="module")
+def fuzz_stack(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    smtp_sink: SmtpSink,
+    session_service_process: ServiceStarter,
+) -> Iterator[FuzzStack]:
+    run = uuid.uuid4().hex[:8]
+    admin_token = secrets.token_urlsafe(24)
+    signing_key = secrets.token_urlsafe(32)
+    ports = {name: free_port() for name in SERVICES}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    unlimited = "100000/minute"
+    env = {
+        "HWCOLLAB_ENV": "test",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MONGODB_URL": mongo_url,
+        "SMTP_HOST": smtp_sink.host,
+        "SMTP_PORT": str(smtp_sink.port),
+        "SUBSCRIBER_PUBLIC_URL": urls["subscriber"],
+        "EMPLOYER_PUBLIC_URL": urls["employer"],
+        "LINK_SIGNING_KEY": signing_key,
+        "ADMIN_TOKEN": admin_token,
+        "EMPLOYER_APPROVAL": "auto",
+        "HWCOLLAB_DEMO": "0",
+        "LOG_LEVEL": "WARNING",
+        # The fuzzer is one client sending hundreds of requests: the limits are tested elsewhere.
+        "SIGNUP_RATE_LIMIT": unlimited,
+        "SIGNUP_ADDRESS_RATE_LIMIT": unlimited,
+        "LOGIN_RATE_LIMIT": unlimited,
+        "WRITE_RATE_LIMIT": unlimited,
+        "LINK_RATE_LIMIT": unlimited,
+        "LINK_ADDRESS_RATE_LIMIT": unlimited,
+        "DIGEST_INTERVAL_SECONDS": "86400",
+        "CONSUMER_GROUP_SUFFIX": f"-fuzz-{run}",
+    }
+    databases = {name: f"fuzz_{name}_{run}" for name in SERVICES}
+    services: list[RunningService] = []
+    try:
+        for name in SERVICES:
+            service_env = env | {"MONGODB_DATABASE": databases[name]}
+            services.append(session_service_process(name, service_env, port=ports[name]))
+        for name in SERVICES:
+            _wait_ready(urls[name], timeout=READY_TIMEOUT)
+        employer_token, opening_id = _employer_token(urls["employer"], run=run)
+        manage_token = _manage_token(
+            urls["subscriber"],
+            mongo_url=mongo_url,
+            database=databases["subscriber"],
+            signer=LinkSigner(signing_key),
+            run=run,
+        )
+        yield FuzzStack(
+            urls=urls,
+            admin_token=admin_token,
+            employer_token=employer_token,
+            opening_id=opening_id,
+            manage_token=manage_token,
+        )
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+def _credentials(case: Case, stack: FuzzStack) -> dict[str, str]:
+    path = case.operation.path
+    if path.startswith("/api/admin/"):
+        return {"Authorization": f"Bearer {stack.admin_token}"}
+    if path.startswith(("/api/employers/me", "/api/openings")) and case.operation.method != "get":
+        return {"Authorization": f"Bearer {stack.employer_token}"}
+    if path.startswith(("/api/employers/me", "/api/openings/{opening_id}/stats")):
+        return {"Authorization": f"Bearer {stack.employer_token}"}
+    return {}
+
+
+def _use_real_resources(case: Case, stack: FuzzStack) -> None:
+    """Half of the valid requests name a resource that exists (the other half a missing one)."""
+    if case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE:
+        return
+    if zlib.crc32(f"{case.path_parameters}{case.query}".encode()) % 2:
+        return
+    path = case.operation.path
+    if OPENING_PATH.match(path) and case.path_parameters is not None:
+        case.path_parameters["opening_id"] = stack.opening_id
+    if path in MANAGED_PATHS and case.query is not None:
+        case.query["token"] = stack.manage_token
+
+
+FUZZ_SETTINGS = settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)
+
+
+def _call_and_validate(case: Case, stack: FuzzStack) -> None:
+    _use_real_resources(case, stack)
+    r = case.call(headers=_credentials(case, stack), timeout=30)
+    if r.status_code == 401:
+        print(
+            "DEBUG",
+            case.operation.label,
+            dict(r.request.headers),
+            case.meta.generation.mode if case.meta else None,
+        )
+    case.validate_response(r, checks=CHECKS, headers=_credentials(case, stack))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_operation_answers_as_documented(service: str, fuzz_stack: FuzzStack) -> None:
+    """One Hypothesis test per operation (the pytest plugin's lazy loader predates pytest 9, so
+    the operations are run here); every failure is reported, not only the first."""
+    url = fuzz_stack.urls[service]
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json").clone(
+        test_function=_call_and_validate
+    )
+    tested: list[str] = []
+    failures: dict[str, str] = {}
+    for result in get_all_tests(
+        schema=schema, test_func=_call_and_validate, settings=FUZZ_SETTINGS, given_kwargs=None
+    ):
+        if not isinstance(result, Ok):
+            error = result.err()
+            failures[f"{error.method} {error.path}"] = f"invalid schema: {error}"
+            continue
+        operation, test = result.ok()
+        tested.append(operation.label)
+        try:
+            test(stack=fuzz_stack)
+        except (Exception, BaseExceptionGroup) as error:  # every operation's failures reported
+            failures[operation.label] = str(error)
+    assert tested, f"{service}: no operations in its OpenAPI document"
+    report = "\n\n".join(f"=== {label}\n{text}" for label, text in failures.items())
+    assert not failures, f"{service}: {len(failures)} of {len(tested)} operations fail\n{report}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_interactive_documentation_loads(service: str, fuzz_stack: FuzzStack) -> None:
+    url = fuzz_stack.urls[service]
+    document = httpx.get(f"{url}/openapi.json", timeout=10.0)
+    assert document.status_code == 200
+    spec = document.json()
+    assert spec["info"]["title"], "the API has a title"
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if not operation.get("summary")
+    ]
+    assert not undocumented, f"operations without a summary: {undocumented}"
+    page = httpx.get(f"{url}/docs", timeout=10.0)
+    assert page.status_code == 200
+    assert "swagger-ui" in page.text.lower()
+    assert "/openapi.json" in page.text
