@@ -1,0 +1,73 @@
+"""``hwcollab_consumer_lag`` against a real broker: messages a group has not committed yet, per
+partition, reported by the process that holds the partition, and back to zero once consumed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+from faststream import AckPolicy
+from prometheus_client import REGISTRY
+
+from hwcollab_common.kafka import ConsumerLag, create_broker
+from hwcollab_common.kafka_admin import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not before the deadline")
+        await asyncio.sleep(0.2)
+
+
+async def test_lag_counts_what_the_group_has_not_committed(kafka_bootstrap: str) -> None:
+    run = uuid.uuid4().hex[:8]
+    topic, group = f"test.lag.{run}", f"test-lag-{run}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    broker = create_broker(kafka_bootstrap, client_id=f"test-lag-{run}")
+    handled: list[bytes] = []
+    release = asyncio.Event()
+
+    @broker.subscriber(
+        topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR
+    )
+    async def handle(body: bytes) -> None:
+        if body != b"first":
+            await release.wait()  # stuck: the offset stays uncommitted
+        handled.append(body)
+
+    lag = ConsumerLag(broker)
+    labels = {"group": group, "topic": topic, "partition": "0"}
+    await broker.start()
+    try:
+        await broker.publish(b"first", topic)
+
+        async def first_committed() -> bool:
+            return handled == [b"first"] and await lag.sample() == 0
+
+        await eventually(first_committed, timeout=30, what="first message consumed")
+        for number in range(5):
+            await broker.publish(f"later {number}".encode(), topic)
+
+        async def five_behind() -> bool:
+            return await lag.sample() == 5
+
+        await eventually(five_behind, timeout=30, what="lag of the stuck group")
+        assert REGISTRY.get_sample_value("hwcollab_consumer_lag", labels) == 5
+
+        release.set()
+
+        async def caught_up() -> bool:
+            return len(handled) == 6 and await lag.sample() == 0
+
+        await eventually(caught_up, timeout=30, what="lag back to zero")
+        assert REGISTRY.get_sample_value("hwcollab_consumer_lag", labels) == 0
+    finally:
+        release.set()
+        await broker.stop()
