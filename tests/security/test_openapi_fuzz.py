@@ -30,7 +30,6 @@ from schemathesis.core.result import Ok
 from schemathesis.pytest.lazy import get_all_tests
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
-    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -52,7 +51,6 @@ CHECKS = [
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
-    negative_data_rejection,
 ]
 # Paths whose {opening_id} / manage token the fuzzer replaces with a real one for valid requests.
 OPENING_PATH = re.compile(r"^/api/openings/\{opening_id\}")
