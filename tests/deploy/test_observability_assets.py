@@ -49,16 +49,28 @@ json.dump(series, sys.stdout)
 
 
 @cache
+def _listed() -> dict[str, dict[str, set[str]]]:
+    """Series names each service's process exports, each with its label names (the three
+    interpreters run at once)."""
+    running = {
+        service: subprocess.Popen(
+            [sys.executable, "-c", LIST_METRICS.format(service=service)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for service in SERVICES
+    }
+    listed = {}
+    for service, process in running.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        listed[service] = {name: set(labels) for name, labels in json.loads(out).items()}
+    return listed
+
+
 def exported(service: str) -> dict[str, set[str]]:
-    """Series names a service's process exports, each with its label names."""
-    listed = subprocess.run(
-        [sys.executable, "-c", LIST_METRICS.format(service=service)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return {name: set(labels) for name, labels in json.loads(listed.stdout).items()}
+    return _listed()[service]
 
 
 def exported_anywhere() -> dict[str, set[str]]:
