@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from typer.testing import CliRunner
 
 from hwcollab_cli.main import app
@@ -62,7 +64,9 @@ async def test_operators_manage_suppressions_and_dead_letters_from_the_cli(
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(EMPLOYER_TOPIC, f"not json {marker}".encode(), key=b"x")
+        await producer.send_and_wait(
+            EMPLOYER_TOPIC, f"not json [bold]{marker}[/bold]".encode(), key=b"x"
+        )
     finally:
         await producer.stop()
 
@@ -84,3 +88,30 @@ async def test_operators_manage_suppressions_and_dead_letters_from_the_cli(
     assert marker in listing
     assert "not JSON" in listing
     assert "replayed 0 message(s)" in cli("dlq", "replay", EMPLOYER_TOPIC, "-m", "0:999999999")
+
+    def ours(*filters: str) -> list[dict[str, Any]]:
+        output = cli("dlq", "list", EMPLOYER_TOPIC, "--json", "--limit", "1000", *filters)
+        messages: list[dict[str, Any]] = json.loads(output)["messages"]
+        return messages
+
+    found = ours("--contains", marker, "--reason", "NOT json")
+    assert found
+    assert all(m["headers"]["error"].startswith("not JSON") for m in found)
+    assert all(m["headers"]["original_topic"] == EMPLOYER_TOPIC for m in found)
+    assert ours("--contains", marker, "--reason", "schema_version") == []
+    assert "[bold]" in cli("dlq", "list", EMPLOYER_TOPIC, "--contains", marker)  # text, not markup
+
+    dry = cli("dlq", "replay", EMPLOYER_TOPIC, "--contains", marker, "--dry-run")
+    assert f"would replay {len(found)} message(s)" in dry
+    assert len(ours("--contains", marker)) == len(found)
+    assert "replayed 0 message(s)" in cli(
+        "dlq", "replay", EMPLOYER_TOPIC, "--contains", marker, "--reason", "no such reason"
+    )
+    # Replayed as it is, a message that still cannot be parsed is dead-lettered again.
+    assert f"replayed {len(found)} message(s)" in cli(
+        "dlq", "replay", EMPLOYER_TOPIC, "--contains", marker
+    )
+    deadline = loop.time() + 60
+    while len(ours("--contains", marker)) < 2 * len(found):
+        assert loop.time() < deadline, "the replayed poison was not dead-lettered again"
+        await asyncio.sleep(0.25)

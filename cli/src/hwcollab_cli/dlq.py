@@ -11,7 +11,9 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from hwcollab_common.settings import DEV_ADMIN_TOKEN
 
@@ -52,14 +54,16 @@ def call(
             timeout=30.0,
         )
     except httpx.HTTPError as error:
-        err_console.print(f"[red]cannot reach the notifier at {url}: {error}[/red]")
+        err_console.print(
+            f"[red]cannot reach the notifier at {escape(url)}: {escape(str(error))}[/red]"
+        )
         raise typer.Exit(2) from error
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
-        err_console.print(f"[red]{response.status_code}: {detail}[/red]")
+        err_console.print(f"[red]{response.status_code}: {escape(str(detail))}[/red]")
         raise typer.Exit(1)
     return response
 
@@ -212,14 +216,16 @@ def list_dead_letters(
     reason: Reason = None,
     contains: Contains = None,
     limit: Limit = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the messages as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the messages as JSON (for scripts).")
+    ] = False,
     url: NotifierUrl = DEFAULT_NOTIFIER_URL,
     token: AdminToken = DEFAULT_ADMIN_TOKEN,
 ) -> None:
     dlq, letters = fetch_dead_letters(topic, limit=limit, url=url, token=token)
     chosen = select(letters, reason=reason, contains=contains)
     if as_json:
-        console.print_json(
+        typer.echo(
             json.dumps(
                 {
                     "topic": topic,
@@ -234,7 +240,8 @@ def list_dead_letters(
                         }
                         for d in chosen
                     ],
-                }
+                },
+                indent=2,
             )
         )
         return
@@ -242,13 +249,14 @@ def list_dead_letters(
     for column in ("position", "original", "failed at", "key", "reason", "value"):
         table.add_column(column, overflow="fold")
     for d in chosen:
+        # Text, not markup: a poison message may well contain "[...]".
         table.add_row(
             d.position,
             d.original,
             d.headers.get("failed_at", "")[:19],
-            (d.key or "")[:40],
-            d.reason,
-            d.preview(),
+            Text((d.key or "")[:40]),
+            Text(d.reason),
+            Text(d.preview()),
         )
     console.print(table)
     _warn_if_cut(letters, limit)
@@ -291,7 +299,7 @@ def replay(
     _warn_if_cut(letters, limit)
     if dry_run:
         for d in chosen:
-            console.print(f"would replay {d.position} (original {d.original}): {d.reason}")
+            console.print(Text(f"would replay {d.position} (original {d.original}): {d.reason}"))
         console.print(f"dry run: would replay {len(chosen)} message(s) to {topic}")
         return
     if not chosen:
