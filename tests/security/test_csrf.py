@@ -1,0 +1,157 @@
+"""CSRF on every cookie-authenticated form POST: the employer's pages check a token tied to the
+browser's session (or, before sign-in, to a signed cookie). A missing, wrong or another session's
+token gets 403 and changes nothing. The subscriber service sets no cookies at all: its forms are
+authorized by the signed token in their URL, which a forging site cannot know."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from hwcollab_common.tokens import Purpose
+
+from .support import (
+    OPENING,
+    PASSWORD,
+    Account,
+    Service,
+    csrf_of,
+    new_account,
+    new_subscriber,
+    sign_in_browser,
+    token,
+    unique,
+    write_routes,
+)
+
+pytestmark = pytest.mark.integration
+
+OPENING_FORM = {k: v for k, v in OPENING.items() if isinstance(v, str)} | {"pay_period": "hour"}
+# form route → the fields of a genuine submission (without csrf_token)
+FORMS: dict[str, dict[str, Any]] = {
+    "POST /signup": {
+        "organization_name": "Forged Signup Care",
+        "contact_email": "forged-signup@security.example",
+        "password": PASSWORD,
+        "city": "Worcester",
+        "state": "MA",
+        "zip": "01608",
+    },
+    "POST /login": {"email": "{email}", "password": PASSWORD},
+    "POST /logout": {},
+    "POST /dashboard/openings/new": OPENING_FORM,
+    "POST /dashboard/openings/{opening_id}/edit": OPENING_FORM | {"title": "Forged"},
+    "POST /dashboard/openings/{opening_id}/close": {},
+    "POST /dashboard/api-keys": {"name": "forged"},
+    "POST /dashboard/api-keys/{key_id}/revoke": {},
+    "POST /dashboard/profile": {
+        "organization_name": "Forged Name",
+        "city": "Worcester",
+        "state": "MA",
+        "zip": "01608",
+    },
+}
+
+
+def test_every_form_post_is_listed(employer: Service) -> None:
+    pages = {r for r in write_routes(employer.app) if not r.split(" ", 1)[1].startswith("/api/")}
+    assert pages == set(FORMS)
+
+
+async def _state(owner: Account) -> list[Any]:
+    paths = ("/api/employers/me", "/api/employers/me/openings", "/api/employers/me/api-keys")
+    return [(await owner.api.get(path)).json() for path in paths]
+
+
+@pytest.fixture(scope="module")
+async def accounts(employer: Service) -> AsyncIterator[tuple[Account, Account]]:
+    owner = await new_account(employer, name="csrf")
+    other = await new_account(employer, name="csrf-other")
+    yield owner, other
+    await owner.close()
+    await other.close()
+
+
+@pytest.mark.parametrize("route", sorted(FORMS))
+async def test_forms_without_the_right_csrf_token_are_refused(
+    route: str, employer: Service, accounts: tuple[Account, Account]
+) -> None:
+    owner, other = accounts
+    path = route.split(" ", 1)[1].format(
+        opening_id=(await owner.post_opening())["opening_id"], key_id=await owner.api_key_id()
+    )
+    form = {k: v.format(email=owner.email) for k, v in FORMS[route].items()}
+    before = await _state(owner)
+    signed_in = path not in ("/signup", "/login")
+    # A browser of its own: signing out (or in) must not touch the shared accounts.
+    async with employer.client() as browser:
+        if signed_in:
+            assert (await sign_in_browser(browser, owner.email)).status_code == 303
+        else:
+            await browser.get(path)  # the form sets the pre-sign-in CSRF cookie
+        wrong = {
+            "missing": {},
+            "empty": {"csrf_token": ""},
+            "wrong": {"csrf_token": "x" * 32},
+            "another session's": {"csrf_token": await other.csrf()},
+        }
+        for name, extra in wrong.items():
+            answer = await browser.post(path, data=form | extra)
+            assert answer.status_code == 403, (route, name, answer.status_code)
+            assert "session" not in answer.headers.get("set-cookie", ""), (route, name)
+            assert await _state(owner) == before, f"{route} with a {name} token changed state"
+        # A cross-site POST carries the cookies but cannot read the token: without the
+        # form's token the session alone is not enough (checked above); with it, it works.
+        page = await browser.get("/dashboard" if signed_in else "/login")
+        answer = await browser.post(path, data=form | {"csrf_token": csrf_of(page.text)})
+        assert answer.status_code in (200, 201, 303), (route, answer.text[:300])
+
+
+async def test_session_cookies_are_http_only_and_same_site(employer: Service) -> None:
+    async with employer.client() as browser:
+        form = await browser.get("/login")
+        pre = form.headers["set-cookie"].lower()
+        assert "httponly" in pre
+        assert "samesite=lax" in pre
+        account = await new_account(employer, name="cookie")
+        try:
+            answer = await browser.post(
+                "/login",
+                data={
+                    "csrf_token": csrf_of(form.text),
+                    "email": account.email,
+                    "password": PASSWORD,
+                },
+            )
+            session = ";".join(answer.headers.get_list("set-cookie")).lower()
+            assert "hwcollab_employer_session=" in session
+            assert "httponly" in session
+            assert "samesite=lax" in session
+        finally:
+            await account.close()
+
+
+async def test_subscriber_pages_set_no_cookies(subscriber: Service) -> None:
+    subscriber_id = await new_subscriber(subscriber)
+    manage = token(Purpose.MANAGE, subscriber_id)
+    async with subscriber.client() as client:
+        answers: list[httpx.Response] = [
+            await client.get("/"),
+            await client.post(
+                "/",
+                data={
+                    "email": f"{unique('c')}@security.example",
+                    "roles": "care_manager",
+                    "zip": "01608",
+                },
+            ),
+            await client.get("/preferences", params={"token": manage}),
+            await client.post("/pause", params={"token": manage}),
+            await client.get("/preferences/link"),
+        ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text[:200]
+        assert "set-cookie" not in answer.headers, answer.request.url
