@@ -204,7 +204,7 @@ def fuzz_stack(
             service.stop()
 
 
-def _credentials(case: Case, stack: FuzzStack) -> dict[str, str]:
+def _credentials(case: Case[Any], stack: FuzzStack) -> dict[str, str]:
     path = case.operation.path
     if path.startswith("/api/admin/"):
         return {"Authorization": f"Bearer {stack.admin_token}"}
@@ -215,7 +215,7 @@ def _credentials(case: Case, stack: FuzzStack) -> dict[str, str]:
     return {}
 
 
-def _use_real_resources(case: Case, stack: FuzzStack) -> None:
+def _use_real_resources(case: Case[Any], stack: FuzzStack) -> None:
     """Half of the valid requests name a resource that exists (the other half a missing one)."""
     if case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE:
         return
@@ -238,7 +238,7 @@ FUZZ_SETTINGS = settings(
 )
 
 
-def _call_and_validate(case: Case, stack: FuzzStack) -> None:
+def _call_and_validate(case: Case[Any], stack: FuzzStack) -> None:
     _use_real_resources(case, stack)
     r = case.call(headers=_credentials(case, stack), timeout=30)
     if r.status_code == 401:

@@ -1,0 +1,196 @@
+"""No account enumeration: a known and an unknown address get the same status and body, and take
+the same class of time, on subscriber sign-up and manage-link requests (API and pages) and on
+employer sign-in (API and page). Timing: medians of a few interleaved requests each, within 3x
+of each other; and the slow step (Argon2) runs exactly as often for an unknown address as for a
+known one, so that the timing does not depend on the machine's load.
+
+Employer sign-up is the exception, and the test says so: it answers the new account's id (SPEC
+6), so a taken address must be refused (409) — and a caller who signs up with an address that is
+free can sign in at once, so hiding a taken one would hide nothing without an emailed
+confirmation of the contact address. What it does hold: the same Argon2 work either way, and a
+message that says nothing about the existing account."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+from .support import (
+    PASSWORD,
+    Service,
+    csrf_of,
+    employer_signup,
+    new_account,
+    new_subscriber,
+    subscriber_document,
+    subscriber_signup,
+    unique,
+)
+
+pytestmark = pytest.mark.integration
+
+SUBSCRIBER_ROUNDS = 7
+EMPLOYER_ROUNDS = 3  # each is an Argon2 verify: about a second on a busy machine
+MAX_RATIO = 3.0
+
+
+class Argon2Calls:
+    """Counts Argon2 hash and verify calls in this process (the app runs them in threads)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original_hash, original_verify = PasswordHasher.hash, PasswordHasher.verify
+
+        def counting_hash(hasher: PasswordHasher, password: str | bytes, **kw: object) -> str:
+            self.count += 1
+            return original_hash(hasher, password, **kw)  # type: ignore[arg-type]
+
+        def counting_verify(
+            hasher: PasswordHasher, hash: str | bytes, password: str | bytes
+        ) -> bool:
+            self.count += 1
+            return original_verify(hasher, hash, password)
+
+        monkeypatch.setattr(PasswordHasher, "hash", counting_hash)
+        monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+
+
+Call = Callable[[str], Awaitable[httpx.Response]]
+
+
+def _normalized(answer: httpx.Response) -> tuple[int, str]:
+    """Status and body, with what differs per request anyway (CSRF tokens, echoed address)."""
+    body = re.sub(r'value="[^"]*"', 'value=""', answer.text)
+    return answer.status_code, body
+
+
+async def compare(
+    call: Call, *, known: str, unknown: Callable[[], str], rounds: int
+) -> tuple[float, float]:
+    """Same answers for a known and for unknown addresses; medians of interleaved timings."""
+    known_times: list[float] = []
+    unknown_times: list[float] = []
+    reference: tuple[int, str] | None = None
+    for round_ in range(rounds + 1):
+        for address, times in ((known, known_times), (unknown(), unknown_times)):
+            started = time.perf_counter()
+            answer = await call(address)
+            elapsed = time.perf_counter() - started
+            normalized = _normalized(answer)
+            if reference is None:
+                reference = normalized
+            assert normalized == reference, (address, answer.status_code, answer.text[:300])
+            if round_:  # the first round warms up
+                times.append(elapsed)
+    return statistics.median(known_times), statistics.median(unknown_times)
+
+
+def assert_same_timing_class(known: float, unknown: float, *, what: str) -> None:
+    ratio = max(known, unknown) / max(min(known, unknown), 1e-4)
+    print(f"{what}: known {known * 1000:.1f} ms, unknown {unknown * 1000:.1f} ms, x{ratio:.2f}")
+    assert ratio < MAX_RATIO, (what, known, unknown)
+
+
+def fresh() -> str:
+    return f"{unique('nobody')}@security.example"
+
+
+async def test_subscriber_sign_up_and_link_requests(subscriber: Service) -> None:
+    known_id = await new_subscriber(subscriber)
+    document = await subscriber.db["subscribers"].find_one({"_id": known_id})
+    assert document is not None
+    known = str(document["email"])
+    assert await subscriber_document(subscriber, known) is not None
+    async with subscriber.client() as client:
+
+        async def sign_up(address: str) -> httpx.Response:
+            return await client.post("/api/subscribers", json=subscriber_signup(address))
+
+        async def sign_up_page(address: str) -> httpx.Response:
+            form = {"email": address, "roles": "care_coordination", "zip": "01608"}
+            return await client.post("/", data=form)
+
+        async def link(address: str) -> httpx.Response:
+            return await client.post("/api/preferences/link", json={"email": address})
+
+        async def link_page(address: str) -> httpx.Response:
+            return await client.post("/preferences/link", data={"email": address})
+
+        for what, call in {
+            "sign-up": sign_up,
+            "sign-up page": sign_up_page,
+            "manage link": link,
+            "manage link page": link_page,
+        }.items():
+            known_median, unknown_median = await compare(
+                call, known=known, unknown=fresh, rounds=SUBSCRIBER_ROUNDS
+            )
+            assert_same_timing_class(known_median, unknown_median, what=what)
+
+
+async def test_employer_sign_in(employer: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    account = await new_account(employer, name="enumeration")
+    argon2 = Argon2Calls(monkeypatch)
+    async with employer.client() as client, employer.client() as browser:
+
+        async def api(address: str) -> httpx.Response:
+            body = {"email": address, "password": "wrong " + PASSWORD}
+            return await client.post("/api/auth/token", json=body)
+
+        async def page(address: str) -> httpx.Response:
+            form = await browser.get("/login")
+            data = {
+                "csrf_token": csrf_of(form.text),
+                "email": address,
+                "password": "wrong password",
+            }
+            answer = await browser.post("/login", data=data)
+            # The page keeps what was typed; compare the rest.
+            return httpx.Response(
+                answer.status_code,
+                text=answer.text.replace(address, "ADDRESS"),
+                request=answer.request,
+            )
+
+        for what, call in {"sign-in API": api, "sign-in page": page}.items():
+            before = argon2.count
+            answer = await call(account.email)
+            assert argon2.count - before == 1, f"{what}: one Argon2 verify for a known address"
+            before = argon2.count
+            await call(fresh())
+            assert argon2.count - before == 1, f"{what}: one Argon2 verify for an unknown one too"
+            known_median, unknown_median = await compare(
+                call, known=account.email, unknown=fresh, rounds=EMPLOYER_ROUNDS
+            )
+            assert answer.status_code == 401
+            assert_same_timing_class(known_median, unknown_median, what=what)
+    await account.close()
+
+
+async def test_employer_sign_up_does_the_same_work_and_reveals_nothing_more(
+    employer: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await new_account(employer, name="taken")
+    argon2 = Argon2Calls(monkeypatch)
+    async with employer.client() as client:
+        before = argon2.count
+        started = time.perf_counter()
+        taken = await client.post("/api/employers", json=employer_signup(account.email))
+        taken_seconds = time.perf_counter() - started
+        assert argon2.count - before == 1, "the password is hashed before the address is checked"
+        before = argon2.count
+        started = time.perf_counter()
+        free = await client.post("/api/employers", json=employer_signup(fresh()))
+        free_seconds = time.perf_counter() - started
+        assert argon2.count - before == 1
+    assert (taken.status_code, free.status_code) == (409, 201)
+    assert account.employer_id not in taken.text
+    assert "Security Test Care" not in taken.text
+    assert_same_timing_class(taken_seconds, free_seconds, what="employer sign-up")
+    await account.close()
