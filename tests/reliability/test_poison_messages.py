@@ -606,7 +606,9 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_consumers
         loaded: dict[str, Any] = json.loads(value)
         return loaded
 
-    largest = DEFAULT_MAX_MESSAGE_BYTES - 1024  # room for the key and the record's framing
+    # the largest value the broker takes with the default limit, less room for a short key and
+    # the record's framing (measured: 1,048,516 bytes without a key)
+    largest = DEFAULT_MAX_MESSAGE_BYTES - 200
     sent_poison: list[Sent] = []
     last_good: dict[tuple[str, int], int] = {}
     refused_at_door = 0
@@ -618,18 +620,11 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_consumers
     started = loop.time()
     try:
         with Readiness(list(stack.urls.values())) as readiness:
-            # At the door: with the default limit the broker refuses 5 MB outright.
-            for topic in topics:
-                with pytest.raises(MessageSizeTooLargeError):
-                    await producer.send_and_wait(
-                        topic, poison("huge", topic, template(topic, 0), size_limit=largest)
-                    )
-                refused_at_door += 1
 
-            # An operator raised the limit: now 5 MB gets in, and the consumers must cope.
-            async def publish_round(topic: str) -> None:
-                for i, kind in enumerate(KINDS):
-                    partition = i % 4
+            async def publish_round(topic: str, kinds: range) -> None:
+                """Poison ``i`` of each given kind, then its good message(s), on one partition."""
+                for i in kinds:
+                    kind, partition = KINDS[i], i % 4
                     bad = poison(kind, topic, template(topic, i), size_limit=largest)
                     goods = good_messages(topic, i)
                     meta = await producer.send_and_wait(
@@ -640,25 +635,44 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_consumers
                         meta = await producer.send_and_wait(
                             topic, value, key=key, partition=partition
                         )
-                    last_good[(topic, partition)] = meta.offset
+                    last_good[(topic, partition)] = max(
+                        meta.offset, last_good.get((topic, partition), -1)
+                    )
 
             async def notifier_has(collection: str, ids: list[str]) -> bool:
                 found = await notifier_db[collection].count_documents({"_id": {"$in": ids}})
                 return found == len(ids)
 
-            n = len(KINDS)
-            await set_max_message_bytes(stack.bootstrap, topics, RAISED_MAX_MESSAGE_BYTES)
-            try:
+            async def publish_rounds(kinds: range) -> None:
                 for topic in topics:
                     if topic == DELIVERY_TOPIC:
-                        # the jobs are for the subscribers of the first round: known by now
+                        # the jobs are for the subscribers of the subscriber topic's round
+
+                        async def subscribers_known() -> bool:
+                            ids = [f"pm-{run}-s{i}" for i in kinds]
+                            return await notifier_has("subscribers", ids)
+
                         await eventually(
-                            lambda: notifier_has(
-                                "subscribers", [f"pm-{run}-s{i}" for i in range(n)]
-                            ),
+                            subscribers_known,
                             what="subscribers registered after the poison in the notifier",
                         )
-                    await publish_round(topic)
+                    await publish_round(topic, kinds)
+
+            n = len(KINDS)
+            huge = KINDS.index("huge")
+            # With the default limit: the broker refuses 5 MB at the door; everything up to its
+            # limit gets in, and the consumers must cope with it.
+            for topic in topics:
+                with pytest.raises(MessageSizeTooLargeError):
+                    await producer.send_and_wait(
+                        topic, poison("huge", topic, template(topic, huge), size_limit=largest)
+                    )
+                refused_at_door += 1
+            await publish_rounds(range(huge))
+            # An operator raised the limit: now 5 MB gets in.
+            await set_max_message_bytes(stack.bootstrap, topics, RAISED_MAX_MESSAGE_BYTES)
+            try:
+                await publish_rounds(range(huge, n))
             finally:
                 await set_max_message_bytes(stack.bootstrap, topics, DEFAULT_MAX_MESSAGE_BYTES)
 
