@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.exceptions import HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from hwcollab_common.openapi import error_responses
 from hwcollab_common.ratelimit import client_ip
 from hwcollab_employer.commands import (
     Credentials,
@@ -39,21 +41,37 @@ from hwcollab_schemas import taxonomy
 LOGIN_FAILED = "Incorrect email or password."
 UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", responses=error_responses(503))
+
+employer_bearer = HTTPBearer(
+    scheme_name="EmployerToken",
+    description="An access token from `POST /api/auth/token`, or an API key.",
+    auto_error=False,
+)
+operator_bearer = HTTPBearer(
+    scheme_name="OperatorToken",
+    description="The operators' `ADMIN_TOKEN`.",
+    auto_error=False,
+)
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(employer_bearer)]
+OperatorBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(operator_bearer)]
+
+# What each kind of operation can answer besides its success (and 422, 503 everywhere).
+SIGNED_IN = error_responses(401)
+WRITE = error_responses(400, 401, 413, 429)
+OWN_OPENING = error_responses(401, 403, 404)
+OWN_OPENING_WRITE = error_responses(400, 401, 403, 404, 409, 413, 429)
+OWN_OPENING_ACTION = error_responses(401, 403, 404, 409, 429)
+OPERATORS = error_responses(401, s401="An operator token is required.")
 
 
-def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return credentials.credentials.strip() or None if credentials else None
 
 
-async def current_employer_id(
-    context: Context, authorization: Annotated[str | None, Header()] = None
-) -> str:
+async def current_employer_id(context: Context, credentials: Bearer) -> str:
     """The employer a bearer access token or API key belongs to; 401 otherwise."""
-    token = _bearer(authorization)
+    token = _bearer(credentials)
     employer_id: str | None = None
     if token:
         employer_id = context.tokens.access_token_subject(token)
@@ -64,8 +82,8 @@ async def current_employer_id(
     return employer_id
 
 
-def require_admin(context: Context, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = _bearer(authorization)
+def require_admin(context: Context, credentials: OperatorBearer) -> None:
+    token = _bearer(credentials)
     expected = context.settings.admin_token.get_secret_value()
     if token is None or not constant_time_equal(token, expected):
         raise HTTPException(401, "An operator token is required.", UNAUTHENTICATED)
@@ -112,7 +130,16 @@ SIGNUP_EXAMPLE = {
 }
 
 
-@router.post("/employers", status_code=201, tags=["accounts"], summary="Create an employer account")
+@router.post(
+    "/employers",
+    status_code=201,
+    tags=["accounts"],
+    summary="Create an employer account",
+    description="Approved at once or after an operator's review, as the deployment is set up.",
+    responses=error_responses(
+        400, 409, 413, 429, s409="An account with this email already exists; sign in instead."
+    ),
+)
 async def register(
     context: Context,
     request: Request,
@@ -123,7 +150,12 @@ async def register(
     return Registered(employer_id=employer.employer_id, status=employer.status)
 
 
-@router.post("/auth/token", tags=["accounts"], summary="Sign in: a bearer token for the API")
+@router.post(
+    "/auth/token",
+    tags=["accounts"],
+    summary="Sign in: a bearer token for the API",
+    responses=error_responses(400, 401, 413, 429, s401=LOGIN_FAILED),
+)
 async def token(context: Context, request: Request, credentials: Credentials) -> AccessToken:
     limit = context.settings.login_rate_limit
     context.limiter.hit(limit, "login-ip", client_ip(request))
@@ -137,12 +169,14 @@ async def token(context: Context, request: Request, credentials: Credentials) ->
     )
 
 
-@router.get("/employers/me", tags=["accounts"], summary="Your organization's profile")
+@router.get(
+    "/employers/me", tags=["accounts"], summary="Your organization's profile", responses=SIGNED_IN
+)
 async def me(context: Context, employer_id: EmployerId) -> EmployerMe:
     return EmployerMe.of(await context.service.employer(employer_id))
 
 
-@router.patch("/employers/me", tags=["accounts"], summary="Change your profile")
+@router.patch("/employers/me", tags=["accounts"], summary="Change your profile", responses=WRITE)
 async def patch_me(
     context: Context, employer_id: EmployerId, patch: ProfilePatch, _: None = LimitedWrite
 ) -> EmployerMe:
@@ -154,7 +188,11 @@ class ApiKeyRequest(BaseModel):
 
 
 @router.post(
-    "/employers/me/api-keys", status_code=201, tags=["accounts"], summary="Create an API key"
+    "/employers/me/api-keys",
+    status_code=201,
+    tags=["accounts"],
+    summary="Create an API key",
+    responses=WRITE,
 )
 async def create_api_key(
     context: Context,
@@ -168,13 +206,22 @@ async def create_api_key(
     return NewApiKeyOut(api_key=key.secret, key_id=key.key_id, name=name)
 
 
-@router.get("/employers/me/api-keys", tags=["accounts"], summary="Your API keys (never the secret)")
+@router.get(
+    "/employers/me/api-keys",
+    tags=["accounts"],
+    summary="Your API keys (never the secret)",
+    responses=SIGNED_IN,
+)
 async def list_api_keys(context: Context, employer_id: EmployerId) -> list[ApiKeyOut]:
     return [ApiKeyOut.of(record) for record in await context.service.api_keys(employer_id)]
 
 
 @router.delete(
-    "/employers/me/api-keys/{key_id}", status_code=204, tags=["accounts"], summary="Revoke a key"
+    "/employers/me/api-keys/{key_id}",
+    status_code=204,
+    tags=["accounts"],
+    summary="Revoke a key",
+    responses=error_responses(401, 404, s404="No such key of yours."),
 )
 async def revoke_api_key(
     context: Context, employer_id: EmployerId, key_id: Annotated[str, Path(max_length=64)]
@@ -183,7 +230,12 @@ async def revoke_api_key(
     return Response(status_code=204)
 
 
-@router.get("/employers/me/openings", tags=["openings"], summary="All your openings, newest first")
+@router.get(
+    "/employers/me/openings",
+    tags=["openings"],
+    summary="All your openings, newest first",
+    responses=SIGNED_IN,
+)
 async def my_openings(context: Context, employer_id: EmployerId) -> list[OwnOpening]:
     base = context.settings.employer_public_url
     return [
@@ -192,7 +244,12 @@ async def my_openings(context: Context, employer_id: EmployerId) -> list[OwnOpen
     ]
 
 
-@router.get("/employers/{employer_id}", tags=["directory"], summary="An approved employer")
+@router.get(
+    "/employers/{employer_id}",
+    tags=["directory"],
+    summary="An approved employer",
+    responses=error_responses(404, s404="No approved employer with this id."),
+)
 async def public_employer(
     context: Context, employer_id: Annotated[str, Path(max_length=64)]
 ) -> EmployerPublic:
@@ -219,7 +276,14 @@ OPENING_EXAMPLE = {
 }
 
 
-@router.post("/openings", status_code=201, tags=["openings"], summary="Post an opening")
+@router.post(
+    "/openings",
+    status_code=201,
+    tags=["openings"],
+    summary="Post an opening",
+    description="Matching subscribers are emailed within seconds (or in their next digest).",
+    responses=error_responses(400, 401, 404, 413, 429, s404="Your account no longer exists."),
+)
 async def post_opening(
     context: Context,
     employer_id: EmployerId,
@@ -258,13 +322,24 @@ async def list_openings(
     return OpeningsPage.of(found, base_url=context.settings.employer_public_url)
 
 
-@router.get("/openings/{opening_id}", tags=["openings"], summary="One opening")
+@router.get(
+    "/openings/{opening_id}",
+    tags=["openings"],
+    summary="One opening",
+    responses=error_responses(404, s404="No such opening, or its employer is not approved."),
+)
 async def get_opening(context: Context, opening_id: OpeningId) -> OpeningOut:
     opening = await context.service.opening(opening_id)
     return OpeningOut.of(opening, base_url=context.settings.employer_public_url)
 
 
-@router.patch("/openings/{opening_id}", tags=["openings"], summary="Edit your opening")
+@router.patch(
+    "/openings/{opening_id}",
+    tags=["openings"],
+    summary="Edit your opening",
+    description="Only the fields sent change. A closed opening cannot be edited (409).",
+    responses=OWN_OPENING_WRITE,
+)
 async def patch_opening(
     context: Context,
     employer_id: EmployerId,
@@ -276,7 +351,12 @@ async def patch_opening(
     return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
 
 
-@router.post("/openings/{opening_id}/close", tags=["openings"], summary="Close your opening")
+@router.post(
+    "/openings/{opening_id}/close",
+    tags=["openings"],
+    summary="Close your opening",
+    responses=OWN_OPENING_ACTION,
+)
 async def close_opening(
     context: Context, employer_id: EmployerId, opening_id: OpeningId, _: None = LimitedWrite
 ) -> OwnOpening:
@@ -284,7 +364,12 @@ async def close_opening(
     return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
 
 
-@router.get("/openings/{opening_id}/stats", tags=["openings"], summary="Reach of your opening")
+@router.get(
+    "/openings/{opening_id}/stats",
+    tags=["openings"],
+    summary="Reach of your opening",
+    responses=OWN_OPENING,
+)
 async def opening_stats(
     context: Context, employer_id: EmployerId, opening_id: OpeningId
 ) -> OpeningStatsOut:
@@ -328,6 +413,7 @@ async def directory(
     tags=["operators"],
     summary="Approve an employer (operators)",
     dependencies=[Depends(require_admin)],
+    responses=OPERATORS | error_responses(404, s404="No such employer."),
 )
 async def approve_employer(
     context: Context, employer_id: Annotated[str, Path(max_length=64)]
@@ -345,6 +431,7 @@ class EmployerList(BaseModel):
     tags=["operators"],
     summary="Employers by status, oldest first (operators)",
     dependencies=[Depends(require_admin)],
+    responses=OPERATORS,
 )
 async def employers_by_status(
     context: Context,

@@ -4,20 +4,48 @@ bulletins. Thin: parse, call the use case, shape the answer."""
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, EmailStr, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, EmailStr, Field
 
+from hwcollab_common.openapi import error_responses
 from hwcollab_notifier.digests import DigestRunner
 from hwcollab_notifier.operations import Operations, read_dead_letters, replay_dead_letters
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
-from hwcollab_schemas.topics import ALL_TOPICS
+from hwcollab_schemas.topics import ALL_TOPICS, OPENING_TOPIC
 
-bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(
+    scheme_name="OperatorToken", description="The operators' `ADMIN_TOKEN`.", auto_error=False
+)
+
+
+def _known_topic(topic: str) -> str:
+    if topic not in ALL_TOPICS:
+        raise ValueError(f"unknown topic; one of {', '.join(ALL_TOPICS)}")
+    return topic
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_instant(value: object) -> object:
+    """Only ISO-8601 text: a bare number would otherwise be read as a Unix timestamp."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO-8601 instant with an offset, e.g. 2026-11-24T13:00:00Z")
+    return value
+
+
+TOPIC_SCHEMA = {"enum": list(ALL_TOPICS)}
+Topic = Annotated[
+    str,
+    AfterValidator(_known_topic),
+    Field(examples=[OPENING_TOPIC], json_schema_extra=TOPIC_SCHEMA),
+]
 
 
 class DigestRunOut(BaseModel):
@@ -49,7 +77,7 @@ class Position(BaseModel):
 
 
 class ReplayIn(BaseModel):
-    topic: str = Field(examples=["hwcollab.opening.v1"])
+    topic: Topic
     messages: list[Position] | None = Field(
         default=None, description="Which dead letters to replay; all of them when omitted."
     )
@@ -118,17 +146,18 @@ def admin_router(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(require_admin)])
-
-    def known_topic(topic: str) -> str:
-        if topic not in ALL_TOPICS:
-            raise HTTPException(422, f"unknown topic; one of {', '.join(ALL_TOPICS)}")
-        return topic
+    router = APIRouter(
+        prefix="/api/admin",
+        tags=["admin"],
+        dependencies=[Depends(require_admin)],
+        responses=error_responses(401, 503, s401="A valid admin token is required."),
+    )
 
     @router.post("/digests/run", summary="Send the digests due at as_of (default now)")
     async def run_digests(
         as_of: Annotated[
             AwareDatetime | None,
+            BeforeValidator(_iso_instant),
             Query(description="ISO-8601 instant with offset", examples=["2026-11-24T13:00:00Z"]),
         ] = None,
     ) -> DigestRunOut:
@@ -143,12 +172,14 @@ def admin_router(
 
     @router.get("/dlq", summary="List dead letters of a topic")
     async def list_dlq(
-        topic: Annotated[str, Query(examples=["hwcollab.opening.v1"])],
+        topic: Annotated[
+            str,
+            AfterValidator(_known_topic),
+            Query(examples=[OPENING_TOPIC], json_schema_extra=TOPIC_SCHEMA),
+        ],
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> DeadLettersOut:
-        letters = await read_dead_letters(
-            settings.kafka_bootstrap_servers, known_topic(topic), limit=limit
-        )
+        letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, limit=limit)
         return DeadLettersOut(
             topic=topic,
             dlq_topic=f"{topic}.dlq",
@@ -165,9 +196,13 @@ def admin_router(
             ],
         )
 
-    @router.post("/dlq/replay", summary="Publish dead letters back to their topic")
+    @router.post(
+        "/dlq/replay",
+        summary="Publish dead letters back to their topic",
+        responses=error_responses(400, 413),
+    )
     async def replay_dlq(body: ReplayIn, request: Request) -> ReplayOut:
-        topic = known_topic(body.topic)
+        topic = body.topic
         letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, limit=10_000)
         if body.messages is not None:
             wanted = {(m.partition, m.offset) for m in body.messages}
@@ -189,19 +224,35 @@ def admin_router(
             ],
         )
 
-    @router.post("/suppressions", status_code=201, summary="Suppress an address")
+    @router.post(
+        "/suppressions",
+        status_code=201,
+        summary="Suppress an address",
+        responses=error_responses(400, 413),
+    )
     async def add_suppression(body: SuppressionIn, request: Request) -> SuppressionAdded:
         now = request.app.state.runtime.clock.now()
         added = await repository.suppress(str(body.email), reason=body.reason, now=now)
         return SuppressionAdded(email=str(body.email).lower(), added=added)
 
-    @router.delete("/suppressions/{email}", status_code=204, summary="Stop suppressing an address")
+    @router.delete(
+        "/suppressions/{email}",
+        status_code=204,
+        summary="Stop suppressing an address",
+        responses=error_responses(404, s404="That address is not suppressed."),
+    )
     async def remove_suppression(email: str) -> Response:
         if not await repository.unsuppress(email):
             raise HTTPException(404, "that address is not suppressed")
         return Response(status_code=204)
 
-    @router.post("/bulletins", status_code=202, summary="Send a career-information bulletin")
+    @router.post(
+        "/bulletins",
+        status_code=202,
+        summary="Send a career-information bulletin",
+        description="Emailed to every active subscriber who asked for career information.",
+        responses=error_responses(400, 413),
+    )
     async def send_bulletin(body: BulletinIn) -> BulletinOut:
         bulletin_id, recipients = await operations.start_bulletin(
             subject=body.subject, body_markdown=body.body_markdown

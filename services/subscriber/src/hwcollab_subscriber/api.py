@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from hwcollab_common.openapi import error_responses
 from hwcollab_common.ratelimit import RateLimiter, client_ip
 from hwcollab_schemas.taxonomy import taxonomy_document
 from hwcollab_subscriber.domain import (
@@ -133,14 +134,24 @@ def limit_link_request(request: Request, address: str) -> None:
     limiter.hit(settings.link_address_rate_limit, "link-address", address.strip().casefold())
 
 
-TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The token is not valid (tampered, or made for another purpose)."},
-    401: {"description": "The token has expired; ask for a new link."},
-    404: {"description": "The subscriber no longer exists (erased)."},
-    409: {"description": "The subscription is not in a state that allows this."},
-}
+TOKEN_ERRORS = error_responses(
+    400,
+    401,
+    404,
+    409,
+    s400="The token is not valid (tampered, or made for another purpose).",
+    s401="The token has expired; ask for a new link.",
+    s404="The subscriber no longer exists (erased).",
+    s409="The subscription is not in a state that allows this.",
+)
+TOKEN_BODY_ERRORS = TOKEN_ERRORS | error_responses(
+    400,
+    413,
+    s400="The token is not valid (tampered, or made for another purpose), or the request body "
+    "could not be read (it is not UTF-8 encoded JSON).",
+)
 
-router = APIRouter(prefix="/api", tags=["subscribers"])
+router = APIRouter(prefix="/api", tags=["subscribers"], responses=error_responses(503))
 
 
 @router.get("/taxonomy", summary="Roles, families, settings, credentials, employment types")
@@ -157,7 +168,9 @@ async def get_taxonomy() -> dict[str, Any]:
         "subscribed. A new or pending address gets a confirmation email (at most one per "
         "window); a subscribed one gets a link to its preferences instead of a duplicate."
     ),
-    responses={429: {"description": "Too many sign-ups from this client or for this address."}},
+    responses=error_responses(
+        400, 413, 429, s429="Too many sign-ups from this client or for this address."
+    ),
 )
 async def sign_up(
     request: Request,
@@ -173,7 +186,7 @@ async def sign_up(
 @router.post(
     "/subscribers/confirm",
     summary="Confirm an address (publishes subscriber.registered)",
-    responses=TOKEN_ERRORS,
+    responses=TOKEN_BODY_ERRORS,
 )
 async def confirm(request: Request, body: ConfirmRequest) -> Confirmed:
     subscriber = await service_of(request).confirm(body.token)
@@ -200,7 +213,7 @@ async def get_preferences(request: Request, token: TokenQuery) -> PreferencesVie
     "/preferences",
     summary="Replace the preferences (publishes subscriber.updated)",
     description="Every sign-up field but the email, plus `paused` to pause or resume mail.",
-    responses=TOKEN_ERRORS,
+    responses=TOKEN_BODY_ERRORS,
 )
 async def put_preferences(
     request: Request,
@@ -229,7 +242,9 @@ async def put_preferences(
     status_code=202,
     summary="Email me my preferences link",
     description="Always 202; a link is emailed only if the address is subscribed.",
-    responses={429: {"description": "Too many requests from this client or for this address."}},
+    responses=error_responses(
+        400, 413, 429, s429="Too many requests from this client or for this address."
+    ),
 )
 async def request_link(request: Request, body: LinkRequest) -> Accepted:
     limit_link_request(request, body.email)
