@@ -127,6 +127,27 @@ class Summary:
         return cls(name, len(samples), failures, len(samples) / seconds, p50, p95, p99)
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    summaries: dict[str, Summary]
+    failed: list[Sample]
+    load_average: tuple[float, float]
+    """The 1-minute load average when locust started and when it ended."""
+
+    def machine_note(self) -> str:
+        before, after = self.load_average
+        cores = os.cpu_count() or 1
+        busy = (
+            f"; the machine was busy (above its {cores} cores): read each latency against the "
+            "/healthz baseline of the same run"
+            if max(before, after) > cores
+            else ""
+        )
+        return (
+            f"1-minute load average {before:.1f} when the load began, {after:.1f} at its end{busy}"
+        )
+
+
 NO_REQUESTS = Summary("", 0, 0, 0.0, math.nan, math.nan, math.nan)
 
 
@@ -239,7 +260,8 @@ def summarize(samples: list[Sample]) -> dict[str, Summary]:
     }
 
 
-def figures_of(summaries: dict[str, Summary], plan: Plan) -> dict[str, Figure]:
+def figures_of(outcome: Outcome, plan: Plan) -> dict[str, Figure]:
+    summaries = outcome.summaries
     total = sum(s.requests for s in summaries.values())
     failed = sum(s.failures for s in summaries.values())
     figures = {
@@ -249,7 +271,7 @@ def figures_of(summaries: dict[str, Summary], plan: Plan) -> dict[str, Figure]:
             target=0.0,
             note=f"{failed} failed of {total} requests; {plan.users} users for {plan.seconds} s "
             "(sign-ups, directory and job-board searches, openings posted), every per-client "
-            "rate limit raised to 1,000,000/minute for this stack",
+            f"rate limit raised to 1,000,000/minute for this stack; {outcome.machine_note()}",
         )
     }
     for name, (key, service) in ENDPOINTS.items():
@@ -278,20 +300,21 @@ def figures_of(summaries: dict[str, Summary], plan: Plan) -> dict[str, Figure]:
     return figures
 
 
-def table(summaries: dict[str, Summary], plan: Plan, *, load_average: tuple[float, ...]) -> str:
+def table(outcome: Outcome, plan: Plan) -> str:
     """``results/load.md``: one row per endpoint."""
     lines = [
         "# Load test",
         "",
         f"{plan.users} locust users for {plan.seconds} s against the three services on "
-        f"127.0.0.1 (`python -m bench --only load`); load average {list(load_average)} when "
-        "written. Rate limits raised for this stack. Baseline rows: `/healthz` under the same "
-        "load.",
+        f"127.0.0.1 (`python -m bench --only load`); {outcome.machine_note()}. Per-client rate "
+        "limits raised to 1,000,000/minute for this stack. Baseline rows: `/healthz` of each "
+        "service under the same load. Percentiles include failed requests (there were "
+        f"{len(outcome.failed)}).",
         "",
         "| endpoint | requests | failures | req/s | p50 ms | p95 ms | p99 ms |",
         "|---|---|---|---|---|---|---|",
     ]
-    for s in summaries.values():
+    for s in outcome.summaries.values():
         lines.append(
             f"| `{s.name}` | {s.requests} | {s.failures} | {s.rps:.1f} | {s.p50:.0f} | "
             f"{s.p95:.0f} | {s.p99:.0f} |"
@@ -299,7 +322,7 @@ def table(summaries: dict[str, Summary], plan: Plan, *, load_average: tuple[floa
     return "\n".join(lines) + "\n"
 
 
-def run_load(plan: Plan, workdir: Path) -> tuple[dict[str, Summary], list[Sample]]:
+def run_load(plan: Plan, workdir: Path) -> Outcome:
     started = time.perf_counter()
     with embedded_stack(workdir) as stack:
         services = stack.start_services(SERVICES, extra={"EMPLOYER_APPROVAL": "manual"})
@@ -322,8 +345,9 @@ def run_load(plan: Plan, workdir: Path) -> tuple[dict[str, Summary], list[Sample
                 }
             )
         )
-        started = time.perf_counter()
+        started, before = time.perf_counter(), os.getloadavg()[0]
         code, log = run_locust(plan, config=config, workdir=workdir)
+        after = os.getloadavg()[0]
         print(f"load: locust ran {time.perf_counter() - started:.1f} s, exit code {code}")
         if not samples_path.exists():
             raise RuntimeError(f"locust wrote no samples (exit {code}):\n{log.read_text()[-4000:]}")
@@ -332,22 +356,24 @@ def run_load(plan: Plan, workdir: Path) -> tuple[dict[str, Summary], list[Sample
         failed = [s for s in samples if s.error is not None]
         if code != 0 and not failed:
             raise RuntimeError(f"locust failed (exit {code}):\n{log.read_text()[-4000:]}")
-    return summaries, failed
+        # Still ready after the load: Kafka and MongoDB reachable, consumers running.
+        stack.wait_ready(*services.values())
+    return Outcome(summaries, failed, (before, after))
 
 
 @benchmark("load")
 def run(*, quick: bool, out: Output) -> None:
     plan = QUICK if quick else FULL
     with tempfile.TemporaryDirectory(prefix="bench-load-") as workdir:
-        summaries, failed = run_load(plan, Path(workdir))
-    write_result("load", figures_of(summaries, plan), out=out)
-    (out.results / "load.md").write_text(
-        table(summaries, plan, load_average=tuple(round(x, 2) for x in os.getloadavg()))
-    )
-    for s in summaries.values():
+        outcome = run_load(plan, Path(workdir))
+    write_result("load", figures_of(outcome, plan), out=out)
+    (out.results / "load.md").write_text(table(outcome, plan))
+    for s in outcome.summaries.values():
         print(
             f"load {s.name}: {s.requests} requests, {s.failures} failed, {s.rps:.1f}/s, "
             f"p50 {s.p50:.0f} ms, p95 {s.p95:.0f} ms, p99 {s.p99:.0f} ms"
         )
-    for sample in failed[:10]:
+    for sample in outcome.failed[:10]:
         print(f"load failure: {sample.name}: {sample.error}")
+    if quick and outcome.failed:
+        raise RuntimeError(f"{len(outcome.failed)} requests failed under load")

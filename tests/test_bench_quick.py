@@ -4,15 +4,32 @@ keeps working as the services change. Nothing here looks at how fast anything wa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
+# bench/ is not an installed package: ``python -m bench`` runs it from the repository root.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.__main__ import QUICK_ON_REQUEST  # noqa: E402
+from bench.harness import REGISTRY  # noqa: E402
+from bench.load import (  # noqa: E402
+    ENDPOINTS,
+    FULL,
+    HEALTH,
+    Outcome,
+    Sample,
+    figures_of,
+    summarize,
+)
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 1200
 REQUIRED = {
     "e2e": {"e2e_p50_ms", "e2e_p99_ms"},
@@ -50,3 +67,68 @@ def test_every_benchmark_runs_quick_into_its_own_directory(tmp_path: Path) -> No
     table = (tmp_path / "RESULTS.md").read_text()
     assert all(f"## {name}" in table for name in REQUIRED)
     assert _committed_results() == committed, "a quick run changed bench/results"
+
+
+# --- the load benchmark: its stack takes longer to start than this run can spend on it, so the
+# quick run skips it (`python -m bench --quick --only load` runs it); its parts are checked here.
+
+
+def test_the_quick_run_leaves_the_load_benchmark_to_be_asked_for() -> None:
+    assert "load" in REGISTRY
+    assert "load" in QUICK_ON_REQUEST
+
+
+def test_the_locustfile_loads_in_locust_with_its_four_users(tmp_path: Path) -> None:
+    config = tmp_path / "load.json"
+    config.write_text(
+        json.dumps(
+            {
+                "subscriber_url": "http://127.0.0.1:9",
+                "employer_url": "http://127.0.0.1:9",
+                "notifier_url": "http://127.0.0.1:9",
+                "employer_tokens": ["token"],
+                "zips": ["01608"],
+                "run_id": "test",
+                "samples_path": str(tmp_path / "samples.json"),
+            }
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "bench/locustfile.py", "--list"],
+        cwd=REPO,
+        env=os.environ | {"HWCOLLAB_LOAD_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    listed = done.stdout.split()
+    assert {"Subscriber", "Seeker", "Employer", "Probe"} <= set(listed)
+
+
+def test_load_figures_count_every_failure_and_compare_with_healthz() -> None:
+    names = [
+        *ENDPOINTS,
+        *(HEALTH.format(service=s) for s in ("subscriber", "employer", "notifier")),
+    ]
+    samples = [
+        Sample(name, 1000.0 + i / 10, float(i + 1), None) for name in names for i in range(100)
+    ]
+    failed = [Sample("POST /api/subscribers", 1005.0, 3_000.0, "ConnectionRefusedError")] * 2
+    samples += failed
+    outcome = Outcome(summarize(samples), failed, (1.0, 1.0))
+    figures = figures_of(outcome, FULL)
+
+    assert figures["error_rate"].value == pytest.approx(2 / len(samples))
+    assert figures["error_rate"].met() is False
+    assert figures["signup_failures"].value == 2
+    assert figures["signup_requests"].value == 102
+    assert figures["directory_failures"].met() is True
+    # 100 requests of 1..100 ms over 10 s (first sent at 1000.0 s, last answered at 1010.0 s).
+    assert figures["directory_p50_ms"].value == pytest.approx(50.5)
+    assert figures["directory_p99_ms"].value == pytest.approx(99.01)
+    assert figures["directory_rps"].value == pytest.approx(100 / 10.0, rel=1e-3)
+    assert figures["directory_p99_ms"].baseline == figures["healthz_employer_p99_ms"].value
+    # The failed sign-ups (3 s each) are in the sign-up percentiles, as locust counts them.
+    assert figures["signup_p99_ms"].value > 1000
