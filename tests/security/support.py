@@ -18,13 +18,58 @@ from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp
 
 from hwcollab_common.tokens import LinkSigner, Purpose
+from hwcollab_employer.settings import Settings as EmployerSettings
 from hwcollab_subscriber.repository import SUBSCRIBERS
+from hwcollab_subscriber.settings import Settings as SubscriberSettings
 
 ADMIN_TOKEN = "security-admin-token-0123456789abcdef"
 LINK_SIGNING_KEY = "security-link-signing-key-0123456789abcdef"
 PASSWORD = "a long passphrase for tests"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+SUBSCRIBER_URL = "http://subscriber.security.test"
+EMPLOYER_URL = "http://employer.security.test"
+NOTIFIER_URL = "http://notifier.security.test"
+GENEROUS = "10000/minute"
+
+
+def common_settings(kafka_bootstrap: str, mongo_url: str, name: str) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    return {
+        "hwcollab_env": "test",
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "mongodb_url": mongo_url,
+        "mongodb_database": f"security_{name}_{run}",
+        "consumer_group_suffix": f"-security-{run}",
+        "subscriber_public_url": SUBSCRIBER_URL,
+        "employer_public_url": EMPLOYER_URL,
+        "link_signing_key": LINK_SIGNING_KEY,
+        "admin_token": ADMIN_TOKEN,
+        "outbox_poll_seconds": 0.2,
+    }
+
+
+def subscriber_settings(kafka_bootstrap: str, mongo_url: str, **changes: Any) -> SubscriberSettings:
+    values = common_settings(kafka_bootstrap, mongo_url, "subscriber") | {
+        "signup_rate_limit": GENEROUS,
+        "signup_address_rate_limit": GENEROUS,
+        "link_rate_limit": GENEROUS,
+        "link_address_rate_limit": GENEROUS,
+    }
+    return SubscriberSettings(**(values | changes))
+
+
+def employer_settings(kafka_bootstrap: str, mongo_url: str, **changes: Any) -> EmployerSettings:
+    values = common_settings(kafka_bootstrap, mongo_url, "employer") | {
+        "employer_approval": "auto",
+        "employer_session_key": "security-session-key-0123456789abcdef",
+        "login_rate_limit": GENEROUS,
+        "signup_rate_limit": GENEROUS,
+        "write_rate_limit": GENEROUS,
+    }
+    return EmployerSettings(**(values | changes))
 
 
 def routes_of(app: FastAPI) -> list[APIRoute]:

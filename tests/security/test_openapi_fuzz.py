@@ -270,10 +270,12 @@ def test_every_operation_answers_as_documented(service: str, fuzz_stack: FuzzSta
             continue
         operation, test = result.ok()
         tested.append(operation.label)
+        t0 = time.monotonic()
         try:
             test(stack=fuzz_stack)
         except (Exception, BaseExceptionGroup) as error:  # every operation's failures reported
             failures[operation.label] = str(error)
+        print("TIMING", service, operation.label, round(time.monotonic() - t0, 2))
     assert tested, f"{service}: no operations in its OpenAPI document"
     report = "\n\n".join(f"=== {label}\n{text}" for label, text in failures.items())
     assert not failures, f"{service}: {len(failures)} of {len(tested)} operations fail\n{report}"
