@@ -413,6 +413,11 @@ def subscribe_events(
                     error,
                 )
             await asyncio.sleep(decision.delay)
+            if decision.transient:
+                # Delivered again without an exception for the framework to log with a full
+                # traceback on every attempt of a long outage (the warning above says it all).
+                await message.nack()
+                return
             raise
         policy.succeeded(tag)
         CONSUMED.labels(topic, event.event_type, "handled").inc()
