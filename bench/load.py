@@ -21,10 +21,9 @@ rate over every request is the figure with a target: 0.
 ``LOGIN_RATE_LIMIT``, ``WRITE_RATE_LIMIT``) are raised to 1,000,000/minute for this stack only
 (``BenchStack.service_env``); with the defaults most of this load would rightly be answered 429.
 
-**Baseline**, same run, same load: each user also asks its own service for ``/healthz`` now and
-then (the notifier's is asked once a second by a probe). That is the latency of a request that
-does no work on a machine this busy: each endpoint's percentile is compared with the same
-percentile of its service's ``/healthz``.
+**Baseline**, same run, same load: one locust user per service asks it for ``/healthz`` once a
+second. That is the latency of a request that does no work on a machine this busy: each
+endpoint's percentile is compared with the same percentile of its service's ``/healthz``.
 """
 
 from __future__ import annotations

@@ -5,18 +5,17 @@ Never imported by the benchmark or by pytest: locust patches the standard librar
 path is in ``HWCOLLAB_LOAD_CONFIG``: the three services' URLs, bearer tokens of the seeded
 employers, the ZIPs people live and search at, and where to write the samples.
 
-Four kinds of users, each against its own service (``host`` per class, no ``--host``):
+Users of three kinds, each against its own service (``host`` per class, no ``--host``):
 
 - ``Subscriber``: signs up on the subscriber service with a new address each time, a ZIP, roles,
   radius and frequency drawn like real sign-ups (the confirmation step is not taken).
 - ``Seeker``: searches the employer service's directory and job board (API and the directory
   page) by ZIP, radius and now and then a role or setting.
 - ``Employer``: a signed-in employer posting openings with its bearer token.
-- ``Probe``: one user asking the notifier for ``/healthz`` once a second.
 
-The subscriber and employer users also ask their service for ``/healthz`` now and then: the
-baseline, measured under the same load in the same run. Every request is recorded (name, start,
-milliseconds, error) and written as JSON when the test stops.
+Plus one probe per service asking it for ``/healthz`` once a second: the baseline, measured under
+the same load in the same run. Every request is recorded (name, start, milliseconds, error) and
+written as JSON when the test stops.
 """
 
 from __future__ import annotations
@@ -113,18 +112,13 @@ class _User(FastHttpUser):
             elif not isinstance(r.json(), dict):
                 r.failure("not a JSON object")
 
-    @task(1)
-    def health(self) -> None:
-        self._json("GET", "/healthz", name=HEALTH.format(service=self.service), expect=200)
-
 
 class Subscriber(_User):
     host = CONFIG["subscriber_url"]
-    service = "subscriber"
     weight = 3
     wait_time = between(0.5, 1.5)
 
-    @task(8)
+    @task
     def sign_up(self) -> None:
         rng = self.rng
         body: dict[str, object] = {
@@ -142,7 +136,6 @@ class Subscriber(_User):
 
 class Seeker(_User):
     host = CONFIG["employer_url"]
-    service = "employer"
     weight = 6
     wait_time = between(0.5, 1.5)
 
@@ -166,7 +159,6 @@ class Seeker(_User):
 
 class Employer(_User):
     host = CONFIG["employer_url"]
-    service = "employer"
     weight = 2
     wait_time = between(0.5, 1.5)
 
@@ -174,7 +166,7 @@ class Employer(_User):
         super().on_start()
         self.headers = {"Authorization": f"Bearer {next(_tokens)}"}
 
-    @task(6)
+    @task
     def post_opening(self) -> None:
         rng = self.rng
         title, role, setting, (low, high) = rng.choice(OPENINGS)
@@ -197,8 +189,26 @@ class Employer(_User):
         )
 
 
-class Probe(_User):
-    host = CONFIG["notifier_url"]
-    service = "notifier"
+class _Probe(_User):
+    abstract = True
     fixed_count = 1
     wait_time = constant(1.0)
+
+    @task
+    def health(self) -> None:
+        self._json("GET", "/healthz", name=HEALTH.format(service=self.service), expect=200)
+
+
+class SubscriberProbe(_Probe):
+    host = CONFIG["subscriber_url"]
+    service = "subscriber"
+
+
+class EmployerProbe(_Probe):
+    host = CONFIG["employer_url"]
+    service = "employer"
+
+
+class NotifierProbe(_Probe):
+    host = CONFIG["notifier_url"]
+    service = "notifier"

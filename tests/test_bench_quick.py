@@ -78,7 +78,7 @@ def test_the_quick_run_leaves_the_load_benchmark_to_be_asked_for() -> None:
     assert "load" in QUICK_ON_REQUEST
 
 
-def test_the_locustfile_loads_in_locust_with_its_four_users(tmp_path: Path) -> None:
+def test_the_locustfile_loads_in_locust_with_its_users_and_probes(tmp_path: Path) -> None:
     config = tmp_path / "load.json"
     config.write_text(
         json.dumps(
@@ -104,7 +104,8 @@ def test_the_locustfile_loads_in_locust_with_its_four_users(tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr[-4000:]
     listed = done.stdout.split()
-    assert {"Subscriber", "Seeker", "Employer", "Probe"} <= set(listed)
+    users = {"Subscriber", "Seeker", "Employer"}
+    assert users | {"SubscriberProbe", "EmployerProbe", "NotifierProbe"} <= set(listed)
 
 
 def test_load_figures_count_every_failure_and_compare_with_healthz() -> None:
