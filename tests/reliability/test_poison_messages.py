@@ -31,6 +31,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -198,10 +199,19 @@ def stack(
         databases=databases,
     )
     try:
-        for name in names:
-            service = session_service_process(name, env | {"MONGODB_DATABASE": databases[name]})
-            result.services.append(service)
-            result.urls[name] = service.url
+        # started side by side (each start waits for its /healthz); a failed start still leaves
+        # the others to the session's teardown
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            futures = [
+                pool.submit(
+                    session_service_process, name, env | {"MONGODB_DATABASE": databases[name]}
+                )
+                for name in names
+            ]
+            for name, future in zip(names, futures, strict=True):
+                service = future.result()
+                result.services.append(service)
+                result.urls[name] = service.url
         yield result
     finally:
         for service in reversed(result.services):
