@@ -1,10 +1,9 @@
 """Poison messages on every topic the three services consume, and ``hwcollab dlq replay``.
 
 On each consumed topic (the notifier's subscriber, employer, opening and delivery topics; the
-notification topic, read by the employer and the subscriber services) come, one after the other on
-one partition: a message that is not JSON, one of a newer schema_version, one with required fields
-missing, one as large as the broker accepts (~1 MiB) and one of 5 MB — each followed by a good
-message. Every poison lands in ``<topic>.dlq`` once per consumer, with the reason in its headers;
+notification topic, read by the employer and the subscriber services) come a message that is not
+JSON, one of a newer schema_version, one with required fields missing, one as large as the broker
+accepts (~1 MiB) and one of 5 MB — each followed, on its partition, by a good message. Every poison lands in ``<topic>.dlq`` once per consumer, with the reason in its headers;
 the good message behind it is applied (seen through the services' databases and APIs); the
 consumers' committed offsets move past the poison, so it is never delivered again; ``/readyz``
 stays ready throughout.
@@ -12,8 +11,9 @@ stays ready throughout.
 The 5 MB message: the broker refuses it at the door with the default ``max.message.bytes``
 (1 MiB, as Kafka's default), which the test asserts. An operator may raise that limit on a topic;
 then the consumer fetches the 5 MB message (aiokafka still returns a record larger than its fetch
-size), and the DLQ keeps a 256 KiB prefix with ``truncated=true``, ``original_size`` and
-``sha256`` headers, since the original could not be republished whole. The test raises the limit of
+size). The DLQ copy of anything over 256 KiB (the ~1 MiB and the 5 MB poison) is a 256 KiB prefix
+with ``truncated=true``, ``original_size`` and ``sha256`` headers: the original could not be
+republished whole (DLQ topic and producer limits of 1 MiB). The test raises the limit of
 the consumed topics for that part and puts it back afterwards.
 
 ``hwcollab dlq replay`` (run as a subprocess, as an operator would) republishes an event that was
