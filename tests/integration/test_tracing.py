@@ -134,6 +134,17 @@ def collector() -> Iterator[Collector]:
         yield running
 
 
+def json_lines(log: str) -> list[dict[str, Any]]:
+    """Each line of a service's log, which must be one JSON object."""
+    parsed = []
+    for line in log.splitlines():
+        value = json.loads(line)
+        assert isinstance(value, dict), line
+        assert {"timestamp", "level", "logger", "message", "service"} <= set(value), line
+        parsed.append(value)
+    return parsed
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -183,7 +194,8 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
         },
     )
     email = f"tracing-{run}@example.org"
-    async with httpx.AsyncClient(timeout=10.0) as http:
+    # generous: password hashing on a machine shared with other test runs
+    async with httpx.AsyncClient(timeout=60.0) as http:
         for service in (notifier, employer):
 
             async def ready(url: str = service.url) -> bool:
@@ -224,7 +236,7 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
         async def welcomed() -> bool:
             return bool(smtp_sink.messages_to(email))
 
-        await eventually(welcomed, timeout=60, what="welcome email")
+        await eventually(welcomed, timeout=90, what="welcome email")
 
         created = await http.post(
             f"{employer.url}/api/employers",
@@ -289,7 +301,7 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
         async def emailed() -> bool:
             return bool(announced())
 
-        await eventually(emailed, timeout=60, what="the opening's email")
+        await eventually(emailed, timeout=90, what="the opening's email")
 
         def post_spans() -> list[ReceivedSpan]:
             return [
@@ -307,9 +319,13 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
             if not post_spans():
                 return False
             names = {(s.service, s.name) for s in in_trace(post_spans()[0].trace_id)}
-            return ("hwcollab-notifier", "smtp send") in names
+            return {
+                ("hwcollab-notifier", f"consume {OPENING_TOPIC}"),
+                ("hwcollab-notifier", f"consume {DELIVERY_TOPIC}"),
+                ("hwcollab-notifier", "smtp send"),
+            } <= names
 
-        await eventually(traced, timeout=30, what="the send span in the trace of the post")
+        await eventually(traced, timeout=60, what="the notifier's spans in the trace of the post")
 
     [post] = post_spans()
     spans = in_trace(post.trace_id)
@@ -326,21 +342,24 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
     assert sent.parent_span_id == delivered.span_id
     assert len({s.trace_id for s in (post, consumed, delivered, sent)}) == 1
 
-    # The employer's log lines of that request are JSON objects with its ids.
-    # (stderr shares the file: a stray warning line is not ours to parse)
-    lines = [
-        json.loads(line)
-        for line in employer.log_path.read_text().splitlines()
-        if line.startswith("{")
-    ]
+    # Every log line of both processes is one JSON object; the request's lines carry its ids, and
+    # the notifier's lines about the opening carry the event's ids and the same trace id.
+    employer_lines = json_lines(employer.log_path.read_text())
+    notifier_lines = json_lines(notifier.log_path.read_text())
     access = [
         line
-        for line in lines
+        for line in employer_lines
         if line.get("request_id") == request_id and line.get("logger") == "uvicorn.access"
     ]
     assert access, "no access log line for the request"
     assert access[0]["trace_id"] == post.trace_id
     assert access[0]["service"] == "employer"
     assert access[0]["message"] == "POST /api/openings 201"
+    matched = [line for line in notifier_lines if opening_id in str(line.get("message"))]
+    assert matched, "no notifier log line about the opening"
+    assert matched[0]["trace_id"] == post.trace_id
+    assert (matched[0]["event_type"], matched[0]["topic"]) == ("opening.posted", OPENING_TOPIC)
+    assert uuid.UUID(str(matched[0]["event_id"]))
+    assert matched[0]["service"] == "notifier"
     services = {s.service for s in spans}
     print(f"\ntrace {post.trace_id}: {len(spans)} spans over {len(services)} services")

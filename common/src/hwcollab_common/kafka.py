@@ -32,6 +32,8 @@ def create_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
         allow_auto_create_topics=False,
         # per-message "Received/Processed" lines only at DEBUG: they cost time on hot paths
         log_level=logging.DEBUG,
+        # a plain logger that propagates, so the broker's lines get the service's log format
+        logger=logging.getLogger("faststream.kafka.broker"),
     )
 
 

@@ -177,8 +177,9 @@ def configure_logging(*, service: str, level: str, json_logs: bool) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # uvicorn installs its own handlers before it calls the app factory: hand its records to ours.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn installs its own handlers before it calls the app factory, FastStream at import:
+    # hand their records to ours.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream"):
         uvicorn_logger = logging.getLogger(name)
         for old in list(uvicorn_logger.handlers):
             uvicorn_logger.removeHandler(old)
@@ -210,6 +211,7 @@ def _access_log_fields(
 ) -> structlog.types.EventDict:
     """uvicorn's access lines as fields; the query string is left out (it can carry link tokens)."""
     args = event_dict.pop("positional_args", None)  # a standard-library record's arguments
+    event_dict.pop("color_message", None)  # uvicorn's copy of the message with colour codes
     record = event_dict.get("_record")
     if not isinstance(record, logging.LogRecord) or record.name != "uvicorn.access":
         return event_dict
