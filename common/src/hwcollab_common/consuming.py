@@ -360,7 +360,7 @@ def subscribe_events(
         record: Any = raw[-1] if isinstance(raw, tuple) else raw
         value: bytes = message.body
         topic: str = record.topic
-        location = {"partition": record.partition, "offset": record.offset}
+        location = {"partition": record.partition, "offset": record.offset, "group_id": group_id}
         try:
             event = parse_event(value, topic=topic)
         except EventParseError as error:

@@ -149,7 +149,7 @@ def register_deliveries(
     async def deliver_job(message: KafkaMessage) -> None:
         raw = message.raw_message
         record: Any = raw[-1] if isinstance(raw, tuple) else raw
-        location = {"partition": record.partition, "offset": record.offset}
+        location = {"partition": record.partition, "offset": record.offset, "group_id": group_id}
         try:
             job = DeliveryJob.model_validate_json(message.body)
         except ValidationError as error:
