@@ -5,7 +5,8 @@ During the outage every request that needs the database answers 503 (never 500, 
 than a few seconds) and ``/readyz`` shows ``mongodb`` failing; after the restart the same service
 processes serve again without a restart of their own; nothing is half-written (an opening refused
 during the outage does not exist; every stored opening and subscriber has its event in the outbox),
-and every staged event reaches Kafka exactly once.
+and every staged event reaches Kafka exactly once. An event consumed during the outage is retried
+until the database returns and then applied — not dead-lettered.
 
 SIGKILL is fair here: the server runs with ``--sync-on-commit``, so what it acknowledged is on disk.
 The database is this test's own process; Kafka is the session broker (fresh consumer groups).
@@ -18,22 +19,38 @@ import collections
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    TopicPartition,
+)
 from pymongo import AsyncMongoClient
 
 from hwcollab_cli import components
 from hwcollab_schemas import EventParseError, parse_event
+from hwcollab_schemas.events import NotificationSent, NotificationSentPayload
+from hwcollab_schemas.topics import EMPLOYER_GROUP, NOTIFICATION_TOPIC, SUBSCRIBER_GROUP, dlq_topic
 from hwcollab_testing.plugin import RunningService, ServiceStarter
 from hwcollab_testing.processes import ManagedProcess, free_port
 
-from .test_kafka_outage import TOPICS, Document, Writer, eventually, pending, readiness
+from .test_kafka_outage import (
+    TOPICS,
+    Document,
+    Writer,
+    eventually,
+    pending,
+    readiness,
+    start_services,
+    stop_services,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
 
@@ -77,24 +94,33 @@ async def own_mongo(data_dir: Path, log_dir: Path) -> AsyncIterator[OwnMongo]:
         mongo.kill()
 
 
-async def topic_ends(bootstrap: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+async def topic_ends(
+    bootstrap: str, topics: Sequence[str], *, group_id: str | None = None
+) -> dict[TopicPartition, int]:
+    """The end offsets of ``topics``; with ``group_id``, also committed as that group's position,
+    so a service in a fresh group starts at the end rather than replaying other tests' history."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         await consumer.topics()
         partitions = [
             TopicPartition(topic, p)
-            for topic in TOPICS
+            for topic in topics
             for p in consumer.partitions_for_topic(topic) or ()
         ]
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        if group_id is not None:
+            consumer.assign(partitions)
+            await consumer.commit(ends)
         return ends
     finally:
         await consumer.stop()
 
 
 async def event_ids_since(bootstrap: str, starts: dict[TopicPartition, int]) -> list[str]:
-    """Event ids on the shared product topics from ``starts`` to their current end."""
+    """Event ids on shared topics from ``starts`` to their current end."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -139,6 +165,18 @@ async def probe(http: httpx.AsyncClient, name: str, method: str, url: str, **kw:
     )
 
 
+async def retried(http: httpx.AsyncClient, service: RunningService) -> float:
+    """The service's count of notification.sent deliveries that will be retried."""
+    text = (await http.get(f"{service.url}/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("hwcollab_events_consumed_total{")
+        and 'outcome="retried"' in line
+        and 'event_type="notification.sent"' in line
+    )
+
+
 async def test_a_database_outage_answers_503_and_the_services_recover_by_themselves(
     tmp_path: Path,
     artifacts_dir: Path,
@@ -147,48 +185,40 @@ async def test_a_database_outage_answers_503_and_the_services_recover_by_themsel
 ) -> None:
     started = time.monotonic()
     run = uuid.uuid4().hex[:8]
-    starts = await topic_ends(kafka_bootstrap)
+    timeline: dict[str, float] = {}
+
+    def mark(name: str) -> None:
+        timeline[name] = round(time.monotonic() - started, 1)
+
+    starts = await topic_ends(kafka_bootstrap, TOPICS)
+    dlq_starts = await topic_ends(kafka_bootstrap, [dlq_topic(NOTIFICATION_TOPIC)])
+    suffix = f"-mongo-outage-{run}"
+    for group in (SUBSCRIBER_GROUP, EMPLOYER_GROUP):
+        await topic_ends(kafka_bootstrap, [NOTIFICATION_TOPIC], group_id=group + suffix)
     async with own_mongo(tmp_path / "mongo", artifacts_dir / "logs") as database:
-        subscriber_port = free_port()
         common = {
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "MONGODB_URL": database.url,
             "MONGODB_DATABASE": f"test_mongo_outage_{run}",
-            "CONSUMER_GROUP_SUFFIX": f"-mongo-outage-{run}",
+            "CONSUMER_GROUP_SUFFIX": suffix,
             "OUTBOX_POLL_SECONDS": "0.2",
             "LOG_LEVEL": "WARNING",
         }
-        subscriber = service_process(
-            "subscriber",
-            common
-            | {
-                "SUBSCRIBER_PUBLIC_URL": f"http://127.0.0.1:{subscriber_port}",
-                "SIGNUP_RATE_LIMIT": "1000/minute",
-                "SIGNUP_ADDRESS_RATE_LIMIT": "1000/hour",
-            },
-            port=subscriber_port,
-        )
-        employer = service_process(
-            "employer",
-            common
-            | {
-                "EMPLOYER_APPROVAL": "auto",
-                "LOGIN_RATE_LIMIT": "1000/minute",
-                "SIGNUP_RATE_LIMIT": "1000/hour",
-                "WRITE_RATE_LIMIT": "1000/minute",
-            },
+        subscriber, employer = await start_services(
+            service_process, common, subscriber_env={}, employer_env={}
         )
         services: tuple[RunningService, ...] = (subscriber, employer)
         pids = {service.name: service.pid for service in services}
         mongo: AsyncMongoClient[Document] = AsyncMongoClient(database.url)
         db = mongo[common["MONGODB_DATABASE"]]
         try:
-            async with httpx.AsyncClient(timeout=30.0) as http:
+            async with httpx.AsyncClient(timeout=60.0) as http:
 
                 async def all_ready() -> bool:
                     return all([(await readiness(http, s))[0] == 200 for s in services])
 
                 await eventually(all_ready, timeout=60, what="services ready")
+                mark("ready")
                 writer = Writer(
                     http, subscriber=subscriber, employer=employer, subscriber_db=db, run=run
                 )
@@ -227,6 +257,7 @@ async def test_a_database_outage_answers_503_and_the_services_recover_by_themsel
 
                 # --- the outage ---------------------------------------------------------------
                 database.kill()
+                mark("killed")
                 killed_at = len(stream)
 
                 async def mongo_failing() -> bool:
@@ -240,6 +271,7 @@ async def test_a_database_outage_answers_503_and_the_services_recover_by_themsel
                     return True
 
                 await eventually(mongo_failing, timeout=20, what="/readyz reports MongoDB failing")
+                mark("failing")
                 refused_title = f"Refused opening {run}"
                 opening = {
                     "title": refused_title,
@@ -293,21 +325,63 @@ async def test_a_database_outage_answers_503_and_the_services_recover_by_themsel
                     ),
                 )
                 during_stream = [status for _, status in stream[killed_at:]]
+                # The employer service consumes an email's notification.sent while the database
+                # is away: the handler keeps failing with an outage and must be retried.
+                now = datetime.now(UTC)
+                reached = NotificationSent.create(
+                    NotificationSentPayload(
+                        message_id=f"<outage-{run}@hwcollab.example>",
+                        subscriber_id=f"reached-{run}",
+                        kind="immediate",
+                        opening_ids=(writer.openings[0],),
+                        sent_at=now,
+                    ),
+                    producer="test",
+                    occurred_at=now,
+                )
+                producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+                await producer.start()
+                try:
+                    await producer.send_and_wait(
+                        NOTIFICATION_TOPIC, reached.to_bytes(), key=reached.key.encode()
+                    )
+                finally:
+                    await producer.stop()
+
+                async def retrying() -> bool:
+                    return await retried(http, employer) > 0
+
+                await eventually(
+                    retrying, timeout=20, what="the employer consumer retrying through the outage"
+                )
+                mark("retrying")
                 assert await mongo_failing(), "the database was still away during the probes"
 
                 # --- the database returns -----------------------------------------------------
                 await database.start()
+                mark("restarted")
                 await eventually(all_ready, timeout=60, what="/readyz ready again")
+                mark("ready_again")
                 stop_stream.set()
                 await streaming
                 assert {s.name: s.pid for s in services} == pids
                 assert all(s.process.is_running() for s in services), "no service restarted"
                 await writer.phase("after", headers)
+                mark("after")
+                stats_url = f"{employer.url}/api/openings/{writer.openings[0]}/stats"
+
+                async def reach_counted() -> bool:
+                    answer = await http.get(stats_url, headers=headers)
+                    return answer.status_code == 200 and answer.json().get("notified") == 1
+
+                await eventually(reach_counted, timeout=45, what="the outage's event applied")
+                mark("reached")
 
                 async def outbox_empty() -> bool:
                     return await pending(db) == 0
 
                 await eventually(outbox_empty, timeout=30, what="outbox drained")
+                mark("drained")
 
             openings = [doc async for doc in db["openings"].find({}, {"_id": 1, "title": 1})]
             subscribers = [doc["_id"] async for doc in db["subscribers"].find({}, {"_id": 1})]
@@ -315,6 +389,7 @@ async def test_a_database_outage_answers_503_and_the_services_recover_by_themsel
         finally:
             with contextlib.suppress(Exception):
                 await mongo.close()
+            await stop_services(services)  # before their database goes
 
     print(f"\noutage answers: {probes}; stream during outage: {collections.Counter(during_stream)}")
     assert all(p.status == 503 for p in probes), probes
@@ -350,5 +425,8 @@ async def test_a_database_outage_answers_503_and_the_services_recover_by_themsel
         f"max_outage_answer_seconds={max(p.seconds for p in probes):.1f} "
         f"run_seconds={time.monotonic() - started:.0f}"
     )
+    print(f"timeline (s): {timeline}")
     assert lost == set()
     assert duplicated == set()
+    dead = await event_ids_since(kafka_bootstrap, dlq_starts)
+    assert str(reached.event_id) not in dead, "an event that met an outage was dead-lettered"
