@@ -352,6 +352,8 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_consumer_goes_on(world: 
     await world.register(world.profile("after-poison", here))
     poison = f'{{"event_type": "opening.posted", "poison": "{world.run}"}}'.encode()
     await world.producer.send_and_wait(OPENING_TOPIC, poison, key=b"poison")
+    huge = f'{{"poison": "{world.run}-huge", "pad": "'.encode() + b"x" * 300_000 + b'"}'
+    await world.producer.send_and_wait(OPENING_TOPIC, huge, key=b"poison")
     opening = world.opening("after-poison", here)
     await world.publish(
         OpeningPosted.create(opening, producer="test", occurred_at=datetime.now(UTC))
@@ -362,13 +364,20 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_consumer_goes_on(world: 
         response = await world.http.get(
             "/api/admin/dlq", params={"topic": OPENING_TOPIC, "limit": 1000}, headers=ADMIN
         )
-        return any(world.run in m["value"] for m in response.json()["messages"])
+        return any(f"{world.run}-huge" in m["value"] for m in response.json()["messages"])
 
     await eventually(listed)
     response = await world.http.get(
         "/api/admin/dlq", params={"topic": OPENING_TOPIC, "limit": 1000}, headers=ADMIN
     )
-    [letter] = [m for m in response.json()["messages"] if world.run in m["value"]]
+    mine = [m for m in response.json()["messages"] if world.run in m["value"]]
+    [letter] = [m for m in mine if f"{world.run}-huge" not in m["value"]]
+    [big] = [m for m in mine if f"{world.run}-huge" in m["value"]]
+    # kept as a 256 KiB prefix in the DLQ, listed as its first 64 KiB, never replayed
+    assert big["headers"]["truncated"] == "true"
+    assert big["headers"]["original_size"] == str(len(huge))
+    assert (big["value_size"], big["value_cut"], len(big["value"])) == (256 * 1024, True, 65536)
+    assert letter["value_cut"] is False
     assert letter["headers"]["original_topic"] == OPENING_TOPIC
     assert "invalid opening.posted" in letter["headers"]["error"]
     replay = await world.http.post(
@@ -380,6 +389,15 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_consumer_goes_on(world: 
         headers=ADMIN,
     )
     assert replay.json() == {"replayed": 1}
+    refused = await world.http.post(
+        "/api/admin/dlq/replay",
+        json={
+            "topic": OPENING_TOPIC,
+            "messages": [{"partition": big["partition"], "offset": big["offset"]}],
+        },
+        headers=ADMIN,
+    )
+    assert refused.json() == {"replayed": 0}
 
 
 async def test_metrics_show_matching_sending_and_the_delivery_lag(world: World) -> None:

@@ -56,13 +56,18 @@ class DigestRunOut(BaseModel):
     dropped_openings: int
 
 
+VALUE_SHOWN = 64 * 1024
+
+
 class DeadLetterOut(BaseModel):
     partition: int
     offset: int
     timestamp_ms: int
     key: str | None
     headers: dict[str, str]
-    value: str
+    value: str = Field(description=f"The message as text; its first {VALUE_SHOWN} bytes at most.")
+    value_size: int = Field(description="Bytes in the dead-lettered message.")
+    value_cut: bool = Field(description="The value is longer than what is shown here.")
 
 
 class DeadLettersOut(BaseModel):
@@ -190,7 +195,9 @@ def admin_router(
                     timestamp_ms=d.timestamp_ms,
                     key=d.key,
                     headers=d.headers,
-                    value=d.value.decode(errors="replace"),
+                    value=d.value[:VALUE_SHOWN].decode(errors="replace"),
+                    value_size=len(d.value),
+                    value_cut=len(d.value) > VALUE_SHOWN,
                 )
                 for d in letters
             ],
@@ -213,7 +220,7 @@ def admin_router(
     @router.get("/suppressions", summary="List suppressed addresses")
     async def list_suppressions(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip")] = 0,
     ) -> SuppressionsOut:
         total, docs = await repository.list_suppressions(limit=limit, offset=offset)
         return SuppressionsOut(

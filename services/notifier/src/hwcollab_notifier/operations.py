@@ -88,9 +88,13 @@ async def replay_dead_letters(
     *,
     topic: str,
 ) -> int:
-    """Publish dead letters back to their original topic (consumers are idempotent)."""
+    """Publish dead letters back to their original topic (consumers are idempotent); truncated
+    copies of messages too large to keep whole are never replayed."""
     count = 0
     for letter in letters:
+        if letter.headers.get("truncated") == "true":
+            log.warning("not replaying %s:%s: a truncated copy", letter.partition, letter.offset)
+            continue
         target = letter.headers.get("original_topic", topic)
         if target not in ALL_TOPICS:
             log.warning("not replaying to unknown topic %r", target)
