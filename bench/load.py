@@ -95,7 +95,7 @@ class Plan:
 
 
 FULL = Plan(employers=len(EMPLOYERS), users=24, spawn_rate=8, seconds=60)
-QUICK = Plan(employers=4, users=8, spawn_rate=8, seconds=5)
+QUICK = Plan(employers=4, users=14, spawn_rate=14, seconds=8)
 
 
 @dataclass(frozen=True, slots=True)
