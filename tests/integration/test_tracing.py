@@ -36,7 +36,7 @@ from hwcollab_schemas.topics import DELIVERY_TOPIC, OPENING_TOPIC
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter, SmtpSink
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _place(zip_code: str) -> ZipPlace:
