@@ -1,18 +1,25 @@
-"""``hwcollab_consumer_lag`` against a real broker: messages a group has not committed yet, per
-partition, reported by the process that holds the partition, and back to zero once consumed."""
+"""The gauges every service samples on a timer, against a real broker and database:
+``hwcollab_consumer_lag`` (messages a group has not committed yet, per partition, reported by the
+process that holds the partition) and the outbox backlog (how many events wait, and how long the
+oldest has waited)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from faststream import AckPolicy
 from prometheus_client import REGISTRY
+from pymongo import AsyncMongoClient
 
+from hwcollab_common.clock import FixedClock
 from hwcollab_common.kafka import ConsumerLag, create_broker
 from hwcollab_common.kafka_admin import ensure_topics
+from hwcollab_common.outbox import OUTBOX_COLLECTION, sample_backlog
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +78,26 @@ async def test_lag_counts_what_the_group_has_not_committed(kafka_bootstrap: str)
     finally:
         release.set()
         await broker.stop()
+
+
+async def test_outbox_backlog_counts_pending_events_and_ages_the_oldest(mongo_url: str) -> None:
+    now = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
+    database = mongo[f"test_backlog_{uuid.uuid4().hex[:8]}"]
+    try:
+        assert await sample_backlog(database, clock=FixedClock(now)) == 0
+        assert REGISTRY.get_sample_value("hwcollab_outbox_oldest_pending_seconds") == 0
+        await database[OUTBOX_COLLECTION].insert_many(
+            [
+                {"_id": "a", "status": "sent", "created_at": now - timedelta(hours=2)},
+                {"_id": "b", "status": "pending", "created_at": now - timedelta(seconds=90)},
+                {"_id": "c", "status": "pending", "created_at": now - timedelta(seconds=5)},
+            ]
+        )
+
+        assert await sample_backlog(database, clock=FixedClock(now)) == 2
+        assert REGISTRY.get_sample_value("hwcollab_outbox_pending") == 2
+        assert REGISTRY.get_sample_value("hwcollab_outbox_oldest_pending_seconds") == 90
+    finally:
+        await mongo.drop_database(database.name)
+        await mongo.close()
