@@ -1,0 +1,104 @@
+"""``HWCOLLAB_ENV=prod`` refuses to start with development secrets: every service, run as
+operators run it (uvicorn with the app factory), exits non-zero with a message that names each
+setting to fix, and starts no server; each secret is named on its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from pydantic import ValidationError
+
+from hwcollab_cli import components
+from hwcollab_employer.settings import Settings as EmployerSettings
+from hwcollab_notifier.settings import Settings as NotifierSettings
+from hwcollab_subscriber.settings import Settings as SubscriberSettings
+from hwcollab_testing.processes import free_port
+
+SERVICES = ("subscriber", "employer", "notifier")
+# Every secret a service needs in production, as its error names it.
+SECRETS: dict[str, tuple[str, ...]] = {
+    "subscriber": ("LINK_SIGNING_KEY", "ADMIN_TOKEN"),
+    "employer": ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "EMPLOYER_SESSION_KEY"),
+    "notifier": ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "POSTAL_ADDRESS"),
+}
+GOOD = {
+    "LINK_SIGNING_KEY": "p" * 40,
+    "ADMIN_TOKEN": "q" * 40,
+    "EMPLOYER_SESSION_KEY": "r" * 40,
+    "POSTAL_ADDRESS": "HWcollab, 1 Real Street, Worcester, MA 01608",
+}
+TIMEOUT = 90
+
+
+def environment(**settings: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k.upper() not in GOOD and k.upper() != "HWCOLLAB_ENV"
+    }
+    # Unreachable on purpose: a refusal must come before any connection is tried.
+    env |= {
+        "HWCOLLAB_ENV": "prod",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "MONGODB_URL": "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=500",
+    }
+    return env | settings
+
+
+@pytest.mark.slow
+def test_every_service_process_refuses_development_secrets() -> None:
+    """The three processes run side by side (each takes seconds to import on a busy machine)."""
+    processes = {
+        service: subprocess.Popen(
+            components.service_argv(name=service, port=free_port()),
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for service in SERVICES
+    }
+    for service, process in processes.items():
+        try:
+            output, _ = process.communicate(timeout=TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode != 0, (service, output[-2000:])
+        assert "refusing to start in production" in output, (service, output[-2000:])
+        for setting in SECRETS[service]:
+            assert setting in output, (service, setting, output[-2000:])
+        assert "Uvicorn running" not in output, service
+
+
+SETTINGS = {
+    "subscriber": SubscriberSettings,
+    "employer": EmployerSettings,
+    "notifier": NotifierSettings,
+}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_development_secret_is_named_on_its_own(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All secrets but one are real: the refusal names exactly the one left (a short secret
+    counts as a development one too); with all of them real, the app is created."""
+    for name, value in environment().items():
+        monkeypatch.setenv(name, value)
+    for setting in SECRETS[service]:
+        for name, value in GOOD.items():
+            monkeypatch.setenv(name, value)
+        if setting == "POSTAL_ADDRESS":
+            monkeypatch.delenv(setting)
+        else:
+            monkeypatch.setenv(setting, "short")
+        with pytest.raises(ValidationError) as refused:
+            SETTINGS[service]()
+        message = str(refused.value)
+        assert f"{setting} must" in message, (service, setting, message)
+        others = [s for s in SECRETS[service] if s != setting]
+        assert not any(f"{other} must" in message for other in others), (service, setting)
+    for name, value in GOOD.items():
+        monkeypatch.setenv(name, value)
+    assert SETTINGS[service]().hwcollab_env == "prod"
