@@ -20,7 +20,14 @@ from hwcollab_employer.commands import (
 )
 from hwcollab_employer.context import Context
 from hwcollab_employer.domain import NotFoundError, normalize_email
-from hwcollab_employer.listing import SearchParameters, board_query, directory_query
+from hwcollab_employer.listing import (
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    MAX_RADIUS_MILES,
+    SearchParameters,
+    board_query,
+    directory_query,
+)
 from hwcollab_employer.resources import (
     AccessToken,
     ApiKeyOut,
@@ -98,6 +105,31 @@ def _limit_writes(context: Context, request: Request) -> None:
 
 
 LimitedWrite = Depends(_limit_writes)
+
+# The search parameters the job board and the directory share.
+ZipQuery = Annotated[
+    str | None, Query(max_length=10, description="5-digit US ZIP code", examples=["01608"])
+]
+RadiusQuery = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_RADIUS_MILES, description="Miles around the ZIP code (default 25)"),
+]
+RoleQuery = Annotated[
+    str | None,
+    Query(max_length=64, description="A role or role-family code of `/api/taxonomy`"),
+]
+SettingQuery = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="A setting code of `/api/taxonomy`",
+        json_schema_extra={"enum": list(taxonomy.SETTING_CODES)},
+    ),
+]
+PageQuery = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Page number (from 1)")]
+PageSizeQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_PAGE_SIZE, description="Results per page (default 20)")
+]
 
 
 # --- taxonomy ------------------------------------------------------------------------------------
@@ -297,14 +329,14 @@ async def post_opening(
 @router.get("/openings", tags=["openings"], summary="The job board: open openings, nearest first")
 async def list_openings(
     context: Context,
-    zip: Annotated[str | None, Query(max_length=10, examples=["01608"])] = None,
-    radius_miles: Annotated[int | None, Query()] = None,
-    role: Annotated[str | None, Query(max_length=64)] = None,
-    setting: Annotated[str | None, Query(max_length=64)] = None,
+    zip: ZipQuery = None,
+    radius_miles: RadiusQuery = None,
+    role: RoleQuery = None,
+    setting: SettingQuery = None,
     remote: Annotated[bool | None, Query(description="include remote openings (default)")] = None,
     q: Annotated[str | None, Query(max_length=200, description="words in title or text")] = None,
-    page: Annotated[int | None, Query()] = None,
-    page_size: Annotated[int | None, Query()] = None,
+    page: PageQuery = None,
+    page_size: PageSizeQuery = None,
 ) -> OpeningsPage:
     query = board_query(
         SearchParameters(
@@ -383,13 +415,13 @@ async def opening_stats(
 @router.get("/directory", tags=["directory"], summary="Find a Local Employer: nearest first")
 async def directory(
     context: Context,
-    zip: Annotated[str | None, Query(max_length=10, examples=["01608"])] = None,
-    radius_miles: Annotated[int | None, Query()] = None,
-    setting: Annotated[str | None, Query(max_length=64)] = None,
-    role: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    page: Annotated[int | None, Query()] = None,
-    page_size: Annotated[int | None, Query()] = None,
+    zip: ZipQuery = None,
+    radius_miles: RadiusQuery = None,
+    setting: SettingQuery = None,
+    role: RoleQuery = None,
+    q: Annotated[str | None, Query(max_length=200, description="Words in the name or text")] = None,
+    page: PageQuery = None,
+    page_size: PageSizeQuery = None,
 ) -> DirectoryPage:
     query = directory_query(
         SearchParameters(
