@@ -45,7 +45,7 @@ DEFAULT_DESCRIPTIONS: Mapping[int, str] = {
     409: "That cannot be done in the current state.",
     413: "The request body is larger than the service accepts.",
     429: "Too many requests from this client; wait `Retry-After` seconds.",
-    503: "A dependency (MongoDB or Kafka) is unavailable; try again shortly.",
+    503: "The database cannot be reached; nothing was saved. Retry after `Retry-After` seconds.",
 }
 _HEADERS: Mapping[int, dict[str, Any]] = {
     401: _WWW_AUTHENTICATE,

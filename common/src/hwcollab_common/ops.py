@@ -8,12 +8,14 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal
 from uuid import uuid4
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from pydantic import BaseModel, Field
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +37,11 @@ REQUEST_SECONDS = Histogram(
 )
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(examples=[{"mongodb": "ok", "kafka": "ok"}])
+
+
 def ops_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0) -> APIRouter:
     """``/healthz`` (alive), ``/readyz`` (every check passes) and ``/metrics`` (Prometheus)."""
     router = APIRouter(tags=["operations"])
@@ -43,7 +50,12 @@ def ops_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0) ->
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Kafka, MongoDB and the service's own state are ready")
+    @router.get(
+        "/readyz",
+        summary="Kafka, MongoDB and the service's own state are ready",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: see the failing checks."}},
+    )
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}
         for name, check in checks.items():
