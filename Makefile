@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install run test lint fmt bench bench-quick clean
+.PHONY: help install run test lint fmt bench bench-quick clean audit
 
 help:
 	@echo "make install      Python (uv), Node (MailDev) and Chromium dependencies"
@@ -13,6 +13,7 @@ help:
 	@echo "make test         the whole test suite against real processes"
 	@echo "make lint | fmt   ruff and mypy | ruff format"
 	@echo "make bench | bench-quick   benchmarks"
+	@echo "make audit        known vulnerabilities in the locked dependencies (pip-audit; AUDIT_REQUIRED=1 fails when offline)"
 	@echo "make clean        remove the embedded stack's data (HWCOLLAB_DATA_DIR, default var/)"
 
 install: node_modules/.installed
@@ -47,6 +48,10 @@ bench: install
 
 bench-quick: install
 	$(UV) run python -m bench --quick
+
+# Skipped, with the reason, where no vulnerability service answers (see tests/security/test_dependency_audit.py).
+audit: install
+	$(UV) run pytest tests/security/test_dependency_audit.py -q -rs -p no:cacheprovider
 
 clean:
 	rm -rf "$${HWCOLLAB_DATA_DIR:-var}"
