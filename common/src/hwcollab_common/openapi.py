@@ -70,3 +70,21 @@ def error_responses(*statuses: int, **descriptions: str) -> Responses:
             answer["headers"] = _HEADERS[status]
         answers[status] = answer
     return answers
+
+
+def page_route_responses(*statuses: int, **descriptions: str) -> Responses:
+    """:func:`error_responses` for a route that answers HTML: these errors still come as JSON
+    (``application/json``, the :class:`ErrorMessage` body), a 503 as a page when asked for HTML.
+
+    Use on a page route of an app whose API routes document :class:`ErrorMessage` already (the
+    reference points at that component)."""
+    reference = {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}
+    answers: Responses = {}
+    for status, answer in error_responses(*statuses, **descriptions).items():
+        content: dict[str, Any] = {"application/json": reference}
+        if status == 503:
+            content["text/html"] = {}
+        answers[status] = {key: value for key, value in answer.items() if key != "model"} | {
+            "content": content
+        }
+    return answers

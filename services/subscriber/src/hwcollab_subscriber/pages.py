@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from hwcollab_common.openapi import page_route_responses
 from hwcollab_common.tokens import Purpose
 from hwcollab_subscriber.api import limit_link_request, limit_sign_up, service_of
 from hwcollab_subscriber.domain import (
@@ -300,7 +301,11 @@ async def unsubscribe_page(request: Request) -> HTMLResponse:
         "200 with a confirmation page for a valid token. `GET /unsubscribe?token=` only shows "
         "the button."
     ),
-    responses={400: {"description": "Token not valid."}},
+    responses={
+        400: {"description": "Token not valid (a page).", "content": {"text/html": {}}},
+        401: {"description": "Token expired (a page).", "content": {"text/html": {}}},
+        **page_route_responses(413, 503),
+    },
     openapi_extra={
         "parameters": [
             {
