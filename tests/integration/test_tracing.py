@@ -2,8 +2,9 @@
 
 The employer and notifier run as processes exporting spans over OTLP/HTTP to a small collector in
 this test (it decodes the protobuf requests with ``opentelemetry-proto``). The opening is posted
-over HTTP; the test then finds, under the one trace id of that request's server span, the
-notifier's consumption of ``opening.posted``, its handling of the delivery job and the SMTP send.
+over HTTP; the test then finds, under the one trace id of that request's server span, the outbox
+relay's publication, the notifier's consumption of ``opening.posted``, its handling of the
+delivery job and the SMTP send.
 The same request's log lines (JSON) carry its request id and that trace id.
 """
 
@@ -320,6 +321,7 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
                 return False
             names = {(s.service, s.name) for s in in_trace(post_spans()[0].trace_id)}
             return {
+                ("hwcollab-employer", f"publish {OPENING_TOPIC}"),
                 ("hwcollab-notifier", f"consume {OPENING_TOPIC}"),
                 ("hwcollab-notifier", f"consume {DELIVERY_TOPIC}"),
                 ("hwcollab-notifier", "smtp send"),
@@ -330,17 +332,21 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
     [post] = post_spans()
     spans = in_trace(post.trace_id)
     by_name = {(s.service, s.name): s for s in spans}
+    published = by_name[("hwcollab-employer", f"publish {OPENING_TOPIC}")]
     consumed = by_name[("hwcollab-notifier", f"consume {OPENING_TOPIC}")]
     delivered = by_name[("hwcollab-notifier", f"consume {DELIVERY_TOPIC}")]
     sent = by_name[("hwcollab-notifier", "smtp send")]
     assert consumed.kind == delivered.kind == ProtoSpan.SPAN_KIND_CONSUMER
     assert sent.kind == ProtoSpan.SPAN_KIND_CLIENT
-    # Parent links: the post's span → the opening's consumption → the job → the send.
+    assert published.kind == ProtoSpan.SPAN_KIND_PRODUCER
+    # Parent links: the post → the outbox relay's publication → the opening's consumption →
+    # (the matching that queues the job) → the job → the send.
     span_ids = {s.span_id for s in spans}
-    assert consumed.parent_span_id in span_ids
+    assert published.parent_span_id == post.span_id
+    assert consumed.parent_span_id == published.span_id
     assert delivered.parent_span_id in span_ids
     assert sent.parent_span_id == delivered.span_id
-    assert len({s.trace_id for s in (post, consumed, delivered, sent)}) == 1
+    assert len({s.trace_id for s in (post, published, consumed, delivered, sent)}) == 1
 
     # Every log line of both processes is one JSON object; the request's lines carry its ids, and
     # the notifier's lines about the opening carry the event's ids and the same trace id.

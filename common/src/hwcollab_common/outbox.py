@@ -36,7 +36,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hwcollab_common.clock import Clock
 from hwcollab_common.errors import is_transient
 from hwcollab_common.mongo import Document
-from hwcollab_common.tracing import trace_headers
+from hwcollab_common.tracing import SpanKind, context_from, span, trace_headers
 from hwcollab_schemas import Event
 
 log = logging.getLogger(__name__)
@@ -206,16 +206,7 @@ class OutboxRelay:
         failure: Exception | None = None
         for entry in batch:
             try:
-                acknowledgement = await self._publisher.send(
-                    topic=entry["topic"],
-                    key=entry["key"],
-                    value=entry["value"],
-                    headers={
-                        **(entry.get("trace") or {}),
-                        "event_type": entry["event_type"],
-                        "event_id": entry["_id"],
-                    },
-                )
+                acknowledgement = await self._send(entry)
             except Exception as error:
                 failure = error
                 break
@@ -247,6 +238,27 @@ class OutboxRelay:
             raise failure
         PENDING.set(await self._outbox.count_documents({"status": "pending"}))
         return len(published)
+
+    async def _send(self, entry: dict[str, Any]) -> Awaitable[object]:
+        """Hand one entry to the producer, in a span of the trace that staged it (so the trace
+        shows how long the event waited in the outbox); its context goes on in the headers."""
+        staged = entry.get("trace") or {}
+        with span(
+            f"publish {entry['topic']}",
+            kind=SpanKind.PRODUCER,
+            parent=context_from(staged),
+            attributes={"messaging.system": "kafka", "messaging.message.id": entry["_id"]},
+        ):
+            return await self._publisher.send(
+                topic=entry["topic"],
+                key=entry["key"],
+                value=entry["value"],
+                headers={
+                    **(trace_headers() or staged),
+                    "event_type": entry["event_type"],
+                    "event_id": entry["_id"],
+                },
+            )
 
     async def _mark_remembered(self) -> None:
         """Mark ``sent`` what Kafka acknowledged; kept for the next call if MongoDB is away."""
