@@ -172,6 +172,7 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "MONGODB_URL": mongo_url,
         "OUTBOX_POLL_SECONDS": "0.2",
+        "METRICS_SAMPLE_SECONDS": "1",
     }
     notifier_db = f"test_tracing_notifier_{run}"
     notifier = service_process(
@@ -328,6 +329,18 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
             } <= names
 
         await eventually(traced, timeout=60, what="the notifier's spans in the trace of the post")
+
+        # Both processes sample consumer lag (per partition of their groups) and the outbox.
+        async def gauges_sampled() -> bool:
+            employer_metrics = (await http.get(f"{employer.url}/metrics")).text
+            notifier_metrics = (await http.get(f"{notifier.url}/metrics")).text
+            return (
+                'hwcollab_consumer_lag{group="hwcollab-notifier-delivery' in notifier_metrics
+                and "hwcollab_consumer_lag{group=" in employer_metrics
+                and "\nhwcollab_outbox_pending 0.0" in employer_metrics
+            )
+
+        await eventually(gauges_sampled, timeout=30, what="lag and outbox gauges on /metrics")
 
     [post] = post_spans()
     spans = in_trace(post.trace_id)

@@ -6,11 +6,18 @@ import asyncio
 import contextlib
 import logging
 
+from prometheus_client import Counter
+
 from hwcollab_common.kafka import ConsumerLag
 from hwcollab_common.outbox import sample_backlog
 from hwcollab_common.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
+
+SAMPLE_ERRORS = Counter(
+    "hwcollab_gauge_sample_errors_total",
+    "Failed samples of consumer lag and outbox backlog (those gauges are stale meanwhile)",
+)
 
 
 class OperationalGauges:
@@ -47,5 +54,6 @@ class OperationalGauges:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                SAMPLE_ERRORS.inc()
                 log.warning("sampling consumer lag and outbox backlog failed: %r", error)
             await asyncio.sleep(self._interval)
