@@ -10,7 +10,6 @@ subscriber's manage link), so that it reaches past 401 and 404 into the handlers
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 import uuid
@@ -60,9 +59,15 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-# Paths whose {opening_id} / manage token the fuzzer replaces with a real one for valid requests.
-OPENING_PATH = re.compile(r"^/api/openings/\{opening_id\}")
-MANAGED_PATHS = {"/api/preferences"}
+
+
+@dataclass(frozen=True)
+class Real:
+    """A value of a resource that exists: ``location`` is ``path``, ``query`` or ``body``."""
+
+    location: str
+    name: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,8 @@ class FuzzStack:
     urls: dict[str, str]
     admin_token: str
     employer_token: str
-    opening_id: str
-    manage_token: str
+    real: dict[str, Real]
+    """By operation label: the parameter that names an existing resource, and its value."""
 
 
 def _wait_ready(url: str, *, timeout: float) -> None:
@@ -90,8 +95,16 @@ def _wait_ready(url: str, *, timeout: float) -> None:
     raise AssertionError(f"{url}/readyz not ready within {timeout:.0f} s: {last}")
 
 
-def _employer_token(url: str, *, run: str) -> tuple[str, str]:
-    """An approved employer with one opening: its bearer token and the opening id."""
+@dataclass(frozen=True)
+class Employer:
+    employer_id: str
+    token: str
+    opening_id: str
+    key_id: str
+
+
+def _employer(url: str, *, run: str) -> Employer:
+    """An approved employer with an opening and an API key."""
     contact = f"hr.fuzz.{run}@employer.example"
     with httpx.Client(base_url=url, timeout=20.0) as api:
         created = api.post(
@@ -105,6 +118,7 @@ def _employer_token(url: str, *, run: str) -> tuple[str, str]:
             },
         )
         assert created.status_code == 201, created.text
+        employer_id = str(created.json()["employer_id"])
         signed_in = api.post("/api/auth/token", json={"email": contact, "password": PASSWORD})
         assert signed_in.status_code == 200, signed_in.text
         token: str = signed_in.json()["access_token"]
@@ -123,13 +137,21 @@ def _employer_token(url: str, *, run: str) -> tuple[str, str]:
             },
         )
         assert posted.status_code == 201, posted.text
-        return token, str(posted.json()["opening_id"])
+        key = api.post("/api/employers/me/api-keys", headers={"Authorization": f"Bearer {token}"})
+        assert key.status_code == 201, key.text
+        return Employer(
+            employer_id=employer_id,
+            token=token,
+            opening_id=str(posted.json()["opening_id"]),
+            key_id=str(key.json()["key_id"]),
+        )
 
 
-def _manage_token(url: str, *, mongo_url: str, database: str, signer: LinkSigner, run: str) -> str:
-    """A confirmed subscriber's manage token (the id is read from the subscriber's database, the
-    token signed with the services' key, as the emailed links are)."""
-    address = f"fuzz.{run}@inbox.example"
+def _subscriber(
+    url: str, *, mongo_url: str, database: str, signer: LinkSigner, address: str
+) -> str:
+    """A confirmed subscriber's id (read from the subscriber's database; the confirmation token
+    signed with the services' key, as the emailed link is)."""
     with httpx.Client(base_url=url, timeout=20.0) as api:
         signed_up = api.post(
             "/api/subscribers",
@@ -145,7 +167,18 @@ def _manage_token(url: str, *, mongo_url: str, database: str, signer: LinkSigner
             json={"token": signer.sign(Purpose.CONFIRM, subscriber_id)},
         )
         assert confirmed.status_code == 200, confirmed.text
-    return signer.sign(Purpose.MANAGE, subscriber_id)
+    return subscriber_id
+
+
+def _suppressed(url: str, *, admin_token: str, address: str) -> str:
+    answer = httpx.post(
+        f"{url}/api/admin/suppressions",
+        json={"email": address},
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=20.0,
+    )
+    assert answer.status_code == 201, answer.text
+    return address
 
 
 @pytest.fixture(scope="module")
@@ -192,20 +225,48 @@ def fuzz_stack(
             services.append(session_service_process(name, service_env, port=ports[name]))
         for name in SERVICES:
             _wait_ready(urls[name], timeout=READY_TIMEOUT)
-        employer_token, opening_id = _employer_token(urls["employer"], run=run)
-        manage_token = _manage_token(
-            urls["subscriber"],
-            mongo_url=mongo_url,
-            database=databases["subscriber"],
-            signer=LinkSigner(signing_key),
-            run=run,
+        employer = _employer(urls["employer"], run=run)
+        signer = LinkSigner(signing_key)
+        kept, erased = (
+            _subscriber(
+                urls["subscriber"],
+                mongo_url=mongo_url,
+                database=databases["subscriber"],
+                signer=signer,
+                address=f"fuzz.{who}.{run}@inbox.example",
+            )
+            for who in ("kept", "erased")
         )
+        manage = Real("query", "token", signer.sign(Purpose.MANAGE, kept))
+        opening = Real("path", "opening_id", employer.opening_id)
+        employer_id = Real("path", "employer_id", employer.employer_id)
+        real = {
+            "POST /api/subscribers/confirm": Real(
+                "body", "token", signer.sign(Purpose.CONFIRM, kept)
+            ),
+            "DELETE /api/subscribers": Real("query", "token", signer.sign(Purpose.MANAGE, erased)),
+            "GET /api/preferences": manage,
+            "PUT /api/preferences": manage,
+            "POST /unsubscribe": Real("query", "token", signer.sign(Purpose.UNSUBSCRIBE, kept)),
+            "GET /api/employers/{employer_id}": employer_id,
+            "POST /api/admin/employers/{employer_id}/approve": employer_id,
+            "DELETE /api/employers/me/api-keys/{key_id}": Real("path", "key_id", employer.key_id),
+            "GET /api/openings/{opening_id}": opening,
+            "PATCH /api/openings/{opening_id}": opening,
+            "POST /api/openings/{opening_id}/close": opening,
+            "GET /api/openings/{opening_id}/stats": opening,
+            "DELETE /api/admin/suppressions/{email}": Real(
+                "path",
+                "email",
+                _suppressed(
+                    urls["notifier"],
+                    admin_token=admin_token,
+                    address=f"fuzz.suppressed.{run}@inbox.example",
+                ),
+            ),
+        }
         yield FuzzStack(
-            urls=urls,
-            admin_token=admin_token,
-            employer_token=employer_token,
-            opening_id=opening_id,
-            manage_token=manage_token,
+            urls=urls, admin_token=admin_token, employer_token=employer.token, real=real
         )
     finally:
         for service in reversed(services):
@@ -229,11 +290,15 @@ def _use_real_resources(case: Case[Any], stack: FuzzStack) -> None:
         return
     if zlib.crc32(f"{case.path_parameters}{case.query}".encode()) % 2:
         return
-    path = case.operation.path
-    if OPENING_PATH.match(path) and case.path_parameters is not None:
-        case.path_parameters["opening_id"] = stack.opening_id
-    if path in MANAGED_PATHS and case.query is not None:
-        case.query["token"] = stack.manage_token
+    real = stack.real.get(case.operation.label)
+    if real is None:
+        return
+    if real.location == "path" and case.path_parameters is not None:
+        case.path_parameters[real.name] = real.value
+    elif real.location == "query" and case.query is not None:
+        case.query[real.name] = real.value
+    elif real.location == "body" and isinstance(case.body, dict):
+        case.body[real.name] = real.value
 
 
 FUZZ_SETTINGS = settings(
