@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hwcollab_common.clock import Clock
-from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.consuming import apply_once
+from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.ops import (
     ReadinessCheck,
     configure_observability,
