@@ -1,18 +1,25 @@
-"""The three services as in-process apps (lifespan running) on the session's real Kafka, MongoDB
-and SMTP sink, each with a database and consumer groups of its own."""
+"""The three services as in-process apps (lifespan running) on real Kafka, MongoDB and an SMTP
+sink, each with a database and consumer groups of its own.
+
+The Kafka broker is this package's own: a notifier reads its topics from the beginning, and on
+the session's broker it would match, and email, every subscriber and opening that other tests
+left there (and other tests' notifiers would do the same with ours)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from asgi_lifespan import LifespanManager
 
+from hwcollab_cli import components
 from hwcollab_employer.app import create_app as create_employer_app
 from hwcollab_notifier.app import create_app as create_notifier_app
 from hwcollab_notifier.settings import Settings as NotifierSettings
 from hwcollab_subscriber.app import create_app as create_subscriber_app
-from hwcollab_testing.plugin import SmtpSink
+from hwcollab_testing.plugin import STARTUP_TIMEOUT, SmtpSink
+from hwcollab_testing.processes import ManagedProcess, free_port, port_accepts
 
 from .support import (
     EMPLOYER_URL,
@@ -26,25 +33,43 @@ from .support import (
 
 
 @pytest.fixture(scope="package")
-async def subscriber(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[Service]:
-    app = create_subscriber_app(subscriber_settings(kafka_bootstrap, mongo_url))
+def security_kafka(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
+    """A noida-db broker with every product topic, for this package only."""
+    port = free_port()
+    process = ManagedProcess(
+        name="kafka-security",
+        argv=components.kafka_argv(port=port, data_dir=tmp_path_factory.mktemp("kafka-security")),
+        log_path=artifacts_dir / "logs" / f"kafka-security-{port}.log",
+    ).start()
+    try:
+        process.wait_ready(lambda: port_accepts(port), timeout=STARTUP_TIMEOUT)
+        bootstrap = f"{components.HOST}:{port}"
+        components.create_topics_when_ready(bootstrap, partitions=2, timeout=STARTUP_TIMEOUT)
+        yield bootstrap
+    finally:
+        process.stop(grace=10.0)
+
+
+@pytest.fixture(scope="package")
+async def subscriber(security_kafka: str, mongo_url: str) -> AsyncIterator[Service]:
+    app = create_subscriber_app(subscriber_settings(security_kafka, mongo_url))
     async with LifespanManager(app, startup_timeout=90, shutdown_timeout=30) as manager:
         yield Service(app, manager.app, app.state.runtime.db, SUBSCRIBER_URL)
 
 
 @pytest.fixture(scope="package")
-async def employer(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[Service]:
-    app = create_employer_app(employer_settings(kafka_bootstrap, mongo_url))
+async def employer(security_kafka: str, mongo_url: str) -> AsyncIterator[Service]:
+    app = create_employer_app(employer_settings(security_kafka, mongo_url))
     async with LifespanManager(app, startup_timeout=90, shutdown_timeout=30) as manager:
         yield Service(app, manager.app, app.state.runtime.db, EMPLOYER_URL)
 
 
 @pytest.fixture(scope="package")
 async def notifier(
-    kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink
+    security_kafka: str, mongo_url: str, smtp_sink: SmtpSink
 ) -> AsyncIterator[Service]:
     settings = NotifierSettings(
-        **common_settings(kafka_bootstrap, mongo_url, "notifier"),
+        **common_settings(security_kafka, mongo_url, "notifier"),
         smtp_host=smtp_sink.host,
         smtp_port=smtp_sink.port,
         digest_interval_seconds=86400,

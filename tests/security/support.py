@@ -172,6 +172,18 @@ class Account:
         await self.browser.aclose()
 
 
+async def owner_state(owner: Account) -> list[Any]:
+    """Everything of an employer's that a write could change — but its reach ("notified"),
+    which grows on its own as the notifier emails matching subscribers."""
+    state = []
+    for path in ("/api/employers/me", "/api/employers/me/openings", "/api/employers/me/api-keys"):
+        answer = (await owner.api.get(path)).json()
+        if isinstance(answer, list):
+            answer = [{k: v for k, v in item.items() if k != "notified"} for item in answer]
+        state.append(answer)
+    return state
+
+
 async def sign_in_browser(browser: httpx.AsyncClient, email: str) -> httpx.Response:
     """Sign in through the pages as a browser does: the form's CSRF token, then POST."""
     form = await browser.get("/login")

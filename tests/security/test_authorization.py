@@ -34,6 +34,7 @@ from .support import (
     employer_signup,
     new_account,
     new_subscriber,
+    owner_state,
     sign_in_browser,
     subscriber_signup,
     token,
@@ -153,18 +154,6 @@ async def _resource_url(case: Case, path: str, owner: Account) -> str:
     return path
 
 
-async def _owner_state(owner: Account) -> list[Any]:
-    """Everything an owner has that a write could change."""
-    return [
-        (await owner.api.get(path)).json()
-        for path in (
-            "/api/employers/me",
-            "/api/employers/me/openings",
-            "/api/employers/me/api-keys",
-        )
-    ]
-
-
 async def _page_post(client: httpx.AsyncClient, url: str, form: dict[str, Any]) -> httpx.Response:
     """A form POST with the CSRF token this client's own pages carry (so that only the
     authorization decides)."""
@@ -201,7 +190,7 @@ async def test_employer_write_routes(
     case = EMPLOYER_MATRIX[route]
     method, path = route.split(" ", 1)
     url = await _resource_url(case, path, owner)
-    before = await _owner_state(owner)
+    before = await owner_state(owner)
 
     async with employer.client() as anonymous, employer.client(**ADMIN) as admin:
         if case.page:
@@ -214,7 +203,7 @@ async def test_employer_write_routes(
             if case.who == "owner":
                 answer = await _page_post(other.browser, url, case.form)
                 _refused_as_another_employer(answer, url, what=f"{route} as another employer")
-            assert await _owner_state(owner) == before, f"{route}: refused calls changed state"
+            assert await owner_state(owner) == before, f"{route}: refused calls changed state"
             try:
                 answer = await _page_post(owner_browser, url, case.form)
             finally:
@@ -242,7 +231,7 @@ async def test_employer_write_routes(
                 if name == "anonymous" or case.who != "admin":
                     assert answer.status_code == 401, what
             if not allowed:
-                assert await _owner_state(owner) == before, f"{what} changed state"
+                assert await owner_state(owner) == before, f"{what} changed state"
 
 
 async def test_employer_public_write_routes(

@@ -88,12 +88,12 @@ async def test_notifier(notifier: Service) -> None:
 
 @pytest.mark.slow
 def test_through_uvicorn(
-    service_process: ServiceStarter, kafka_bootstrap: str, mongo_url: str
+    service_process: ServiceStarter, security_kafka: str, mongo_url: str
 ) -> None:
     running = service_process(
         "subscriber",
         {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "KAFKA_BOOTSTRAP_SERVERS": security_kafka,
             "MONGODB_URL": mongo_url,
             "MONGODB_DATABASE": f"security_body_{uuid.uuid4().hex[:8]}",
             "CONSUMER_GROUP_SUFFIX": f"-security-body-{uuid.uuid4().hex[:8]}",

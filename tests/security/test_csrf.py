@@ -21,6 +21,7 @@ from .support import (
     csrf_of,
     new_account,
     new_subscriber,
+    owner_state,
     sign_in_browser,
     token,
     unique,
@@ -61,11 +62,6 @@ def test_every_form_post_is_listed(employer: Service) -> None:
     assert pages == set(FORMS)
 
 
-async def _state(owner: Account) -> list[Any]:
-    paths = ("/api/employers/me", "/api/employers/me/openings", "/api/employers/me/api-keys")
-    return [(await owner.api.get(path)).json() for path in paths]
-
-
 @pytest.fixture(scope="module")
 async def accounts(employer: Service) -> AsyncIterator[tuple[Account, Account]]:
     owner = await new_account(employer, name="csrf")
@@ -84,7 +80,7 @@ async def test_forms_without_the_right_csrf_token_are_refused(
         opening_id=(await owner.post_opening())["opening_id"], key_id=await owner.api_key_id()
     )
     form = {k: v.format(email=owner.email) for k, v in FORMS[route].items()}
-    before = await _state(owner)
+    before = await owner_state(owner)
     signed_in = path not in ("/signup", "/login")
     # A browser of its own: signing out (or in) must not touch the shared accounts.
     async with employer.client() as browser:
@@ -102,7 +98,7 @@ async def test_forms_without_the_right_csrf_token_are_refused(
             answer = await browser.post(path, data=form | extra)
             assert answer.status_code == 403, (route, name, answer.status_code)
             assert "session" not in answer.headers.get("set-cookie", ""), (route, name)
-            assert await _state(owner) == before, f"{route} with a {name} token changed state"
+            assert await owner_state(owner) == before, f"{route} with a {name} token changed state"
         # A cross-site POST carries the cookies but cannot read the token: without the
         # form's token the session alone is not enough (checked above); with it, it works.
         page = await browser.get("/dashboard" if signed_in else "/login")

@@ -41,10 +41,10 @@ def client_of(service: Service) -> httpx.AsyncClient:
 
 
 @pytest.fixture(scope="module")
-async def limited_subscriber(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[Service]:
+async def limited_subscriber(security_kafka: str, mongo_url: str) -> AsyncIterator[Service]:
     app: FastAPI = create_subscriber_app(
         subscriber_settings(
-            kafka_bootstrap,
+            security_kafka,
             mongo_url,
             signup_rate_limit=LIMIT,
             link_rate_limit=LIMIT,
@@ -55,10 +55,10 @@ async def limited_subscriber(kafka_bootstrap: str, mongo_url: str) -> AsyncItera
 
 
 @pytest.fixture(scope="module")
-async def limited_employer(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[Service]:
+async def limited_employer(security_kafka: str, mongo_url: str) -> AsyncIterator[Service]:
     app: FastAPI = create_employer_app(
         employer_settings(
-            kafka_bootstrap,
+            security_kafka,
             mongo_url,
             signup_rate_limit=LIMIT,
             login_rate_limit=LIMIT,
@@ -109,10 +109,10 @@ async def test_subscriber_routes(limited_subscriber: Service) -> None:
         assert (await requests["POST /api/preferences/link"](other, 0)).status_code == 202
 
 
-async def test_subscriber_per_address_limit(kafka_bootstrap: str, mongo_url: str) -> None:
+async def test_subscriber_per_address_limit(security_kafka: str, mongo_url: str) -> None:
     app = create_subscriber_app(
         subscriber_settings(
-            kafka_bootstrap,
+            security_kafka,
             mongo_url,
             signup_address_rate_limit=LIMIT,
             link_address_rate_limit=LIMIT,
