@@ -1,0 +1,279 @@
+"""Helpers for reliability tests that run notifier processes against the shared Kafka, MongoDB and
+an SMTP sink: settings, events, waiting, restarts on the embedded broker, dead letters, counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+
+from hwcollab_schemas import Event
+from hwcollab_schemas.events import (
+    OpeningDetails,
+    OpeningPosted,
+    SubscriberProfile,
+    SubscriberRegistered,
+)
+from hwcollab_schemas.topics import (
+    ALL_TOPICS,
+    DELIVERY_TOPIC,
+    EMPLOYER_TOPIC,
+    NOTIFIER_DELIVERY_GROUP,
+    NOTIFIER_GROUP,
+    OPENING_TOPIC,
+    SUBSCRIBER_TOPIC,
+    dlq_topic,
+)
+from hwcollab_testing.plugin import SmtpSink
+
+NOTIFIER_GROUP_TOPICS = (
+    (NOTIFIER_GROUP, (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)),
+    (NOTIFIER_DELIVERY_GROUP, (DELIVERY_TOPIC,)),
+)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
+    """Poll ``check`` until it holds; fail with ``what`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not before the deadline")
+        await asyncio.sleep(0.25)
+
+
+async def wait_ready(http: httpx.AsyncClient, url: str, *, timeout: float = 60) -> None:
+    async def ready() -> bool:
+        try:
+            return (await http.get(f"{url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await eventually(ready, timeout=timeout, what=f"{url} ready")
+
+
+def notifier_env(
+    *,
+    kafka_bootstrap: str,
+    mongo_url: str,
+    smtp: SmtpSink,
+    database: str,
+    group_suffix: str,
+    **overrides: str,
+) -> dict[str, str]:
+    """Settings of a notifier under test: short leases and sweeps so recovery shows in seconds."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MONGODB_URL": mongo_url,
+        "MONGODB_DATABASE": database,
+        "SMTP_HOST": smtp.host,
+        "SMTP_PORT": str(smtp.port),
+        "DELIVERY_CONCURRENCY": "1",
+        "SEND_LEASE_SECONDS": "8",
+        "SWEEP_INTERVAL_SECONDS": "2",
+        "SWEEP_STALE_SECONDS": "6",
+        "INDEX_REFRESH_SECONDS": "1",
+        "OUTBOX_POLL_SECONDS": "0.2",
+        "LOG_LEVEL": "WARNING",
+        "CONSUMER_GROUP_SUFFIX": group_suffix,
+    }
+    env.update(overrides)
+    return env
+
+
+@dataclass(frozen=True)
+class Place:
+    zip: str
+    lat: float
+    lon: float
+    timezone: str = "America/Chicago"
+
+
+def registered(subscriber_id: str, email: str, *, place: Place, now: datetime) -> Event:
+    """An immediate, active care-management subscriber at ``place``."""
+    return SubscriberRegistered.create(
+        SubscriberProfile(
+            subscriber_id=subscriber_id,
+            version=1,
+            email=email,
+            roles=("care_management",),
+            zip=place.zip,
+            lat=place.lat,
+            lon=place.lon,
+            timezone=place.timezone,
+            confirmed_at=now,
+        ),
+        producer="test",
+        occurred_at=now,
+    )
+
+
+def posted(opening_id: str, *, employer_id: str, place: Place, now: datetime) -> Event:
+    """An open care-manager opening about a mile from ``place``, employer approved."""
+    return OpeningPosted.create(
+        OpeningDetails(
+            opening_id=opening_id,
+            employer_id=employer_id,
+            version=1,
+            organization_name="North Star Health",
+            employer_approved=True,
+            title="Care Manager",
+            role="care_manager",
+            setting="medical",
+            employment_type="full_time",
+            zip=place.zip,
+            lat=place.lat + 0.015,
+            lon=place.lon,
+            apply_url="https://northstar.example/apply",
+            posted_at=now,
+            expires_at=now + timedelta(days=30),
+        ),
+        producer="test",
+        occurred_at=now,
+    )
+
+
+@asynccontextmanager
+async def event_publisher(bootstrap: str) -> AsyncIterator[Callable[[Event], Awaitable[None]]]:
+    """``publish(event)``: straight to the event's topic, keyed like the services key it."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+
+    async def publish(event: Event) -> None:
+        await producer.send_and_wait(event.topic, event.to_bytes(), key=event.key.encode())
+
+    try:
+        yield publish
+    finally:
+        await producer.stop()
+
+
+async def copy_notifier_groups(bootstrap: str, *, from_suffix: str, to_suffix: str) -> None:
+    """Give the notifier groups ending in ``to_suffix`` the committed offsets of those ending in
+    ``from_suffix``: a process restarted under the new suffix resumes exactly where a killed one
+    left off (uncommitted messages are delivered again), as it would in the old group once a
+    real broker expired the dead member. The embedded broker never does, so the old group stays
+    stuck; see the notifier README."""
+    for group, topics in NOTIFIER_GROUP_TOPICS:
+        source = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group + from_suffix, enable_auto_commit=False
+        )
+        await source.start()
+        try:
+            await source.topics()
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in source.partitions_for_topic(topic) or ()
+            ]
+            committed = {tp: await source.committed(tp) for tp in partitions}
+        finally:
+            await source.stop()
+        offsets = {tp: offset for tp, offset in committed.items() if offset is not None}
+        assert offsets.keys() == set(partitions), (
+            f"{group + from_suffix} has uncommitted partitions"
+        )
+        target = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group + to_suffix, enable_auto_commit=False
+        )
+        await target.start()
+        try:
+            target.assign(partitions)
+            await target.commit(offsets)
+        finally:
+            await target.stop()
+
+
+async def dead_letters_containing(bootstrap: str, needle: str) -> list[tuple[str, bytes]]:
+    """Every message on any ``.dlq`` topic whose value contains ``needle``: (topic, value)."""
+    found: list[tuple[str, bytes]] = []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [
+            TopicPartition(dlq_topic(topic), p)
+            for topic in ALL_TOPICS
+            for p in consumer.partitions_for_topic(dlq_topic(topic)) or ()
+        ]
+        if not partitions:
+            return found
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        left = {tp for tp in partitions if ends[tp] > 0}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while left and loop.time() < deadline:
+            batch = await consumer.getmany(*left, timeout_ms=500)
+            for tp, records in batch.items():
+                for record in records:
+                    if needle.encode() in (record.value or b""):
+                        found.append((tp.topic, record.value))
+                    if record.offset + 1 >= ends[tp]:
+                        left.discard(tp)
+        assert not left, f"dead-letter topics not read to their end: {sorted(map(str, left))}"
+    finally:
+        await consumer.stop()
+    return found
+
+
+def mail_of(sink: SmtpSink, run: str) -> list[EmailMessage]:
+    """Messages the sink received for this run's addresses, in order of arrival."""
+    return [m.message for m in sink.snapshot() if run in str(m.message["To"])]
+
+
+def opening_emails(messages: Iterable[EmailMessage]) -> list[EmailMessage]:
+    return [m for m in messages if m["X-HWcollab-Kind"] == "immediate"]
+
+
+def recipient(message: EmailMessage) -> str:
+    return parseaddr(str(message["To"]))[1].lower()
+
+
+def pairs_in(messages: Iterable[EmailMessage]) -> collections.Counter[tuple[str, str]]:
+    """How many times each (recipient, opening) pair arrived."""
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    for message in messages:
+        for opening_id in str(message["X-HWcollab-Opening-Ids"] or "").split(","):
+            if opening_id.strip():
+                counts[(recipient(message), opening_id.strip())] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class Figures:
+    name: str
+    expected: int
+    delivered: int
+    lost: int
+    duplicated: int
+
+    def line(self, **extra: object) -> str:
+        more = "".join(f" {key}={value}" for key, value in extra.items())
+        return (
+            f"FIGURES {self.name} expected={self.expected} delivered={self.delivered} "
+            f"lost={self.lost} duplicated={self.duplicated}{more}"
+        )
+
+
+def figures(
+    name: str, *, expected: set[tuple[str, str]], got: collections.Counter[tuple[str, str]]
+) -> Figures:
+    """``delivered``: expected pairs that arrived; ``duplicated``: extra copies of any pair."""
+    return Figures(
+        name=name,
+        expected=len(expected),
+        delivered=len(expected & got.keys()),
+        lost=len(expected - got.keys()),
+        duplicated=sum(n - 1 for n in got.values() if n > 1),
+    )

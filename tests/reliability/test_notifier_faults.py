@@ -1,0 +1,171 @@
+"""Faults on the notifier's sending path, with real processes: nothing lost, nothing sent twice.
+
+1. A notifier SIGKILLed in the middle of a burst of opening emails, then started again: every
+   (subscriber, opening) email arrives; a pair arrives twice only from the documented window (SMTP
+   accepted the message, the process died before recording it), provably: its message record was
+   claimed by the killed process and again by the restarted one, and both copies carry the same
+   Message-ID.
+2. The SMTP server away for 30 s — connections refused, then a 421 greeting, then 421 to every
+   MAIL FROM — and back: everything arrives once, no ledger row fails, no dead letter.
+
+Each test prints a ``FIGURES`` line (expected, delivered, lost, duplicated).
+
+The burst is ``NOTIFIER_FAULT_SUBSCRIBERS`` × ``NOTIFIER_FAULT_OPENINGS`` immediate emails (100 × 10
+= 1,000 by default): subscribers arrive as events, each applied in its own transaction and
+welcomed by email, about 6 a second on the test database, so 1,000 subscribers × 1 opening would
+spend three minutes registering; 100 × 10 gives the same 1,000 deliveries in a fraction of that.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from hwcollab_testing.kafka import fresh_notifier_groups
+from hwcollab_testing.plugin import ServiceStarter
+from hwcollab_testing.processes import free_port
+from hwcollab_testing.smtp import SmtpSinkServer
+
+from .notifier_stack import (
+    Place,
+    copy_notifier_groups,
+    event_publisher,
+    eventually,
+    figures,
+    mail_of,
+    notifier_env,
+    opening_emails,
+    pairs_in,
+    posted,
+    recipient,
+    registered,
+    wait_ready,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
+
+SUBSCRIBERS = int(os.environ.get("NOTIFIER_FAULT_SUBSCRIBERS", "100"))
+OPENINGS = int(os.environ.get("NOTIFIER_FAULT_OPENINGS", "10"))
+DULUTH = Place(zip="55802", lat=46.78, lon=-92.10)
+FARGO = Place(zip="58102", lat=46.88, lon=-96.79)
+
+
+@pytest.fixture
+def outage_sink() -> Any:
+    """A sink of this test's own: stopping it must not disturb other tests' mail."""
+    server = SmtpSinkServer(host="127.0.0.1", port=free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    outage_sink: SmtpSinkServer,
+    service_process: ServiceStarter,
+) -> None:
+    started = time.monotonic()
+    sink = outage_sink.sink
+    run = uuid.uuid4().hex[:8]
+    database = f"test_notifier_faults_kill_{run}"
+    first_suffix = await fresh_notifier_groups(kafka_bootstrap, label="kill")
+    env = notifier_env(
+        kafka_bootstrap=kafka_bootstrap,
+        mongo_url=mongo_url,
+        smtp=sink,
+        database=database,
+        group_suffix=first_suffix,
+    )
+    emails = {f"k{i}-{run}": f"k{i}-{run}@example.org" for i in range(SUBSCRIBERS)}
+    opening_ids = [f"kill{i}-{run}" for i in range(OPENINGS)]
+    expected = {(email, opening) for email in emails.values() for opening in opening_ids}
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    messages = mongo[database]["messages"]
+    try:
+        async with (
+            httpx.AsyncClient(timeout=5.0) as http,
+            event_publisher(kafka_bootstrap) as publish,
+        ):
+            first = service_process("notifier", env)
+            await wait_ready(http, first.url)
+            now = datetime.now(UTC)
+            for subscriber_id, email in emails.items():
+                await publish(registered(subscriber_id, email, place=DULUTH, now=now))
+
+            async def welcomed() -> bool:
+                return len({recipient(m) for m in mail_of(sink, run)}) == SUBSCRIBERS
+
+            await eventually(welcomed, timeout=120, what="every welcome email")
+            registered_after = time.monotonic() - started
+            for opening_id in opening_ids:
+                await publish(posted(opening_id, employer_id=f"e-{run}", place=DULUTH, now=now))
+
+            async def under_way() -> bool:
+                return len(opening_emails(mail_of(sink, run))) >= len(expected) // 4
+
+            await eventually(under_way, timeout=120, what="a quarter of the burst")
+            first.kill()  # SIGKILL
+            arrived_before_kill = len(opening_emails(mail_of(sink, run)))
+            assert arrived_before_kill < len(expected), "killed after the burst, not during it"
+
+            # The embedded broker never expires the dead member, so its groups stay stuck: the
+            # new process gets groups of its own that start at the dead one's committed offsets.
+            second_suffix = f"{first_suffix}-restarted"
+            await copy_notifier_groups(
+                kafka_bootstrap, from_suffix=first_suffix, to_suffix=second_suffix
+            )
+            second = service_process("notifier", {**env, "CONSUMER_GROUP_SUFFIX": second_suffix})
+            await wait_ready(http, second.url)
+
+            async def all_arrived() -> bool:
+                return pairs_in(opening_emails(mail_of(sink, run))).keys() >= expected
+
+            await eventually(all_arrived, timeout=150, what="every expected email")
+
+            async def settled() -> bool:
+                # Nothing left to claim: no further copy can be on its way.
+                return await messages.count_documents({"status": {"$ne": "sent"}}) == 0
+
+            await eventually(settled, timeout=60, what="every message recorded as sent")
+
+        received = opening_emails(mail_of(sink, run))
+        got = pairs_in(received)
+        result = figures("notifier_kill_restart", expected=expected, got=got)
+        window: list[tuple[str, str]] = []
+        for email, opening in sorted(pair for pair, n in got.items() if n > 1):
+            copies = [m for m in received if (email, opening) in pairs_in([m])]
+            [message_id] = {str(m["Message-ID"]) for m in copies}  # one Message-ID for both
+            record = await messages.find_one({"_id": message_id})
+            assert record is not None, f"{email} {opening}: no message record"
+            claimers = [int(str(c["owner"]).split(":")[1]) for c in record.get("claims", [])]
+            # Sent by the killed process (the first copy arrived before the kill) and claimed
+            # again, after its lease, by the restarted one: the documented window.
+            assert len(copies) == 2, f"{email} {opening}: {len(copies)} copies"
+            assert received.index(copies[0]) < arrived_before_kill, f"{email} {opening}"
+            assert claimers[0] == first.pid, f"{email} {opening}: claimed by {claimers}"
+            assert claimers[-1] == second.pid, f"{email} {opening}: claimed by {claimers}"
+            window.append((email, opening))
+        print(
+            "\n"
+            + result.line(
+                window_duplicates=len(window),
+                arrived_before_kill=arrived_before_kill,
+                registered_s=round(registered_after),
+                total_s=round(time.monotonic() - started),
+            )
+        )
+        assert result.lost == 0
+        # Only the window repeats an email: one send in flight per delivery consumer.
+        assert result.duplicated == len(window) <= 1
+    finally:
+        await mongo.close()
