@@ -4,10 +4,7 @@ clients for each kind of caller, and employer accounts signed in over the API an
 from __future__ import annotations
 
 import re
-import statistics
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,17 +209,6 @@ async def new_account(employer: Service, *, name: str = "employer") -> Account:
         api=employer.client(Authorization=f"Bearer {token}"),
         browser=browser,
     )
-
-
-async def median_seconds(call: Callable[[], Awaitable[object]], *, times: int) -> float:
-    """The median wall time of ``times`` calls (after one warm-up call)."""
-    await call()
-    durations = []
-    for _ in range(times):
-        started = time.perf_counter()
-        await call()
-        durations.append(time.perf_counter() - started)
-    return statistics.median(durations)
 
 
 SIGNER = LinkSigner(LINK_SIGNING_KEY)
