@@ -309,7 +309,7 @@ FUZZ_SETTINGS = settings(
     deadline=None,
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
-    derandomize=False,
+    derandomize=True,
     database=None,
 )
 
