@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-unt
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from faststream.kafka import KafkaBroker
 
+from hwcollab_common.errors import TransientError
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier import metrics
 from hwcollab_notifier.announce import pending_jobs
@@ -177,12 +178,16 @@ class Operations:
             str(doc["_id"]) async for doc in self._repo.pending_welcomes(requested_before=before)
         ]
         handled = 0
-        for job in pending_jobs(rows, now=now):
-            if await self._deliveries.handle(job) != "skipped":
-                handled += 1
-        for subscriber_id in welcomes[:limit]:
-            if await self._deliveries.welcome(subscriber_id) != "skipped":
-                handled += 1
+        try:
+            for job in pending_jobs(rows, now=now):
+                if await self._deliveries.handle(job) != "skipped":
+                    handled += 1
+            for subscriber_id in welcomes[:limit]:
+                if await self._deliveries.welcome(subscriber_id) != "skipped":
+                    handled += 1
+        except TransientError as outage:
+            # The claim went back uncounted; the rest waits for the next sweep.
+            log.warning("sweep stopped by an outage, will run again: %s", outage)
         if handled:
             metrics.SWEPT.inc(handled)
             log.info("sweeper delivered %d left-over emails", handled)
