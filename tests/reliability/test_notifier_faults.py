@@ -18,6 +18,7 @@ spend three minutes registering; 100 × 10 gives the same 1,000 deliveries in a 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -36,6 +37,7 @@ from hwcollab_testing.smtp import SmtpSinkServer
 from .notifier_stack import (
     Place,
     copy_notifier_groups,
+    dead_letters_containing,
     event_publisher,
     eventually,
     figures,
@@ -167,5 +169,109 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
         assert result.lost == 0
         # Only the window repeats an email: one send in flight per delivery consumer.
         assert result.duplicated == len(window) <= 1
+    finally:
+        await mongo.close()
+
+
+OUTAGE_SUBSCRIBERS = 20
+OUTAGE_OPENINGS = 5
+REFUSED_SECONDS = 12.0
+GREETING_421_SECONDS = 10.0
+MAIL_421_SECONDS = 8.0
+
+
+async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_none(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    outage_sink: SmtpSinkServer,
+    service_process: ServiceStarter,
+) -> None:
+    started = time.monotonic()
+    sink = outage_sink.sink
+    run = uuid.uuid4().hex[:8]
+    database = f"test_notifier_faults_smtp_{run}"
+    env = notifier_env(
+        kafka_bootstrap=kafka_bootstrap,
+        mongo_url=mongo_url,
+        smtp=sink,
+        database=database,
+        group_suffix=await fresh_notifier_groups(kafka_bootstrap, label="smtp"),
+        # Few, quick tries per send: the outage, not the sender's own budget, must be waited out.
+        SMTP_MAX_ATTEMPTS="3",
+        SMTP_BACKOFF_BASE_SECONDS="0.1",
+        SMTP_TIMEOUT_SECONDS="5",
+        DELIVERY_MAX_ATTEMPTS="2",
+    )
+    emails = {f"o{i}-{run}": f"o{i}-{run}@example.org" for i in range(OUTAGE_SUBSCRIBERS)}
+    opening_ids = [f"smtp{i}-{run}" for i in range(OUTAGE_OPENINGS)]
+    expected = {(email, opening) for email in emails.values() for opening in opening_ids}
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        async with (
+            httpx.AsyncClient(timeout=5.0) as http,
+            event_publisher(kafka_bootstrap) as publish,
+        ):
+            notifier = service_process("notifier", env)
+            await wait_ready(http, notifier.url)
+            now = datetime.now(UTC)
+            for subscriber_id, email in emails.items():
+                await publish(registered(subscriber_id, email, place=FARGO, now=now))
+
+            async def welcomed() -> bool:
+                return len({recipient(m) for m in mail_of(sink, run)}) == OUTAGE_SUBSCRIBERS
+
+            await eventually(welcomed, timeout=60, what="every welcome email")
+            for opening_id in opening_ids:
+                await publish(posted(opening_id, employer_id=f"e-{run}", place=FARGO, now=now))
+
+            async def first_arrived() -> bool:
+                return bool(opening_emails(mail_of(sink, run)))
+
+            await eventually(first_arrived, timeout=60, what="the first opening email")
+            outage_sink.stop()  # connections refused, pooled ones cut
+            before_outage = len(opening_emails(mail_of(sink, run)))
+            await asyncio.sleep(REFUSED_SECONDS)  # the outage itself, not a synchronization
+            outage_sink.greet_with_421()
+            await asyncio.sleep(GREETING_421_SECONDS)
+            outage_sink.start()
+            sink.set_busy(True)
+            await asyncio.sleep(MAIL_421_SECONDS)
+            sink.set_busy(False)
+            during_outage = len(opening_emails(mail_of(sink, run))) - before_outage
+            back_at = time.monotonic()
+
+            async def all_arrived() -> bool:
+                return pairs_in(opening_emails(mail_of(sink, run))).keys() >= expected
+
+            await eventually(all_arrived, timeout=90, what="every expected email")
+            caught_up_s = time.monotonic() - back_at
+
+            ledger = mongo[database]["ledger"]
+
+            async def settled() -> bool:
+                return await ledger.count_documents({"status": {"$ne": "sent"}}) == 0
+
+            await eventually(settled, timeout=30, what="every ledger row sent")
+
+        got = pairs_in(opening_emails(mail_of(sink, run)))
+        result = figures("notifier_smtp_outage", expected=expected, got=got)
+        dead = await dead_letters_containing(kafka_bootstrap, run)
+        failed = await mongo[database]["messages"].count_documents({"status": "failed"})
+        print(
+            "\n"
+            + result.line(
+                before_outage=before_outage,
+                during_outage=during_outage,
+                caught_up_s=round(caught_up_s),
+                dead_letters=len(dead),
+                total_s=round(time.monotonic() - started),
+            )
+        )
+        assert result.lost == 0
+        assert result.duplicated == 0
+        assert before_outage < len(expected), "the outage began after the last email"
+        assert during_outage == 0
+        assert failed == 0
+        assert dead == []
     finally:
         await mongo.close()
