@@ -316,15 +316,7 @@ FUZZ_SETTINGS = settings(
 
 def _call_and_validate(case: Case[Any], stack: FuzzStack) -> None:
     _use_real_resources(case, stack)
-    r = case.call(headers=_credentials(case, stack), timeout=30)
-    if r.status_code == 401:
-        print(
-            "DEBUG",
-            case.operation.label,
-            dict(r.request.headers),
-            case.meta.generation.mode if case.meta else None,
-        )
-    case.validate_response(r, checks=CHECKS, headers=_credentials(case, stack))
+    case.call_and_validate(headers=_credentials(case, stack), checks=CHECKS, timeout=30)
 
 
 @pytest.mark.parametrize("service", SERVICES)
