@@ -77,8 +77,8 @@ class DeadLettersOut(BaseModel):
 
 
 class Position(BaseModel):
-    partition: int = Field(ge=0)
-    offset: int = Field(ge=0)
+    partition: int = Field(ge=0, strict=True)
+    offset: int = Field(ge=0, strict=True)
 
 
 class ReplayIn(BaseModel):
