@@ -23,14 +23,17 @@ import httpx
 import pytest
 
 from hwcollab_common.tokens import Purpose
+from hwcollab_employer.app import create_app as create_employer_app
 
 from .support import (
     ADMIN_TOKEN,
+    EMPLOYER_URL,
     OPENING,
     PASSWORD,
     Account,
     Service,
     csrf_of,
+    employer_settings,
     employer_signup,
     new_account,
     new_subscriber,
@@ -363,3 +366,34 @@ async def test_notifier_routes_are_for_operators_only(
             assert (await admin.post("/api/admin/suppressions", json=suppress)).status_code == 201
         answer = await admin.request(method, url, json=body)
         assert answer.status_code in (200, 201, 202, 204), (route, answer.text[:300])
+
+
+async def test_another_employer_learns_nothing_of_an_unlisted_opening(
+    security_kafka: str, mongo_url: str
+) -> None:
+    """An employer awaiting approval has openings nobody else can see: another employer gets the
+    same 404 for them as for an id that does not exist (not a 403 that tells it exists)."""
+    app = create_employer_app(
+        employer_settings(security_kafka, mongo_url, employer_approval="manual")
+    )
+    service = Service(app, app, app.state.runtime.db, EMPLOYER_URL)
+    pending, other = (
+        await new_account(service, name="pending"),
+        await new_account(service, name="peer"),
+    )
+    try:
+        hidden = (await pending.post_opening())["opening_id"]
+        for path in (f"/api/openings/{hidden}", "/api/openings/no-such-opening"):
+            patched = await other.api.patch(path, json={"title": "Mine now"})
+            closed = await other.api.post(f"{path}/close")
+            assert (patched.status_code, closed.status_code) == (404, 404), path
+            assert patched.json() == closed.json() == {"detail": "Not found."}
+        public = await other.api.get(f"/api/openings/{hidden}")
+        assert public.status_code == 404
+        assert (
+            await pending.api.patch(f"/api/openings/{hidden}", json={"title": "T"})
+        ).status_code == 200
+    finally:
+        await pending.close()
+        await other.close()
+        await app.state.runtime.mongo.close()

@@ -284,6 +284,10 @@ class EmployerService:
         if opening is None:
             raise NotFoundError(opening_id)
         if opening.employer_id != employer_id:
+            # Another employer learns no more than the job board shows: 403 for an opening
+            # anyone may read, 404 for one nobody else may see (its employer is not approved).
+            if not opening.employer_approved:
+                raise NotFoundError(opening_id)
             raise ForbiddenError(opening_id)
         return opening
 
