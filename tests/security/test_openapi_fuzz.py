@@ -10,6 +10,7 @@ subscriber's manage link), so that it reaches past 401 and 404 into the handlers
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -36,6 +37,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hwcollab_common.tokens import LinkSigner, Purpose
+from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
 from hwcollab_testing.processes import free_port
 
@@ -186,7 +188,7 @@ def _suppressed(url: str, *, admin_token: str, address: str) -> str:
 
 @pytest.fixture(scope="module")
 def fuzz_stack(
-    kafka_bootstrap: str,
+    security_kafka: str,
     mongo_url: str,
     smtp_sink: SmtpSink,
     session_service_process: ServiceStarter,
@@ -199,7 +201,7 @@ def fuzz_stack(
     unlimited = "100000/minute"
     env = {
         "HWCOLLAB_ENV": "test",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": security_kafka,
         "MONGODB_URL": mongo_url,
         "SMTP_HOST": smtp_sink.host,
         "SMTP_PORT": str(smtp_sink.port),
@@ -218,7 +220,9 @@ def fuzz_stack(
         "LINK_RATE_LIMIT": unlimited,
         "LINK_ADDRESS_RATE_LIMIT": unlimited,
         "DIGEST_INTERVAL_SECONDS": "86400",
-        "CONSUMER_GROUP_SUFFIX": f"-fuzz-{run}",
+        # The security tests' own broker (the fuzzer's sign-ups and dead-letter replays stay off
+        # the shared one); the notifier starts at its end, so it emails nobody from other tests.
+        "CONSUMER_GROUP_SUFFIX": asyncio.run(fresh_notifier_groups(security_kafka, label="fuzz")),
     }
     databases = {name: f"fuzz_{name}_{run}" for name in SERVICES}
     services: list[RunningService] = []
