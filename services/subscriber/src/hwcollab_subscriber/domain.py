@@ -79,12 +79,13 @@ class Preferences(BaseModel):
     employment_types: tuple[str, ...] = Field(default=(), description="Empty means any.")
     zip: Annotated[str, Field(description="A real US 5-digit ZIP code.")]
     radius_miles: Annotated[int, Field(ge=1, le=250)] = 25
-    remote_ok: bool = True
+    # Booleans are JSON true/false only (never 0, 1 or "yes"); the forms send real booleans.
+    remote_ok: Annotated[bool, Field(strict=True)] = True
     frequency: Frequency = "immediate"
     digest_hour: Annotated[int, Field(ge=0, le=23, description="Local hour for digests.")] = 8
     digest_weekday: Weekday = "mon"
     min_pay_hourly: Annotated[float, Field(gt=0, le=1000)] | None = None
-    career_info: bool = False
+    career_info: Annotated[bool, Field(strict=True)] = False
 
     @field_validator("first_name")
     @classmethod
@@ -153,7 +154,7 @@ class SignUp(Preferences):
 class PreferencesChange(Preferences):
     """A full replacement of the preferences, plus whether mail is paused."""
 
-    paused: bool = False
+    paused: Annotated[bool, Field(strict=True)] = False
 
     def preferences(self) -> Preferences:
         return Preferences.model_validate(self.model_dump(exclude={"paused"}))
