@@ -185,7 +185,7 @@ class OpeningFields(BaseModel):
     setting: SettingCode
     required_credentials: CredentialCodes = Field(default_factory=list)
     employment_type: EmploymentTypeCode
-    remote: bool = False
+    remote: Annotated[bool, Field(strict=True)] = False  # JSON true/false only, never 0 or 1
     zip: Annotated[
         RealZip | None, BeforeValidator(_blank_to_none), Field(validate_default=True)
     ] = None
@@ -223,7 +223,7 @@ class OpeningPatch(BaseModel):
     setting: SettingCode | None = None
     required_credentials: CredentialCodes | None = None
     employment_type: EmploymentTypeCode | None = None
-    remote: bool | None = None
+    remote: Annotated[bool | None, Field(strict=True)] = None
     zip: Annotated[RealZip | None, BeforeValidator(_blank_to_none)] = None
     pay_min: Pay | None = None
     pay_max: Pay | None = None
