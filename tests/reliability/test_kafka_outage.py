@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,10 +28,15 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from hwcollab_cli import components
+from hwcollab_common.clock import SystemClock
+from hwcollab_common.kafka import KafkaEventPublisher
+from hwcollab_common.outbox import OutboxRelay, stage_events
 from hwcollab_schemas import EventParseError, parse_event
+from hwcollab_schemas.events import SubscriberDeleted, SubscriberDeletedPayload
 from hwcollab_schemas.topics import EMPLOYER_TOPIC, OPENING_TOPIC, SUBSCRIBER_TOPIC
 from hwcollab_testing.plugin import RunningService, ServiceStarter
 from hwcollab_testing.processes import ManagedProcess, free_port, port_accepts
@@ -364,3 +370,91 @@ async def test_a_broker_outage_loses_nothing_and_http_keeps_answering(
         assert duplicated == set()
         # Waiting on the broker would take its 40 s request timeout; a busy machine takes a few.
         assert max(outage_latencies) < 10.0, "writes do not wait for the broker"
+
+
+async def test_the_relay_waits_out_a_long_outage_and_publishes_each_event_once(
+    tmp_path: Path, artifacts_dir: Path, mongo_url: str
+) -> None:
+    """The producer keeps the records it holds when the broker goes away and delivers them when it
+    returns; meanwhile the relay waits for their acknowledgement, renewing its lease on them (so no
+    other relay publishes them again), and events staged during the outage wait in the outbox.
+    The lease is 3 s here so that the outage outlasts it several times."""
+    run = uuid.uuid4().hex[:8]
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
+    db = mongo[f"test_relay_outage_{run}"]
+    outbox = db["outbox"]
+
+    def deleted(label: str) -> SubscriberDeleted:
+        return SubscriberDeleted.create(
+            SubscriberDeletedPayload(subscriber_id=f"relay-{run}-{label}", version=1),
+            producer="test",
+            occurred_at=datetime.now(UTC),
+        )
+
+    async with own_broker(tmp_path / "kafka", artifacts_dir / "logs") as broker:
+        kafka = KafkaBroker(broker.bootstrap, enable_idempotence=True, acks="all")
+        await kafka.start()
+        relay = OutboxRelay(
+            db,
+            KafkaEventPublisher(kafka),
+            clock=SystemClock(),
+            poll_seconds=0.1,
+            lease=timedelta(seconds=3),
+            ack_report_seconds=1.0,
+        )
+        relay.start()
+        events: list[SubscriberDeleted] = []
+        try:
+
+            async def drained() -> bool:
+                return await pending(db) == 0
+
+            before = [deleted(f"before-{i}") for i in range(10)]
+            await stage_events(db, before, session=None)
+            relay.wake()
+            await eventually(drained, timeout=30, what="published before the outage")
+
+            await broker.stop()
+            held = [deleted(f"held-{i}") for i in range(10)]
+            await stage_events(db, held, session=None)
+            relay.wake()  # these reach the producer, which holds them while the broker is away
+            held_ids = [str(event.event_id) for event in held]
+
+            async def leased() -> list[Document]:
+                return [doc async for doc in outbox.find({"_id": {"$in": held_ids}})]
+
+            async def claimed() -> bool:
+                return all(doc["lease_owner"] is not None for doc in await leased())
+
+            await eventually(claimed, timeout=10, what="the held batch claimed")
+            first_lease = max(doc["lease_until"] for doc in await leased())
+
+            async def renewed() -> bool:
+                docs = await leased()
+                return all(
+                    doc["status"] == "pending" and doc["lease_until"] > first_lease for doc in docs
+                )
+
+            await eventually(renewed, timeout=10, what="the lease renewed while waiting")
+            waiting = [deleted(f"waiting-{i}") for i in range(10)]
+            await stage_events(db, waiting, session=None)
+            assert await pending(db) == 20, "staged during the outage: waiting in the outbox"
+
+            await broker.start()
+            await eventually(drained, timeout=60, what="published after the outage")
+            events = before + held + waiting
+        finally:
+            await relay.stop()
+            await kafka.stop()
+            await mongo.close()
+        counts = collections.Counter(await read_event_ids(broker.bootstrap))
+    expected = {str(event.event_id) for event in events}
+    lost = expected - set(counts)
+    duplicated = {event_id for event_id in expected if counts[event_id] > 1}
+    print(
+        f"\nFIGURES relay-outage expected={len(expected)} delivered={len(expected - lost)} "
+        f"lost={len(lost)} duplicated={len(duplicated)}"
+    )
+    assert len(expected) == 30
+    assert lost == set()
+    assert duplicated == set()

@@ -11,7 +11,9 @@ attempts (doubling up to ``max_backoff``, with jitter) and logging each failed a
 resumes by itself when both are back. Entries stay ``pending`` in the meantime; writes to the
 service go on while Kafka is away. An entry whose publication was acknowledged but could not be
 marked ``sent`` (MongoDB away) is remembered and marked first when MongoDB returns, so it is not
-published a second time by this relay.
+published a second time by this relay. Records the producer already holds when Kafka goes away
+are delivered by it when Kafka returns: the relay waits for their acknowledgement (logging, and
+renewing its lease on them) instead of sending them twice.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ class OutboxRelay:
         batch_size: int = 200,
         lease: timedelta = timedelta(seconds=30),
         max_backoff: float = 5.0,
+        ack_report_seconds: float | None = None,
     ) -> None:
         self._outbox: AsyncCollection[Document] = database[OUTBOX_COLLECTION]
         self._publisher = publisher
@@ -132,6 +135,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._lease = lease
         self._max_backoff = max(max_backoff, poll_seconds)
+        # Report (and renew the lease) well before the lease runs out.
+        self._ack_report_seconds = ack_report_seconds or lease.total_seconds() / 3
         self._unmarked: list[str] = []
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self._wake = asyncio.Event()
@@ -203,7 +208,7 @@ class OutboxRelay:
         if not batch:
             return 0
         sends: list[tuple[str, Awaitable[object]]] = []
-        failure: Exception | None = None
+        failure: BaseException | None = None
         for entry in batch:
             try:
                 acknowledgement = await self._send(entry)
@@ -215,11 +220,10 @@ class OutboxRelay:
         # producer delivers must be marked, or it would be published again.
         published: list[str] = []
         topics = {entry["_id"]: entry["topic"] for entry in batch}
-        for event_id, acknowledgement in sends:
-            try:
-                await acknowledgement
-            except Exception as error:
-                failure = failure or error
+        outcomes, in_doubt = await self._acknowledgements(sends)
+        for event_id, problem in outcomes.items():
+            if problem is not None:
+                failure = failure or problem
                 continue
             published.append(event_id)
             RELAYED.labels(topics[event_id]).inc()
@@ -227,7 +231,9 @@ class OutboxRelay:
         try:
             await self._mark_remembered()
         finally:
-            done = set(published)
+            # Entries the producer may still deliver (stopped while Kafka was away) keep their
+            # lease, so that no other relay publishes them again before it runs out.
+            done = set(published) | in_doubt
             unpublished = [e["_id"] for e in batch if e["_id"] not in done]
             if unpublished:  # give them back at once rather than waiting for the lease
                 await self._outbox.update_many(
@@ -236,8 +242,47 @@ class OutboxRelay:
                 )
         if failure is not None:
             raise failure
+        if in_doubt:
+            raise ConnectionError(f"stopped with {len(in_doubt)} events not yet acknowledged")
         PENDING.set(await self._outbox.count_documents({"status": "pending"}))
         return len(published)
+
+    async def _acknowledgements(
+        self, sends: list[tuple[str, Awaitable[object]]]
+    ) -> tuple[dict[str, BaseException | None], set[str]]:
+        """Wait for the broker to acknowledge what was handed over: each event's error (None when
+        acknowledged), and the events still unacknowledged when the relay was stopped.
+
+        While Kafka is away the producer keeps the records and retries them; they are delivered
+        once when it returns. The relay waits for that rather than sending them again, logs while
+        it waits and renews its lease on them so that no other relay takes them over.
+        """
+        futures = {asyncio.ensure_future(ack): event_id for event_id, ack in sends}
+        outcomes: dict[str, BaseException | None] = {}
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        next_report = started + self._ack_report_seconds
+        waiting = set(futures)
+        while waiting:
+            done, waiting = await asyncio.wait(waiting, timeout=self._poll_seconds)
+            for future in done:
+                outcomes[futures[future]] = (
+                    ConnectionError("send cancelled") if future.cancelled() else future.exception()
+                )
+            if not waiting or self._stopping:
+                break
+            if loop.time() >= next_report:
+                next_report = loop.time() + self._ack_report_seconds
+                log.warning(
+                    "outbox relay: Kafka has not acknowledged %d events for %.0f s; waiting",
+                    len(waiting),
+                    loop.time() - started,
+                )
+                await self._outbox.update_many(
+                    {"_id": {"$in": [futures[f] for f in waiting]}, "lease_owner": self._owner},
+                    {"$set": {"lease_until": self._clock.now() + self._lease}},
+                )
+        return outcomes, {futures[future] for future in waiting}
 
     async def _send(self, entry: dict[str, Any]) -> Awaitable[object]:
         """Hand one entry to the producer, in a span of the trace that staged it (so the trace
