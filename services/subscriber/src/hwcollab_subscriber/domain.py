@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from hwcollab_common.geo import ZipPlace, lookup_zip
 from hwcollab_schemas import taxonomy
@@ -64,6 +64,16 @@ def _check(kind: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> tupl
     return values
 
 
+def _not_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# Numbers may come as text (the forms send "25") but never as a JSON boolean.
+NotBoolean = BeforeValidator(_not_boolean)
+
+
 class Preferences(BaseModel):
     """What a subscriber chooses: everything but the address. Validated as SPEC section 6 says."""
 
@@ -78,13 +88,15 @@ class Preferences(BaseModel):
     credentials: tuple[str, ...] = Field(default=(), description="Credentials held.")
     employment_types: tuple[str, ...] = Field(default=(), description="Empty means any.")
     zip: Annotated[str, Field(description="A real US 5-digit ZIP code.")]
-    radius_miles: Annotated[int, Field(ge=1, le=250)] = 25
+    radius_miles: Annotated[int, NotBoolean, Field(ge=1, le=250)] = 25
     # Booleans are JSON true/false only (never 0, 1 or "yes"); the forms send real booleans.
     remote_ok: Annotated[bool, Field(strict=True)] = True
     frequency: Frequency = "immediate"
-    digest_hour: Annotated[int, Field(ge=0, le=23, description="Local hour for digests.")] = 8
+    digest_hour: Annotated[
+        int, NotBoolean, Field(ge=0, le=23, description="Local hour for digests.")
+    ] = 8
     digest_weekday: Weekday = "mon"
-    min_pay_hourly: Annotated[float, Field(gt=0, le=1000)] | None = None
+    min_pay_hourly: Annotated[float, NotBoolean, Field(gt=0, le=1000)] | None = None
     career_info: Annotated[bool, Field(strict=True)] = False
 
     @field_validator("first_name")
