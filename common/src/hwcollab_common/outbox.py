@@ -140,6 +140,7 @@ class OutboxRelay:
         self._unmarked: list[str] = []
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self._wake = asyncio.Event()
+        self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -149,11 +150,13 @@ class OutboxRelay:
 
     def start(self) -> None:
         self._stopping = False
+        self._stop_requested.clear()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
         """Finish the batch in flight, then stop."""
         self._stopping = True
+        self._stop_requested.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -183,7 +186,9 @@ class OutboxRelay:
                     )
                 else:
                     log.exception("outbox relay batch failed; retrying in %.1f s", delay)
-                await self._pause(delay)
+                # Backing off: only a stop cuts this short, not new entries.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), timeout=delay)
                 continue
             if failures:
                 log.info("outbox relay resumed after %d failed attempts", failures)
