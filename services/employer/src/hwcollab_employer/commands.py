@@ -117,7 +117,16 @@ SettingCode = Annotated[str, _code_of("setting", taxonomy.SETTING_CODES)]
 EmploymentTypeCode = Annotated[str, _code_of("employment type", taxonomy.EMPLOYMENT_TYPE_CODES)]
 SettingCodes = Annotated[list[str], _codes_of("setting", taxonomy.SETTING_CODES)]
 CredentialCodes = Annotated[list[str], _codes_of("credential", taxonomy.CREDENTIAL_CODES)]
-Pay = Annotated[float, Field(ge=0, le=10_000_000)]
+
+
+def _not_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# Numbers may come as text (the forms send "38") but never as a JSON boolean.
+Pay = Annotated[float, BeforeValidator(_not_boolean), Field(ge=0, le=10_000_000)]
 
 
 class Address(BaseModel):
