@@ -2,10 +2,11 @@
 services running as processes on real Kafka, MongoDB and an SMTP sink.
 
 Valid and invalid requests are generated from the published schemas; every answer must be a
-documented status code with the documented content type, headers and body, and never a 5xx. The
-fuzzer signs in where the API needs it (an employer's bearer token, the operator token) and, for
-half of the valid requests on resources that must exist, uses a real one (an opening, a
-subscriber's manage link), so that it reaches past 401 and 404 into the handlers.
+documented status code with the documented content type, headers and body, never a 5xx, and a
+request the schema calls invalid must be refused (4xx). The fuzzer signs in with the security
+scheme each operation documents (an employer's bearer token, the operator token) and, for half of
+the valid requests on resources that must exist, uses a real one (an opening, an API key, a
+subscriber's links, a suppressed address), so that it reaches past 401 and 404 into the handlers.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from schemathesis.core.result import Ok
 from schemathesis.pytest.lazy import get_all_tests
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -52,7 +54,16 @@ MAX_EXAMPLES = int(os.environ.get("HWCOLLAB_FUZZ_EXAMPLES", "15"))
 # Each valid request to these hashes a password with Argon2 (slow by design): fewer examples and
 # no coverage phase (its boundary cases are mostly valid requests, a hash each).
 SLOW_OPERATIONS = {"POST /api/employers": 8, "POST /api/auth/token": 8}
+# Unknown query parameters are ignored, as HTTP APIs do; credentials are always sent (the
+# authorization matrix is tested on its own); 413 and 429 are refusals too.
 CONFIG = """
+[generation]
+allow-extra-parameters = false
+with-security-parameters = false
+
+[checks.negative_data_rejection]
+expected-statuses = [400, 401, 403, 404, 409, 413, 422, 429]
+
 [[operations]]
 include-name = ["POST /api/employers", "POST /api/auth/token"]
 phases.coverage.enabled = false
@@ -61,6 +72,7 @@ CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
 ]
