@@ -3,6 +3,7 @@ clock — created together, started and stopped together from the app's lifespan
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -24,6 +25,9 @@ from hwcollab_schemas import Event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+BROKER_STOP_SECONDS = 20.0
+"""Longer than the broker's graceful timeout for handlers in flight (15 s)."""
 
 
 class ServiceRuntime:
@@ -59,9 +63,17 @@ class ServiceRuntime:
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
-        """Relay finishes its batch, consumers commit and leave their groups, then MongoDB."""
+        """Relay finishes its batch, consumers commit and leave their groups, then MongoDB.
+
+        While Kafka is unreachable the broker's own stop never ends (it keeps trying to commit and
+        flush); after :data:`BROKER_STOP_SECONDS` the process leaves without it: unpublished events
+        stay in the outbox and uncommitted messages are delivered again, and deduplicated.
+        """
         await self.relay.stop()
-        await self.broker.stop()
+        try:
+            await asyncio.wait_for(self.broker.stop(), timeout=BROKER_STOP_SECONDS)
+        except TimeoutError:
+            log.warning("Kafka did not answer within %.0f s of stopping", BROKER_STOP_SECONDS)
         await self.mongo.close()
         log.info("%s stopped", self.name)
 
