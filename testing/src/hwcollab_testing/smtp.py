@@ -3,6 +3,7 @@ for everyone (an outage: connections refused, a 421 greeting, 421 to every MAIL 
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -35,6 +36,9 @@ class SmtpSink:
     permanent_failures: set[str] = field(default_factory=set)
     transient_failures: dict[str, int] = field(default_factory=dict)
     busy: bool = False
+    _hold: Callable[[ReceivedMessage], bool] | None = field(default=None, repr=False)
+    _held: threading.Event = field(default_factory=threading.Event, repr=False)
+    _release: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_permanently(self, address: str) -> None:
@@ -52,6 +56,33 @@ class SmtpSink:
         with self._lock:
             self.busy = busy
 
+    def hold_reply(self, when: Callable[[ReceivedMessage], bool]) -> threading.Event:
+        """Record the next message for which ``when(message)`` holds, then keep its 250 reply
+        back until :meth:`release_reply`: the client's send is in flight although the message
+        has arrived (kill the client now to open the at-least-once window). Returns an event set
+        once such a message is held."""
+        with self._lock:
+            self._hold = when
+            self._held.clear()
+            self._release.clear()
+        return self._held
+
+    def release_reply(self) -> None:
+        self._release.set()
+
+    def _holds(self, message: ReceivedMessage) -> threading.Event | None:
+        with self._lock:
+            when = self._hold
+        # Outside the lock: the condition may look at what the sink received.
+        if when is None or not when(message):
+            return None
+        with self._lock:
+            if self._hold is not when:
+                return None
+            self._hold = None
+        self._held.set()
+        return self._release
+
     def clear(self) -> None:
         """Forget received messages and programmed failures."""
         with self._lock:
@@ -59,6 +90,8 @@ class SmtpSink:
             self.permanent_failures.clear()
             self.transient_failures.clear()
             self.busy = False
+            self._hold = None
+        self._release.set()
 
     def snapshot(self) -> list[ReceivedMessage]:
         with self._lock:
@@ -102,15 +135,15 @@ class SmtpSink:
                 return "451 4.3.0 Try again later"
         return None
 
-    def record(self, *, mail_from: str, rcpt_tos: list[str], raw: bytes) -> None:
+    def record(self, *, mail_from: str, rcpt_tos: list[str], raw: bytes) -> ReceivedMessage:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
+        received = ReceivedMessage(
+            mail_from=mail_from, rcpt_tos=tuple(rcpt_tos), raw=raw, message=parsed
+        )
         with self._lock:
-            self.messages.append(
-                ReceivedMessage(
-                    mail_from=mail_from, rcpt_tos=tuple(rcpt_tos), raw=raw, message=parsed
-                )
-            )
+            self.messages.append(received)
+        return received
 
 
 class _Handler:
@@ -138,9 +171,12 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         raw = envelope.original_content or envelope.content
-        self.sink.record(
+        received = self.sink.record(
             mail_from=str(envelope.mail_from), rcpt_tos=list(envelope.rcpt_tos), raw=bytes(raw)
         )
+        release = self.sink._holds(received)
+        if release is not None:
+            await asyncio.get_running_loop().run_in_executor(None, release.wait)
         return "250 Message accepted"
 
 
@@ -196,6 +232,7 @@ class SmtpSinkServer:
         self._stop_refuser()
 
     def _stop_controller(self) -> None:
+        self.sink.release_reply()  # a held reply must not outlive its server
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
