@@ -1,10 +1,11 @@
 """Faults on the notifier's sending path, with real processes: nothing lost, nothing sent twice.
 
 1. A notifier SIGKILLed in the middle of a burst of opening emails, then started again: every
-   (subscriber, opening) email arrives; a pair arrives twice only from the documented window (SMTP
-   accepted the message, the process died before recording it), provably: its message record was
-   claimed by the killed process and again by the restarted one, and both copies carry the same
-   Message-ID.
+   (subscriber, opening) email arrives. The kill happens while the sink holds back the 250 reply
+   to one message, so the documented window (SMTP accepted it, the process died before recording
+   it) is open for certain: that one email, and no other, arrives twice; provably from the window:
+   its message record was claimed by the killed process and last by the restarted one, and both
+   copies carry the same Message-ID.
 2. The SMTP server away for 30 s — connections refused, then a 421 greeting, then 421 to every
    MAIL FROM — and back: everything arrives once, no ledger row fails, no dead letter.
 
