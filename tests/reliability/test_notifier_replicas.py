@@ -4,47 +4,38 @@ few sends the dead process had in flight (the documented window), and the surviv
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import os
 import signal
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from hwcollab_notifier.mail import message_id_for
-from hwcollab_schemas import Event
-from hwcollab_schemas.events import (
-    OpeningDetails,
-    OpeningPosted,
-    SubscriberProfile,
-    SubscriberRegistered,
-)
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter, SmtpSink
+
+from .notifier_stack import (
+    Place,
+    event_publisher,
+    eventually,
+    notifier_env,
+    posted,
+    registered,
+    wait_ready,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
 
 SUBSCRIBERS = 10
 OPENINGS = 15
 CONCURRENCY = 1  # delivery consumers per process: one group member each
-PLACE = (44.95, -93.10)  # nobody else's tests work around Saint Paul
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not before the deadline")
-        await asyncio.sleep(0.25)
+PLACE = Place(zip="55101", lat=44.95, lon=-93.10)  # nobody else's tests work around Saint Paul
 
 
 def received(sink: SmtpSink) -> list[EmailMessage]:
@@ -58,62 +49,26 @@ async def test_a_killed_replica_loses_nothing_and_the_survivor_takes_over(
     service_process: ServiceStarter,
 ) -> None:
     run = uuid.uuid4().hex[:8]
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "MONGODB_URL": mongo_url,
-        "MONGODB_DATABASE": f"test_notifier_replicas_{run}",
-        "SMTP_HOST": smtp_sink.host,
-        "SMTP_PORT": str(smtp_sink.port),
-        "DELIVERY_CONCURRENCY": str(CONCURRENCY),
-        "SEND_LEASE_SECONDS": "8",
-        "SWEEP_INTERVAL_SECONDS": "2",
-        "SWEEP_STALE_SECONDS": "6",
-        "INDEX_REFRESH_SECONDS": "1",
-        "OUTBOX_POLL_SECONDS": "0.2",
-        "LOG_LEVEL": "WARNING",
-        "CONSUMER_GROUP_SUFFIX": await fresh_notifier_groups(kafka_bootstrap),
-    }
+    env = notifier_env(
+        kafka_bootstrap=kafka_bootstrap,
+        mongo_url=mongo_url,
+        smtp=smtp_sink,
+        database=f"test_notifier_replicas_{run}",
+        group_suffix=await fresh_notifier_groups(kafka_bootstrap),
+        DELIVERY_CONCURRENCY=str(CONCURRENCY),
+    )
     first = service_process("notifier", env)
     second = service_process("notifier", env)
-    async with httpx.AsyncClient(timeout=5.0) as http:
+    async with httpx.AsyncClient(timeout=5.0) as http, event_publisher(kafka_bootstrap) as publish:
         for replica in (first, second):
+            await wait_ready(http, replica.url)
 
-            async def ready(url: str = replica.url) -> bool:
-                try:
-                    return (await http.get(f"{url}/readyz")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            await eventually(ready, timeout=60, what="replica ready")
-
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5)
-        await producer.start()
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
         try:
-
-            async def publish(event: Event) -> None:
-                await producer.send_and_wait(event.topic, event.to_bytes(), key=event.key.encode())
-
             now = datetime.now(UTC)
             emails = {f"r{i}-{run}": f"r{i}-{run}@example.org" for i in range(SUBSCRIBERS)}
             for subscriber_id, email in emails.items():
-                await publish(
-                    SubscriberRegistered.create(
-                        SubscriberProfile(
-                            subscriber_id=subscriber_id,
-                            version=1,
-                            email=email,
-                            roles=("care_management",),
-                            zip="55101",
-                            lat=PLACE[0],
-                            lon=PLACE[1],
-                            timezone="America/Chicago",
-                            confirmed_at=now,
-                        ),
-                        producer="test",
-                        occurred_at=now,
-                    )
-                )
+                await publish(registered(subscriber_id, email, place=PLACE, now=now))
 
             def ours() -> list[EmailMessage]:
                 return [m for m in received(smtp_sink) if run in str(m["To"])]
@@ -125,29 +80,7 @@ async def test_a_killed_replica_loses_nothing_and_the_survivor_takes_over(
 
             opening_ids = [f"burst{i}-{run}" for i in range(OPENINGS)]
             for opening_id in opening_ids:
-                await publish(
-                    OpeningPosted.create(
-                        OpeningDetails(
-                            opening_id=opening_id,
-                            employer_id=f"employer-{run}",
-                            version=1,
-                            organization_name="North Star Health",
-                            employer_approved=True,
-                            title="Care Manager",
-                            role="care_manager",
-                            setting="medical",
-                            employment_type="full_time",
-                            zip="55102",
-                            lat=PLACE[0] + 0.02,
-                            lon=PLACE[1],
-                            apply_url="https://northstar.example/apply",
-                            posted_at=now,
-                            expires_at=now + timedelta(days=30),
-                        ),
-                        producer="test",
-                        occurred_at=now,
-                    )
-                )
+                await publish(posted(opening_id, employer_id=f"e-{run}", place=PLACE, now=now))
 
             def immediate() -> list[EmailMessage]:
                 return [m for m in ours() if m["X-HWcollab-Opening-Ids"]]
@@ -177,7 +110,6 @@ async def test_a_killed_replica_loses_nothing_and_the_survivor_takes_over(
 
             await eventually(all_arrived, timeout=180, what="every expected email")
         finally:
-            await producer.stop()
             await mongo.close()
 
         counts = collections.Counter(m["Message-ID"] for m in immediate())
