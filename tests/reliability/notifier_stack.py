@@ -196,7 +196,13 @@ async def copy_notifier_groups(bootstrap: str, *, from_suffix: str, to_suffix: s
 async def dead_letters_containing(bootstrap: str, needle: str) -> list[tuple[str, bytes]]:
     """Every message on any ``.dlq`` topic whose value contains ``needle``: (topic, value)."""
     found: list[tuple[str, bytes]] = []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        # Other tests dead-letter payloads of several megabytes.
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
     await consumer.start()
     try:
         await consumer.topics()

@@ -169,10 +169,12 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
             assert claimers[0] == first.pid, f"{email} {opening}: claimed by {claimers}"
             assert claimers[-1] == second.pid, f"{email} {opening}: claimed by {claimers}"
             window.append((email, opening))
+        dead = await dead_letters_containing(kafka_bootstrap, run)
         print(
             "\n"
             + result.line(
                 window_duplicates=len(window),
+                dead_letters=len(dead),
                 arrived_before_kill=arrived_before_kill,
                 registered_s=round(registered_after),
                 total_s=round(time.monotonic() - started),
@@ -182,6 +184,7 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
         # Only the window repeats an email: the one send in flight (DELIVERY_CONCURRENCY=1),
         # whose reply the sink held back.
         assert result.duplicated == len(window) == 1
+        assert dead == []
     finally:
         await mongo.close()
 
