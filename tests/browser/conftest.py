@@ -7,12 +7,13 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
+from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink, private_kafka
 from hwcollab_testing.processes import free_port
 
 from .mail import Inbox
@@ -66,8 +67,18 @@ def _warm_up(stack: Stack, inbox: Inbox) -> None:
 
 
 @pytest.fixture(scope="package")
+def browser_kafka(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
+    """The journeys' own broker: their notifier reads topics from the beginning, and on the
+    session's broker it would first work through everything earlier tests left there."""
+    with private_kafka(
+        tmp_path_factory.mktemp("kafka-browser"), artifacts_dir, label="kafka-browser"
+    ) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="package")
 def stack(
-    kafka_bootstrap: str,
+    browser_kafka: str,
     mongo_url: str,
     smtp_sink: SmtpSink,
     session_service_process: ServiceStarter,
@@ -80,7 +91,7 @@ def stack(
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {
         "HWCOLLAB_ENV": "test",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": browser_kafka,
         "MONGODB_URL": mongo_url,
         "SMTP_HOST": smtp_sink.host,
         "SMTP_PORT": str(smtp_sink.port),

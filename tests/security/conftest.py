@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 from asgi_lifespan import LifespanManager
 
-from hwcollab_cli import components
 from hwcollab_employer.app import create_app as create_employer_app
 from hwcollab_notifier.app import create_app as create_notifier_app
 from hwcollab_notifier.settings import Settings as NotifierSettings
 from hwcollab_subscriber.app import create_app as create_subscriber_app
-from hwcollab_testing.plugin import STARTUP_TIMEOUT, SmtpSink
-from hwcollab_testing.processes import ManagedProcess, free_port, port_accepts
+from hwcollab_testing.plugin import SmtpSink, private_kafka
 
 from .support import (
     EMPLOYER_URL,
@@ -35,19 +33,13 @@ from .support import (
 @pytest.fixture(scope="package")
 def security_kafka(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
     """A noida-db broker with every product topic, for this package only."""
-    port = free_port()
-    process = ManagedProcess(
-        name="kafka-security",
-        argv=components.kafka_argv(port=port, data_dir=tmp_path_factory.mktemp("kafka-security")),
-        log_path=artifacts_dir / "logs" / f"kafka-security-{port}.log",
-    ).start()
-    try:
-        process.wait_ready(lambda: port_accepts(port), timeout=STARTUP_TIMEOUT)
-        bootstrap = f"{components.HOST}:{port}"
-        components.create_topics_when_ready(bootstrap, partitions=2, timeout=STARTUP_TIMEOUT)
+    with private_kafka(
+        tmp_path_factory.mktemp("kafka-security"),
+        artifacts_dir,
+        label="kafka-security",
+        partitions=2,
+    ) as bootstrap:
         yield bootstrap
-    finally:
-        process.stop(grace=10.0)
 
 
 @pytest.fixture(scope="package")

@@ -7,6 +7,7 @@ started in its own process group and stopped by its pid at teardown, whatever th
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -55,26 +56,37 @@ def artifacts_dir(pytestconfig: pytest.Config) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
-    """A noida-db Kafka broker with every product topic (4 partitions) and its DLQ twin."""
+@contextlib.contextmanager
+def private_kafka(
+    data_dir: Path, artifacts_dir: Path, *, label: str, partitions: int = TOPIC_PARTITIONS
+) -> Iterator[str]:
+    """A noida-db Kafka broker of its own with every product topic and its DLQ twin; its
+    bootstrap address. For tests whose notifier reads topics from the beginning: on a shared
+    broker it would work through (and email) everything earlier tests left there."""
     port = free_port()
     process = _start(
         ManagedProcess(
-            name="kafka",
-            argv=components.kafka_argv(port=port, data_dir=tmp_path_factory.mktemp("kafka")),
-            log_path=artifacts_dir / "logs" / f"kafka-{port}.log",
+            name=label,
+            argv=components.kafka_argv(port=port, data_dir=data_dir),
+            log_path=artifacts_dir / "logs" / f"{label}-{port}.log",
         )
     )
     try:
         bootstrap = f"{components.HOST}:{port}"
         process.wait_ready(lambda: port_accepts(port), timeout=STARTUP_TIMEOUT)
         components.create_topics_when_ready(
-            bootstrap, partitions=TOPIC_PARTITIONS, timeout=STARTUP_TIMEOUT
+            bootstrap, partitions=partitions, timeout=STARTUP_TIMEOUT
         )
         yield bootstrap
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
+    """A noida-db Kafka broker with every product topic (4 partitions) and its DLQ twin."""
+    with private_kafka(tmp_path_factory.mktemp("kafka"), artifacts_dir, label="kafka") as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="session")
