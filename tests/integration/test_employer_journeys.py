@@ -470,7 +470,14 @@ async def test_pages_journey_sign_up_post_and_see_reach(
 
 
 async def test_a_restart_keeps_accounts_and_openings(kafka_bootstrap: str, mongo_url: str) -> None:
-    settings = settings_for(kafka_bootstrap, mongo_url, employer_approval="auto")
+    # A group of its own: two members of one group in one process (this app and the module's
+    # service) keep rebalancing on the embedded broker, and startup waits for the assignment.
+    settings = settings_for(
+        kafka_bootstrap,
+        mongo_url,
+        employer_approval="auto",
+        consumer_group_suffix=f"-restart-{uuid.uuid4().hex[:8]}",
+    )
     email = unique_email("restart")
     async with running(settings) as first:
         _, headers = await register(first.client, email)

@@ -181,9 +181,11 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
             )
         )
         assert result.lost == 0
-        # Only the window repeats an email: the one send in flight (DELIVERY_CONCURRENCY=1),
-        # whose reply the sink held back.
-        assert result.duplicated == len(window) == 1
+        # Only the window repeats an email, once per send in flight at the kill: the delivery
+        # consumer's (DELIVERY_CONCURRENCY=1), whose reply the sink held back, and, on a slow
+        # machine where rows wait past SWEEP_STALE_SECONDS, at most one more by the sweeper.
+        assert result.duplicated == len(window)
+        assert 1 <= len(window) <= 2
         assert dead == []
     finally:
         await mongo.close()
