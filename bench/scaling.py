@@ -33,7 +33,10 @@ from hwcollab_schemas.topics import (
 from hwcollab_testing.kafka import fresh_notifier_groups
 
 PLACE = Place(zip="55101", lat=44.9509, lon=-93.0925, timezone="America/Chicago")
-_ASSIGNED = re.compile(r"Consumer (\S+) assigned to partitions: \((.*)\)\s*$", re.M)
+# The message may be followed by structured fields (or colour codes) on the same line.
+_ASSIGNED = re.compile(
+    r"Consumer (\S+) assigned to partitions: \(((?:TopicPartition\([^)]*\)(?:, )?)*)\)"
+)
 _PARTITION = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
 
 
