@@ -1,55 +1,64 @@
+"""503 answers while a dependency is away: MongoDB, or anything raising ``TransientError``."""
+
 from __future__ import annotations
 
+import httpx
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
-from pymongo.errors import AutoReconnect, DuplicateKeyError, ServerSelectionTimeoutError
+from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
 
-from hwcollab_common.ops import install_http_basics
-from hwcollab_common.unavailable import RETRY_AFTER_SECONDS
-
-
-def app() -> FastAPI:
-    application = FastAPI()
-    install_http_basics(application)
-
-    @application.post("/api/openings")
-    async def create_opening() -> None:
-        raise ServerSelectionTimeoutError("127.0.0.1:27017: [Errno 111] Connection refused")
-
-    @application.get("/directory")
-    async def directory() -> None:
-        raise AutoReconnect("connection closed")
-
-    @application.post("/api/duplicate")
-    async def duplicate() -> None:
-        raise DuplicateKeyError("E11000 duplicate key")
-
-    return application
+from hwcollab_common.errors import TransientError
+from hwcollab_common.unavailable import (
+    DEPENDENCY_DETAIL,
+    UNAVAILABLE_DETAIL,
+    install_unavailable_handler,
+)
 
 
-def test_an_api_request_in_a_database_outage_answers_503_json() -> None:
-    response = TestClient(app()).post("/api/openings", json={})
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
-    assert response.headers["content-type"] == "application/json"
-    assert "database" in response.json()["detail"]
+def _app() -> FastAPI:
+    app = FastAPI()
+    install_unavailable_handler(app)
+
+    @app.get("/api/database")
+    async def database() -> None:
+        raise ServerSelectionTimeoutError("no servers")
+
+    @app.get("/api/mail")
+    async def mail() -> None:
+        raise TransientError("the mail server refused the connection")
+
+    @app.get("/page")
+    async def page() -> None:
+        raise TransientError("the mail server refused the connection")
+
+    @app.get("/api/bad-query")
+    async def bad_query() -> None:
+        raise OperationFailure("unknown operator $nope")
+
+    return app
 
 
-def test_a_page_in_a_database_outage_answers_a_readable_503_page() -> None:
-    response = TestClient(app()).get("/directory", headers={"accept": "text/html,*/*;q=0.8"})
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
-    assert response.headers["content-type"].startswith("text/html")
-    assert "Temporarily unavailable" in response.text
-    assert 'role="alert"' in response.text
+async def _get(path: str, **headers: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get(path, headers=headers)
 
 
-def test_a_page_route_asked_for_json_answers_json() -> None:
-    response = TestClient(app()).get("/directory", headers={"accept": "application/json"})
-    assert response.status_code == 503
-    assert "detail" in response.json()
+async def test_an_unreachable_database_is_a_503_with_retry_after() -> None:
+    answer = await _get("/api/database")
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "5"
+    assert answer.json() == {"detail": UNAVAILABLE_DETAIL}
 
 
-def test_other_database_errors_stay_server_errors() -> None:
-    client = TestClient(app(), raise_server_exceptions=False)
-    assert client.post("/api/duplicate").status_code == 500
+async def test_a_transient_failure_of_another_dependency_is_a_503_too() -> None:
+    answer = await _get("/api/mail")
+    assert answer.status_code == 503
+    assert answer.json() == {"detail": DEPENDENCY_DETAIL}
+    page = await _get("/page", accept="text/html")
+    assert page.status_code == 503
+    assert "relies on cannot be reached" in page.text
+    assert "database" not in page.text
+
+
+async def test_other_database_errors_stay_server_errors() -> None:
+    assert (await _get("/api/bad-query")).status_code == 500

@@ -1,4 +1,5 @@
-"""503 instead of 500 while MongoDB is away.
+"""503 instead of 500 while MongoDB (or another dependency raising ``TransientError``, such as
+the mail server) is away.
 
 A request that needs the database during an outage fails within a few seconds (the client's
 server-selection timeout, see :func:`hwcollab_common.mongo.create_client`) with a pymongo
@@ -20,7 +21,7 @@ from jinja2 import Template
 from prometheus_client import Counter
 from pymongo.errors import PyMongoError
 
-from hwcollab_common.errors import is_mongo_unavailable
+from hwcollab_common.errors import TransientError, is_mongo_unavailable
 from hwcollab_common.web import SHARED_TEMPLATES_DIR, templates
 
 __all__ = ["RETRY_AFTER_SECONDS", "UNAVAILABLE_DETAIL", "install_unavailable_handler"]
@@ -32,6 +33,10 @@ UNAVAILABLE_DETAIL = (
     "The service is temporarily unavailable: its database cannot be reached. "
     "Please try again in a few seconds."
 )
+DEPENDENCY_DETAIL = (
+    "The service is temporarily unavailable: a service it relies on (such as the mail server) "
+    "cannot be reached. Please try again in a few seconds."
+)
 UNAVAILABLE_ANSWERS = Counter(
     "hwcollab_http_unavailable_total",
     "Requests answered 503 because a dependency was unreachable",
@@ -42,8 +47,7 @@ _PAGE = """{% extends "hwcollab/base.html" %}
 {% block content %}
 <article role="alert">
   <h1>{{ page_title }}</h1>
-  <p>We cannot reach our database right now, so this page could not be shown and
-  nothing you sent was saved.</p>
+  <p>{{ reason }}</p>
   <p>This usually passes within a minute. Please go back and try again shortly.</p>
 </article>
 {% endblock %}
@@ -62,12 +66,18 @@ def _wants_json(request: Request) -> bool:
     return "text/html" not in request.headers.get("accept", "")
 
 
-def unavailable_response(request: Request) -> Response:
+def unavailable_response(request: Request, *, detail: str = UNAVAILABLE_DETAIL) -> Response:
     """The 503 answer for ``request``: JSON or a page, always with ``Retry-After``."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
     if _wants_json(request):
-        return JSONResponse({"detail": UNAVAILABLE_DETAIL}, status_code=503, headers=headers)
-    html = _page().render(page_title="Temporarily unavailable")
+        return JSONResponse({"detail": detail}, status_code=503, headers=headers)
+    reason = (
+        "We cannot reach our database right now, so this page could not be shown and "
+        "nothing you sent was saved."
+        if detail == UNAVAILABLE_DETAIL
+        else "A service this page relies on cannot be reached right now."
+    )
+    html = _page().render(page_title="Temporarily unavailable", reason=reason)
     return HTMLResponse(html, status_code=503, headers=headers)
 
 
@@ -88,4 +98,16 @@ def install_unavailable_handler(app: FastAPI) -> None:
         )
         return unavailable_response(request)
 
+    async def on_transient_error(request: Request, error: Exception) -> Response:
+        UNAVAILABLE_ANSWERS.labels(type(error).__name__).inc()
+        log.warning(
+            "%s %s answered 503, a dependency is unavailable: %s: %s",
+            request.method,
+            request.url.path,
+            type(error).__name__,
+            str(error)[:200],
+        )
+        return unavailable_response(request, detail=DEPENDENCY_DETAIL)
+
     app.add_exception_handler(PyMongoError, on_database_error)
+    app.add_exception_handler(TransientError, on_transient_error)
