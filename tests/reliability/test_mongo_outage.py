@@ -19,7 +19,7 @@ import collections
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ from hwcollab_cli import components
 from hwcollab_schemas import EventParseError, parse_event
 from hwcollab_schemas.events import NotificationSent, NotificationSentPayload
 from hwcollab_schemas.topics import EMPLOYER_GROUP, NOTIFICATION_TOPIC, SUBSCRIBER_GROUP, dlq_topic
+from hwcollab_testing.kafka import topic_ends
 from hwcollab_testing.plugin import RunningService, ServiceStarter
 from hwcollab_testing.processes import ManagedProcess, free_port
 
@@ -92,31 +93,6 @@ async def own_mongo(data_dir: Path, log_dir: Path) -> AsyncIterator[OwnMongo]:
         yield mongo
     finally:
         mongo.kill()
-
-
-async def topic_ends(
-    bootstrap: str, topics: Sequence[str], *, group_id: str | None = None
-) -> dict[TopicPartition, int]:
-    """The end offsets of ``topics``; with ``group_id``, also committed as that group's position,
-    so a service in a fresh group starts at the end rather than replaying other tests' history."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in consumer.partitions_for_topic(topic) or ()
-        ]
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        if group_id is not None:
-            consumer.assign(partitions)
-            await consumer.commit(ends)
-        return ends
-    finally:
-        await consumer.stop()
 
 
 async def event_ids_since(bootstrap: str, starts: dict[TopicPartition, int]) -> list[str]:

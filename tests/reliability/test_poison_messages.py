@@ -3,10 +3,11 @@
 On each consumed topic (the notifier's subscriber, employer, opening and delivery topics; the
 notification topic, read by the employer and the subscriber services) come a message that is not
 JSON, one of a newer schema_version, one with required fields missing, one as large as the broker
-accepts (~1 MiB) and one of 5 MB — each followed, on its partition, by a good message. Every poison lands in ``<topic>.dlq`` once per consumer, with the reason in its headers;
-the good message behind it is applied (seen through the services' databases and APIs); the
-consumers' committed offsets move past the poison, so it is never delivered again; ``/readyz``
-stays ready throughout.
+accepts (~1 MiB) and one of 5 MB — each followed, on its partition, by a good message. Every
+poison lands in ``<topic>.dlq`` once per consumer, with the reason in its headers; the good
+message behind it is applied (seen through the services' databases and APIs); the consumers'
+committed offsets move past the poison, so it is never delivered again; ``/readyz`` stays ready
+throughout.
 
 The 5 MB message: the broker refuses it at the door with the default ``max.message.bytes``
 (1 MiB, as Kafka's default), which the test asserts. An operator may raise that limit on a topic;
@@ -78,6 +79,7 @@ from hwcollab_schemas.topics import (
     SUBSCRIBER_TOPIC,
     dlq_topic,
 )
+from hwcollab_testing.kafka import topic_ends
 from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
@@ -109,27 +111,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, what: str) -> None
         await asyncio.sleep(0.25)
 
 
-async def start_groups_at_end(bootstrap: str, groups: dict[str, tuple[str, ...]]) -> None:
-    """Commit the end of ``topics`` for each group: the services under test skip the history
-    (and other tests' junk) on the shared broker."""
-    for group, topics in groups.items():
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.commit(await consumer.end_offsets(partitions))
-        finally:
-            await consumer.stop()
-
-
 @dataclass
 class Stack:
     bootstrap: str
@@ -157,17 +138,14 @@ def stack(
     """The three services as processes, with consumer groups and databases of their own."""
     run = uuid.uuid4().hex[:8]
     suffix = f"-poison-{run}"
-    asyncio.run(
-        start_groups_at_end(
-            kafka_bootstrap,
-            {
-                NOTIFIER_GROUP + suffix: (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC),
-                NOTIFIER_DELIVERY_GROUP + suffix: (DELIVERY_TOPIC,),
-                EMPLOYER_GROUP + suffix: (NOTIFICATION_TOPIC,),
-                SUBSCRIBER_GROUP + suffix: (NOTIFICATION_TOPIC,),
-            },
-        )
-    )
+    groups = {
+        NOTIFIER_GROUP + suffix: (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC),
+        NOTIFIER_DELIVERY_GROUP + suffix: (DELIVERY_TOPIC,),
+        EMPLOYER_GROUP + suffix: (NOTIFICATION_TOPIC,),
+        SUBSCRIBER_GROUP + suffix: (NOTIFICATION_TOPIC,),
+    }
+    for group, topics in groups.items():
+        asyncio.run(topic_ends(kafka_bootstrap, topics, group_id=group))
     admin_token = f"poison-admin-{run}"
     env = {
         "HWCOLLAB_ENV": "test",
