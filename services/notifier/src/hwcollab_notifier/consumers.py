@@ -194,6 +194,10 @@ def register_deliveries(
                 error,
             )
             await asyncio.sleep(decision.delay)
+            if decision.transient:
+                # Delivered again without a framework traceback on every attempt of an outage.
+                await message.nack()
+                return
             raise
         policy.succeeded(tag)
         CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "handled").inc()
