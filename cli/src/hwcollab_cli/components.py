@@ -12,11 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
 
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
-
 from hwcollab_cli.processes import ReadinessTimeoutError, port_accepts
-from hwcollab_common.kafka_admin import ensure_topics
 from hwcollab_schemas.topics import ALL_TOPICS
 
 HOST = "127.0.0.1"
@@ -135,6 +131,10 @@ def service_env(
 
 
 def mongo_answers(url: str) -> bool:
+    # Imported here: every ``hwcollab`` command loads this module, few of them need pymongo.
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
     client: MongoClient[dict[str, object]] = MongoClient(
         url, serverSelectionTimeoutMS=500, connectTimeoutMS=500
     )
@@ -149,6 +149,8 @@ def mongo_answers(url: str) -> bool:
 
 def create_topics_when_ready(bootstrap: str, *, partitions: int, timeout: float) -> None:
     """Wait until the broker answers the Kafka protocol, then create every product topic."""
+    from hwcollab_common.kafka_admin import ensure_topics  # aiokafka: only when needed
+
     host, _, port = bootstrap.rpartition(":")
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
