@@ -15,11 +15,12 @@ towards ``max_attempts`` and then dead-letters the message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -295,6 +296,95 @@ class FailurePolicy:
         self._outages.clear(tag)
 
 
+def kafka_record(message: KafkaMessage) -> Any:
+    """The aiokafka record behind ``message`` (topic, partition, offset, key)."""
+    raw = message.raw_message
+    return raw[-1] if isinstance(raw, tuple) else raw
+
+
+@contextlib.contextmanager
+def consumer_span(message: KafkaMessage, *, topic: str, group_id: str) -> Iterator[None]:
+    """Handle ``message`` in a span that continues its producer's trace, with ``topic`` bound to
+    every log line written meanwhile; what the handler binds (event or job ids) is unbound after."""
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.consumer.group.name": group_id,
+    }
+    if "event_id" in message.headers:
+        attributes["messaging.message.id"] = str(message.headers["event_id"])
+    structlog.contextvars.bind_contextvars(topic=topic)
+    try:
+        with span(
+            f"consume {topic}",
+            kind=SpanKind.CONSUMER,
+            parent=context_from(message.headers),
+            attributes=attributes,
+        ):
+            yield
+    finally:
+        structlog.contextvars.unbind_contextvars("topic", "event_id", "event_type", "job_id")
+
+
+async def settle_failure(
+    message: KafkaMessage,
+    error: Exception,
+    *,
+    broker: KafkaBroker,
+    policy: FailurePolicy,
+    tag: str,
+    what: str,
+    location: Mapping[str, Any],
+) -> bool:
+    """Settle a message whose handler raised ``error`` (call it from the ``except`` block):
+    dead-letter it once the policy gives up (the message is then acked), or wait out the backoff
+    and have it delivered again — through nack for an outage, so that a long outage does not log
+    a framework traceback on every attempt. ``what`` names it in logs and metrics;
+    ``location`` holds ``partition``, ``offset`` and ``group_id``.
+
+    Returns True when the caller should re-raise (a failure that is not an outage, retried: the
+    framework nacks the message and logs the traceback)."""
+    record = kafka_record(message)
+    topic: str = record.topic
+    decision = policy.failed(tag, error)
+    if decision.action == "dead_letter":
+        CONSUMED.labels(topic, what, "dead_lettered").inc()
+        log.exception("giving up on %s after %d attempts", what, decision.attempt)
+        await dead_letter(
+            broker,
+            topic=topic,
+            key=record.key,
+            value=message.body,
+            error=f"handler failed {decision.attempt} times: {type(error).__name__}: {error}",
+            **location,
+        )
+        return False
+    CONSUMED.labels(topic, what, "retried").inc()
+    if decision.transient:
+        log.warning(
+            "handling %s hit an outage (attempt %d), retrying in %.1f s: %s: %s",
+            what,
+            decision.attempt,
+            decision.delay,
+            type(error).__name__,
+            error,
+        )
+    else:
+        log.warning(
+            "handling %s failed (attempt %d of %d), will retry: %s: %s",
+            what,
+            decision.attempt,
+            policy.max_attempts,
+            type(error).__name__,
+            error,
+        )
+    await asyncio.sleep(decision.delay)
+    if decision.transient:
+        await message.nack()
+        return False
+    return True
+
+
 def subscribe_events(
     broker: KafkaBroker,
     *topics: str,
@@ -334,30 +424,12 @@ def subscribe_events(
         title=f"{group_id}:{','.join(topics)}",
     )
     async def consume(message: KafkaMessage) -> None:
-        """The message in a span that continues its producer's trace; its topic and event bound
-        to every log line written while it is handled."""
-        raw = message.raw_message
-        topic: str = (raw[-1] if isinstance(raw, tuple) else raw).topic
-        structlog.contextvars.bind_contextvars(topic=topic)
-        try:
-            with span(
-                f"consume {topic}",
-                kind=SpanKind.CONSUMER,
-                parent=context_from(message.headers),
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": topic,
-                    "messaging.consumer.group.name": group_id,
-                    "messaging.message.id": str(message.headers.get("event_id", "")),
-                },
-            ):
-                await consume_message(message)
-        finally:
-            structlog.contextvars.unbind_contextvars("topic", "event_id", "event_type")
+        topic: str = kafka_record(message).topic
+        with consumer_span(message, topic=topic, group_id=group_id):
+            await consume_message(message)
 
     async def consume_message(message: KafkaMessage) -> None:
-        raw = message.raw_message
-        record: Any = raw[-1] if isinstance(raw, tuple) else raw
+        record = kafka_record(message)
         value: bytes = message.body
         topic: str = record.topic
         location = {"partition": record.partition, "offset": record.offset, "group_id": group_id}
@@ -376,48 +448,16 @@ def subscribe_events(
         try:
             await handle(event)
         except Exception as error:
-            decision = policy.failed(tag, error)
-            if decision.action == "dead_letter":
-                CONSUMED.labels(topic, event.event_type, "dead_lettered").inc()
-                log.exception(
-                    "giving up on %s after %d attempts", event.event_type, decision.attempt
-                )
-                await dead_letter(
-                    broker,
-                    topic=topic,
-                    key=record.key,
-                    value=value,
-                    error=(
-                        f"handler failed {decision.attempt} times: {type(error).__name__}: {error}"
-                    ),
-                    **location,
-                )
-                return
-            CONSUMED.labels(topic, event.event_type, "retried").inc()
-            if decision.transient:
-                log.warning(
-                    "handling %s hit an outage (attempt %d), retrying in %.1f s: %s: %s",
-                    event.event_type,
-                    decision.attempt,
-                    decision.delay,
-                    type(error).__name__,
-                    error,
-                )
-            else:
-                log.warning(
-                    "handling %s failed (attempt %d of %d), will retry: %s: %s",
-                    event.event_type,
-                    decision.attempt,
-                    max_attempts,
-                    type(error).__name__,
-                    error,
-                )
-            await asyncio.sleep(decision.delay)
-            if decision.transient:
-                # Delivered again without an exception for the framework to log with a full
-                # traceback on every attempt of a long outage (the warning above says it all).
-                await message.nack()
-                return
-            raise
+            if await settle_failure(
+                message,
+                error,
+                broker=broker,
+                policy=policy,
+                tag=tag,
+                what=event.event_type,
+                location=location,
+            ):
+                raise
+            return
         policy.succeeded(tag)
         CONSUMED.labels(topic, event.event_type, "handled").inc()

@@ -9,11 +9,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
-from typing import Any
 from uuid import uuid4
 
 import structlog
@@ -26,10 +24,12 @@ from hwcollab_common.consuming import (
     CONSUMED,
     MAX_POLL_INTERVAL_MS,
     FailurePolicy,
+    consumer_span,
     dead_letter,
+    kafka_record,
+    settle_failure,
     subscribe_events,
 )
-from hwcollab_common.tracing import SpanKind, context_from, span
 from hwcollab_notifier.delivery import Deliveries
 from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
@@ -130,25 +130,11 @@ def register_deliveries(
     )
     async def deliver(message: KafkaMessage) -> None:
         """The job in a span that continues the trace of the event that caused it."""
-        structlog.contextvars.bind_contextvars(topic=DELIVERY_TOPIC)
-        try:
-            with span(
-                f"consume {DELIVERY_TOPIC}",
-                kind=SpanKind.CONSUMER,
-                parent=context_from(message.headers),
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": DELIVERY_TOPIC,
-                    "messaging.consumer.group.name": group_id,
-                },
-            ):
-                await deliver_job(message)
-        finally:
-            structlog.contextvars.unbind_contextvars("topic", "job_id", "event_type")
+        with consumer_span(message, topic=DELIVERY_TOPIC, group_id=group_id):
+            await deliver_job(message)
 
     async def deliver_job(message: KafkaMessage) -> None:
-        raw = message.raw_message
-        record: Any = raw[-1] if isinstance(raw, tuple) else raw
+        record = kafka_record(message)
         location = {"partition": record.partition, "offset": record.offset, "group_id": group_id}
         try:
             job = DeliveryJob.model_validate_json(message.body)
@@ -170,34 +156,16 @@ def register_deliveries(
         try:
             await deliveries.handle(job)
         except Exception as error:
-            decision = policy.failed(tag, error)
-            count = decision.attempt
-            if decision.action == "dead_letter":
-                CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "dead_lettered").inc()
-                log.exception("giving up on a %s delivery after %d attempts", job.kind, count)
-                await dead_letter(
-                    broker,
-                    topic=DELIVERY_TOPIC,
-                    key=record.key,
-                    value=message.body,
-                    error=f"handler failed {count} times: {type(error).__name__}: {error}",
-                    **location,
-                )
-                return
-            CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "retried").inc()
-            log.warning(
-                "%s delivery failed (%s attempt %d), retrying in %.1f s: %s",
-                job.kind,
-                "outage" if decision.transient else "failed",
-                count,
-                decision.delay,
+            if await settle_failure(
+                message,
                 error,
-            )
-            await asyncio.sleep(decision.delay)
-            if decision.transient:
-                # Delivered again without a framework traceback on every attempt of an outage.
-                await message.nack()
-                return
-            raise
+                broker=broker,
+                policy=policy,
+                tag=tag,
+                what=f"delivery.{job.kind}",
+                location=location,
+            ):
+                raise
+            return
         policy.succeeded(tag)
         CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "handled").inc()
