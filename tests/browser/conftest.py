@@ -4,17 +4,15 @@ MongoDB and an SMTP sink (once per session), and headless Chromium driven by Pla
 from __future__ import annotations
 
 import secrets
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink, private_kafka
-from hwcollab_testing.processes import free_port
+from hwcollab_testing.processes import free_port, wait_until_ready
 
 from .mail import Inbox
 from .pages import Camera, Visitors
@@ -25,22 +23,6 @@ READY_TIMEOUT = 120.0
 HONOLULU = "96813"
 expect.set_options(timeout=30_000)
 SERVICES = ("subscriber", "employer", "notifier")
-
-
-def _wait_ready(url: str, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            answer = httpx.get(f"{url}/readyz", timeout=5.0)
-        except httpx.TransportError as error:
-            last = repr(error)
-        else:
-            if answer.status_code == 200:
-                return
-            last = f"{answer.status_code} {answer.text[:200]}"
-        time.sleep(0.25)
-    raise AssertionError(f"{url}/readyz not ready within {timeout:.0f} s: {last}")
 
 
 def _warm_up(stack: Stack, inbox: Inbox) -> None:
@@ -119,7 +101,7 @@ def stack(
             database = {"MONGODB_DATABASE": f"browser_{name}_{run_id}"}
             services.append(session_service_process(name, env | database, port=ports[name]))
         for name in SERVICES:
-            _wait_ready(urls[name], timeout=READY_TIMEOUT)
+            wait_until_ready(urls[name], timeout=READY_TIMEOUT)
         ready = Stack(
             subscriber_url=urls["subscriber"],
             employer_url=urls["employer"],
@@ -146,7 +128,7 @@ def lone_employer_service(stack: Stack, session_service_process: ServiceStarter)
     }
     service = session_service_process("employer", env, port=port)
     try:
-        _wait_ready(url, timeout=READY_TIMEOUT)
+        wait_until_ready(url, timeout=READY_TIMEOUT)
         yield url
     finally:
         service.stop()

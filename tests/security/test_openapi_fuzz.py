@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ from schemathesis.specs.openapi.checks import (
 from hwcollab_common.tokens import LinkSigner, Purpose
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
-from hwcollab_testing.processes import free_port
+from hwcollab_testing.processes import free_port, wait_until_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
@@ -94,22 +93,6 @@ class FuzzStack:
     employer_token: str
     real: dict[str, Real]
     """By operation label: the parameter that names an existing resource, and its value."""
-
-
-def _wait_ready(url: str, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            answer = httpx.get(f"{url}/readyz", timeout=5.0)
-        except httpx.TransportError as error:
-            last = repr(error)
-        else:
-            if answer.status_code == 200:
-                return
-            last = f"{answer.status_code} {answer.text[:200]}"
-        time.sleep(0.25)
-    raise AssertionError(f"{url}/readyz not ready within {timeout:.0f} s: {last}")
 
 
 @dataclass(frozen=True)
@@ -243,7 +226,7 @@ def fuzz_stack(
             service_env = env | {"MONGODB_DATABASE": databases[name]}
             services.append(session_service_process(name, service_env, port=ports[name]))
         for name in SERVICES:
-            _wait_ready(urls[name], timeout=READY_TIMEOUT)
+            wait_until_ready(urls[name], timeout=READY_TIMEOUT)
         employer = _employer(urls["employer"], run=run)
         signer = LinkSigner(signing_key)
         kept, erased = (
