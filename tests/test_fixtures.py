@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 import uuid
 
 import aiosmtplib
@@ -121,3 +123,47 @@ async def test_smtp_sink_records_messages_and_applies_programmed_failures(
     assert codes == [451, 451, 250]
     assert len(smtp_sink.messages_to("busy@example.org")) == 1
     assert smtp_sink.messages_to("gone@example.org") == []
+
+
+@pytest.mark.slow
+async def test_a_transaction_left_open_by_a_killed_client_ends_within_about_a_minute(
+    mongo_url: str,
+) -> None:
+    """As with mongod: a writer of a document that a SIGKILLed client's transaction holds waits
+    until the server ends that transaction, idle for 60 s, and then goes through."""
+    database = f"fixture_orphan_{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    try:
+        documents = client[database]["documents"]
+        await documents.insert_one({"_id": 1, "value": "before"})
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pymongo import MongoClient\n"
+            "documents = MongoClient(sys.argv[1])[sys.argv[2]]['documents']\n"
+            "session = documents.database.client.start_session()\n"
+            "session.start_transaction()\n"
+            "documents.update_one({'_id': 1}, {'$set': {'value': 'held'}}, session=session)\n"
+            "print('holding', flush=True)\n"
+            "time.sleep(600)\n",
+            mongo_url,
+            database,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), timeout=30) == b"holding\n"
+        holder.kill()  # SIGKILL: the transaction stays open on the server
+        await holder.wait()
+        killed = time.monotonic()
+
+        await asyncio.wait_for(
+            documents.update_one({"_id": 1}, {"$set": {"value": "after"}}), timeout=90
+        )
+        waited = time.monotonic() - killed
+        print(f"\nFIGURES orphaned_transaction writer_waited_s={waited:.1f}")
+        assert await documents.find_one({"_id": 1}) == {"_id": 1, "value": "after"}
+        assert 55 < waited < 80, f"the writer waited {waited:.0f} s"
+    finally:
+        await client.drop_database(database)
+        await client.close()

@@ -119,12 +119,18 @@ def stack(
 
 @pytest.fixture
 def lone_employer_service(stack: Stack, session_service_process: ServiceStarter) -> Iterator[str]:
-    """Another employer service with a database of its own (an empty directory); its URL."""
+    """Another employer service with a database of its own (an empty directory); its URL.
+
+    Its consumer group is its own too: in the stack's group it would take partitions of
+    ``notification.sent`` from the stack's employer (counting reach in the wrong database), and
+    a member that does not leave cleanly keeps them, on this broker, for good."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    lone = uuid.uuid4().hex[:8]
     env = stack.env | {
-        "MONGODB_DATABASE": f"browser_lone_employer_{uuid.uuid4().hex[:8]}",
+        "MONGODB_DATABASE": f"browser_lone_employer_{lone}",
         "EMPLOYER_PUBLIC_URL": url,
+        "CONSUMER_GROUP_SUFFIX": f"{stack.env['CONSUMER_GROUP_SUFFIX']}-lone-{lone}",
     }
     service = session_service_process("employer", env, port=port)
     try:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
+from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
@@ -41,14 +42,34 @@ NOTIFIER_GROUP_TOPICS = (
 )
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
-    """Poll ``check`` until it holds; fail with ``what`` after ``timeout`` seconds."""
+async def eventually(
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float,
+    what: str,
+    explain: Callable[[], Awaitable[str]] | None = None,
+) -> None:
+    """Poll ``check`` until it holds; fail with ``what`` after ``timeout`` seconds, and with what
+    ``explain`` says of the state it was left in."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await check():
         if loop.time() > deadline:
-            raise AssertionError(f"{what}: not before the deadline")
+            detail = f"\n{await explain()}" if explain is not None else ""
+            raise AssertionError(f"{what}: not before the deadline{detail}")
         await asyncio.sleep(0.25)
+
+
+def log_lines(path: Path, *, words: Sequence[str] = ("WARNING", "ERROR"), last: int = 30) -> str:
+    """The last ``last`` lines of a service's log that carry one of ``words``."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as error:
+        return f"({path}: {error})"
+    picked = [line[:400] for line in lines if any(word in line for word in words)]
+    return f"{path.name}, last {min(last, len(picked))} of {len(picked)} lines:\n" + "\n".join(
+        picked[-last:]
+    )
 
 
 async def wait_ready(http: httpx.AsyncClient, url: str, *, timeout: float = 60) -> None:

@@ -9,6 +9,11 @@
 2. The SMTP server away for 30 s — connections refused, then a 421 greeting, then 421 to every
    MAIL FROM — and back: everything arrives once, no ledger row fails, no dead letter.
 
+A process killed inside a MongoDB transaction leaves it open, and writers of the documents it
+touched wait until the server ends it, after a minute idle (mongod does so on its own; the
+``mongo_url`` fixture's ``TransactionReaper`` makes SecantusDB do the same): on a slow machine,
+where the sweeper is often mid-transaction, the restarted notifier may spend that minute.
+
 Each test prints a ``FIGURES`` line (expected, delivered, lost, duplicated).
 
 The burst is ``NOTIFIER_FAULT_SUBSCRIBERS`` × ``NOTIFIER_FAULT_OPENINGS`` immediate emails (100 × 10
@@ -29,6 +34,7 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter
@@ -42,6 +48,7 @@ from .notifier_stack import (
     event_publisher,
     eventually,
     figures,
+    log_lines,
     mail_of,
     notifier_env,
     opening_emails,
@@ -144,13 +151,20 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
             async def all_arrived() -> bool:
                 return pairs_in(opening_emails(mail_of(sink, run))).keys() >= expected
 
-            await eventually(all_arrived, timeout=150, what="every expected email")
+            async def explain() -> str:
+                return await unsettled(messages, first=first.pid, second=second.pid) + "\n".join(
+                    log_lines(service.log_path) for service in (first, second)
+                )
+
+            await eventually(all_arrived, timeout=150, what="every expected email", explain=explain)
 
             async def settled() -> bool:
                 # Nothing left to claim: no further copy can be on its way.
                 return await messages.count_documents({"status": {"$ne": "sent"}}) == 0
 
-            await eventually(settled, timeout=60, what="every message recorded as sent")
+            await eventually(
+                settled, timeout=90, what="every message recorded as sent", explain=explain
+            )
 
         received = opening_emails(mail_of(sink, run))
         got = pairs_in(received)
@@ -189,6 +203,31 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
         assert dead == []
     finally:
         await mongo.close()
+
+
+async def unsettled(
+    messages: AsyncCollection[dict[str, Any]], *, first: int, second: int, last: int = 10
+) -> str:
+    """What the messages not yet sent look like (who claimed them, when, what went wrong)."""
+    pids = {str(first): "killed", str(second): "restarted"}
+    now = datetime.now(UTC)
+    found = [
+        message
+        async for message in messages.find({"status": {"$ne": "sent"}}).sort("created_at", 1)
+    ]
+    lines = [f"{len(found)} messages not sent (the last {min(last, len(found))}), now {now:%T}:"]
+    for message in found[-last:]:
+        claims = [
+            f"{pids.get(str(c['owner']).split(':')[1], c['owner'])}@{c['at']:%T}"
+            for c in message.get("claims", [])
+        ]
+        lease = message.get("lease_until")
+        lines.append(
+            f"  {message['_id']} {message.get('kind')} {message['status']}"
+            f" attempts={message.get('attempts')} claims={claims}"
+            f" lease_until={lease and f'{lease:%T}'} detail={message.get('detail', '')!r}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 OUTAGE_SUBSCRIBERS = 20

@@ -7,6 +7,7 @@ import importlib
 import os
 import stat
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
@@ -128,6 +129,60 @@ def service_env(
     for name, url in public_urls.items():
         env[f"{name.upper()}_PUBLIC_URL"] = url
     return env
+
+
+class TransactionReaper:
+    """Ends transactions that crashed clients left open on the embedded MongoDB, as mongod does.
+
+    A client killed in the middle of a multi-document transaction leaves it open, holding the
+    documents it wrote; every writer of those documents waits until the server aborts it. mongod
+    aborts it in the background once it has been idle for ``transactionLifetimeLimitSeconds``
+    (60 s). SecantusDB applies the same limit, but only when some transaction statement arrives:
+    on a quiet server, or one whose clients all wait on those very documents, none arrives and
+    they wait for good. This thread sends one read-only transaction statement every few seconds,
+    so that a crash costs what it costs with mongod: about a minute on the documents involved.
+    """
+
+    def __init__(self, url: str, *, interval: float = 5.0) -> None:
+        self._url = url
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="transaction-reaper", daemon=True)
+
+    def start(self) -> TransactionReaper:
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> TransactionReaper:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
+
+        client: MongoClient[dict[str, object]] = MongoClient(
+            self._url, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=10000
+        )
+        probe = client["hwcollab_embedded"]["transaction_reaper"]
+        try:
+            while not self._stopped.wait(self._interval):
+                try:
+                    with client.start_session() as session:
+                        session.start_transaction()
+                        probe.find_one({}, session=session)
+                        session.abort_transaction()
+                except PyMongoError:
+                    continue  # the server is away (restarting, or an outage test): try again
+        finally:
+            client.close()
 
 
 def mongo_answers(url: str) -> bool:

@@ -75,6 +75,7 @@ class Stack:
     data_dir: Path
     partitions: int = 4
     processes: list[ManagedProcess] = field(default_factory=list)
+    reaper: components.TransactionReaper | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -119,6 +120,7 @@ class Stack:
                 "mongo", components.mongo_argv(port=self.ports.mongo, data_dir=mongo_dir)
             )
             mongo.wait_ready(lambda: components.mongo_answers(mongodb_url), timeout=STARTUP_TIMEOUT)
+            self.reaper = components.TransactionReaper(mongodb_url).start()
         with console.status("Starting MailDev…"):
             maildev_argv = components.maildev_argv(
                 smtp_port=self.ports.smtp, web_port=self.ports.inbox
@@ -174,6 +176,9 @@ class Stack:
     def down(self) -> None:
         """Stop every started component, services first, each as a whole process group."""
         for process in reversed(self.processes):
+            if process.name == "mongo" and self.reaper is not None:
+                self.reaper.stop()
+                self.reaper = None
             process.stop(grace=10.0)
         self.processes.clear()
 

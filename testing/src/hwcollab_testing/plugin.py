@@ -103,7 +103,9 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> 
     try:
         url = components.mongo_url(port)
         process.wait_ready(lambda: components.mongo_answers(url), timeout=STARTUP_TIMEOUT)
-        yield url
+        # Tests kill services mid-transaction: the server must end what they leave open.
+        with components.TransactionReaper(url):
+            yield url
     finally:
         _stop(process)
 
