@@ -24,6 +24,7 @@ from hwcollab_notifier.domain import pair_key
 from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome
+from hwcollab_notifier.mail.sender import SmtpUnavailableError
 from hwcollab_notifier.operations import Operations
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
@@ -34,6 +35,7 @@ from hwcollab_schemas.events import (
     ConfirmationRequestedPayload,
     EmployerApproved,
     EmployerProfile,
+    ManageLinkRequestedPayload,
     OpeningClosed,
     OpeningClosedPayload,
     OpeningDetails,
@@ -42,6 +44,7 @@ from hwcollab_schemas.events import (
     SubscriberConfirmationRequested,
     SubscriberDeleted,
     SubscriberDeletedPayload,
+    SubscriberManageLinkRequested,
     SubscriberProfile,
     SubscriberRegistered,
     SubscriberUnsubscribed,
@@ -61,8 +64,12 @@ class FakeMailer:
 
     sent: list[OutgoingEmail] = field(default_factory=list)
     answers: dict[str, SendOutcome] = field(default_factory=dict)
+    away: bool = False
+    """The server cannot be reached (an outage, not an answer about this email)."""
 
     async def send(self, email: OutgoingEmail) -> SendOutcome:
+        if self.away:
+            raise SmtpUnavailableError("connection refused")
         answer = self.answers.get(email.to, SendOutcome(status="sent", detail="250 OK", code=250))
         if answer.status == "sent":
             self.sent.append(email)
@@ -528,8 +535,86 @@ async def test_confirmation_emails_go_once_per_request(notifier: Notifier) -> No
         ),
     )
     await n.read_model.on_subscriber(event)
-    await n.read_model.on_subscriber(event)
-    assert [e.kind for e in n.mailer.sent] == ["confirmation"]
+    await n.read_model.on_subscriber(event)  # redelivered: queued again, sent once
+    assert n.mailer.sent == []  # the read model only stores and queues
+    assert await n.deliver_all() == ["sent", "done"]
+    [sent] = n.mailer.sent
+    assert (sent.kind, sent.to) == ("confirmation", "pending@example.org")
+    message = email.message_from_bytes(sent.data, policy=email.policy.default)
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert "http://127.0.0.1:8001/confirm?token=abc" in plain.get_content()
+    request = await n.repo.link_request(str(event.event_id))
+    assert request is not None
+    assert request["status"] == "sent"
+
+
+def manage_link_requested(n: Notifier, subscriber_id: str, address: str) -> Event:
+    return at(
+        n.clock,
+        SubscriberManageLinkRequested,
+        ManageLinkRequestedPayload(
+            subscriber_id=subscriber_id,
+            email=address,
+            first_name="Rosa",
+            manage_url=f"http://127.0.0.1:8001/preferences?token={subscriber_id}",
+            reason="already_subscribed",
+        ),
+    )
+
+
+async def test_an_smtp_outage_delays_a_link_email_but_not_the_events_behind_it(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    ask = manage_link_requested(n, "rosa", "rosa@example.org")
+    await n.read_model.on_subscriber(ask)
+    # The next event of the same partition is applied at once, whatever SMTP is doing.
+    await register(n, profile("rosa", email="rosa@example.org"))
+    assert (await n.repo.subscriber("rosa") or {}).get("status") == "active"
+    [link_job, welcome_job] = n.jobs.take()
+    assert (link_job.kind, link_job.request_id) == ("link", str(ask.event_id))
+    assert welcome_job.kind == "welcome"
+
+    n.mailer.away = True  # the SMTP server is down for this attempt
+    with pytest.raises(SmtpUnavailableError):
+        await n.deliveries.handle(link_job)
+    n.mailer.away = False
+    request = await n.repo.link_request(str(ask.event_id))
+    assert request is not None
+    assert request["status"] == "pending"
+
+    # The job's redelivery or, as here, the sweeper sends it once SMTP is back.
+    n.clock.advance(timedelta(minutes=1))
+    await n.operations.sweep()
+    kinds = sorted(e.kind for e in n.mailer.to("rosa@example.org"))
+    assert kinds == ["manage_link", "welcome"]
+    [manage] = [e for e in n.mailer.sent if e.kind == "manage_link"]
+    assert "already subscribed" in manage.subject
+    assert await n.deliveries.handle(link_job) == "done"
+    assert len(n.mailer.to("rosa@example.org")) == 2
+
+
+async def test_link_emails_expire_and_leave_with_the_person(notifier: Notifier) -> None:
+    n = notifier
+    late = manage_link_requested(n, "late", "late@example.org")
+    gone = manage_link_requested(n, "gone", "gone@example.org")
+    await n.read_model.on_subscriber(late)
+    await n.read_model.on_subscriber(gone)
+    await register(n, profile("gone", email="gone@example.org"))
+    n.jobs.take()  # the jobs are lost (say, a broker outage): the sweeper finds the requests
+
+    await n.read_model.on_subscriber(
+        at(n.clock, SubscriberDeleted, SubscriberDeletedPayload(subscriber_id="gone", version=2))
+    )
+    assert await n.repo.link_request(str(gone.event_id)) is None  # erased with the person
+
+    n.clock.advance(timedelta(days=8))  # past the life of a link request
+    await n.operations.sweep()
+    assert n.mailer.to("late@example.org") == []
+    request = await n.repo.link_request(str(late.event_id))
+    assert request is not None
+    assert request["status"] == "dropped"
 
 
 async def test_bulletins_reach_active_subscribers_who_opted_in(notifier: Notifier) -> None:

@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-DeliveryKind = Literal["immediate", "welcome", "bulletin"]
+DeliveryKind = Literal["immediate", "welcome", "bulletin", "link"]
 
 
 class DeliveryJob(BaseModel):
@@ -27,6 +27,9 @@ class DeliveryJob(BaseModel):
     """The opening of an ``immediate`` job."""
     bulletin_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     """The bulletin of a ``bulletin`` job."""
+    request_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The stored request of a ``link`` job: a confirmation or manage-link email that the
+    subscriber service asked for."""
     created_at: AwareDatetime
 
     @property

@@ -1,10 +1,12 @@
-"""Delivery jobs (immediate, welcome, bulletin) turned into emails: the reader, the opening and the
-match are checked again just before each send; the send itself is the :class:`.Postman`'s."""
+"""Delivery jobs (immediate, welcome, bulletin, link) turned into emails: the reader, the opening
+and the match are checked again just before each send; the send itself is the
+:class:`.Postman`'s."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -19,13 +21,18 @@ from hwcollab_notifier.domain import (
     pair_key,
     see_all_url,
 )
-from hwcollab_notifier.mail import EmailComposer, OpeningView, Recipient
+from hwcollab_notifier.mail import EmailComposer, OpeningView, OutgoingEmail, Recipient
 from hwcollab_notifier.matching.reference import matches
 from hwcollab_notifier.postman import Mailer, Postman
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
 from hwcollab_schemas.delivery import DeliveryJob
-from hwcollab_schemas.events import OpeningDetails, SubscriberProfile
+from hwcollab_schemas.events import (
+    ConfirmationRequestedPayload,
+    ManageLinkRequestedPayload,
+    OpeningDetails,
+    SubscriberProfile,
+)
 
 __all__ = ["Deliveries", "Mailer", "Postman"]
 
@@ -59,6 +66,8 @@ class Deliveries:
             return await self.welcome(job.subscriber_id)
         if job.kind == "bulletin" and job.bulletin_id is not None:
             return await self.bulletin(job.subscriber_id, job.bulletin_id)
+        if job.kind == "link" and job.request_id is not None:
+            return await self.link(job.request_id)
         log.warning("ignoring an incomplete %s delivery job", job.kind)
         return "ignored"
 
@@ -179,3 +188,50 @@ class Deliveries:
             body_markdown=bulletin["body_markdown"],
         )
         return await self._postman.send(email)
+
+    async def link(self, request_id: str) -> str:
+        """A confirmation or manage-link email the subscriber service asked for (stored by the
+        read model): sent once, whatever the reader's status — these are the links that change
+        it."""
+        request = await self._repo.link_request(request_id)
+        if request is None or request.get("status") != "pending":
+            return "done"
+        now = self._runtime.clock.now()
+        if request["expires_at"] <= now:
+            await self._repo.finish_link_request(request_id, status="dropped", now=now)
+            metrics.EMAILS_SKIPPED.labels(request["kind"], "expired").inc()
+            return "expired"
+        email = self._link_email(request)
+
+        async def sent(session: AsyncClientSession) -> None:
+            await self._repo.finish_link_request(
+                request_id, status="sent", now=now, session=session
+            )
+
+        outcome = await self._postman.send(email, after_sent=sent)
+        if outcome != "sent":
+            # Settled some other way (failed for good, suppressed, or sent by a run that did
+            # not get to record it here): the request follows its message.
+            message = await self._repo.message(email.message_id)
+            status = message.get("status") if message else None
+            if status in ("sent", "failed", "dropped"):
+                await self._repo.finish_link_request(request_id, status=status, now=now)
+        return outcome
+
+    def _link_email(self, request: dict[str, Any]) -> OutgoingEmail:
+        if request["kind"] == "confirmation":
+            confirm = ConfirmationRequestedPayload.model_validate(request["payload"])
+            return self._composer.confirmation(
+                subscriber_id=confirm.subscriber_id,
+                email=confirm.email,
+                first_name=confirm.first_name,
+                confirm_url=confirm.confirm_url,
+            )
+        manage = ManageLinkRequestedPayload.model_validate(request["payload"])
+        return self._composer.manage_link(
+            subscriber_id=manage.subscriber_id,
+            email=manage.email,
+            first_name=manage.first_name,
+            manage_url=manage.manage_url,
+            already_subscribed=manage.reason == "already_subscribed",
+        )

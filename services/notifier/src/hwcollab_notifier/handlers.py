@@ -1,20 +1,20 @@
 """Use cases driven by events: keep the read model, announce openings, request welcome emails,
-and mail the confirmation and manage links the subscriber service asks for."""
+and queue the confirmation and manage-link emails the subscriber service asks for."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hwcollab_common.consuming import apply_once
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier.announce import Announcer
-from hwcollab_notifier.delivery import Postman
 from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
 from hwcollab_notifier.jobs import JobQueue
-from hwcollab_notifier.mail import EmailComposer
+from hwcollab_notifier.ledger import LINK_REQUEST_LIFETIME
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_schemas import Event
 from hwcollab_schemas.delivery import DeliveryJob
@@ -34,9 +34,28 @@ from hwcollab_schemas.events import (
     SubscriberUpdated,
 )
 
-__all__ = ["Announcer", "ReadModel"]
+__all__ = ["Announcer", "ReadModel", "link_request"]
 
 log = logging.getLogger(__name__)
+
+
+def link_request(
+    event: SubscriberConfirmationRequested | SubscriberManageLinkRequested,
+    *,
+    request_id: str,
+    now: datetime,
+) -> dict[str, object]:
+    """The stored form of a link email request (``link_requests``)."""
+    kind = "confirmation" if isinstance(event, SubscriberConfirmationRequested) else "manage_link"
+    return {
+        "_id": request_id,
+        "kind": kind,
+        "subscriber_id": event.payload.subscriber_id,
+        "payload": event.payload.model_dump(mode="json"),
+        "status": "pending",
+        "requested_at": now,
+        "expires_at": now + LINK_REQUEST_LIFETIME,
+    }
 
 
 class ReadModel:
@@ -50,16 +69,12 @@ class ReadModel:
         index: ReplicaIndex,
         announcer: Announcer,
         jobs: JobQueue,
-        composer: EmailComposer,
-        postman: Postman,
     ) -> None:
         self._runtime = runtime
         self._repo = repository
         self._index = index
         self._announcer = announcer
         self._jobs = jobs
-        self._composer = composer
-        self._postman = postman
 
     async def _once(
         self, event: Event, work: Callable[[AsyncClientSession], Awaitable[None]]
@@ -79,27 +94,32 @@ class ReadModel:
             )
         elif isinstance(event, SubscriberDeleted):
             await self._status(event, event.payload.subscriber_id, event.payload.version, "deleted")
-        elif isinstance(event, SubscriberConfirmationRequested):
-            p = event.payload
-            await self._postman.send(
-                self._composer.confirmation(
-                    subscriber_id=p.subscriber_id,
-                    email=p.email,
-                    first_name=p.first_name,
-                    confirm_url=p.confirm_url,
-                )
+        elif isinstance(event, SubscriberConfirmationRequested | SubscriberManageLinkRequested):
+            await self._link_email(event)
+
+    async def _link_email(
+        self, event: SubscriberConfirmationRequested | SubscriberManageLinkRequested
+    ) -> None:
+        """Stored, then handed to the delivery consumers like every other email: an SMTP outage
+        delays this email, not the events behind it on the subscriber's partition."""
+        now = self._runtime.clock.now()
+        request_id = str(event.event_id)
+        subscriber_id = event.payload.subscriber_id
+
+        async def work(session: AsyncClientSession) -> None:
+            await self._repo.save_link_request(
+                link_request(event, request_id=request_id, now=now), session=session
             )
-        elif isinstance(event, SubscriberManageLinkRequested):
-            m = event.payload
-            await self._postman.send(
-                self._composer.manage_link(
-                    subscriber_id=m.subscriber_id,
-                    email=m.email,
-                    first_name=m.first_name,
-                    manage_url=m.manage_url,
-                    already_subscribed=m.reason == "already_subscribed",
+
+        await self._once(event, work)
+        # Also on a repeated event: a crash may have come between storing and queuing.
+        await self._jobs.put(
+            [
+                DeliveryJob(
+                    kind="link", subscriber_id=subscriber_id, request_id=request_id, created_at=now
                 )
-            )
+            ]
+        )
 
     async def _profile(self, profile: SubscriberProfile, *, registered: bool, event: Event) -> None:
         now = self._runtime.clock.now()

@@ -7,10 +7,13 @@ suppressions, bulletins and the locks periodic tasks take.
 - ``messages``: one entry per Message-ID, claimed with a lease before SMTP and marked after, so that
   a message is sent once even when two replicas or a redelivery try it.
 - ``suppressions``: addresses never to write to (``_id`` = hash of the address).
+- ``link_requests``: confirmation and manage-link emails the subscriber service asked for
+  (``_id`` = the event id), pending → sent | failed | dropped; gone after ``LINK_REQUEST_LIFETIME``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -28,6 +31,8 @@ Channel = Literal["immediate", "digest", "welcome"]
 Session = AsyncClientSession | None
 OPEN_LEDGER = ("pending", "sending")
 MAX_CLAIMS = 20  # claims remembered per message
+LINK_REQUEST_LIFETIME = timedelta(days=7)
+"""A link email not sent by then is dropped: the confirmation link in it expires then too."""
 
 
 class DeliveryStore:
@@ -38,6 +43,7 @@ class DeliveryStore:
         self.suppressions = database["suppressions"]
         self.bulletins = database["bulletins"]
         self.locks = database["locks"]
+        self.link_requests = database["link_requests"]
 
     async def ensure_delivery_indexes(self) -> None:
         # Erasing a person removes their published notification events from the outbox by key.
@@ -48,6 +54,10 @@ class DeliveryStore:
         await self.ledger.create_index(
             [("channel", ASCENDING), ("status", ASCENDING), ("updated_at", ASCENDING)]
         )
+        await self.link_requests.create_index([("status", ASCENDING), ("requested_at", ASCENDING)])
+        await self.link_requests.create_index([("subscriber_id", ASCENDING)])
+        with contextlib.suppress(Exception):  # a store without TTL support keeps old requests
+            await self.link_requests.create_index("expires_at", expireAfterSeconds=0)
 
     # --- ledger -------------------------------------------------------------------------------
 
@@ -153,6 +163,30 @@ class DeliveryStore:
             )
             .sort("updated_at", ASCENDING)
             .limit(limit)
+        )
+
+    # --- link emails ----------------------------------------------------------------------------
+
+    async def save_link_request(self, request: Document, *, session: Session) -> None:
+        await self.link_requests.insert_one(request, session=session)
+
+    async def link_request(self, request_id: str) -> Document | None:
+        return await self.link_requests.find_one({"_id": request_id})
+
+    async def finish_link_request(
+        self, request_id: str, *, status: str, now: datetime, session: Session = None
+    ) -> None:
+        await self.link_requests.update_one(
+            {"_id": request_id, "status": "pending"},
+            {"$set": {"status": status, "finished_at": now}},
+            session=session,
+        )
+
+    def pending_link_requests(self, *, requested_before: datetime) -> AsyncIterator[Document]:
+        return aiter(
+            self.link_requests.find(
+                {"status": "pending", "requested_at": {"$lt": requested_before}}, {"_id": 1}
+            ).sort("requested_at", ASCENDING)
         )
 
     # --- messages -----------------------------------------------------------------------------

@@ -165,9 +165,9 @@ class Operations:
         """Deliver, here and now, what was left pending too long: a job lost between the ledger
         and Kafka, a job stuck on the partition of a replica that died (until the group hands the
         partition over, or at all on a broker that never expires dead members), a send cut short
-        by a crash or a transient SMTP failure, a welcome email not yet sent, a bulletin whose
-        queuing was cut short. The Message-ID claim keeps this from ever racing a job into a
-        second send."""
+        by a crash or a transient SMTP failure, a welcome or link email not yet sent, a bulletin
+        whose queuing was cut short. The Message-ID claim keeps this from ever racing a job into
+        a second send."""
         now = self._runtime.clock.now()
         before = now - timedelta(seconds=self._settings.sweep_stale_seconds)
         for bulletin_id in [b async for b in self._repo.unqueued_bulletins(created_before=before)]:
@@ -177,6 +177,10 @@ class Operations:
         welcomes = [
             str(doc["_id"]) async for doc in self._repo.pending_welcomes(requested_before=before)
         ]
+        links = [
+            str(doc["_id"])
+            async for doc in self._repo.pending_link_requests(requested_before=before)
+        ]
         handled = 0
         try:
             for job in pending_jobs(rows, now=now):
@@ -184,6 +188,9 @@ class Operations:
                     handled += 1
             for subscriber_id in welcomes[:limit]:
                 if await self._deliveries.welcome(subscriber_id) != "skipped":
+                    handled += 1
+            for request_id in links[:limit]:
+                if await self._deliveries.link(request_id) != "skipped":
                     handled += 1
         except TransientError as outage:
             # The claim went back uncounted; the rest waits for the next sweep.

@@ -100,6 +100,7 @@ class NotifierRepository(DeliveryStore):
             {"subscriber_id": subscriber_id, "status": {"$in": list(OPEN_LEDGER)}},
             session=session,
         )
+        await self.link_requests.delete_many({"subscriber_id": subscriber_id}, session=session)
         await self.ledger.update_many(
             {"subscriber_id": subscriber_id}, {"$unset": {"subscriber_id": ""}}, session=session
         )

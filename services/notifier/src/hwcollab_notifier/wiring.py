@@ -64,8 +64,6 @@ def wire_use_cases(
         index=index,
         announcer=announcer,
         jobs=jobs,
-        composer=composer,
-        postman=postman,
     )
     digests = DigestRunner(
         runtime=runtime,
