@@ -19,10 +19,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type:
 
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
+    ManageLinkRequestedPayload,
     OpeningDetails,
     OpeningPosted,
+    SubscriberManageLinkRequested,
     SubscriberProfile,
     SubscriberRegistered,
+    SubscriberUpdated,
 )
 from hwcollab_schemas.topics import (
     ALL_TOPICS,
@@ -119,12 +122,23 @@ class Place:
     timezone: str = "America/Chicago"
 
 
-def registered(subscriber_id: str, email: str, *, place: Place, now: datetime) -> Event:
-    """An immediate, active care-management subscriber at ``place``."""
-    return SubscriberRegistered.create(
+def registered(
+    subscriber_id: str,
+    email: str,
+    *,
+    place: Place,
+    now: datetime,
+    version: int = 1,
+    radius_miles: int = 25,
+) -> Event:
+    """An immediate, active care-management subscriber at ``place``; a later ``version`` is
+    their ``subscriber.updated``."""
+    kind = SubscriberRegistered if version == 1 else SubscriberUpdated
+    return kind.create(
         SubscriberProfile(
             subscriber_id=subscriber_id,
-            version=1,
+            version=version,
+            radius_miles=radius_miles,
             email=email,
             roles=("care_management",),
             zip=place.zip,
@@ -132,6 +146,18 @@ def registered(subscriber_id: str, email: str, *, place: Place, now: datetime) -
             lon=place.lon,
             timezone=place.timezone,
             confirmed_at=now,
+        ),
+        producer="test",
+        occurred_at=now,
+    )
+
+
+def manage_link_requested(subscriber_id: str, email: str, *, now: datetime) -> Event:
+    return SubscriberManageLinkRequested.create(
+        ManageLinkRequestedPayload(
+            subscriber_id=subscriber_id,
+            email=email,
+            manage_url=f"http://127.0.0.1:8001/preferences?token={subscriber_id}",
         ),
         producer="test",
         occurred_at=now,

@@ -7,7 +7,9 @@
    its message record was claimed by the killed process and last by the restarted one, and both
    copies carry the same Message-ID.
 2. The SMTP server away for 30 s — connections refused, then a 421 greeting, then 421 to every
-   MAIL FROM — and back: everything arrives once, no ledger row fails, no dead letter.
+   MAIL FROM — and back: everything arrives once, no ledger row fails, no dead letter. A
+   preferences link asked for in the outage arrives afterwards, once, and the same person's next
+   change, right behind the request on their partition, is applied during the outage.
 
 A process killed inside a MongoDB transaction leaves it open, and writers of the documents it
 touched wait until the server ends it, after a minute idle (mongod does so on its own; the
@@ -29,6 +31,7 @@ import os
 import time
 import uuid
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
@@ -50,6 +53,7 @@ from .notifier_stack import (
     figures,
     log_lines,
     mail_of,
+    manage_link_requested,
     notifier_env,
     opening_emails,
     pairs_in,
@@ -287,7 +291,25 @@ async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_no
             await eventually(first_arrived, timeout=60, what="the first opening email")
             outage_sink.stop()  # connections refused, pooled ones cut
             before_outage = len(opening_emails(mail_of(sink, run)))
-            await asyncio.sleep(REFUSED_SECONDS)  # the outage itself, not a synchronization
+            outage_began = time.monotonic()
+            # Someone asks for their preferences link in the outage, then changes their radius:
+            # the email waits for SMTP, the change right behind it on the partition does not.
+            reader_id, reader_email = next(iter(emails.items()))
+            await publish(manage_link_requested(reader_id, reader_email, now=now))
+            change = registered(
+                reader_id, reader_email, place=FARGO, now=now, version=2, radius_miles=40
+            )
+            await publish(change)
+            subscribers = mongo[database]["subscribers"]
+
+            async def change_applied() -> bool:
+                found = await subscribers.find_one({"_id": reader_id}, {"radius_miles": 1})
+                return found is not None and found["radius_miles"] == 40
+
+            await eventually(
+                change_applied, timeout=REFUSED_SECONDS - 2, what="the change, during the outage"
+            )
+            await asyncio.sleep(REFUSED_SECONDS - (time.monotonic() - outage_began))
             outage_sink.greet_with_421()
             await asyncio.sleep(GREETING_421_SECONDS)
             outage_sink.start()
@@ -302,6 +324,14 @@ async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_no
 
             await eventually(all_arrived, timeout=90, what="every expected email")
             caught_up_s = time.monotonic() - back_at
+
+            def manage_links() -> list[EmailMessage]:
+                return [m for m in mail_of(sink, run) if m["X-HWcollab-Kind"] == "manage_link"]
+
+            async def link_arrived() -> bool:
+                return bool(manage_links())
+
+            await eventually(link_arrived, timeout=60, what="the preferences link email")
 
             ledger = mongo[database]["ledger"]
 
@@ -330,5 +360,7 @@ async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_no
         assert during_outage == 0
         assert failed == 0
         assert dead == []
+        [link] = manage_links()
+        assert recipient(link) == reader_email
     finally:
         await mongo.close()
