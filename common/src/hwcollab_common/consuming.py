@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import structlog
 from faststream import AckPolicy
@@ -55,6 +55,7 @@ DEAD_LETTERED = Counter(
 )
 
 EventHandler = Callable[[Event], Awaitable[None]]
+T = TypeVar("T")
 
 __all__ = [
     "CONSUMED",
@@ -63,11 +64,15 @@ __all__ = [
     "FailureDecision",
     "FailurePolicy",
     "ProcessedEvents",
+    "Received",
     "TransientError",
+    "UnusableMessageError",
     "apply_once",
     "dead_letter",
     "is_transient",
+    "read_event",
     "subscribe_events",
+    "subscribe_messages",
 ]
 
 # Kafka evicts a member that does not poll within this; one delivery waits at most
@@ -385,6 +390,108 @@ async def settle_failure(
     return True
 
 
+class UnusableMessageError(Exception):
+    """A message its reader cannot make sense of: dead-lettered at once, never retried."""
+
+    def __init__(self, reason: str, *, what: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.what = what
+
+
+@dataclass(frozen=True, slots=True)
+class Received(Generic[T]):
+    """A message read into what its handler takes; ``what`` names it in logs and metrics and
+    ``log_context`` is bound to every log line written while it is handled."""
+
+    item: T
+    what: str
+    log_context: Mapping[str, str]
+
+
+MessageReader = Callable[[bytes, str], Received[T]]
+
+
+def subscribe_messages(
+    broker: KafkaBroker,
+    *topics: str,
+    group_id: str,
+    read: MessageReader[T],
+    handle: Callable[[T], Awaitable[object]],
+    policy: FailurePolicy,
+    max_workers: int | None = None,
+) -> None:
+    """Register one consumer of ``topics`` in ``group_id``: ``read`` turns each message (its
+    value and topic) into what ``handle`` takes, or raises :class:`UnusableMessageError` to have it
+    dead-lettered; a failing ``handle`` is settled by ``policy`` (see :func:`settle_failure`).
+    ``max_workers`` handles that many partitions at a time."""
+    if policy.cap_seconds * 1000 * 4 > MAX_POLL_INTERVAL_MS:
+        raise ValueError("retry_max_seconds must stay well below the Kafka max poll interval")
+    if not topics:
+        raise ValueError("a consumer needs at least one topic")
+
+    @broker.subscriber(
+        *topics,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=2_000,
+        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        max_workers=max_workers,
+        title=f"{group_id}:{','.join(topics)}",
+    )
+    async def consume(message: KafkaMessage) -> None:
+        topic: str = kafka_record(message).topic
+        with consumer_span(message, topic=topic, group_id=group_id):
+            await consume_message(message)
+
+    async def consume_message(message: KafkaMessage) -> None:
+        record = kafka_record(message)
+        value: bytes = message.body
+        topic: str = record.topic
+        location = {"partition": record.partition, "offset": record.offset, "group_id": group_id}
+        try:
+            received = read(value, topic)
+        except UnusableMessageError as error:
+            CONSUMED.labels(topic, error.what, "dead_lettered").inc()
+            await dead_letter(
+                broker, topic=topic, key=record.key, value=value, error=error.reason, **location
+            )
+            return
+        structlog.contextvars.bind_contextvars(**received.log_context)
+        tag = f"{topic}:{record.partition}:{record.offset}"
+        try:
+            await handle(received.item)
+        except Exception as error:
+            if await settle_failure(
+                message,
+                error,
+                broker=broker,
+                policy=policy,
+                tag=tag,
+                what=received.what,
+                location=location,
+            ):
+                raise
+            return
+        policy.succeeded(tag)
+        CONSUMED.labels(topic, received.what, "handled").inc()
+
+
+def read_event(value: bytes, topic: str) -> Received[Event]:
+    """An event from ``topic``; a message that is not one of its events is unusable."""
+    try:
+        event = parse_event(value, topic=topic)
+    except EventParseError as error:
+        raise UnusableMessageError(error.reason, what=error.event_type or "unknown") from error
+    return Received(
+        event,
+        what=event.event_type,
+        log_context={"event_id": str(event.event_id), "event_type": event.event_type},
+    )
+
+
 def subscribe_events(
     broker: KafkaBroker,
     *topics: str,
@@ -407,57 +514,6 @@ def subscribe_events(
     policy = FailurePolicy(
         max_attempts=max_attempts, base_seconds=retry_base_seconds, cap_seconds=retry_max_seconds
     )
-    if retry_max_seconds * 1000 * 4 > MAX_POLL_INTERVAL_MS:
-        raise ValueError("retry_max_seconds must stay well below the Kafka max poll interval")
-
-    if not topics:
-        raise ValueError("subscribe_events needs at least one topic")
-
-    @broker.subscriber(
-        *topics,
-        group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=2_000,
-        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
-        title=f"{group_id}:{','.join(topics)}",
+    subscribe_messages(
+        broker, *topics, group_id=group_id, read=read_event, handle=handle, policy=policy
     )
-    async def consume(message: KafkaMessage) -> None:
-        topic: str = kafka_record(message).topic
-        with consumer_span(message, topic=topic, group_id=group_id):
-            await consume_message(message)
-
-    async def consume_message(message: KafkaMessage) -> None:
-        record = kafka_record(message)
-        value: bytes = message.body
-        topic: str = record.topic
-        location = {"partition": record.partition, "offset": record.offset, "group_id": group_id}
-        try:
-            event = parse_event(value, topic=topic)
-        except EventParseError as error:
-            CONSUMED.labels(topic, error.event_type or "unknown", "dead_lettered").inc()
-            await dead_letter(
-                broker, topic=topic, key=record.key, value=value, error=error.reason, **location
-            )
-            return
-        structlog.contextvars.bind_contextvars(
-            event_id=str(event.event_id), event_type=event.event_type
-        )
-        tag = f"{record.partition}:{record.offset}:{event.event_id}"
-        try:
-            await handle(event)
-        except Exception as error:
-            if await settle_failure(
-                message,
-                error,
-                broker=broker,
-                policy=policy,
-                tag=tag,
-                what=event.event_type,
-                location=location,
-            ):
-                raise
-            return
-        policy.succeeded(tag)
-        CONSUMED.labels(topic, event.event_type, "handled").inc()

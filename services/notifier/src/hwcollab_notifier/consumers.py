@@ -14,21 +14,17 @@ import os
 import socket
 from uuid import uuid4
 
-import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from hwcollab_common.consuming import (
-    CONSUMED,
-    MAX_POLL_INTERVAL_MS,
     FailurePolicy,
-    consumer_span,
-    dead_letter,
-    kafka_record,
-    settle_failure,
+    Received,
+    UnusableMessageError,
     subscribe_events,
+    subscribe_messages,
 )
 from hwcollab_notifier.delivery import Deliveries
 from hwcollab_notifier.handlers import ReadModel
@@ -116,56 +112,23 @@ def register_deliveries(
     policy = FailurePolicy(
         max_attempts=max_attempts, base_seconds=retry_base_seconds, cap_seconds=retry_max_seconds
     )
-
-    @broker.subscriber(
+    subscribe_messages(
+        broker,
         DELIVERY_TOPIC,
         group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=2_000,
-        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        read=read_job,
+        handle=deliveries.handle,
+        policy=policy,
         max_workers=concurrency if concurrency > 1 else None,
-        title=f"{group_id}:{DELIVERY_TOPIC}",
     )
-    async def deliver(message: KafkaMessage) -> None:
-        """The job in a span that continues the trace of the event that caused it."""
-        with consumer_span(message, topic=DELIVERY_TOPIC, group_id=group_id):
-            await deliver_job(message)
 
-    async def deliver_job(message: KafkaMessage) -> None:
-        record = kafka_record(message)
-        location = {"partition": record.partition, "offset": record.offset, "group_id": group_id}
-        try:
-            job = DeliveryJob.model_validate_json(message.body)
-        except ValidationError as error:
-            CONSUMED.labels(DELIVERY_TOPIC, "delivery", "dead_lettered").inc()
-            await dead_letter(
-                broker,
-                topic=DELIVERY_TOPIC,
-                key=record.key,
-                value=message.body,
-                error=f"invalid delivery job: {error.errors()[0]['msg']}",
-                **location,
-            )
-            return
-        structlog.contextvars.bind_contextvars(
-            job_id=str(job.job_id), event_type=f"delivery.{job.kind}"
-        )
-        tag = f"{record.partition}:{record.offset}"
-        try:
-            await deliveries.handle(job)
-        except Exception as error:
-            if await settle_failure(
-                message,
-                error,
-                broker=broker,
-                policy=policy,
-                tag=tag,
-                what=f"delivery.{job.kind}",
-                location=location,
-            ):
-                raise
-            return
-        policy.succeeded(tag)
-        CONSUMED.labels(DELIVERY_TOPIC, f"delivery.{job.kind}", "handled").inc()
+
+def read_job(value: bytes, topic: str) -> Received[DeliveryJob]:
+    """A delivery job; a message that is not one is unusable."""
+    try:
+        job = DeliveryJob.model_validate_json(value)
+    except ValidationError as error:
+        reason = f"invalid delivery job: {error.errors()[0]['msg']}"
+        raise UnusableMessageError(reason, what="delivery") from error
+    what = f"delivery.{job.kind}"
+    return Received(job, what=what, log_context={"job_id": str(job.job_id), "event_type": what})
