@@ -8,7 +8,7 @@ The broker is this test's own process (not the session broker other tests share)
 same port and data directory. It is stopped with SIGTERM, not SIGKILL: the embedded broker used in
 tests (noida-db) writes its log to disk about a second after a write, so ``kill -9`` within that
 second loses acknowledged messages — a real Kafka cluster with replicas would not, and losing them
-would be the broker's fault, not the product's.
+would be the broker's fault, not the product's (``hwcollab_testing.processes.RestartableKafka``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import collections
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
-from hwcollab_cli import components
 from hwcollab_common.clock import SystemClock
 from hwcollab_common.kafka import KafkaEventPublisher
 from hwcollab_common.outbox import OutboxRelay, stage_events
@@ -39,7 +37,7 @@ from hwcollab_schemas import EventParseError, parse_event
 from hwcollab_schemas.events import SubscriberDeleted, SubscriberDeletedPayload
 from hwcollab_schemas.topics import EMPLOYER_TOPIC, OPENING_TOPIC, SUBSCRIBER_TOPIC
 from hwcollab_testing.plugin import RunningService, ServiceStarter
-from hwcollab_testing.processes import ManagedProcess, free_port, port_accepts
+from hwcollab_testing.processes import RestartableKafka, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
 
@@ -58,44 +56,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, wh
         await asyncio.sleep(0.2)
 
 
-class OwnBroker:
-    """A Kafka broker of this test's own, restartable on the same port and data directory."""
-
-    def __init__(self, data_dir: Path, log_dir: Path) -> None:
-        self.port = free_port()
-        self.bootstrap = f"{components.HOST}:{self.port}"
-        self._data_dir = data_dir
-        self._log_path = log_dir / f"kafka-outage-{self.port}.log"
-        self._process: ManagedProcess | None = None
-
-    async def start(self) -> None:
-        self._process = ManagedProcess(
-            name="kafka-outage",
-            argv=components.kafka_argv(port=self.port, data_dir=self._data_dir),
-            log_path=self._log_path,
-        ).start()
-        process = self._process
-        await asyncio.to_thread(process.wait_ready, lambda: port_accepts(self.port), timeout=60)
-        # Creating topics that exist is a no-op; it also waits until the broker speaks Kafka.
-        await asyncio.to_thread(
-            components.create_topics_when_ready, self.bootstrap, partitions=2, timeout=60
-        )
-
-    async def stop(self) -> None:
-        """SIGTERM (see the module docstring), SIGKILL only if it does not exit in 10 s."""
-        if self._process is not None:
-            await asyncio.to_thread(self._process.stop, grace=10.0)
-            self._process = None
-
-
-@asynccontextmanager
-async def own_broker(data_dir: Path, log_dir: Path) -> AsyncIterator[OwnBroker]:
-    broker = OwnBroker(data_dir, log_dir)
-    await broker.start()
-    try:
-        yield broker
-    finally:
-        await broker.stop()
+def own_broker(tmp_path: Path, artifacts_dir: Path) -> RestartableKafka:
+    return RestartableKafka(
+        name="kafka-outage", data_dir=tmp_path / "kafka", log_dir=artifacts_dir / "logs"
+    )
 
 
 async def readiness(http: httpx.AsyncClient, service: RunningService) -> tuple[int, Document]:
@@ -280,7 +244,7 @@ async def test_a_broker_outage_loses_nothing_and_http_keeps_answering(
 ) -> None:
     started = time.monotonic()
     run = uuid.uuid4().hex[:8]
-    async with own_broker(tmp_path / "kafka", artifacts_dir / "logs") as broker:
+    async with own_broker(tmp_path, artifacts_dir) as broker:
         databases = {name: f"test_kafka_outage_{name}_{run}" for name in ("subscriber", "employer")}
         common = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
@@ -391,7 +355,7 @@ async def test_the_relay_waits_out_a_long_outage_and_publishes_each_event_once(
             occurred_at=datetime.now(UTC),
         )
 
-    async with own_broker(tmp_path / "kafka", artifacts_dir / "logs") as broker:
+    async with own_broker(tmp_path, artifacts_dir) as broker:
         kafka = KafkaBroker(broker.bootstrap, enable_idempotence=True, acks="all")
         await kafka.start()
         relay = OutboxRelay(

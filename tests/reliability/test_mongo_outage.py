@@ -19,8 +19,6 @@ import collections
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,13 +32,12 @@ from aiokafka import (  # type: ignore[import-untyped]
 )
 from pymongo import AsyncMongoClient
 
-from hwcollab_cli import components
 from hwcollab_schemas import EventParseError, parse_event
 from hwcollab_schemas.events import NotificationSent, NotificationSentPayload
 from hwcollab_schemas.topics import EMPLOYER_GROUP, NOTIFICATION_TOPIC, SUBSCRIBER_GROUP, dlq_topic
 from hwcollab_testing.kafka import topic_ends
 from hwcollab_testing.plugin import RunningService, ServiceStarter
-from hwcollab_testing.processes import ManagedProcess, free_port
+from hwcollab_testing.processes import RestartableMongo
 
 from .test_kafka_outage import (
     TOPICS,
@@ -56,43 +53,6 @@ from .test_kafka_outage import (
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
 
 ANSWER_WITHIN = 10.0  # seconds: an outage must not hang a request
-
-
-class OwnMongo:
-    """A MongoDB server of this test's own, killable and restartable on the same port and data."""
-
-    def __init__(self, data_dir: Path, log_dir: Path) -> None:
-        self.port = free_port()
-        self.url = components.mongo_url(self.port)
-        self._data_dir = data_dir
-        self._log_path = log_dir / f"mongo-outage-{self.port}.log"
-        self._process: ManagedProcess | None = None
-
-    async def start(self) -> None:
-        process = ManagedProcess(
-            name="mongo-outage",
-            argv=components.mongo_argv(port=self.port, data_dir=self._data_dir),
-            log_path=self._log_path,
-        ).start()
-        self._process = process
-        await asyncio.to_thread(
-            process.wait_ready, lambda: components.mongo_answers(self.url), timeout=60
-        )
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process = None
-
-
-@asynccontextmanager
-async def own_mongo(data_dir: Path, log_dir: Path) -> AsyncIterator[OwnMongo]:
-    mongo = OwnMongo(data_dir, log_dir)
-    await mongo.start()
-    try:
-        yield mongo
-    finally:
-        mongo.kill()
 
 
 async def event_ids_since(bootstrap: str, starts: dict[TopicPartition, int]) -> list[str]:
@@ -171,7 +131,9 @@ async def test_a_database_outage_answers_503_and_the_services_recover_by_themsel
     suffix = f"-mongo-outage-{run}"
     for group in (SUBSCRIBER_GROUP, EMPLOYER_GROUP):
         await topic_ends(kafka_bootstrap, [NOTIFICATION_TOPIC], group_id=group + suffix)
-    async with own_mongo(tmp_path / "mongo", artifacts_dir / "logs") as database:
+    async with RestartableMongo(
+        name="mongo-outage", data_dir=tmp_path / "mongo", log_dir=artifacts_dir / "logs"
+    ) as database:
         common = {
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "MONGODB_URL": database.url,
@@ -232,7 +194,7 @@ async def test_a_database_outage_answers_503_and_the_services_recover_by_themsel
                 )
 
                 # --- the outage ---------------------------------------------------------------
-                database.kill()
+                await database.kill()
                 mark("killed")
                 killed_at = len(stream)
 
