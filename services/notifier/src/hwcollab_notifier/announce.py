@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from hwcollab_common.mongo import Document
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier import metrics
 from hwcollab_notifier.domain import (
@@ -33,6 +34,22 @@ FREQUENCY_CHANNEL: dict[str, Channel] = {
     "daily": "digest",
     "weekly": "digest",
 }
+
+
+async def live_opening(
+    repository: NotifierRepository, opening_id: str, *, now: datetime
+) -> tuple[OpeningDetails, Document] | None:
+    """The opening, and its stored document, if it may still be announced (open, unexpired,
+    employer approved)."""
+    doc = await repository.opening(opening_id)
+    if doc is None or "details" not in doc or doc.get("status") != "open":
+        return None
+    details = OpeningDetails.model_validate(doc["details"])
+    employer = await repository.employer(details.employer_id)
+    status = employer.get("status") if employer else None
+    if not announceable(details, employer_status=status, now=now):
+        return None
+    return details, doc
 
 
 def ledger_row(
@@ -69,28 +86,17 @@ class Announcer:
         self._jobs = jobs
         self._catch_up = catch_up
 
-    async def live_opening(self, opening_id: str) -> tuple[OpeningDetails, int] | None:
-        doc = await self._repo.opening(opening_id)
-        if doc is None or "details" not in doc or doc.get("status") != "open":
-            return None
-        details = OpeningDetails.model_validate(doc["details"])
-        employer = await self._repo.employer(details.employer_id)
-        status = employer.get("status") if employer else None
-        if not announceable(details, employer_status=status, now=self._runtime.clock.now()):
-            return None
-        return details, int(doc.get("announced_version") or 0)
-
     async def announce(self, opening_id: str) -> int:
         """Record and enqueue every new match of the opening; the number of new pairs.
 
         Runs again on each newer version (an edit may reach new people); pairs that exist are
         skipped by the ledger's unique key, so nobody hears of an opening twice.
         """
-        found = await self.live_opening(opening_id)
+        found = await live_opening(self._repo, opening_id, now=self._runtime.clock.now())
         if found is None:
             return 0
-        details, announced_version = found
-        if announced_version >= details.version:
+        details, doc = found
+        if int(doc.get("announced_version") or 0) >= details.version:
             return 0
         await self._index.wait_loaded()
         await self._fold_in_new_subscribers()

@@ -13,8 +13,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tokens import Purpose
 from hwcollab_notifier import metrics
+from hwcollab_notifier.announce import live_opening
 from hwcollab_notifier.domain import (
-    announceable,
     criteria_of,
     distance_between,
     opening_criteria,
@@ -93,15 +93,8 @@ class Deliveries:
 
     async def live_opening(self, opening_id: str) -> OpeningDetails | None:
         """The opening if it may still be announced (open, unexpired, employer approved)."""
-        doc = await self._repo.opening(opening_id)
-        if doc is None or "details" not in doc or doc.get("status") != "open":
-            return None
-        details = OpeningDetails.model_validate(doc["details"])
-        employer = await self._repo.employer(details.employer_id)
-        status = employer.get("status") if employer else None
-        if not announceable(details, employer_status=status, now=self._runtime.clock.now()):
-            return None
-        return details
+        found = await live_opening(self._repo, opening_id, now=self._runtime.clock.now())
+        return None if found is None else found[0]
 
     def view(self, profile: SubscriberProfile, details: OpeningDetails) -> OpeningView:
         return OpeningView.from_details(
