@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -32,8 +31,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from pymongo import AsyncMongoClient
 
 from hwcollab_common.geo import ZipPlace, lookup_zip
-from hwcollab_schemas.events import SubscriberProfile, SubscriberRegistered
 from hwcollab_schemas.topics import DELIVERY_TOPIC, OPENING_TOPIC
+from hwcollab_testing.events import event_publisher, registered
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter, SmtpSink
 
@@ -210,30 +209,8 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
 
         # A subscriber near the opening, straight onto the subscriber topic; the welcome email
         # shows the notifier knows them.
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-        await producer.start()
-        try:
-            now = datetime.now(UTC)
-            registered = SubscriberRegistered.create(
-                SubscriberProfile(
-                    subscriber_id=f"tracing-{run}",
-                    version=1,
-                    email=email,
-                    roles=("care_management",),
-                    zip=PLACE.zip,
-                    lat=PLACE.lat,
-                    lon=PLACE.lon,
-                    timezone=PLACE.timezone,
-                    confirmed_at=now,
-                ),
-                producer="test",
-                occurred_at=now,
-            )
-            await producer.send_and_wait(
-                registered.topic, registered.to_bytes(), key=registered.key.encode()
-            )
-        finally:
-            await producer.stop()
+        async with event_publisher(kafka_bootstrap) as publish:
+            await publish(registered(f"tracing-{run}", email, place=PLACE, now=datetime.now(UTC)))
 
         async def welcomed() -> bool:
             return bool(smtp_sink.messages_to(email))

@@ -1,32 +1,21 @@
 """Helpers for reliability tests that run notifier processes against the shared Kafka, MongoDB and
-an SMTP sink: settings, events, waiting, restarts on the embedded broker, dead letters, counting.
+an SMTP sink: settings, waiting, restarts on the embedded broker, dead letters, counting. The
+events they publish come from ``hwcollab_testing.events``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
-from hwcollab_schemas import Event
-from hwcollab_schemas.events import (
-    ManageLinkRequestedPayload,
-    OpeningDetails,
-    OpeningPosted,
-    SubscriberManageLinkRequested,
-    SubscriberProfile,
-    SubscriberRegistered,
-    SubscriberUpdated,
-)
 from hwcollab_schemas.topics import (
     ALL_TOPICS,
     DELIVERY_TOPIC,
@@ -37,6 +26,12 @@ from hwcollab_schemas.topics import (
     SUBSCRIBER_TOPIC,
     dlq_topic,
 )
+
+# Re-exported for test_notifier_replicas, which imports them from here.
+from hwcollab_testing.events import Place as Place
+from hwcollab_testing.events import event_publisher as event_publisher
+from hwcollab_testing.events import posted as posted
+from hwcollab_testing.events import registered as registered
 from hwcollab_testing.plugin import SmtpSink
 
 NOTIFIER_GROUP_TOPICS = (
@@ -112,96 +107,6 @@ def notifier_env(
     }
     env.update(overrides)
     return env
-
-
-@dataclass(frozen=True)
-class Place:
-    zip: str
-    lat: float
-    lon: float
-    timezone: str = "America/Chicago"
-
-
-def registered(
-    subscriber_id: str,
-    email: str,
-    *,
-    place: Place,
-    now: datetime,
-    version: int = 1,
-    radius_miles: int = 25,
-) -> Event:
-    """An immediate, active care-management subscriber at ``place``; a later ``version`` is
-    their ``subscriber.updated``."""
-    kind = SubscriberRegistered if version == 1 else SubscriberUpdated
-    return kind.create(
-        SubscriberProfile(
-            subscriber_id=subscriber_id,
-            version=version,
-            radius_miles=radius_miles,
-            email=email,
-            roles=("care_management",),
-            zip=place.zip,
-            lat=place.lat,
-            lon=place.lon,
-            timezone=place.timezone,
-            confirmed_at=now,
-        ),
-        producer="test",
-        occurred_at=now,
-    )
-
-
-def manage_link_requested(subscriber_id: str, email: str, *, now: datetime) -> Event:
-    return SubscriberManageLinkRequested.create(
-        ManageLinkRequestedPayload(
-            subscriber_id=subscriber_id,
-            email=email,
-            manage_url=f"http://127.0.0.1:8001/preferences?token={subscriber_id}",
-        ),
-        producer="test",
-        occurred_at=now,
-    )
-
-
-def posted(opening_id: str, *, employer_id: str, place: Place, now: datetime) -> Event:
-    """An open care-manager opening about a mile from ``place``, employer approved."""
-    return OpeningPosted.create(
-        OpeningDetails(
-            opening_id=opening_id,
-            employer_id=employer_id,
-            version=1,
-            organization_name="North Star Health",
-            employer_approved=True,
-            title="Care Manager",
-            role="care_manager",
-            setting="medical",
-            employment_type="full_time",
-            zip=place.zip,
-            lat=place.lat + 0.015,
-            lon=place.lon,
-            apply_url="https://northstar.example/apply",
-            posted_at=now,
-            expires_at=now + timedelta(days=30),
-        ),
-        producer="test",
-        occurred_at=now,
-    )
-
-
-@asynccontextmanager
-async def event_publisher(bootstrap: str) -> AsyncIterator[Callable[[Event], Awaitable[None]]]:
-    """``publish(event)``: straight to the event's topic, keyed like the services key it."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    await producer.start()
-
-    async def publish(event: Event) -> None:
-        await producer.send_and_wait(event.topic, event.to_bytes(), key=event.key.encode())
-
-    try:
-        yield publish
-    finally:
-        await producer.stop()
 
 
 async def copy_notifier_groups(bootstrap: str, *, from_suffix: str, to_suffix: str) -> None:

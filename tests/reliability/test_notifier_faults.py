@@ -39,27 +39,29 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
+from hwcollab_testing.events import (
+    Place,
+    event_publisher,
+    manage_link_requested,
+    posted,
+    registered,
+)
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter
 from hwcollab_testing.processes import free_port
 from hwcollab_testing.smtp import SmtpSinkServer
 
 from .notifier_stack import (
-    Place,
     copy_notifier_groups,
     dead_letters_containing,
-    event_publisher,
     eventually,
     figures,
     log_lines,
     mail_of,
-    manage_link_requested,
     notifier_env,
     opening_emails,
     pairs_in,
-    posted,
     recipient,
-    registered,
     wait_ready,
 )
 
