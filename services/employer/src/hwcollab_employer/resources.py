@@ -126,32 +126,8 @@ class OpeningOut(BaseModel):
     def of(
         cls, opening: Opening, *, distance_miles: float | None = None, base_url: str = ""
     ) -> OpeningOut:
-        f = opening.fields
-        place = opening.place
         return cls(
-            opening_id=opening.opening_id,
-            employer_id=opening.employer_id,
-            organization_name=opening.organization_name,
-            version=opening.version,
-            status=opening.status,
-            title=f.title,
-            role=f.role,
-            setting=f.setting,
-            required_credentials=list(f.required_credentials),
-            employment_type=f.employment_type,
-            remote=f.remote,
-            zip=place.zip if place else None,
-            city=place.city if place else None,
-            state=place.state if place else None,
-            lat=place.lat if place else None,
-            lon=place.lon if place else None,
-            pay_min=f.pay_min,
-            pay_max=f.pay_max,
-            pay_period=f.pay_period,
-            description=f.description,
-            apply_url=f.apply_url,
-            posted_at=opening.posted_at,
-            expires_at=opening.expires_at,
+            **opening.flat_fields(),
             closed_at=opening.closed_at,
             close_reason=opening.close_reason,
             distance_miles=_miles(distance_miles),
