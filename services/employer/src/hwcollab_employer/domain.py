@@ -194,39 +194,34 @@ class Opening:
     def is_open(self) -> bool:
         return self.status == "open"
 
-    def flat_fields(self) -> dict[str, object]:
-        """Its fields and place side by side, named as in :class:`OpeningDetails`: what the
-        event payload and the API both show of an opening."""
-        f = self.fields
-        place = self.place
-        return {
-            "opening_id": self.opening_id,
-            "employer_id": self.employer_id,
-            "version": self.version,
-            "organization_name": self.organization_name,
-            "status": self.status,
-            "title": f.title,
-            "role": f.role,
-            "setting": f.setting,
-            "required_credentials": tuple(f.required_credentials),
-            "employment_type": f.employment_type,
-            "remote": f.remote,
-            "zip": place.zip if place else None,
-            "city": place.city if place else None,
-            "state": place.state if place else None,
-            "lat": place.lat if place else None,
-            "lon": place.lon if place else None,
-            "pay_min": f.pay_min,
-            "pay_max": f.pay_max,
-            "pay_period": f.pay_period,
-            "description": f.description,
-            "apply_url": f.apply_url,
-            "posted_at": self.posted_at,
-            "expires_at": self.expires_at,
-        }
-
     def details(self) -> OpeningDetails:
-        return OpeningDetails(**self.flat_fields(), employer_approved=self.employer_approved)
+        f = self.fields
+        return OpeningDetails(
+            opening_id=self.opening_id,
+            employer_id=self.employer_id,
+            version=self.version,
+            organization_name=self.organization_name,
+            employer_approved=self.employer_approved,
+            title=f.title,
+            role=f.role,
+            setting=f.setting,
+            required_credentials=tuple(f.required_credentials),
+            employment_type=f.employment_type,
+            remote=f.remote,
+            zip=self.place.zip if self.place else None,
+            city=self.place.city if self.place else None,
+            state=self.place.state if self.place else None,
+            lat=self.place.lat if self.place else None,
+            lon=self.place.lon if self.place else None,
+            pay_min=f.pay_min,
+            pay_max=f.pay_max,
+            pay_period=f.pay_period,
+            description=f.description,
+            apply_url=f.apply_url,
+            posted_at=self.posted_at,
+            expires_at=self.expires_at,
+            status=self.status,
+        )
 
     def closed_payload(self) -> OpeningClosedPayload:
         assert self.closed_at is not None

@@ -126,8 +126,9 @@ class OpeningOut(BaseModel):
     def of(
         cls, opening: Opening, *, distance_miles: float | None = None, base_url: str = ""
     ) -> OpeningOut:
+        """The opening as its event payload shows it, with how it closed and where to see it."""
         return cls(
-            **opening.flat_fields(),
+            **opening.details().model_dump(exclude={"employer_approved"}),
             closed_at=opening.closed_at,
             close_reason=opening.close_reason,
             distance_miles=_miles(distance_miles),
