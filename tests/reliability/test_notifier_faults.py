@@ -30,6 +30,9 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -38,16 +41,18 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_testing.events import (
     Place,
+    Publish,
     event_publisher,
     manage_link_requested,
     posted,
     registered,
 )
 from hwcollab_testing.kafka import fresh_notifier_groups
-from hwcollab_testing.plugin import ServiceStarter
+from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
 from hwcollab_testing.processes import free_port
 from hwcollab_testing.smtp import SmtpSinkServer
 
@@ -84,6 +89,94 @@ def outage_sink() -> Any:
         server.stop()
 
 
+@dataclass(frozen=True)
+class Burst:
+    """A notifier of a test's own database that has welcomed ``emails`` (subscriber id → address)
+    at ``place``; ``post_openings`` then publishes ``opening_ids`` near them."""
+
+    run: str
+    env: dict[str, str]
+    database: AsyncDatabase[dict[str, Any]]
+    place: Place
+    emails: dict[str, str]
+    opening_ids: list[str]
+    now: datetime
+    notifier: RunningService
+    http: httpx.AsyncClient
+    publish: Publish
+
+    @property
+    def expected(self) -> set[tuple[str, str]]:
+        """Every (email, opening) pair that must arrive."""
+        return {(email, opening) for email in self.emails.values() for opening in self.opening_ids}
+
+    async def post_openings(self) -> None:
+        for opening_id in self.opening_ids:
+            await self.publish(
+                posted(opening_id, employer_id=f"e-{self.run}", place=self.place, now=self.now)
+            )
+
+
+@asynccontextmanager
+async def welcomed_subscribers(
+    *,
+    label: str,
+    prefix: str,
+    subscribers: int,
+    openings: int,
+    place: Place,
+    welcome_timeout: float,
+    kafka_bootstrap: str,
+    mongo_url: str,
+    sink: SmtpSink,
+    service_process: ServiceStarter,
+    **overrides: str,
+) -> AsyncIterator[Burst]:
+    """Start a notifier in groups of its own (settings ``overrides``), publish ``subscribers``
+    registrations at ``place`` and wait for every welcome email."""
+    run = uuid.uuid4().hex[:8]
+    database = f"test_notifier_faults_{label}_{run}"
+    env = notifier_env(
+        kafka_bootstrap=kafka_bootstrap,
+        mongo_url=mongo_url,
+        smtp=sink,
+        database=database,
+        group_suffix=await fresh_notifier_groups(kafka_bootstrap, label=label),
+        **overrides,
+    )
+    emails = {f"{prefix}{i}-{run}": f"{prefix}{i}-{run}@example.org" for i in range(subscribers)}
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        async with (
+            httpx.AsyncClient(timeout=5.0) as http,
+            event_publisher(kafka_bootstrap) as publish,
+        ):
+            notifier = service_process("notifier", env)
+            await wait_ready(http, notifier.url)
+            now = datetime.now(UTC)
+            for subscriber_id, email in emails.items():
+                await publish(registered(subscriber_id, email, place=place, now=now))
+
+            async def welcomed() -> bool:
+                return len({recipient(m) for m in mail_of(sink, run)}) == subscribers
+
+            await eventually(welcomed, timeout=welcome_timeout, what="every welcome email")
+            yield Burst(
+                run=run,
+                env=env,
+                database=mongo[database],
+                place=place,
+                emails=emails,
+                opening_ids=[f"{label}{i}-{run}" for i in range(openings)],
+                now=now,
+                notifier=notifier,
+                http=http,
+                publish=publish,
+            )
+    finally:
+        await mongo.close()
+
+
 async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
     kafka_bootstrap: str,
     mongo_url: str,
@@ -92,85 +185,69 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
 ) -> None:
     started = time.monotonic()
     sink = outage_sink.sink
-    run = uuid.uuid4().hex[:8]
-    database = f"test_notifier_faults_kill_{run}"
-    first_suffix = await fresh_notifier_groups(kafka_bootstrap, label="kill")
-    env = notifier_env(
+    async with welcomed_subscribers(
+        label="kill",
+        prefix="k",
+        subscribers=SUBSCRIBERS,
+        openings=OPENINGS,
+        place=DULUTH,
+        welcome_timeout=120,
         kafka_bootstrap=kafka_bootstrap,
         mongo_url=mongo_url,
-        smtp=sink,
-        database=database,
-        group_suffix=first_suffix,
-    )
-    emails = {f"k{i}-{run}": f"k{i}-{run}@example.org" for i in range(SUBSCRIBERS)}
-    opening_ids = [f"kill{i}-{run}" for i in range(OPENINGS)]
-    expected = {(email, opening) for email in emails.values() for opening in opening_ids}
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
-    messages = mongo[database]["messages"]
-    try:
-        async with (
-            httpx.AsyncClient(timeout=5.0) as http,
-            event_publisher(kafka_bootstrap) as publish,
-        ):
-            first = service_process("notifier", env)
-            await wait_ready(http, first.url)
-            now = datetime.now(UTC)
-            for subscriber_id, email in emails.items():
-                await publish(registered(subscriber_id, email, place=DULUTH, now=now))
-
-            async def welcomed() -> bool:
-                return len({recipient(m) for m in mail_of(sink, run)}) == SUBSCRIBERS
-
-            await eventually(welcomed, timeout=120, what="every welcome email")
-            registered_after = time.monotonic() - started
-            # A quarter into the burst the sink takes a message but keeps its 250 back, and the
-            # notifier is killed while it waits: the window is open for certain, not by chance.
-            quarter = len(expected) // 4
-            held = sink.hold_reply(
-                lambda m: (
-                    len(opening_emails(mail_of(sink, run))) >= quarter
-                    and m.message["X-HWcollab-Kind"] == "immediate"
-                    and run in str(m.message["To"])
-                )
+        sink=sink,
+        service_process=service_process,
+    ) as burst:
+        run, env, expected, first = burst.run, burst.env, burst.expected, burst.notifier
+        first_suffix = env["CONSUMER_GROUP_SUFFIX"]
+        messages = burst.database["messages"]
+        registered_after = time.monotonic() - started
+        # A quarter into the burst the sink takes a message but keeps its 250 back, and the
+        # notifier is killed while it waits: the window is open for certain, not by chance.
+        quarter = len(expected) // 4
+        held = sink.hold_reply(
+            lambda m: (
+                len(opening_emails(mail_of(sink, run))) >= quarter
+                and m.message["X-HWcollab-Kind"] == "immediate"
+                and run in str(m.message["To"])
             )
-            for opening_id in opening_ids:
-                await publish(posted(opening_id, employer_id=f"e-{run}", place=DULUTH, now=now))
+        )
+        await burst.post_openings()
 
-            async def under_way() -> bool:
-                return held.is_set()
+        async def under_way() -> bool:
+            return held.is_set()
 
-            await eventually(under_way, timeout=120, what="a quarter of the burst")
-            first.kill()  # SIGKILL
-            sink.release_reply()
-            arrived_before_kill = len(opening_emails(mail_of(sink, run)))
-            assert arrived_before_kill < len(expected), "killed after the burst, not during it"
+        await eventually(under_way, timeout=120, what="a quarter of the burst")
+        first.kill()  # SIGKILL
+        sink.release_reply()
+        arrived_before_kill = len(opening_emails(mail_of(sink, run)))
+        assert arrived_before_kill < len(expected), "killed after the burst, not during it"
 
-            # The embedded broker never expires the dead member, so its groups stay stuck: the
-            # new process gets groups of its own that start at the dead one's committed offsets.
-            second_suffix = f"{first_suffix}-restarted"
-            await copy_notifier_groups(
-                kafka_bootstrap, from_suffix=first_suffix, to_suffix=second_suffix
+        # The embedded broker never expires the dead member, so its groups stay stuck: the
+        # new process gets groups of its own that start at the dead one's committed offsets.
+        second_suffix = f"{first_suffix}-restarted"
+        await copy_notifier_groups(
+            kafka_bootstrap, from_suffix=first_suffix, to_suffix=second_suffix
+        )
+        second = service_process("notifier", {**env, "CONSUMER_GROUP_SUFFIX": second_suffix})
+        await wait_ready(burst.http, second.url)
+
+        async def all_arrived() -> bool:
+            return pairs_in(opening_emails(mail_of(sink, run))).keys() >= expected
+
+        async def explain() -> str:
+            return await unsettled(messages, first=first.pid, second=second.pid) + "\n".join(
+                log_lines(service.log_path) for service in (first, second)
             )
-            second = service_process("notifier", {**env, "CONSUMER_GROUP_SUFFIX": second_suffix})
-            await wait_ready(http, second.url)
 
-            async def all_arrived() -> bool:
-                return pairs_in(opening_emails(mail_of(sink, run))).keys() >= expected
+        await eventually(all_arrived, timeout=150, what="every expected email", explain=explain)
 
-            async def explain() -> str:
-                return await unsettled(messages, first=first.pid, second=second.pid) + "\n".join(
-                    log_lines(service.log_path) for service in (first, second)
-                )
+        async def settled() -> bool:
+            # Nothing left to claim: no further copy can be on its way.
+            return await messages.count_documents({"status": {"$ne": "sent"}}) == 0
 
-            await eventually(all_arrived, timeout=150, what="every expected email", explain=explain)
-
-            async def settled() -> bool:
-                # Nothing left to claim: no further copy can be on its way.
-                return await messages.count_documents({"status": {"$ne": "sent"}}) == 0
-
-            await eventually(
-                settled, timeout=90, what="every message recorded as sent", explain=explain
-            )
+        await eventually(
+            settled, timeout=90, what="every message recorded as sent", explain=explain
+        )
 
         received = opening_emails(mail_of(sink, run))
         got = pairs_in(received)
@@ -207,8 +284,6 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
         assert result.duplicated == len(window)
         assert 1 <= len(window) <= 2
         assert dead == []
-    finally:
-        await mongo.close()
 
 
 async def unsettled(
@@ -251,101 +326,85 @@ async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_no
 ) -> None:
     started = time.monotonic()
     sink = outage_sink.sink
-    run = uuid.uuid4().hex[:8]
-    database = f"test_notifier_faults_smtp_{run}"
-    env = notifier_env(
+    async with welcomed_subscribers(
+        label="smtp",
+        prefix="o",
+        subscribers=OUTAGE_SUBSCRIBERS,
+        openings=OUTAGE_OPENINGS,
+        place=FARGO,
+        welcome_timeout=60,
         kafka_bootstrap=kafka_bootstrap,
         mongo_url=mongo_url,
-        smtp=sink,
-        database=database,
-        group_suffix=await fresh_notifier_groups(kafka_bootstrap, label="smtp"),
+        sink=sink,
+        service_process=service_process,
         # Few, quick tries per send: the outage, not the sender's own budget, must be waited out.
         SMTP_MAX_ATTEMPTS="3",
         SMTP_BACKOFF_BASE_SECONDS="0.1",
         SMTP_TIMEOUT_SECONDS="5",
         DELIVERY_MAX_ATTEMPTS="2",
-    )
-    emails = {f"o{i}-{run}": f"o{i}-{run}@example.org" for i in range(OUTAGE_SUBSCRIBERS)}
-    opening_ids = [f"smtp{i}-{run}" for i in range(OUTAGE_OPENINGS)]
-    expected = {(email, opening) for email in emails.values() for opening in opening_ids}
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
-    try:
-        async with (
-            httpx.AsyncClient(timeout=5.0) as http,
-            event_publisher(kafka_bootstrap) as publish,
-        ):
-            notifier = service_process("notifier", env)
-            await wait_ready(http, notifier.url)
-            now = datetime.now(UTC)
-            for subscriber_id, email in emails.items():
-                await publish(registered(subscriber_id, email, place=FARGO, now=now))
+    ) as burst:
+        run, expected, publish, now = burst.run, burst.expected, burst.publish, burst.now
+        await burst.post_openings()
 
-            async def welcomed() -> bool:
-                return len({recipient(m) for m in mail_of(sink, run)}) == OUTAGE_SUBSCRIBERS
+        async def first_arrived() -> bool:
+            return bool(opening_emails(mail_of(sink, run)))
 
-            await eventually(welcomed, timeout=60, what="every welcome email")
-            for opening_id in opening_ids:
-                await publish(posted(opening_id, employer_id=f"e-{run}", place=FARGO, now=now))
+        await eventually(first_arrived, timeout=60, what="the first opening email")
+        outage_sink.stop()  # connections refused, pooled ones cut
+        before_outage = len(opening_emails(mail_of(sink, run)))
+        outage_began = time.monotonic()
+        # Someone asks for their preferences link in the outage, then changes their radius:
+        # the email waits for SMTP, the change right behind it on the partition does not.
+        reader_id, reader_email = next(iter(burst.emails.items()))
+        await publish(manage_link_requested(reader_id, reader_email, now=now))
+        change = registered(
+            reader_id, reader_email, place=FARGO, now=now, version=2, radius_miles=40
+        )
+        await publish(change)
+        subscribers = burst.database["subscribers"]
 
-            async def first_arrived() -> bool:
-                return bool(opening_emails(mail_of(sink, run)))
+        async def change_applied() -> bool:
+            found = await subscribers.find_one({"_id": reader_id}, {"radius_miles": 1})
+            return found is not None and found["radius_miles"] == 40
 
-            await eventually(first_arrived, timeout=60, what="the first opening email")
-            outage_sink.stop()  # connections refused, pooled ones cut
-            before_outage = len(opening_emails(mail_of(sink, run)))
-            outage_began = time.monotonic()
-            # Someone asks for their preferences link in the outage, then changes their radius:
-            # the email waits for SMTP, the change right behind it on the partition does not.
-            reader_id, reader_email = next(iter(emails.items()))
-            await publish(manage_link_requested(reader_id, reader_email, now=now))
-            change = registered(
-                reader_id, reader_email, place=FARGO, now=now, version=2, radius_miles=40
-            )
-            await publish(change)
-            subscribers = mongo[database]["subscribers"]
+        await eventually(
+            change_applied, timeout=REFUSED_SECONDS - 2, what="the change, during the outage"
+        )
+        await asyncio.sleep(REFUSED_SECONDS - (time.monotonic() - outage_began))
+        outage_sink.greet_with_421()
+        await asyncio.sleep(GREETING_421_SECONDS)
+        outage_sink.start()
+        sink.set_busy(True)
+        await asyncio.sleep(MAIL_421_SECONDS)
+        sink.set_busy(False)
+        during_outage = len(opening_emails(mail_of(sink, run))) - before_outage
+        back_at = time.monotonic()
 
-            async def change_applied() -> bool:
-                found = await subscribers.find_one({"_id": reader_id}, {"radius_miles": 1})
-                return found is not None and found["radius_miles"] == 40
+        async def all_arrived() -> bool:
+            return pairs_in(opening_emails(mail_of(sink, run))).keys() >= expected
 
-            await eventually(
-                change_applied, timeout=REFUSED_SECONDS - 2, what="the change, during the outage"
-            )
-            await asyncio.sleep(REFUSED_SECONDS - (time.monotonic() - outage_began))
-            outage_sink.greet_with_421()
-            await asyncio.sleep(GREETING_421_SECONDS)
-            outage_sink.start()
-            sink.set_busy(True)
-            await asyncio.sleep(MAIL_421_SECONDS)
-            sink.set_busy(False)
-            during_outage = len(opening_emails(mail_of(sink, run))) - before_outage
-            back_at = time.monotonic()
+        await eventually(all_arrived, timeout=90, what="every expected email")
+        caught_up_s = time.monotonic() - back_at
 
-            async def all_arrived() -> bool:
-                return pairs_in(opening_emails(mail_of(sink, run))).keys() >= expected
+        def manage_links() -> list[EmailMessage]:
+            return [m for m in mail_of(sink, run) if m["X-HWcollab-Kind"] == "manage_link"]
 
-            await eventually(all_arrived, timeout=90, what="every expected email")
-            caught_up_s = time.monotonic() - back_at
+        async def link_arrived() -> bool:
+            return bool(manage_links())
 
-            def manage_links() -> list[EmailMessage]:
-                return [m for m in mail_of(sink, run) if m["X-HWcollab-Kind"] == "manage_link"]
+        await eventually(link_arrived, timeout=60, what="the preferences link email")
 
-            async def link_arrived() -> bool:
-                return bool(manage_links())
+        ledger = burst.database["ledger"]
 
-            await eventually(link_arrived, timeout=60, what="the preferences link email")
+        async def settled() -> bool:
+            return await ledger.count_documents({"status": {"$ne": "sent"}}) == 0
 
-            ledger = mongo[database]["ledger"]
-
-            async def settled() -> bool:
-                return await ledger.count_documents({"status": {"$ne": "sent"}}) == 0
-
-            await eventually(settled, timeout=30, what="every ledger row sent")
+        await eventually(settled, timeout=30, what="every ledger row sent")
 
         got = pairs_in(opening_emails(mail_of(sink, run)))
         result = figures("notifier_smtp_outage", expected=expected, got=got)
         dead = await dead_letters_containing(kafka_bootstrap, run)
-        failed = await mongo[database]["messages"].count_documents({"status": "failed"})
+        failed = await burst.database["messages"].count_documents({"status": "failed"})
         print(
             "\n"
             + result.line(
@@ -364,5 +423,3 @@ async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_no
         assert dead == []
         [link] = manage_links()
         assert recipient(link) == reader_email
-    finally:
-        await mongo.close()
