@@ -15,7 +15,7 @@ import gzip
 import json
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +35,8 @@ from hwcollab_schemas.topics import DELIVERY_TOPIC, OPENING_TOPIC
 from hwcollab_testing.events import event_publisher, registered
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter, SmtpSink
+from hwcollab_testing.processes import wait_until_ready
+from hwcollab_testing.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -145,15 +147,6 @@ def json_lines(log: str) -> list[dict[str, Any]]:
     return parsed
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not before the deadline")
-        await asyncio.sleep(0.25)
-
-
 async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
     kafka_bootstrap: str,
     mongo_url: str,
@@ -198,14 +191,7 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
     # generous: password hashing on a machine shared with other test runs
     async with httpx.AsyncClient(timeout=60.0) as http:
         for service in (notifier, employer):
-
-            async def ready(url: str = service.url) -> bool:
-                try:
-                    return (await http.get(f"{url}/readyz")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            await eventually(ready, timeout=60, what=f"{service.name} ready")
+            await asyncio.to_thread(wait_until_ready, service.url, timeout=60)
 
         # A subscriber near the opening, straight onto the subscriber topic; the welcome email
         # shows the notifier knows them.

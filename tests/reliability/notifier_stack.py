@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 
 from hwcollab_schemas.topics import (
     ALL_TOPICS,
@@ -32,30 +32,14 @@ from hwcollab_testing.events import Place as Place
 from hwcollab_testing.events import event_publisher as event_publisher
 from hwcollab_testing.events import posted as posted
 from hwcollab_testing.events import registered as registered
+from hwcollab_testing.kafka import partitions_of
 from hwcollab_testing.plugin import SmtpSink
+from hwcollab_testing.waiting import eventually as eventually
 
 NOTIFIER_GROUP_TOPICS = (
     (NOTIFIER_GROUP, (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)),
     (NOTIFIER_DELIVERY_GROUP, (DELIVERY_TOPIC,)),
 )
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]],
-    *,
-    timeout: float,
-    what: str,
-    explain: Callable[[], Awaitable[str]] | None = None,
-) -> None:
-    """Poll ``check`` until it holds; fail with ``what`` after ``timeout`` seconds, and with what
-    ``explain`` says of the state it was left in."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            detail = f"\n{await explain()}" if explain is not None else ""
-            raise AssertionError(f"{what}: not before the deadline{detail}")
-        await asyncio.sleep(0.25)
 
 
 def log_lines(path: Path, *, words: Sequence[str] = ("WARNING", "ERROR"), last: int = 30) -> str:
@@ -121,12 +105,7 @@ async def copy_notifier_groups(bootstrap: str, *, from_suffix: str, to_suffix: s
         )
         await source.start()
         try:
-            await source.topics()
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in source.partitions_for_topic(topic) or ()
-            ]
+            partitions = await partitions_of(source, topics)
             committed = {tp: await source.committed(tp) for tp in partitions}
         finally:
             await source.stop()
@@ -157,12 +136,7 @@ async def dead_letters_containing(bootstrap: str, needle: str) -> list[tuple[str
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(dlq_topic(topic), p)
-            for topic in ALL_TOPICS
-            for p in consumer.partitions_for_topic(dlq_topic(topic)) or ()
-        ]
+        partitions = await partitions_of(consumer, [dlq_topic(topic) for topic in ALL_TOPICS])
         if not partitions:
             return found
         consumer.assign(partitions)

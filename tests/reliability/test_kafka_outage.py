@@ -18,7 +18,6 @@ import collections
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from hwcollab_schemas.events import SubscriberDeleted, SubscriberDeletedPayload
 from hwcollab_schemas.topics import EMPLOYER_TOPIC, OPENING_TOPIC, SUBSCRIBER_TOPIC
 from hwcollab_testing.plugin import RunningService, ServiceStarter
 from hwcollab_testing.processes import RestartableKafka, free_port
+from hwcollab_testing.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
 
@@ -45,15 +45,6 @@ PER_PHASE = 3  # sign-ups (each confirmed) and openings before, during and after
 TOPICS = (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)
 PASSWORD = "outage test passphrase"
 Document = dict[str, Any]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        await asyncio.sleep(0.2)
 
 
 def own_broker(tmp_path: Path, artifacts_dir: Path) -> RestartableKafka:
@@ -72,6 +63,19 @@ async def readiness(http: httpx.AsyncClient, service: RunningService) -> tuple[i
 
 async def pending(database: Any) -> int:
     return int(await database["outbox"].count_documents({"status": "pending"}))
+
+
+def opening_json(title: str, *, description: str = "Coordinate care for adults.") -> Document:
+    """An opening as the employer API takes it: a full-time care-manager job in Worcester."""
+    return {
+        "title": title,
+        "role": "care_manager",
+        "setting": "medical",
+        "employment_type": "full_time",
+        "zip": "01608",
+        "description": description,
+        "apply_url": "https://care.example/apply",
+    }
 
 
 class Writer:
@@ -131,15 +135,7 @@ class Writer:
             "POST",
             f"{self._employer.url}/api/openings",
             headers=headers,
-            json={
-                "title": title,
-                "role": "care_manager",
-                "setting": "medical",
-                "employment_type": "full_time",
-                "zip": "01608",
-                "description": "Coordinate care for adults.",
-                "apply_url": "https://care.example/apply",
-            },
+            json=opening_json(title),
         )
         self.openings.append(posted.json()["opening_id"])
 

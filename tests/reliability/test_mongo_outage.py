@@ -38,12 +38,13 @@ from hwcollab_schemas.topics import EMPLOYER_GROUP, NOTIFICATION_TOPIC, SUBSCRIB
 from hwcollab_testing.kafka import topic_ends
 from hwcollab_testing.plugin import RunningService, ServiceStarter
 from hwcollab_testing.processes import RestartableMongo
+from hwcollab_testing.waiting import eventually
 
 from .test_kafka_outage import (
     TOPICS,
     Document,
     Writer,
-    eventually,
+    opening_json,
     pending,
     readiness,
     start_services,
@@ -174,15 +175,7 @@ async def test_a_database_outage_answers_503_and_the_services_recover_by_themsel
                         answer = await http.post(
                             f"{employer.url}/api/openings",
                             headers=headers,
-                            json={
-                                "title": title,
-                                "role": "care_manager",
-                                "setting": "medical",
-                                "employment_type": "full_time",
-                                "zip": "01608",
-                                "description": "Coordinate care.",
-                                "apply_url": "https://care.example/apply",
-                            },
+                            json=opening_json(title, description="Coordinate care."),
                         )
                         stream.append((title, answer.status_code))
                         i += 1

@@ -55,11 +55,11 @@ from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
 from hwcollab_testing.processes import free_port
 from hwcollab_testing.smtp import SmtpSinkServer
+from hwcollab_testing.waiting import eventually
 
 from .notifier_stack import (
     copy_notifier_groups,
     dead_letters_containing,
-    eventually,
     figures,
     log_lines,
     mail_of,
@@ -117,85 +117,101 @@ class Burst:
             )
 
 
-@asynccontextmanager
-async def welcomed_subscribers(
-    *,
-    label: str,
-    prefix: str,
-    subscribers: int,
-    openings: int,
-    place: Place,
-    welcome_timeout: float,
-    kafka_bootstrap: str,
-    mongo_url: str,
-    sink: SmtpSink,
-    service_process: ServiceStarter,
-    **overrides: str,
-) -> AsyncIterator[Burst]:
-    """Start a notifier in groups of its own (settings ``overrides``), publish ``subscribers``
-    registrations at ``place`` and wait for every welcome email."""
-    run = uuid.uuid4().hex[:8]
-    database = f"test_notifier_faults_{label}_{run}"
-    env = notifier_env(
-        kafka_bootstrap=kafka_bootstrap,
-        mongo_url=mongo_url,
-        smtp=sink,
-        database=database,
-        group_suffix=await fresh_notifier_groups(kafka_bootstrap, label=label),
-        **overrides,
-    )
-    emails = {f"{prefix}{i}-{run}": f"{prefix}{i}-{run}@example.org" for i in range(subscribers)}
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
-    try:
-        async with (
-            httpx.AsyncClient(timeout=5.0) as http,
-            event_publisher(kafka_bootstrap) as publish,
-        ):
-            notifier = service_process("notifier", env)
-            await wait_ready(http, notifier.url)
-            now = datetime.now(UTC)
-            for subscriber_id, email in emails.items():
-                await publish(registered(subscriber_id, email, place=place, now=now))
+@dataclass(frozen=True)
+class FaultStack:
+    """What the fault tests run a notifier against: the shared Kafka and MongoDB, and an SMTP
+    server of the test's own that it can take away."""
 
-            async def welcomed() -> bool:
-                return len({recipient(m) for m in mail_of(sink, run)}) == subscribers
+    kafka_bootstrap: str
+    mongo_url: str
+    outage_sink: SmtpSinkServer
+    service_process: ServiceStarter
 
-            await eventually(welcomed, timeout=welcome_timeout, what="every welcome email")
-            yield Burst(
-                run=run,
-                env=env,
-                database=mongo[database],
-                place=place,
-                emails=emails,
-                opening_ids=[f"{label}{i}-{run}" for i in range(openings)],
-                now=now,
-                notifier=notifier,
-                http=http,
-                publish=publish,
-            )
-    finally:
-        await mongo.close()
+    @property
+    def sink(self) -> SmtpSink:
+        return self.outage_sink.sink
+
+    @asynccontextmanager
+    async def welcomed_subscribers(
+        self,
+        *,
+        label: str,
+        prefix: str,
+        subscribers: int,
+        openings: int,
+        place: Place,
+        welcome_timeout: float,
+        **overrides: str,
+    ) -> AsyncIterator[Burst]:
+        """Start a notifier in groups of its own (settings ``overrides``), publish
+        ``subscribers`` registrations at ``place`` and wait for every welcome email."""
+        run = uuid.uuid4().hex[:8]
+        database = f"test_notifier_faults_{label}_{run}"
+        env = notifier_env(
+            kafka_bootstrap=self.kafka_bootstrap,
+            mongo_url=self.mongo_url,
+            smtp=self.sink,
+            database=database,
+            group_suffix=await fresh_notifier_groups(self.kafka_bootstrap, label=label),
+            **overrides,
+        )
+        emails = {
+            f"{prefix}{i}-{run}": f"{prefix}{i}-{run}@example.org" for i in range(subscribers)
+        }
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongo_url)
+        try:
+            async with (
+                httpx.AsyncClient(timeout=5.0) as http,
+                event_publisher(self.kafka_bootstrap) as publish,
+            ):
+                notifier = self.service_process("notifier", env)
+                await wait_ready(http, notifier.url)
+                now = datetime.now(UTC)
+                for subscriber_id, email in emails.items():
+                    await publish(registered(subscriber_id, email, place=place, now=now))
+
+                async def welcomed() -> bool:
+                    return len({recipient(m) for m in mail_of(self.sink, run)}) == subscribers
+
+                await eventually(welcomed, timeout=welcome_timeout, what="every welcome email")
+                yield Burst(
+                    run=run,
+                    env=env,
+                    database=mongo[database],
+                    place=place,
+                    emails=emails,
+                    opening_ids=[f"{label}{i}-{run}" for i in range(openings)],
+                    now=now,
+                    notifier=notifier,
+                    http=http,
+                    publish=publish,
+                )
+        finally:
+            await mongo.close()
 
 
-async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
+@pytest.fixture
+def stack(
     kafka_bootstrap: str,
     mongo_url: str,
     outage_sink: SmtpSinkServer,
     service_process: ServiceStarter,
+) -> FaultStack:
+    return FaultStack(kafka_bootstrap, mongo_url, outage_sink, service_process)
+
+
+async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
+    stack: FaultStack,
 ) -> None:
     started = time.monotonic()
-    sink = outage_sink.sink
-    async with welcomed_subscribers(
+    sink = stack.sink
+    async with stack.welcomed_subscribers(
         label="kill",
         prefix="k",
         subscribers=SUBSCRIBERS,
         openings=OPENINGS,
         place=DULUTH,
         welcome_timeout=120,
-        kafka_bootstrap=kafka_bootstrap,
-        mongo_url=mongo_url,
-        sink=sink,
-        service_process=service_process,
     ) as burst:
         run, env, expected, first = burst.run, burst.env, burst.expected, burst.notifier
         first_suffix = env["CONSUMER_GROUP_SUFFIX"]
@@ -226,9 +242,9 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
         # new process gets groups of its own that start at the dead one's committed offsets.
         second_suffix = f"{first_suffix}-restarted"
         await copy_notifier_groups(
-            kafka_bootstrap, from_suffix=first_suffix, to_suffix=second_suffix
+            stack.kafka_bootstrap, from_suffix=first_suffix, to_suffix=second_suffix
         )
-        second = service_process("notifier", {**env, "CONSUMER_GROUP_SUFFIX": second_suffix})
+        second = stack.service_process("notifier", {**env, "CONSUMER_GROUP_SUFFIX": second_suffix})
         await wait_ready(burst.http, second.url)
 
         async def all_arrived() -> bool:
@@ -266,7 +282,7 @@ async def test_a_notifier_killed_mid_burst_and_restarted_sends_every_email_once(
             assert claimers[0] == first.pid, f"{email} {opening}: claimed by {claimers}"
             assert claimers[-1] == second.pid, f"{email} {opening}: claimed by {claimers}"
             window.append((email, opening))
-        dead = await dead_letters_containing(kafka_bootstrap, run)
+        dead = await dead_letters_containing(stack.kafka_bootstrap, run)
         print(
             "\n"
             + result.line(
@@ -319,24 +335,17 @@ MAIL_421_SECONDS = 8.0
 
 
 async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_none(
-    kafka_bootstrap: str,
-    mongo_url: str,
-    outage_sink: SmtpSinkServer,
-    service_process: ServiceStarter,
+    stack: FaultStack,
 ) -> None:
     started = time.monotonic()
-    sink = outage_sink.sink
-    async with welcomed_subscribers(
+    sink = stack.sink
+    async with stack.welcomed_subscribers(
         label="smtp",
         prefix="o",
         subscribers=OUTAGE_SUBSCRIBERS,
         openings=OUTAGE_OPENINGS,
         place=FARGO,
         welcome_timeout=60,
-        kafka_bootstrap=kafka_bootstrap,
-        mongo_url=mongo_url,
-        sink=sink,
-        service_process=service_process,
         # Few, quick tries per send: the outage, not the sender's own budget, must be waited out.
         SMTP_MAX_ATTEMPTS="3",
         SMTP_BACKOFF_BASE_SECONDS="0.1",
@@ -350,7 +359,7 @@ async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_no
             return bool(opening_emails(mail_of(sink, run)))
 
         await eventually(first_arrived, timeout=60, what="the first opening email")
-        outage_sink.stop()  # connections refused, pooled ones cut
+        stack.outage_sink.stop()  # connections refused, pooled ones cut
         before_outage = len(opening_emails(mail_of(sink, run)))
         outage_began = time.monotonic()
         # Someone asks for their preferences link in the outage, then changes their radius:
@@ -371,9 +380,9 @@ async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_no
             change_applied, timeout=REFUSED_SECONDS - 2, what="the change, during the outage"
         )
         await asyncio.sleep(REFUSED_SECONDS - (time.monotonic() - outage_began))
-        outage_sink.greet_with_421()
+        stack.outage_sink.greet_with_421()
         await asyncio.sleep(GREETING_421_SECONDS)
-        outage_sink.start()
+        stack.outage_sink.start()
         sink.set_busy(True)
         await asyncio.sleep(MAIL_421_SECONDS)
         sink.set_busy(False)
@@ -403,7 +412,7 @@ async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_no
 
         got = pairs_in(opening_emails(mail_of(sink, run)))
         result = figures("notifier_smtp_outage", expected=expected, got=got)
-        dead = await dead_letters_containing(kafka_bootstrap, run)
+        dead = await dead_letters_containing(stack.kafka_bootstrap, run)
         failed = await burst.database["messages"].count_documents({"status": "failed"})
         print(
             "\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
@@ -19,6 +19,16 @@ from hwcollab_schemas.topics import (
 NOTIFIER_TOPICS = (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)
 
 
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` that the broker knows, from a started ``consumer``."""
+    await consumer.topics()  # fetches the metadata that partitions_for_topic reads
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in consumer.partitions_for_topic(topic) or ()
+    ]
+
+
 async def topic_ends(
     bootstrap: str, topics: Sequence[str], *, group_id: str | None = None
 ) -> dict[TopicPartition, int]:
@@ -29,12 +39,7 @@ async def topic_ends(
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in consumer.partitions_for_topic(topic) or ()
-        ]
+        partitions = await partitions_of(consumer, topics)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         if group_id is not None:
             consumer.assign(partitions)
