@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from hwcollab_employer.settings import Settings
 from hwcollab_schemas import Event, EventParseError, parse_event
 from hwcollab_schemas.events import NotificationSent
 from hwcollab_schemas.topics import EMPLOYER_TOPIC, OPENING_TOPIC
+from hwcollab_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -48,14 +49,6 @@ def settings_for(kafka_bootstrap: str, mongo_url: str, **changes: Any) -> Settin
         "write_rate_limit": "1000/minute",
     }
     return Settings(**(values | changes))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 45.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.2)
 
 
 class TopicReader:
@@ -103,7 +96,7 @@ class TopicReader:
         async def arrived() -> bool:
             return len(self.of(key, event_type)) >= count
 
-        await eventually(arrived)
+        await eventually(arrived, timeout=45, what=f"{count} {event_type} for {key}")
         return self.of(key, event_type)
 
 
@@ -339,7 +332,7 @@ async def test_reach_counts_distinct_subscribers_under_redelivery(
         stats = await client.get(f"/api/openings/{first['opening_id']}/stats", headers=headers)
         return stats.json()["notified"] >= 2
 
-    await eventually(counted, timeout=60)
+    await eventually(counted, timeout=60, what="reach of both subscribers counted")
     first_stats = await client.get(f"/api/openings/{first['opening_id']}/stats", headers=headers)
     second_stats = await client.get(f"/api/openings/{second['opening_id']}/stats", headers=headers)
     assert first_stats.json() == {"opening_id": first["opening_id"], "notified": 2}
@@ -383,7 +376,7 @@ async def test_operator_approves_with_the_cli(
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     try:
-        await eventually(lambda: asyncio.sleep(0, result=server.started), timeout=60)
+        await eventually(lambda: server.started, timeout=60, what="employer server started")
         port = server.servers[0].sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}"
         # Generous timeout: the machine running the suite may be busy (Argon2 and transactions).

@@ -3,10 +3,9 @@ exactly once; digests by the admin endpoint; bounces; the DLQ."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -39,6 +38,7 @@ from hwcollab_schemas.topics import (
 )
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import SmtpSink
+from hwcollab_testing.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,22 +53,6 @@ def received(sink: SmtpSink) -> list[EmailMessage]:
 
 def to(sink: SmtpSink, address: str) -> list[EmailMessage]:
     return [m.message for m in sink.messages_to(address)]
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool], *, timeout: float = 45.0
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.2)
 
 
 class World:
@@ -143,7 +127,11 @@ class World:
         await self.publish(
             SubscriberRegistered.create(profile, producer="test", occurred_at=datetime.now(UTC))
         )
-        await eventually(lambda: len(to(self.sink, profile.email)) >= 1)
+        await eventually(
+            lambda: len(to(self.sink, profile.email)) >= 1,
+            timeout=45,
+            what=f"welcome email to {profile.email}",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +162,7 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
                 async def ready() -> bool:
                     return (await http.get("/readyz")).status_code == 200
 
-                await eventually(ready)
+                await eventually(ready, timeout=45, what="notifier ready")
                 yield World(http, producer, smtp_sink, app.state.runtime.db)
     finally:
         await producer.stop()
@@ -223,14 +211,20 @@ async def test_an_opening_reaches_exactly_the_right_people_once(world: World) ->
     await eventually(
         lambda: any(
             m["Subject"].startswith("New opening") for m in to(world.sink, world.address("near"))
-        )
+        ),
+        timeout=45,
+        what="opening email to the nearby subscriber",
     )
     await world.publish(posted)  # redelivered
     # a second opening far away proves the pipeline has moved past the redelivery
     await world.publish(
         OpeningPosted.create(world.opening("o2", far), producer="test", occurred_at=now)
     )
-    await eventually(lambda: len(to(world.sink, world.address("far"))) >= 2)
+    await eventually(
+        lambda: len(to(world.sink, world.address("far"))) >= 2,
+        timeout=45,
+        what="opening email to the faraway subscriber",
+    )
     new = received(world.sink)[before:]
     o1 = [
         m
@@ -281,8 +275,8 @@ async def test_a_digest_leaves_out_openings_closed_before_it_goes(world: World) 
         )
         return kept_seen is not None and closed_seen is not None
 
-    await eventually(applied)
-    await eventually(digest_sent)
+    await eventually(applied, timeout=45, what="all three opening events applied")
+    await eventually(digest_sent, timeout=45, what="digest email")
     digest = to(world.sink, world.address("digest"))[-1]
     assert digest["X-HWcollab-Opening-Ids"] == kept.opening_id
     again = await world.http.post(
@@ -326,7 +320,7 @@ async def test_a_permanent_bounce_suppresses_and_publishes_a_failure(world: Worl
             )
             return address in {item["email"] for item in response.json()["items"]}
 
-        await eventually(suppressed)
+        await eventually(suppressed, timeout=45, what=f"{address} suppressed")
         failures: list[bytes] = []
 
         async def failure_published() -> bool:
@@ -339,7 +333,7 @@ async def test_a_permanent_bounce_suppresses_and_publishes_a_failure(world: Worl
             )
             return bool(failures)
 
-        await eventually(failure_published)
+        await eventually(failure_published, timeout=45, what="notification.failed published")
         assert b'"permanent":true' in failures[0]
     finally:
         await consumer.stop()
@@ -358,7 +352,11 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_consumer_goes_on(world: 
     await world.publish(
         OpeningPosted.create(opening, producer="test", occurred_at=datetime.now(UTC))
     )
-    await eventually(lambda: len(to(world.sink, world.address("after-poison"))) >= 2)
+    await eventually(
+        lambda: len(to(world.sink, world.address("after-poison"))) >= 2,
+        timeout=45,
+        what="opening email after the poison",
+    )
 
     async def listed() -> bool:
         response = await world.http.get(
@@ -366,7 +364,7 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_consumer_goes_on(world: 
         )
         return any(f"{world.run}-huge" in m["value"] for m in response.json()["messages"])
 
-    await eventually(listed)
+    await eventually(listed, timeout=45, what="the huge poison listed in the DLQ")
     response = await world.http.get(
         "/api/admin/dlq", params={"topic": OPENING_TOPIC, "limit": 1000}, headers=ADMIN
     )
@@ -408,7 +406,11 @@ async def test_metrics_show_matching_sending_and_the_delivery_lag(world: World) 
             world.opening("metered", here), producer="test", occurred_at=datetime.now(UTC)
         )
     )
-    await eventually(lambda: len(to(world.sink, world.address("metered"))) >= 2)
+    await eventually(
+        lambda: len(to(world.sink, world.address("metered"))) >= 2,
+        timeout=45,
+        what="opening email to the metered subscriber",
+    )
 
     async def exported() -> bool:
         text = (await world.http.get("/metrics")).text
@@ -423,4 +425,4 @@ async def test_metrics_show_matching_sending_and_the_delivery_lag(world: World) 
             )
         )
 
-    await eventually(exported)
+    await eventually(exported, timeout=45, what="notifier metrics exported")

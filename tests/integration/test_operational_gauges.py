@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,17 +19,9 @@ from hwcollab_common.clock import FixedClock
 from hwcollab_common.kafka import ConsumerLag, create_broker
 from hwcollab_common.kafka_admin import ensure_topics
 from hwcollab_common.outbox import OUTBOX_COLLECTION, sample_backlog
+from hwcollab_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not before the deadline")
-        await asyncio.sleep(0.2)
 
 
 async def test_lag_counts_what_the_group_has_not_committed(kafka_bootstrap: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +19,7 @@ from hwcollab_common.settings import ServiceSettings
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import SubscriberDeleted, SubscriberDeletedPayload
 from hwcollab_schemas.topics import SUBSCRIBER_TOPIC, dlq_topic
+from hwcollab_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +39,6 @@ def deleted(subscriber_id: str) -> SubscriberDeleted:
         producer="test",
         occurred_at=datetime.now(UTC),
     )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
@@ -115,12 +108,14 @@ async def test_event_is_relayed_with_its_key_and_applied_once(
             entry = await producer.db.outbox.find_one({"_id": str(event.event_id)})
             return entry is not None and entry["status"] == "sent"
 
-        await eventually(relayed)
-        await eventually(lambda: asyncio.sleep(0, result=applied == [True]))
+        await eventually(relayed, timeout=30, what="outbox entry relayed")
+        await eventually(lambda: applied == [True], timeout=30, what="the event applied")
 
         # The same event delivered again (a relay that died before marking it sent) is ignored.
         await producer.broker.publish(event.to_bytes(), SUBSCRIBER_TOPIC, key=event.key.encode())
-        await eventually(lambda: asyncio.sleep(0, result=applied == [True, False]))
+        await eventually(
+            lambda: applied == [True, False], timeout=30, what="the redelivery ignored"
+        )
         assert await consumer.db.applied.count_documents({}) == 1
 
     messages = await read_topic(
@@ -167,7 +162,9 @@ async def test_poison_message_goes_to_the_dlq_and_the_consumer_goes_on(
         poison_key = f"poison-{marker}".encode()
         await consumer.broker.publish(b"{not json", SUBSCRIBER_TOPIC, key=poison_key)
         await consumer.broker.publish(good.to_bytes(), SUBSCRIBER_TOPIC, key=good.key.encode())
-        await eventually(lambda: asyncio.sleep(0, result=good.key in handled))
+        await eventually(
+            lambda: good.key in handled, timeout=30, what="the good event after the poison"
+        )
 
     letters = await read_topic(
         kafka_bootstrap, dlq_topic(SUBSCRIBER_TOPIC), want=lambda key: key == poison_key
@@ -201,4 +198,4 @@ async def test_a_failing_handler_gets_the_event_again(kafka_bootstrap: str, mong
     )
     async with running(consumer):
         await consumer.broker.publish(event.to_bytes(), SUBSCRIBER_TOPIC, key=event.key.encode())
-        await eventually(lambda: asyncio.sleep(0, result=attempts == [1, 2, 3]))
+        await eventually(lambda: attempts == [1, 2, 3], timeout=30, what="three attempts")

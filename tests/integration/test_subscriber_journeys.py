@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,19 +24,12 @@ from hwcollab_schemas.topics import NOTIFICATION_TOPIC, SUBSCRIBER_TOPIC
 from hwcollab_subscriber.app import create_app
 from hwcollab_subscriber.handlers import Links
 from hwcollab_subscriber.settings import Settings
+from hwcollab_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 PUBLIC_URL = "http://subscriber.test"
 Document = dict[str, Any]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 45.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.1)
 
 
 class TopicReader:
@@ -74,7 +67,7 @@ class TopicReader:
             found[:] = [e for e in self.of(event_type, key=key) if where(e.payload)]
             return bool(found)
 
-        await eventually(seen)
+        await eventually(seen, timeout=45, what=f"{event_type} on the subscriber topic")
         (event,) = found
         return event
 
@@ -138,7 +131,7 @@ class Subscriber:
         async def nothing_pending() -> bool:
             return all(e["status"] == "sent" for e in await self.outbox(subscriber_id))
 
-        await eventually(nothing_pending)
+        await eventually(nothing_pending, timeout=45, what=f"outbox of {subscriber_id} relayed")
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +321,7 @@ async def test_permanent_bounce_marks_the_subscriber_bounced(
         )
         return claim is not None
 
-    await eventually(later_applied, timeout=60)
+    await eventually(later_applied, timeout=60, what="the later notification applied")
     assert len(await service.outbox(subscriber_id, "subscriber.updated")) == 1
     view = await service.client.get(
         "/api/preferences", params={"token": service.token(Purpose.MANAGE, subscriber_id)}

@@ -26,15 +26,9 @@ from hwcollab_schemas.topics import (
     SUBSCRIBER_TOPIC,
     dlq_topic,
 )
-
-# Re-exported for test_notifier_replicas, which imports them from here.
-from hwcollab_testing.events import Place as Place
-from hwcollab_testing.events import event_publisher as event_publisher
-from hwcollab_testing.events import posted as posted
-from hwcollab_testing.events import registered as registered
 from hwcollab_testing.kafka import partitions_of
 from hwcollab_testing.plugin import SmtpSink
-from hwcollab_testing.waiting import eventually as eventually
+from hwcollab_testing.waiting import eventually
 
 NOTIFIER_GROUP_TOPICS = (
     (NOTIFIER_GROUP, (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)),

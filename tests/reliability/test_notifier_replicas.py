@@ -17,18 +17,12 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from hwcollab_notifier.mail import message_id_for
+from hwcollab_testing.events import Place, event_publisher, posted, registered
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter, SmtpSink
+from hwcollab_testing.waiting import eventually
 
-from .notifier_stack import (
-    Place,
-    event_publisher,
-    eventually,
-    notifier_env,
-    posted,
-    registered,
-    wait_ready,
-)
+from .notifier_stack import notifier_env, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
 

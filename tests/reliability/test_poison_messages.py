@@ -31,7 +31,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -81,6 +81,7 @@ from hwcollab_schemas.topics import (
 )
 from hwcollab_testing.kafka import topic_ends
 from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
+from hwcollab_testing.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
 
@@ -100,15 +101,6 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     NOTIFICATION_TOPIC: (EMPLOYER_GROUP, SUBSCRIBER_GROUP),
     DELIVERY_TOPIC: (NOTIFIER_DELIVERY_GROUP,),
 }
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {TIMEOUT:.0f} s")
-        await asyncio.sleep(0.25)
 
 
 @dataclass
@@ -208,7 +200,7 @@ async def ready_stack(stack: Stack) -> Stack:
                 except httpx.HTTPError:
                     return False
 
-            await eventually(ready, what=f"{url}/readyz")
+            await eventually(ready, timeout=TIMEOUT, what=f"{url}/readyz")
         employer = stack.urls["employer"]
         contact = f"hr.{stack.run}@poison.example"
         created = await http.post(
@@ -644,6 +636,7 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_consumers
 
                         await eventually(
                             subscribers_known,
+                            timeout=TIMEOUT,
                             what="subscribers registered after the poison in the notifier",
                         )
                     await publish_round(topic, kinds)
@@ -669,10 +662,12 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_consumers
             # The good messages are applied: each one after a poison on its partition.
             await eventually(
                 lambda: notifier_has("employers", [f"pm-{run}-e{i}" for i in range(n)]),
+                timeout=TIMEOUT,
                 what="employers registered after the poison in the notifier",
             )
             await eventually(
                 lambda: notifier_has("openings", [f"pm-{run}-o{i}" for i in range(n)]),
+                timeout=TIMEOUT,
                 what="openings posted after the poison in the notifier",
             )
 
@@ -682,13 +677,17 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_consumers
                 )
                 return found == n
 
-            await eventually(bounced, what="bounces applied by the subscriber service")
+            await eventually(
+                bounced, timeout=TIMEOUT, what="bounces applied by the subscriber service"
+            )
             async with httpx.AsyncClient(timeout=20.0) as http:
 
                 async def reached() -> bool:
                     return await reach(stack, http) == reach_before + n
 
-                await eventually(reached, what="reach counted by the employer service")
+                await eventually(
+                    reached, timeout=TIMEOUT, what="reach counted by the employer service"
+                )
 
             def bulletins() -> set[str]:
                 return {
@@ -700,7 +699,9 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_consumers
             async def bulletins_sent() -> bool:
                 return bulletins() == {f"pm-{run}-s{i}@poison.example" for i in range(n)}
 
-            await eventually(bulletins_sent, what="bulletins sent by the delivery consumer")
+            await eventually(
+                bulletins_sent, timeout=TIMEOUT, what="bulletins sent by the delivery consumer"
+            )
 
             # No poison was applied.
             for collection, prefix in (
@@ -730,7 +731,9 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_consumers
                     ) -> bool:
                         return await committed_past(stack.bootstrap, group_id, positions)
 
-                    await eventually(past, what=f"{group} committed past the poison on {topic}")
+                    await eventually(
+                        past, timeout=TIMEOUT, what=f"{group} committed past the poison on {topic}"
+                    )
 
             # Every poison is in its DLQ once per consumer, with the reason.
             dead_lettered = duplicated = lost = 0
@@ -886,7 +889,7 @@ async def test_dlq_replay_applies_a_fixed_message_once_even_when_replayed_twice(
         async def counted_once() -> bool:
             return await reach(stack, http) == before + 1 and await applied_times() == 1
 
-        await eventually(counted_once, what="the replayed event applied")
+        await eventually(counted_once, timeout=TIMEOUT, what="the replayed event applied")
 
         second, _ = hwcollab(stack, "dlq", "replay", NOTIFICATION_TOPIC, *chosen)
         assert "replayed 1 message(s)" in second, second
@@ -894,7 +897,7 @@ async def test_dlq_replay_applies_a_fixed_message_once_even_when_replayed_twice(
         async def delivered_twice() -> bool:
             return await handled() >= handled_before + 2
 
-        await eventually(delivered_twice, what="the second replay consumed")
+        await eventually(delivered_twice, timeout=TIMEOUT, what="the second replay consumed")
         deliveries = await handled() - handled_before
         applied = await applied_times()
         reached = await reach(stack, http) - before
