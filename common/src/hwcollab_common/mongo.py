@@ -16,8 +16,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.results import UpdateResult
 
 T = TypeVar("T")
 Document = dict[str, Any]
@@ -102,6 +104,24 @@ async def in_transaction(
                         break  # run the whole transaction again
                     raise
                 return result
+
+
+async def update_many_in_own_transaction(
+    collection: AsyncCollection[Document], query: Mapping[str, Any], update: Mapping[str, Any]
+) -> UpdateResult:
+    """``update_many`` for a writer outside any transaction, run in a transaction of its own.
+
+    The embedded MongoDB (SecantusDB) runs a plain multi-document update holding the collection
+    while it waits for a transaction that has written one of its documents; when that transaction
+    then needs the same collection to finish (e.g. to stage its events in the outbox), neither
+    moves again. mongod yields instead. In a transaction the conflict surfaces at once and the
+    update runs again once the other one is through; it costs one commit.
+    """
+
+    async def work(session: AsyncClientSession) -> UpdateResult:
+        return await collection.update_many(query, update, session=session)
+
+    return await in_transaction(collection.database.client, work)
 
 
 async def ping(database: AsyncDatabase[Document]) -> None:

@@ -23,7 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hwcollab_common.mongo import Document
+from hwcollab_common.mongo import Document, update_many_in_own_transaction
 from hwcollab_common.outbox import OUTBOX_COLLECTION
 from hwcollab_notifier.domain import hash_id, normalize_email
 
@@ -112,11 +112,11 @@ class DeliveryStore:
             fields["message_id"] = message_id
         if reason is not None:
             fields["reason"] = reason
-        await self.ledger.update_many(
-            {"_id": {"$in": list(keys)}, "status": {"$in": [*OPEN_LEDGER]}},
-            {"$set": fields},
-            session=session,
-        )
+        query: Document = {"_id": {"$in": list(keys)}, "status": {"$in": [*OPEN_LEDGER]}}
+        if session is None:
+            await update_many_in_own_transaction(self.ledger, query, {"$set": fields})
+        else:
+            await self.ledger.update_many(query, {"$set": fields}, session=session)
 
     async def retry_rows(
         self, keys: Iterable[str], *, now: datetime, detail: str, count: bool = True
@@ -128,8 +128,8 @@ class DeliveryStore:
         }
         if count:
             update["$inc"] = {"attempts": 1}
-        await self.ledger.update_many(
-            {"_id": {"$in": list(keys)}, "status": {"$in": list(OPEN_LEDGER)}}, update
+        await update_many_in_own_transaction(
+            self.ledger, {"_id": {"$in": list(keys)}, "status": {"$in": list(OPEN_LEDGER)}}, update
         )
 
     async def switch_to_immediate(
