@@ -1,7 +1,7 @@
 """An update of many documents beside a transaction that holds one of them. The embedded MongoDB
 runs a plain ``update_many`` holding the collection while it waits for that transaction, so when
 the transaction then writes the same collection neither moves again (mongod yields instead).
-``update_many_in_own_transaction`` meets the conflict inside a transaction, where it surfaces at
+``transactional_update_many`` meets the conflict inside a transaction, where it surfaces at
 once and is run again after the other transaction: both finish.
 
 There is no test of the plain ``update_many`` here: on this server it wedges every transaction
@@ -20,7 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 
-from hwcollab_common.mongo import Document, update_many_in_own_transaction
+from hwcollab_common.mongo import Document, transactional_update_many
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ async def test_an_update_in_its_own_transaction_lets_both_finish(
     finished = await beside_a_transaction(
         collection,
         listener,
-        lambda: update_many_in_own_transaction(collection, ALL, MARK_SENT),
+        lambda: transactional_update_many(collection, ALL, MARK_SENT),
         timeout=10,
     )
     assert finished

@@ -426,7 +426,7 @@ def subscribe_messages(
     dead-lettered; a failing ``handle`` is settled by ``policy`` (see :func:`settle_failure`).
     ``max_workers`` handles that many partitions at a time."""
     if policy.cap_seconds * 1000 * 4 > MAX_POLL_INTERVAL_MS:
-        raise ValueError("retry_max_seconds must stay well below the Kafka max poll interval")
+        raise ValueError("the retry cap must stay well below the Kafka max poll interval")
     if not topics:
         raise ValueError("a consumer needs at least one topic")
 

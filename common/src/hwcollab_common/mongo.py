@@ -106,10 +106,14 @@ async def in_transaction(
                 return result
 
 
-async def update_many_in_own_transaction(
-    collection: AsyncCollection[Document], query: Mapping[str, Any], update: Mapping[str, Any]
+async def transactional_update_many(
+    collection: AsyncCollection[Document],
+    query: Mapping[str, Any],
+    update: Mapping[str, Any],
+    *,
+    session: AsyncClientSession | None = None,
 ) -> UpdateResult:
-    """``update_many`` for a writer outside any transaction, run in a transaction of its own.
+    """``update_many`` always inside a transaction: ``session``'s, or one of its own.
 
     The embedded MongoDB (SecantusDB) runs a plain multi-document update holding the collection
     while it waits for a transaction that has written one of its documents; when that transaction
@@ -117,9 +121,11 @@ async def update_many_in_own_transaction(
     moves again. mongod yields instead. In a transaction the conflict surfaces at once and the
     update runs again once the other one is through; it costs one commit.
     """
-
-    async def work(session: AsyncClientSession) -> UpdateResult:
+    if session is not None:
         return await collection.update_many(query, update, session=session)
+
+    async def work(own: AsyncClientSession) -> UpdateResult:
+        return await collection.update_many(query, update, session=own)
 
     return await in_transaction(collection.database.client, work)
 

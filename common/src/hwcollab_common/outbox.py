@@ -37,7 +37,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.errors import is_transient
-from hwcollab_common.mongo import Document, update_many_in_own_transaction
+from hwcollab_common.mongo import Document, transactional_update_many
 from hwcollab_common.tracing import SpanKind, context_from, span, trace_headers
 from hwcollab_schemas import Event
 
@@ -241,7 +241,7 @@ class OutboxRelay:
             done = set(published) | in_doubt
             unpublished = [e["_id"] for e in batch if e["_id"] not in done]
             if unpublished:  # give them back at once rather than waiting for the lease
-                await update_many_in_own_transaction(
+                await transactional_update_many(
                     self._outbox,
                     {"_id": {"$in": unpublished}, "lease_owner": self._owner},
                     {"$set": {"lease_until": None, "lease_owner": None}, "$inc": {"attempts": 1}},
@@ -284,7 +284,7 @@ class OutboxRelay:
                     len(waiting),
                     loop.time() - started,
                 )
-                await update_many_in_own_transaction(
+                await transactional_update_many(
                     self._outbox,
                     {"_id": {"$in": [futures[f] for f in waiting]}, "lease_owner": self._owner},
                     {"$set": {"lease_until": self._clock.now() + self._lease}},
@@ -316,7 +316,7 @@ class OutboxRelay:
         """Mark ``sent`` what Kafka acknowledged; kept for the next call if MongoDB is away."""
         if not self._unmarked:
             return
-        await update_many_in_own_transaction(
+        await transactional_update_many(
             self._outbox,
             {"_id": {"$in": self._unmarked}, "status": "pending"},
             {
@@ -340,7 +340,7 @@ class OutboxRelay:
         ]
         if not candidates:
             return []
-        await update_many_in_own_transaction(
+        await transactional_update_many(
             self._outbox,
             {"_id": {"$in": candidates}, **claimable},
             {"$set": {"lease_owner": self._owner, "lease_until": now + self._lease}},

@@ -23,7 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hwcollab_common.mongo import Document, update_many_in_own_transaction
+from hwcollab_common.mongo import Document, transactional_update_many
 from hwcollab_common.outbox import OUTBOX_COLLECTION
 from hwcollab_notifier.domain import hash_id, normalize_email
 
@@ -33,6 +33,11 @@ OPEN_LEDGER = ("pending", "sending")
 MAX_CLAIMS = 20  # claims remembered per message
 LINK_REQUEST_LIFETIME = timedelta(days=7)
 """A link email not sent by then is dropped: the confirmation link in it expires then too."""
+
+
+def open_rows(keys: Iterable[str]) -> Document:
+    """The ledger rows of ``keys`` not yet settled."""
+    return {"_id": {"$in": list(keys)}, "status": {"$in": list(OPEN_LEDGER)}}
 
 
 class DeliveryStore:
@@ -112,11 +117,9 @@ class DeliveryStore:
             fields["message_id"] = message_id
         if reason is not None:
             fields["reason"] = reason
-        query: Document = {"_id": {"$in": list(keys)}, "status": {"$in": [*OPEN_LEDGER]}}
-        if session is None:
-            await update_many_in_own_transaction(self.ledger, query, {"$set": fields})
-        else:
-            await self.ledger.update_many(query, {"$set": fields}, session=session)
+        await transactional_update_many(
+            self.ledger, open_rows(keys), {"$set": fields}, session=session
+        )
 
     async def retry_rows(
         self, keys: Iterable[str], *, now: datetime, detail: str, count: bool = True
@@ -128,9 +131,7 @@ class DeliveryStore:
         }
         if count:
             update["$inc"] = {"attempts": 1}
-        await update_many_in_own_transaction(
-            self.ledger, {"_id": {"$in": list(keys)}, "status": {"$in": list(OPEN_LEDGER)}}, update
-        )
+        await transactional_update_many(self.ledger, open_rows(keys), update)
 
     async def switch_to_immediate(
         self, subscriber_id: str, *, now: datetime, session: Session
