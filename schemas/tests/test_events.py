@@ -14,6 +14,8 @@ from hwcollab_schemas.events import (
     EmployerRegistered,
     EmployerUpdated,
     ManageLinkRequestedPayload,
+    NotificationBatchSent,
+    NotificationBatchSentPayload,
     NotificationFailed,
     NotificationFailedPayload,
     NotificationSent,
@@ -134,6 +136,22 @@ EXAMPLES: list[Event] = [
         producer="notifier",
         occurred_at=NOW,
     ),
+    NotificationBatchSent.create(
+        NotificationBatchSentPayload(
+            batch_id="b-1",
+            sent=(
+                NotificationSentPayload(
+                    message_id="<a@b>",
+                    subscriber_id="s-1",
+                    kind="immediate",
+                    opening_ids=("o-1",),
+                    sent_at=NOW,
+                ),
+            ),
+        ),
+        producer="notifier",
+        occurred_at=NOW,
+    ),
     NotificationFailed.create(
         NotificationFailedPayload(
             message_id="<a@b>",
@@ -166,6 +184,7 @@ def test_keys_are_aggregate_ids() -> None:
     assert by_type["opening.posted"].key == "o-1"
     assert by_type["employer.approved"].key == "e-1"
     assert by_type["notification.sent"].key == "s-1"
+    assert by_type["notification.batch_sent"].key == "b-1"
     assert by_type["opening.posted"].topic == OPENING_TOPIC
     assert by_type["notification.failed"].topic == NOTIFICATION_TOPIC
 

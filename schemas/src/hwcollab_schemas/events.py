@@ -301,11 +301,29 @@ class NotificationFailedPayload(Payload):
     failed_at: AwareDatetime
 
 
+class NotificationBatchSentPayload(Payload):
+    """Every email of one delivery batch that the SMTP server accepted: one record for a few
+    hundred emails instead of one each. Each item means what one ``notification.sent`` means."""
+
+    batch_id: Id
+    sent: Annotated[tuple[NotificationSentPayload, ...], Field(min_length=1, max_length=1000)]
+
+
 class NotificationSent(Event):
     TOPIC = NOTIFICATION_TOPIC
     KEY_FIELD = "subscriber_id"
     event_type: Literal["notification.sent"] = "notification.sent"
     payload: NotificationSentPayload
+
+
+class NotificationBatchSent(Event):
+    """``notification.batch_sent``: what the notifier publishes for a batch of accepted emails
+    (consumers treat each item as a ``notification.sent``); keyed by the batch id."""
+
+    TOPIC = NOTIFICATION_TOPIC
+    KEY_FIELD = "batch_id"
+    event_type: Literal["notification.batch_sent"] = "notification.batch_sent"
+    payload: NotificationBatchSentPayload
 
 
 class NotificationFailed(Event):
@@ -325,7 +343,7 @@ SubscriberEvent = (
 )
 EmployerEvent = EmployerRegistered | EmployerUpdated | EmployerApproved
 OpeningEvent = OpeningPosted | OpeningUpdated | OpeningClosed
-NotificationEvent = NotificationSent | NotificationFailed
+NotificationEvent = NotificationSent | NotificationBatchSent | NotificationFailed
 
 EVENT_CLASSES: tuple[type[Event], ...] = (
     SubscriberRegistered,
@@ -341,5 +359,6 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     OpeningUpdated,
     OpeningClosed,
     NotificationSent,
+    NotificationBatchSent,
     NotificationFailed,
 )
