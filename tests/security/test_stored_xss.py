@@ -62,7 +62,14 @@ class Markup(HTMLParser):
                 found.append(f"<script {name}={value}>")
         scripts = [t for t, _ in self.tags if t == "script"]
         src_scripts = [a for a in self.attributes if a[0] == "script" and a[1] == "src"]
-        if len(scripts) != len(src_scripts):
+        # JSON-LD (schema.org data on opening pages) is data, never run; hostile text inside it
+        # is escaped so that it cannot end the element (a second <script> would show here).
+        data_blocks = [
+            a
+            for a in self.attributes
+            if a[0] == "script" and a[1:] == ("type", "application/ld+json")
+        ]
+        if len(scripts) != len(src_scripts) + len(data_blocks):
             found.append("<script> without src")
         return found
 

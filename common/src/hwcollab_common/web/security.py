@@ -60,7 +60,8 @@ class SecurityHeaders:
     browsers without CSP level 2), X-Content-Type-Options nosniff and a Referrer-Policy.
 
     ``referrer_policy``: ``no-referrer`` where URLs carry secrets (the subscriber's link tokens);
-    ``strict-origin-when-cross-origin`` elsewhere. A header a route set itself is kept.
+    ``strict-origin-when-cross-origin`` elsewhere. A header a route set itself is kept; a route
+    whose own policy lets other sites frame it (an embeddable listing) gets no X-Frame-Options.
     """
 
     def __init__(self, app: ASGIApp, *, referrer_policy: str = "no-referrer") -> None:
@@ -82,9 +83,11 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                own = headers.setdefault("Content-Security-Policy", policy)
                 for name, value in self._headers.items():
+                    if name == "X-Frame-Options" and "frame-ancestors 'none'" not in own:
+                        continue
                     headers.setdefault(name, value)
-                headers.setdefault("Content-Security-Policy", policy)
             await send(message)
 
         await self._app(scope, receive, send_with_headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, time
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -15,6 +16,7 @@ from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
 from hwcollab_employer.commands import OpeningFields, OpeningPatch, ProfilePatch
 from hwcollab_employer.context import Context, EmployerContext
+from hwcollab_employer.discovery import embed_snippet
 from hwcollab_employer.domain import ConflictError, InvalidFieldsError, Opening
 from hwcollab_schemas import taxonomy
 
@@ -100,6 +102,7 @@ async def dashboard(request: Request, context: Context) -> Response:
         "openings": await context.service.own_openings(employer_id),
         "api_keys": await context.service.api_keys(employer_id),
         "new_api_key": None,
+        "embed_snippet": partial(embed_snippet, public_url=context.settings.employer_public_url),
     }
     return web.render(request, context, who, "employer/dashboard.html", values)
 
@@ -262,6 +265,7 @@ async def create_api_key(request: Request, context: Context) -> Response:
         "openings": await context.service.own_openings(employer_id),
         "api_keys": await context.service.api_keys(employer_id),
         "new_api_key": key.secret,
+        "embed_snippet": partial(embed_snippet, public_url=context.settings.employer_public_url),
     }
     return web.render(request, context, who, "employer/dashboard.html", values, status_code=201)
 

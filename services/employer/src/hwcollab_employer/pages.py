@@ -14,6 +14,7 @@ from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
 from hwcollab_employer.commands import EmployerSignup
 from hwcollab_employer.context import Context
+from hwcollab_employer.discovery import gone, job_posting, job_posting_script
 from hwcollab_employer.domain import InvalidFieldsError, NotFoundError, normalize_email
 from hwcollab_employer.handlers import EmailTakenError
 from hwcollab_employer.listing import (
@@ -35,7 +36,7 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and value.strip().isdigit() else None
 
 
-def _search_parameters(request: Request) -> tuple[SearchParameters, dict[str, str]]:
+def search_parameters(request: Request) -> tuple[SearchParameters, dict[str, str]]:
     args = request.query_params
     # The board's form sends a hidden "false" and, when ticked, the checkbox's "true".
     remote = args.getlist("remote")
@@ -72,11 +73,12 @@ async def _search_page(
     template: str,
     query: Callable[[SearchParameters], Q],
     find: Callable[[Q], Awaitable[Page[Any]]],
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     """A search page: the form as sent, its field errors (422) or one page of results."""
     who = web.visitor(request, context)
-    parameters, form = _search_parameters(request)
-    values: dict[str, Any] = {"page_title": title, "form": form}
+    parameters, form = search_parameters(request)
+    values: dict[str, Any] = {"page_title": title, "form": form, **(extra or {})}
     try:
         search = query(parameters)
     except InvalidFieldsError as error:
@@ -118,6 +120,7 @@ async def employer_page(
 
 @router.get("/openings", response_class=HTMLResponse)
 async def board_page(request: Request, context: Context) -> Response:
+    query = request.url.query
     return await _search_page(
         request,
         context,
@@ -125,6 +128,7 @@ async def board_page(request: Request, context: Context) -> Response:
         template="employer/openings.html",
         query=board_query,
         find=context.service.find_openings,
+        extra={"feed_url": "/openings.atom" + (f"?{query}" if query else "")},
     )
 
 
@@ -137,7 +141,20 @@ async def opening_page(
     owner = opening is not None and opening.employer_id == who.employer_id
     if opening is None or not (opening.employer_approved or owner):
         raise NotFoundError(opening_id)
-    values = {"page_title": opening.fields.title, "opening": opening, "owner": owner}
+    now = context.clock.now()
+    if gone(opening, now=now) and not owner:
+        values = {"page_title": "Opening closed", "opening": opening}
+        return web.render(request, context, who, "employer/gone.html", values, status_code=410)
+    employer = await context.service.employer(opening.employer_id)
+    posting = job_posting(
+        opening, employer=employer, public_url=context.settings.employer_public_url, now=now
+    )
+    values = {
+        "page_title": opening.fields.title,
+        "opening": opening,
+        "owner": owner,
+        "job_posting": job_posting_script(posting) if posting is not None else None,
+    }
     return web.render(request, context, who, "employer/opening.html", values)
 
 
