@@ -23,7 +23,7 @@ class DeliveryJob(BaseModel):
     job_id: UUID = Field(default_factory=uuid4)
     kind: DeliveryKind
     subscriber_id: Annotated[str, Field(min_length=1, max_length=64)]
-    """The recipient; for a job of many recipients the first of ``subscriber_ids`` (the key)."""
+    """The recipient; for a job of many recipients the first of ``subscriber_ids``."""
     subscriber_ids: Annotated[
         tuple[Annotated[str, Field(min_length=1, max_length=64)], ...], Field(max_length=1000)
     ] = ()
@@ -44,6 +44,10 @@ class DeliveryJob(BaseModel):
 
     @property
     def key(self) -> bytes:
+        """The subscriber; for a job of many, its opening or bulletin and first reader, so that
+        the chunks of a burst spread over the delivery partitions (and so over replicas)."""
+        if self.subscriber_ids:
+            return f"{self.opening_id or self.bulletin_id or ''}:{self.subscriber_id}".encode()
         return self.subscriber_id.encode()
 
     def to_bytes(self) -> bytes:
