@@ -221,8 +221,32 @@ def measured(
     arrivals = await_emails(
         stack, wanted, expected=expected, started=started, label=label, timeout=timeout
     )
+
+    # The sink accepts an email before the notifier records it (and stages its event): wait for
+    # the notifiers to count every email as sent, then for the relay to publish the events.
+    def recorded() -> bool:
+        sent = [metric_sum(s.url, "hwcollab_notifier_emails_sent_total") for s in notifiers]
+        return sum(sent) - sum(before.sent) >= expected
+
+    poll_until(recorded, timeout=120, what="emails recorded as sent", interval=0.2)
     poll_until(outbox_drained(stack, database), timeout=120, what="outbox drained", interval=0.2)
     return Burst(started, arrivals, spent(stack, notifiers) - before)
+
+
+def check_fanout(stack: BenchStack, notifier: Service, opening_id: str, *, expected: int) -> None:
+    """Every match sent, once: the notifier's fan-out progress of the opening and the sink agree."""
+    answer = httpx.get(
+        f"{notifier.url}/api/admin/openings/{opening_id}/fanout",
+        headers={"Authorization": f"Bearer {stack.admin_token}"},
+        timeout=30.0,
+    )
+    answer.raise_for_status()
+    progress = answer.json()
+    if (progress["matches"], progress["sent"]) != (expected, expected):
+        raise RuntimeError(f"fan-out of {opening_id}: {progress}, expected {expected} sent")
+    recipients = [m.rcpt for m in stack.sink.messages if opening_id in m.opening_ids]
+    if len(recipients) != len(set(recipients)):
+        raise RuntimeError(f"{len(recipients) - len(set(recipients))} duplicate emails")
 
 
 def post_opening(http: httpx.Client, employer: Service, token: str, place: Place) -> str:
@@ -319,7 +343,7 @@ def run_fanout(plan: Plan, workdir: Path) -> Outcome:
                     opening.append(post_opening(http, employer, token, PLACE))
                     return time.time()
 
-                return measured(
+                delivered = measured(
                     stack,
                     notifiers,
                     database,
@@ -331,6 +355,8 @@ def run_fanout(plan: Plan, workdir: Path) -> Outcome:
                     label=label,
                     timeout=plan.timeout,
                 )
+                check_fanout(stack, notifiers[0], opening[0], expected=plan.immediate)
+                return delivered
 
             one = burst("1 process: emails")
             matched = metric_sum(first.url, "hwcollab_notifier_matches_total", channel="digest")
