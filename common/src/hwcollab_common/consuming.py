@@ -20,7 +20,7 @@ import hashlib
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -71,6 +71,7 @@ __all__ = [
     "dead_letter",
     "is_transient",
     "read_event",
+    "subscribe_batches",
     "subscribe_events",
     "subscribe_messages",
 ]
@@ -477,6 +478,197 @@ def subscribe_messages(
             return
         policy.succeeded(tag)
         CONSUMED.labels(topic, received.what, "handled").inc()
+
+
+class _Recent:
+    """A bounded memory of message tags (oldest forgotten first)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._tags: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def add(self, tag: str) -> None:
+        self._tags[tag] = None
+        if len(self._tags) > self._limit:
+            self._tags.popitem(last=False)
+
+    def __contains__(self, tag: object) -> bool:
+        return tag in self._tags
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken(Generic[T]):
+    tag: str
+    record: Any
+    received: Received[T]
+
+
+def subscribe_batches(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    read: MessageReader[T],
+    handle: Callable[[Sequence[T]], Awaitable[object]],
+    policy: FailurePolicy,
+    max_records: int,
+    consumers: int = 1,
+    batch_timeout_ms: int = 200,
+) -> None:
+    """Register ``consumers`` members of ``group_id`` that take ``topic`` in batches of up to
+    ``max_records`` messages and hand what ``read`` makes of them to ``handle`` in one call.
+
+    Offsets are committed once the batch is settled. A message ``read`` cannot use is
+    dead-lettered at once and left out of the batch. When ``handle`` hits an outage (see
+    :func:`is_transient`) the whole batch waits out the backoff and is delivered again, for as
+    long as the outage lasts, never dead-lettered. Any other failure runs the batch's messages
+    again one at a time, so that only the message at fault is retried ``policy.max_attempts``
+    times and then dead-lettered.
+    """
+    if policy.cap_seconds * 1000 * 4 > MAX_POLL_INTERVAL_MS:
+        raise ValueError("the retry cap must stay well below the Kafka max poll interval")
+    dead = _Recent()  # a batch delivered again after an outage keeps its poison out
+
+    async def take(records: Sequence[Any]) -> list[_Taken[T]]:
+        taken: list[_Taken[T]] = []
+        for record in records:
+            tag = f"{record.topic}:{record.partition}:{record.offset}"
+            if tag in dead:
+                continue
+            value: bytes = record.value or b""
+            try:
+                received = read(value, record.topic)
+            except UnusableMessageError as error:
+                CONSUMED.labels(record.topic, error.what, "dead_lettered").inc()
+                await dead_letter(
+                    broker,
+                    topic=record.topic,
+                    key=record.key,
+                    value=value,
+                    error=error.reason,
+                    partition=record.partition,
+                    offset=record.offset,
+                    group_id=group_id,
+                )
+                dead.add(tag)
+                continue
+            taken.append(_Taken(tag, record, received))
+        return taken
+
+    async def outage(message: KafkaMessage, tag: str, what: str, error: Exception) -> None:
+        decision = policy.failed(tag, error)
+        CONSUMED.labels(topic, what, "retried").inc()
+        log.warning(
+            "handling a batch of %s hit an outage (attempt %d), retrying in %.1f s: %s: %s",
+            what,
+            decision.attempt,
+            decision.delay,
+            type(error).__name__,
+            error,
+        )
+        await asyncio.sleep(decision.delay)
+        await message.nack()
+
+    async def one_by_one(message: KafkaMessage, taken: Sequence[_Taken[T]]) -> None:
+        for item in taken:
+            while True:
+                try:
+                    await handle([item.received.item])
+                except Exception as error:
+                    if is_transient(error):
+                        await outage(message, item.tag, item.received.what, error)
+                        return
+                    decision = policy.failed(item.tag, error)
+                    if decision.action == "dead_letter":
+                        CONSUMED.labels(topic, item.received.what, "dead_lettered").inc()
+                        log.exception(
+                            "giving up on %s after %d attempts", item.tag, decision.attempt
+                        )
+                        await dead_letter(
+                            broker,
+                            topic=topic,
+                            key=item.record.key,
+                            value=item.record.value or b"",
+                            error=f"handler failed {decision.attempt} times: "
+                            f"{type(error).__name__}: {error}",
+                            partition=item.record.partition,
+                            offset=item.record.offset,
+                            group_id=group_id,
+                        )
+                        dead.add(item.tag)
+                        break
+                    CONSUMED.labels(topic, item.received.what, "retried").inc()
+                    log.warning(
+                        "handling %s failed (attempt %d of %d), will retry: %s: %s",
+                        item.received.what,
+                        decision.attempt,
+                        policy.max_attempts,
+                        type(error).__name__,
+                        error,
+                    )
+                    await asyncio.sleep(decision.delay)
+                    continue
+                policy.succeeded(item.tag)
+                CONSUMED.labels(topic, item.received.what, "handled").inc()
+                break
+
+    async def consume(message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records: Sequence[Any] = raw if isinstance(raw, tuple) else (raw,)
+        structlog.contextvars.bind_contextvars(topic=topic)
+        try:
+            with span(
+                f"consume {topic}",
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topic,
+                    "messaging.consumer.group.name": group_id,
+                    "messaging.batch.message_count": len(records),
+                },
+            ):
+                taken = await take(records)
+                if not taken:
+                    return
+                first = taken[0]
+                try:
+                    await handle([item.received.item for item in taken])
+                except Exception as error:
+                    if is_transient(error):
+                        await outage(message, first.tag, first.received.what, error)
+                    else:
+                        log.warning(
+                            "a batch of %d failed (%s: %s); handling its messages one at a time",
+                            len(taken),
+                            type(error).__name__,
+                            error,
+                        )
+                        await one_by_one(message, taken)
+                    return
+                policy.succeeded(first.tag)
+                for item in taken:
+                    CONSUMED.labels(topic, item.received.what, "handled").inc()
+        finally:
+            structlog.contextvars.unbind_contextvars("topic")
+
+    for number in range(consumers):
+        # A function per member: FastStream registers each handler once.
+        async def member(message: KafkaMessage) -> None:
+            await consume(message)
+
+        broker.subscriber(
+            topic,
+            group_id=group_id,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=batch_timeout_ms,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
+            max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+            title=f"{group_id}:{topic}:{number}",
+        )(member)
 
 
 def read_event(value: bytes, topic: str) -> Received[Event]:

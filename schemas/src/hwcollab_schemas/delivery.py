@@ -23,6 +23,12 @@ class DeliveryJob(BaseModel):
     job_id: UUID = Field(default_factory=uuid4)
     kind: DeliveryKind
     subscriber_id: Annotated[str, Field(min_length=1, max_length=64)]
+    """The recipient; for a job of many recipients the first of ``subscriber_ids`` (the key)."""
+    subscriber_ids: Annotated[
+        tuple[Annotated[str, Field(min_length=1, max_length=64)], ...], Field(max_length=1000)
+    ] = ()
+    """All recipients of an ``immediate`` or ``bulletin`` job for many people (one opening or
+    bulletin, a chunk of a few hundred readers): one record instead of one per email."""
     opening_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     """The opening of an ``immediate`` job."""
     bulletin_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
@@ -31,6 +37,10 @@ class DeliveryJob(BaseModel):
     """The stored request of a ``link`` job: a confirmation or manage-link email that the
     subscriber service asked for."""
     created_at: AwareDatetime
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return self.subscriber_ids or (self.subscriber_id,)
 
     @property
     def key(self) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier.announce import ledger_row
 from hwcollab_notifier.domain import pair_key
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome, SmtpUnavailableError
-from hwcollab_notifier.postman import Postman
+from hwcollab_notifier.postman import Outgoing, Postman
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
 
@@ -66,7 +66,11 @@ async def test_an_outage_longer_than_every_budget_delays_the_email_but_never_fai
     key = pair_key("s1", "o1")
     mailer = AwayThenBack(away=5)  # more outages than DELIVERY_MAX_ATTEMPTS (2)
     postman = Postman(
-        runtime=runtime, repository=repo, mailer=mailer, settings=Settings(delivery_max_attempts=2)
+        clock=runtime.clock,
+        store=repo,
+        mailer=mailer,
+        lease=timedelta(seconds=300),
+        max_attempts=2,
     )
     email = OutgoingEmail(
         message_id=MESSAGE_ID,
@@ -80,15 +84,15 @@ async def test_an_outage_longer_than_every_budget_delays_the_email_but_never_fai
 
     for _ in range(5):
         with pytest.raises(SmtpUnavailableError) as raised:
-            await postman.send(email, pair_keys=[key])
+            await postman.send(Outgoing(email, pair_keys=(key,)))
         assert is_transient(raised.value)
         message = await repo.message(MESSAGE_ID)
         assert message is not None
         assert (message["status"], message["attempts"]) == ("retry", 0)
         assert (await repo.pair(key) or {}).get("status") == "pending"
 
-    assert await postman.send(email, pair_keys=[key]) == "sent"
-    assert await postman.send(email, pair_keys=[key]) == "skipped"
+    assert await postman.send(Outgoing(email, pair_keys=(key,))) == "sent"
+    assert await postman.send(Outgoing(email, pair_keys=(key,))) == "skipped"
     assert [e.message_id for e in mailer.sent] == [MESSAGE_ID]
     assert (await repo.pair(key) or {}).get("status") == "sent"
     message = await repo.message(MESSAGE_ID)

@@ -7,12 +7,13 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from itertools import groupby
 
 from hwcollab_common.mongo import Document
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier import metrics
+from hwcollab_notifier.delivery import Snapshot, chunks
 from hwcollab_notifier.domain import (
-    announceable,
     criteria_of,
     hash_id,
     opening_criteria,
@@ -21,7 +22,8 @@ from hwcollab_notifier.domain import (
 from hwcollab_notifier.index_sync import ReplicaIndex, change_from_document
 from hwcollab_notifier.jobs import JobQueue
 from hwcollab_notifier.matching.reference import matches
-from hwcollab_notifier.repository import Channel, NotifierRepository
+from hwcollab_notifier.ports import Channel, DeliveryPorts
+from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
     OpeningDetails,
@@ -41,15 +43,9 @@ async def live_opening(
 ) -> tuple[OpeningDetails, Document] | None:
     """The opening, and its stored document, if it may still be announced (open, unexpired,
     employer approved)."""
-    doc = await repository.opening(opening_id)
-    if doc is None or "details" not in doc or doc.get("status") != "open":
-        return None
-    details = OpeningDetails.model_validate(doc["details"])
-    employer = await repository.employer(details.employer_id)
-    status = employer.get("status") if employer else None
-    if not announceable(details, employer_status=status, now=now):
-        return None
-    return details, doc
+    snapshot = await Snapshot.read(repository, [opening_id])
+    details = snapshot.live(opening_id, now=now)
+    return None if details is None else (details, dict(snapshot.openings[opening_id]))
 
 
 def ledger_row(
@@ -78,12 +74,14 @@ class Announcer:
         repository: NotifierRepository,
         index: ReplicaIndex,
         jobs: JobQueue,
+        batch_size: int = 500,
         catch_up: timedelta = timedelta(minutes=1),
     ) -> None:
         self._runtime = runtime
         self._repo = repository
         self._index = index
         self._jobs = jobs
+        self._batch_size = batch_size
         self._catch_up = catch_up
 
     async def announce(self, opening_id: str) -> int:
@@ -119,17 +117,17 @@ class Announcer:
                 )
         inserted = set(await self._repo.add_pairs(rows))
         fresh = [row for row in rows if row["_id"] in inserted]
-        jobs = [
-            DeliveryJob(
-                kind="immediate",
-                subscriber_id=str(row["subscriber_id"]),
-                opening_id=opening_id,
-                created_at=now,
+        await self._jobs.put(
+            immediate_jobs(
+                [
+                    (str(r["subscriber_id"]), opening_id)
+                    for r in fresh
+                    if r["channel"] == "immediate"
+                ],
+                now=now,
+                size=self._batch_size,
             )
-            for row in fresh
-            if row["channel"] == "immediate"
-        ]
-        await self._jobs.put(jobs)
+        )
         for channel in ("immediate", "digest"):
             metrics.MATCHES.labels(channel).inc(sum(1 for r in fresh if r["channel"] == channel))
         await self._repo.mark_announced(opening_id, version=details.version, now=now)
@@ -150,40 +148,49 @@ class Announcer:
         async for doc in self._repo.registered_since(since):
             self._index.apply(change_from_document(doc))
 
-    async def welcome_matches(self, profile: SubscriberProfile) -> list[str]:
-        """Record the open openings that already match a new subscriber as welcome pairs."""
-        criteria = criteria_of(profile)
-        now = self._runtime.clock.now()
-        rows = []
-        employers: dict[str, str | None] = {}
-        async for doc in self._repo.open_openings():
-            details = OpeningDetails.model_validate(doc["details"])
-            if details.employer_id not in employers:
-                employer = await self._repo.employer(details.employer_id)
-                employers[details.employer_id] = employer.get("status") if employer else None
-            status = employers[details.employer_id]
-            if announceable(details, employer_status=status, now=now) and matches(
-                criteria, opening_criteria(details)
-            ):
-                rows.append(
-                    ledger_row(
-                        subscriber_id=profile.subscriber_id,
-                        opening_id=details.opening_id,
-                        channel="welcome",
-                        now=now,
-                    )
-                )
-        return await self._repo.add_pairs(rows)
+    async def welcome_matches(self, profiles: Sequence[SubscriberProfile]) -> None:
+        await welcome_matches(self._repo, profiles, now=self._runtime.clock.now())
 
 
-def pending_jobs(rows: Sequence[dict[str, object]], *, now: datetime) -> list[DeliveryJob]:
-    return [
-        DeliveryJob(
-            kind="immediate",
-            subscriber_id=str(row["subscriber_id"]),
-            opening_id=str(row["opening_id"]),
-            created_at=now,
+async def welcome_matches(
+    store: DeliveryPorts, profiles: Sequence[SubscriberProfile], *, now: datetime
+) -> list[str]:
+    """Record the open openings that already match new subscribers as their welcome pairs (one
+    scan of the open openings and one insert for the whole batch); the pairs recorded."""
+    openings = await store.live_openings()
+    snapshot = await Snapshot.read(store, (str(doc["_id"]) for doc in openings))
+    live = [d for doc in openings if (d := snapshot.live(str(doc["_id"]), now=now)) is not None]
+    rows = [
+        ledger_row(
+            subscriber_id=profile.subscriber_id,
+            opening_id=details.opening_id,
+            channel="welcome",
+            now=now,
         )
-        for row in rows
-        if row.get("subscriber_id")
+        for profile in profiles
+        for criteria in [criteria_of(profile)]
+        for details in live
+        if matches(criteria, opening_criteria(details))
     ]
+    return await store.add_pairs(rows)
+
+
+def immediate_jobs(
+    pairs: Sequence[tuple[str, str]], *, now: datetime, size: int
+) -> list[DeliveryJob]:
+    """Jobs for (subscriber, opening) pairs: one per opening and chunk of ``size`` readers."""
+    jobs: list[DeliveryJob] = []
+    ordered = sorted(pairs, key=lambda pair: pair[1])
+    for opening_id, group in groupby(ordered, key=lambda pair: pair[1]):
+        readers = [subscriber_id for subscriber_id, _ in group]
+        for chunk in chunks(readers, size):
+            jobs.append(
+                DeliveryJob(
+                    kind="immediate",
+                    subscriber_id=chunk[0],
+                    subscriber_ids=tuple(chunk) if len(chunk) > 1 else (),
+                    opening_id=opening_id,
+                    created_at=now,
+                )
+            )
+    return jobs

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     configure_observability(settings, service="notifier")
     runtime = ServiceRuntime(settings, name="notifier", clock=clock)
     gauges = OperationalGauges(runtime, interval=settings.metrics_sample_seconds)
-    repository = NotifierRepository(runtime.db)
+    repository = NotifierRepository(runtime.db, on_commit=runtime.relay.wake)
     fanout = MongoFanoutLedger(runtime.db)
     index = ReplicaIndex()
     jobs = KafkaJobQueue(runtime.broker)
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         runtime.broker,
         deliveries,
         concurrency=settings.delivery_concurrency,
+        batch_jobs=settings.delivery_batch_jobs,
         group_id=settings.delivery_group,
     )
 

@@ -4,7 +4,7 @@
   over replicas; each event applied once).
 - Index feed: the subscriber topic again, in a group of this process's own, so that every replica
   sees every subscriber change (from the latest offset; the read-model refresh covers the rest).
-- Deliveries: ``DELIVERY_TOPIC`` in ``NOTIFIER_DELIVERY_GROUP``, concurrently across partitions.
+- Deliveries: ``DELIVERY_TOPIC`` in ``NOTIFIER_DELIVERY_GROUP``, a batch of jobs at a time.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from hwcollab_common.consuming import (
     FailurePolicy,
     Received,
     UnusableMessageError,
+    subscribe_batches,
     subscribe_events,
-    subscribe_messages,
 )
 from hwcollab_notifier.delivery import Deliveries
 from hwcollab_notifier.handlers import ReadModel
@@ -100,26 +100,29 @@ def register_deliveries(
     deliveries: Deliveries,
     *,
     concurrency: int,
+    batch_jobs: int = 8,
     group_id: str = NOTIFIER_DELIVERY_GROUP,
     max_attempts: int = 5,
     retry_base_seconds: float = 0.2,
     retry_max_seconds: float = 10.0,
 ) -> None:
-    """Delivery jobs, ``concurrency`` partitions at a time. An outage (SMTP server unreachable
-    or answering 421, MongoDB away: see ``is_transient``) holds the job and retries it until the
-    outage ends, every ``retry_max_seconds`` at most: nothing is dead-lettered or dropped for it.
-    Other failures are retried ``max_attempts`` times, then dead-lettered."""
+    """Delivery jobs in batches of up to ``batch_jobs`` records, ``concurrency`` consumers (and
+    so partitions) at a time. An outage (SMTP server unreachable or answering 421, MongoDB away:
+    see ``is_transient``) holds the batch and retries it until the outage ends, every
+    ``retry_max_seconds`` at most: nothing is dead-lettered or dropped for it. A job that keeps
+    failing otherwise is retried alone ``max_attempts`` times, then dead-lettered."""
     policy = FailurePolicy(
         max_attempts=max_attempts, base_seconds=retry_base_seconds, cap_seconds=retry_max_seconds
     )
-    subscribe_messages(
+    subscribe_batches(
         broker,
         DELIVERY_TOPIC,
         group_id=group_id,
         read=read_job,
-        handle=deliveries.handle,
+        handle=deliveries.handle_batch,
         policy=policy,
-        max_workers=concurrency if concurrency > 1 else None,
+        max_records=batch_jobs,
+        consumers=concurrency,
     )
 
 

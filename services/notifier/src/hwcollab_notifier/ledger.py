@@ -14,20 +14,27 @@ suppressions, bulletins and the locks periodic tasks take.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hwcollab_common.mongo import Document, transactional_update_many
-from hwcollab_common.outbox import OUTBOX_COLLECTION
+from hwcollab_common.mongo import Document, in_transaction, transactional_update_many
+from hwcollab_common.outbox import OUTBOX_COLLECTION, stage_events
 from hwcollab_notifier.domain import hash_id, normalize_email
+from hwcollab_notifier.ports import (
+    Channel,
+    Claim,
+    MessageStatus,
+    RowStatus,
+    SettleWork,
+)
 
-Channel = Literal["immediate", "digest", "welcome"]
 Session = AsyncClientSession | None
 OPEN_LEDGER = ("pending", "sending")
 MAX_CLAIMS = 20  # claims remembered per message
@@ -40,9 +47,93 @@ def open_rows(keys: Iterable[str]) -> Document:
     return {"_id": {"$in": list(keys)}, "status": {"$in": list(OPEN_LEDGER)}}
 
 
+async def by_id(
+    collection: AsyncCollection[Document],
+    ids: Iterable[str],
+    *,
+    extra: Document | None = None,
+    session: Session = None,
+) -> dict[str, Document]:
+    """The documents of ``ids`` in one round trip (the whole answer in the first batch)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    cursor = collection.find({"_id": {"$in": wanted}, **(extra or {})}, session=session)
+    return {doc["_id"]: doc async for doc in cursor.batch_size(len(wanted) + 1)}
+
+
+def claim_update(claim: Claim, *, owner: str, now: datetime, lease: timedelta) -> UpdateOne:
+    """One claim of a bulk claim: an upsert that matches only a claimable record, so that a
+    message sent, failed, or held by a live lease makes the insert fail on the unique ``_id``."""
+    return UpdateOne(
+        {
+            "_id": claim.message_id,
+            "status": {"$in": ["sending", "retry"]},
+            # Never while a send is in flight, not even for the same process: its job
+            # consumer and its sweeper may reach one message at once.
+            "$or": [
+                {"status": "retry"},
+                {"lease_until": {"$lt": now}},
+                {"lease_until": {"$exists": False}},
+            ],
+        },
+        {
+            "$set": {"status": "sending", "owner": owner, "lease_until": now + lease},
+            "$inc": {"attempts": 1},
+            # Who took it when: after a crash, shows which process sent it first.
+            "$push": {"claims": {"$each": [{"owner": owner, "at": now}], "$slice": -MAX_CLAIMS}},
+            "$setOnInsert": {
+                "kind": claim.kind,
+                "subscriber_id": claim.subscriber_id,
+                "subscriber_hash": hash_id(claim.subscriber_id),
+                "opening_ids": list(claim.opening_ids),
+                "created_at": now,
+                "digest_key": claim.digest_key,
+            },
+        },
+        upsert=True,
+    )
+
+
+class MongoSettlement:
+    """The writes of one settling transaction (:class:`~hwcollab_notifier.ports.Settlement`)."""
+
+    def __init__(self, store: DeliveryStore, session: AsyncClientSession) -> None:
+        self._store = store
+        self._session = session
+
+    async def finish_messages(
+        self, ids: Iterable[str], *, status: MessageStatus, now: datetime, detail: str = ""
+    ) -> None:
+        await self._store.finish_many(
+            ids, status=status, now=now, detail=detail, session=self._session
+        )
+
+    async def finish_rows(
+        self, keys: Iterable[str], *, status: RowStatus, now: datetime, reason: str | None = None
+    ) -> None:
+        await self._store.mark_rows(
+            keys, status=status, now=now, reason=reason, session=self._session
+        )
+
+    async def finish_welcomes(self, subscriber_ids: Iterable[str], *, now: datetime) -> None:
+        await self._store.welcomed(subscriber_ids, now=now, session=self._session)
+
+    async def finish_link_requests(
+        self, request_ids: Iterable[str], *, status: MessageStatus, now: datetime
+    ) -> None:
+        await self._store.links_finished(request_ids, status=status, now=now, session=self._session)
+
+    async def suppress(self, email: str, *, reason: str, now: datetime) -> None:
+        await self._store.suppress(email, reason=reason, now=now, session=self._session)
+
+
 class DeliveryStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self, database: AsyncDatabase[Document], *, on_commit: Callable[[], None] | None = None
+    ) -> None:
         self.db = database
+        self._on_commit = on_commit
         self.ledger = database["ledger"]
         self.messages = database["messages"]
         self.suppressions = database["suppressions"]
@@ -82,6 +173,114 @@ class DeliveryStore:
                 raise
             return [row["_id"] for row in rows if row["_id"] not in duplicates]
         return [row["_id"] for row in rows]
+
+    async def rows_by_key(self, keys: Iterable[str]) -> dict[str, Document]:
+        return await by_id(self.ledger, keys)
+
+    async def open_rows_of(
+        self, subscriber_ids: Iterable[str], *, channel: Channel
+    ) -> list[Document]:
+        ids = list(dict.fromkeys(subscriber_ids))
+        if not ids:
+            return []
+        cursor = self.ledger.find(
+            {
+                "subscriber_id": {"$in": ids},
+                "channel": channel,
+                "status": {"$in": list(OPEN_LEDGER)},
+            }
+        ).sort([("matched_at", ASCENDING), ("_id", ASCENDING)])
+        return [row async for row in cursor.batch_size(10_000)]
+
+    async def mark_sending(self, message_of: Mapping[str, str], *, now: datetime) -> None:
+        if not message_of:
+            return
+        updates = [
+            UpdateOne(
+                {"_id": key, "status": {"$in": list(OPEN_LEDGER)}},
+                {"$set": {"status": "sending", "message_id": message_id, "updated_at": now}},
+            )
+            for key, message_id in message_of.items()
+        ]
+
+        async def work(session: AsyncClientSession) -> None:
+            await self.ledger.bulk_write(updates, ordered=False, session=session)
+
+        await in_transaction(self.db.client, work)
+
+    async def set_rows(
+        self,
+        keys: Iterable[str],
+        *,
+        status: RowStatus,
+        now: datetime,
+        reason: str | None = None,
+        count: bool = False,
+    ) -> None:
+        wanted = list(keys)
+        if not wanted:
+            return
+        fields: Document = {"status": status, "updated_at": now}
+        if reason is not None:
+            fields["reason"] = reason[:300]
+        update: Document = {"$set": fields}
+        if count:
+            update["$inc"] = {"attempts": 1}
+        await transactional_update_many(self.ledger, open_rows(wanted), update)
+
+    async def finish_welcomes(self, subscriber_ids: Iterable[str], *, now: datetime) -> None:
+        await self.welcomed(subscriber_ids, now=now, session=None)
+
+    async def welcomed(
+        self, subscriber_ids: Iterable[str], *, now: datetime, session: Session
+    ) -> None:
+        ids = list(subscriber_ids)
+        if ids:
+            await transactional_update_many(
+                self.db["subscribers"],
+                {"_id": {"$in": ids}},
+                {"$set": {"welcome_pending": False, "welcomed_at": now}},
+                session=session,
+            )
+
+    async def finish_link_requests(
+        self, request_ids: Iterable[str], *, status: MessageStatus, now: datetime
+    ) -> None:
+        await self.links_finished(request_ids, status=status, now=now, session=None)
+
+    async def links_finished(
+        self, request_ids: Iterable[str], *, status: str, now: datetime, session: Session
+    ) -> None:
+        ids = list(request_ids)
+        if ids:
+            await transactional_update_many(
+                self.link_requests,
+                {"_id": {"$in": ids}, "status": "pending"},
+                {"$set": {"status": status, "finished_at": now}},
+                session=session,
+            )
+
+    async def link_requests_by_id(self, ids: Iterable[str]) -> dict[str, Document]:
+        return await by_id(self.link_requests, ids)
+
+    async def bulletins_by_id(self, ids: Iterable[str]) -> dict[str, Document]:
+        return await by_id(self.bulletins, ids)
+
+    async def suppressed_among(self, emails: Iterable[str]) -> set[str]:
+        addresses = {hash_id(normalize_email(e)): normalize_email(e) for e in emails}
+        if not addresses:
+            return set()
+        found = await by_id(self.suppressions, addresses)
+        return {addresses[key] for key in found}
+
+    async def settle(self, work: SettleWork) -> None:
+        async def transaction(session: AsyncClientSession) -> None:
+            events = await work(MongoSettlement(self, session))
+            await stage_events(self.db, events, session=session)
+
+        await in_transaction(self.db.client, transaction)
+        if self._on_commit is not None:
+            self._on_commit()
 
     async def pair(self, key: str) -> Document | None:
         return await self.ledger.find_one({"_id": key})
@@ -247,6 +446,66 @@ class DeliveryStore:
                 return_document=ReturnDocument.AFTER,
             )
         return await self.messages.find_one({"_id": message_id})
+
+    async def messages_by_id(self, ids: Iterable[str]) -> dict[str, Document]:
+        return await by_id(self.messages, ids)
+
+    async def claim_messages(
+        self, claims: Sequence[Claim], *, owner: str, now: datetime, lease: timedelta
+    ) -> set[str]:
+        wanted = {claim.message_id: claim for claim in claims}
+        if not wanted:
+            return set()
+        order = list(wanted)
+        updates = [claim_update(wanted[i], owner=owner, now=now, lease=lease) for i in order]
+        try:
+            await self.messages.bulk_write(updates, ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            taken = {order[e["index"]] for e in errors}
+            return set(wanted) - taken
+        return set(wanted)
+
+    async def release_messages(
+        self, ids: Iterable[str], *, owner: str, now: datetime, detail: str
+    ) -> None:
+        wanted = list(ids)
+        if wanted:
+            await transactional_update_many(
+                self.messages,
+                {"_id": {"$in": wanted}, "status": "sending", "owner": owner},
+                {
+                    "$set": {"status": "retry", "finished_at": now, "detail": detail[:300]},
+                    "$unset": {"lease_until": "", "owner": ""},
+                    "$inc": {"attempts": -1},
+                },
+            )
+
+    async def retry_messages(self, ids: Iterable[str], *, now: datetime, detail: str) -> None:
+        await self.finish_many(ids, status="retry", now=now, detail=detail, session=None)
+
+    async def finish_many(
+        self,
+        ids: Iterable[str],
+        *,
+        status: str,
+        now: datetime,
+        detail: str = "",
+        session: Session,
+    ) -> None:
+        wanted = list(ids)
+        if wanted:
+            await transactional_update_many(
+                self.messages,
+                {"_id": {"$in": wanted}},
+                {
+                    "$set": {"status": status, "finished_at": now, "detail": detail[:300]},
+                    "$unset": {"lease_until": "", "owner": ""},
+                },
+                session=session,
+            )
 
     async def finish_message(
         self,

@@ -18,8 +18,7 @@ from faststream.kafka import KafkaBroker
 from hwcollab_common.errors import TransientError
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier import metrics
-from hwcollab_notifier.announce import pending_jobs
-from hwcollab_notifier.delivery import Deliveries
+from hwcollab_notifier.delivery import Deliveries, chunks
 from hwcollab_notifier.jobs import JobQueue
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
@@ -147,27 +146,30 @@ class Operations:
 
     async def _queue_bulletin(self, bulletin_id: str) -> int:
         now = self._runtime.clock.now()
+        readers = [str(doc["_id"]) async for doc in self._repo.career_info_recipients()]
         jobs = [
             DeliveryJob(
                 kind="bulletin",
-                subscriber_id=str(doc["_id"]),
+                subscriber_id=chunk[0],
+                subscriber_ids=tuple(chunk) if len(chunk) > 1 else (),
                 bulletin_id=bulletin_id,
                 created_at=now,
             )
-            async for doc in self._repo.career_info_recipients()
+            for chunk in chunks(readers, self._settings.delivery_batch_size)
         ]
         await self._jobs.put(jobs)
-        await self._repo.mark_bulletin_queued(bulletin_id, recipients=len(jobs), at=now)
-        log.info("bulletin %s queued for %d subscribers", bulletin_id, len(jobs))
-        return len(jobs)
+        await self._repo.mark_bulletin_queued(bulletin_id, recipients=len(readers), at=now)
+        log.info("bulletin %s queued for %d subscribers", bulletin_id, len(readers))
+        return len(readers)
 
-    async def sweep(self, *, limit: int = 500) -> int:
+    async def sweep(self, *, limit: int | None = None) -> int:
         """Deliver, here and now, what was left pending too long: a job lost between the ledger
         and Kafka, a job stuck on the partition of a replica that died (until the group hands the
         partition over, or at all on a broker that never expires dead members), a send cut short
         by a crash or a transient SMTP failure, a welcome or link email not yet sent, a bulletin
         whose queuing was cut short. The Message-ID claim keeps this from ever racing a job into
         a second send."""
+        limit = limit or self._settings.delivery_batch_size
         now = self._runtime.clock.now()
         before = now - timedelta(seconds=self._settings.sweep_stale_seconds)
         for bulletin_id in [b async for b in self._repo.unqueued_bulletins(created_before=before)]:
@@ -181,17 +183,18 @@ class Operations:
             str(doc["_id"])
             async for doc in self._repo.pending_link_requests(requested_before=before)
         ]
+        pairs = [
+            (str(r["subscriber_id"]), str(r["opening_id"])) for r in rows if r.get("subscriber_id")
+        ]
         handled = 0
         try:
-            for job in pending_jobs(rows, now=now):
-                if await self._deliveries.handle(job) != "skipped":
-                    handled += 1
-            for subscriber_id in welcomes[:limit]:
-                if await self._deliveries.welcome(subscriber_id) != "skipped":
-                    handled += 1
-            for request_id in links[:limit]:
-                if await self._deliveries.link(request_id) != "skipped":
-                    handled += 1
+            # One batch each: the same bulk reads, claims and settlement as the consumers'.
+            for outcomes in (
+                await self._deliveries.immediate(pairs),
+                await self._deliveries.welcome(welcomes[:limit]),
+                await self._deliveries.link(links[:limit]),
+            ):
+                handled += sum(1 for outcome in outcomes if outcome != "skipped")
         except TransientError as outage:
             # The claim went back uncounted; the rest waits for the next sweep.
             log.warning("sweep stopped by an outage, will run again: %s", outage)

@@ -1,216 +1,359 @@
-"""Sending one email exactly once: claim its Message-ID, re-check, send, record — and the delivery
-jobs (immediate, welcome, bulletin) that end in such a send.
+"""Sending a batch of emails, each exactly once: claim their Message-IDs, send, settle.
 
-Order of a send: (1) claim the Message-ID in ``messages`` with a lease and mark the ledger rows
-``sending`` — before SMTP; (2) check suppression; (3) SMTP; (4) in one transaction mark the
-message and rows ``sent`` and stage ``notification.sent`` in the outbox. A crash between (3) and
-(4) leaves the claim in ``sending``: once its lease runs out, a redelivered job or the sweeper sends
-the same bytes again with the same Message-ID, which receivers that dedupe on Message-ID drop. That
-is the one window left where a person can see an email twice.
+Order for a batch: (1) read the batch's message records and claim, in one bulk write, every
+Message-ID not yet sent and not held by another sender's live lease; mark the ledger rows
+``sending`` with their Message-ID — before SMTP; (2) check the suppression list for the whole
+batch; (3) send concurrently over the SMTP pool; (4) in ONE transaction mark the messages and rows
+``sent`` (suppressed ones ``dropped``, bounced ones ``failed``) and stage one
+``notification.batch_sent`` (plus a ``notification.failed`` per failure) in the outbox. A crash
+between (3) and (4) leaves the batch's claims in ``sending``: once their lease runs out, a
+redelivered job or the sweeper sends the same bytes again with the same Message-IDs, which
+receivers that dedupe on Message-ID drop. That is the one window left where a person can see an
+email twice: the emails of the batch in flight at the crash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import uuid4
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-
+from hwcollab_common.clock import Clock
 from hwcollab_common.errors import TransientError
-from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import SpanKind, span
 from hwcollab_notifier import metrics
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome
-from hwcollab_notifier.repository import NotifierRepository
-from hwcollab_notifier.settings import Settings
+from hwcollab_notifier.ports import SETTLED, Claim, DeliveryPorts, Settled, Settlement
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
+    NotificationBatchSent,
+    NotificationBatchSentPayload,
     NotificationFailed,
     NotificationFailedPayload,
-    NotificationSent,
     NotificationSentPayload,
 )
 
 log = logging.getLogger(__name__)
 
-ExtraWork = Callable[[AsyncClientSession], Awaitable[None]]
+BATCH_EVENT_ITEMS = 1000
+"""The most accepted emails one ``notification.batch_sent`` carries."""
 
 
 class Mailer(Protocol):
     async def send(self, email: OutgoingEmail) -> SendOutcome: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One composed email of a batch and what its sending settles besides its own record: the
+    ledger rows it announces, the welcome it is, or the link request it answers."""
+
+    email: OutgoingEmail
+    pair_keys: tuple[str, ...] = ()
+    digest_key: str | None = None
+    welcome_of: str | None = None
+    link_request: str | None = None
+
+
+@dataclass(slots=True)
+class _Failure:
+    item: Outgoing
+    permanent: bool
+    detail: str
+
+
+@dataclass(slots=True)
+class _Settling:
+    """What the settling transaction of a batch writes."""
+
+    sent: list[Outgoing]
+    dropped: list[Outgoing]
+    failed: list[_Failure]
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.dropped or self.failed)
+
+
+def owner_name() -> str:
+    """This sender's name in claims: host, process id and a nonce (two apps in one process)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+
+
 class Postman:
-    """Sends composed emails once each (see the module docstring)."""
+    """Sends batches of composed emails once each (see the module docstring)."""
 
     def __init__(
         self,
         *,
-        runtime: ServiceRuntime,
-        repository: NotifierRepository,
+        clock: Clock,
+        store: DeliveryPorts,
         mailer: Mailer,
-        settings: Settings,
+        lease: timedelta,
+        max_attempts: int,
+        owner: str | None = None,
     ) -> None:
-        self._runtime = runtime
-        self._repo = repository
+        self._clock = clock
+        self._store = store
         self._mailer = mailer
-        self._settings = settings
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
-        self._lease = timedelta(seconds=settings.send_lease_seconds)
+        self._lease = lease
+        self._max_attempts = max_attempts
+        self.owner = owner or owner_name()
 
-    async def send(
-        self,
-        email: OutgoingEmail,
-        *,
-        pair_keys: Sequence[str] = (),
-        after_sent: ExtraWork | None = None,
-        digest_key: str | None = None,
-    ) -> str:
-        """Send ``email`` unless it was sent already; the outcome ("sent", "skipped", …)."""
-        clock = self._runtime.clock
-        claim = await self._repo.claim_message(
-            message_id=email.message_id,
-            kind=email.kind,
-            subscriber_id=email.subscriber_id,
-            opening_ids=email.opening_ids,
-            owner=self._owner,
-            now=clock.now(),
-            lease=self._lease,
-            digest_key=digest_key,
-        )
-        if claim is None:
-            await self._settle_rows(email.message_id, pair_keys)
-            metrics.EMAILS_SKIPPED.labels(email.kind, "claimed").inc()
-            return "skipped"
-        if pair_keys:
-            await self._repo.mark_rows(
-                pair_keys, status="sending", message_id=email.message_id, now=clock.now()
-            )
-        if await self._repo.is_suppressed(email.to):
-            await self._repo.finish_message(email.message_id, status="dropped", now=clock.now())
-            await self._repo.mark_rows(
-                pair_keys, status="dropped", reason="suppressed", now=clock.now()
-            )
-            metrics.EMAILS_SKIPPED.labels(email.kind, "suppressed").inc()
-            return "suppressed"
-        try:
-            with span(
-                "smtp send",
-                kind=SpanKind.CLIENT,
-                attributes={"email.kind": email.kind, "email.message_id": email.message_id},
-            ) as sending:
-                outcome = await self._mailer.send(email)
-                if sending is not None:
-                    sending.set_attribute("email.outcome", outcome.status)
-        except TransientError as outage:
-            # The server is away (refused, 421, cut off): give the claim back uncounted and let
-            # the caller retry until it returns: consumers redeliver, the sweeper runs again.
-            await self._repo.release_message(
-                email.message_id, owner=self._owner, now=clock.now(), detail=str(outage)
-            )
-            await self._repo.retry_rows(pair_keys, now=clock.now(), detail=str(outage), count=False)
-            metrics.EMAILS_RETRIED.labels(email.kind).inc()
-            raise
-        if outcome.status == "sent":
-            await self._record_sent(email, pair_keys=pair_keys, after_sent=after_sent)
-            return "sent"
-        attempts = int(claim.get("attempts", 1))
-        if (
-            outcome.status == "permanent_failure"
-            or attempts >= self._settings.delivery_max_attempts
-        ):
-            await self._record_failed(
-                email,
-                pair_keys=pair_keys,
-                permanent=outcome.status == "permanent_failure",
-                detail=outcome.detail,
-            )
-            return "failed"
-        await self._repo.finish_message(
-            email.message_id, status="retry", now=clock.now(), detail=outcome.detail
-        )
-        await self._repo.retry_rows(pair_keys, now=clock.now(), detail=outcome.detail)
-        metrics.EMAILS_RETRIED.labels(email.kind).inc()
-        log.warning("sending %s failed for now (%s); will try again", email.kind, outcome.detail)
-        return "retry"
+    async def send(self, item: Outgoing) -> str:
+        """Send one email (a batch of one); its outcome."""
+        [outcome] = await self.send_batch([item])
+        return outcome
 
-    async def _settle_rows(self, message_id: str, pair_keys: Sequence[str]) -> None:
-        """Rows left open by a crash after their message was settled take the message's state."""
-        message = await self._repo.message(message_id)
-        if pair_keys and message is not None and message["status"] in ("sent", "failed", "dropped"):
-            await self._repo.mark_rows(
-                pair_keys,
-                status=message["status"],
-                message_id=message_id,
-                now=self._runtime.clock.now(),
-            )
-
-    async def _record_sent(
-        self, email: OutgoingEmail, *, pair_keys: Sequence[str], after_sent: ExtraWork | None
-    ) -> None:
-        now = self._runtime.clock.now()
-        event = NotificationSent.create(
-            NotificationSentPayload(
-                message_id=email.message_id,
-                subscriber_id=email.subscriber_id,
-                kind=email.kind,
-                opening_ids=email.opening_ids,
-                sent_at=now,
-            ),
-            producer="notifier",
-            occurred_at=now,
-        )
-
-        async def work(session: AsyncClientSession) -> tuple[None, list[Event]]:
-            await self._repo.finish_message(
-                email.message_id, status="sent", now=now, session=session
-            )
-            await self._repo.mark_rows(
-                pair_keys, status="sent", message_id=email.message_id, now=now, session=session
-            )
-            if after_sent is not None:
-                await after_sent(session)
-            return None, [event]
-
-        await self._runtime.commit(work)
-        metrics.EMAILS_SENT.labels(email.kind).inc()
-
-    async def _record_failed(
-        self, email: OutgoingEmail, *, pair_keys: Sequence[str], permanent: bool, detail: str
-    ) -> None:
-        now = self._runtime.clock.now()
-        event = NotificationFailed.create(
-            NotificationFailedPayload(
-                message_id=email.message_id,
-                subscriber_id=email.subscriber_id,
-                kind=email.kind,
-                opening_ids=email.opening_ids,
-                permanent=permanent,
-                reason=detail[:1000] or "delivery failed",
-                failed_at=now,
-            ),
-            producer="notifier",
-            occurred_at=now,
-        )
-
-        async def work(session: AsyncClientSession) -> tuple[None, list[Event]]:
-            if permanent:
-                await self._repo.suppress(
-                    email.to, reason=f"bounce: {detail}", now=now, session=session
+    async def send_batch(self, items: Sequence[Outgoing]) -> list[str]:
+        """Send every email of ``items`` not sent already; one outcome per item ("sent",
+        "skipped", "suppressed", "failed", "retry"). Raises a :class:`TransientError` after
+        settling the rest when the SMTP server was unreachable for some of them: those claims
+        are given back uncounted and their rows wait, so the caller retries them."""
+        outcomes: dict[str, str] = {}
+        first: dict[str, Outgoing] = {}
+        for item in items:
+            first.setdefault(item.email.message_id, item)
+        known = await self._store.messages_by_id(first)
+        now = self._clock.now()
+        claims: list[Claim] = []
+        settled_elsewhere: dict[Settled, list[Outgoing]] = {}
+        for message_id, item in first.items():
+            record = known.get(message_id)
+            status = record.get("status") if record else None
+            final = next((s for s in SETTLED if s == status), None)
+            if final is not None:
+                settled_elsewhere.setdefault(final, []).append(item)
+            elif (
+                status == "sending" and record is not None and record.get("lease_until", now) > now
+            ):
+                outcomes[message_id] = "skipped"  # another sender holds it
+            else:
+                claims.append(
+                    Claim(
+                        message_id=message_id,
+                        kind=item.email.kind,
+                        subscriber_id=item.email.subscriber_id,
+                        opening_ids=tuple(item.email.opening_ids),
+                        digest_key=item.digest_key,
+                    )
                 )
-            await self._repo.finish_message(
-                email.message_id, status="failed", now=now, detail=detail, session=session
-            )
-            await self._repo.mark_rows(
-                pair_keys, status="failed", reason=detail[:300], now=now, session=session
-            )
-            return None, [event]
+        for status, done in settled_elsewhere.items():
+            await self._follow_message(done, status=status)
+        claimed = await self._store.claim_messages(
+            claims, owner=self.owner, now=now, lease=self._lease
+        )
+        batch = [first[c.message_id] for c in claims if c.message_id in claimed]
+        for claim in claims:
+            if claim.message_id not in claimed:
+                outcomes[claim.message_id] = "skipped"
+        skipped = len(first) - len(batch)
+        if skipped:
+            metrics.EMAILS_SKIPPED.labels(items[0].email.kind, "claimed").inc(skipped)
+        attempts = {
+            item.email.message_id: int(known.get(item.email.message_id, {}).get("attempts", 0)) + 1
+            for item in batch
+        }
+        await self._store.mark_sending(
+            {key: item.email.message_id for item in batch for key in item.pair_keys}, now=now
+        )
+        suppressed = await self._store.suppressed_among(item.email.to for item in batch)
+        settling = _Settling(sent=[], dropped=[], failed=[])
+        to_send: list[Outgoing] = []
+        for item in batch:
+            if item.email.to.strip().lower() in suppressed:
+                settling.dropped.append(item)
+            else:
+                to_send.append(item)
+        results = await asyncio.gather(
+            *(self._smtp(item.email) for item in to_send), return_exceptions=True
+        )
+        outages: list[tuple[Outgoing, Exception]] = []
+        later: list[tuple[Outgoing, str]] = []
+        for item, result in zip(to_send, results, strict=True):
+            if isinstance(result, Exception):
+                outages.append((item, result))
+            elif isinstance(result, BaseException):
+                raise result  # cancelled or exiting: the claims stay until their lease ends
+            elif result.status == "sent":
+                settling.sent.append(item)
+            elif (
+                result.status == "permanent_failure"
+                or attempts[item.email.message_id] >= self._max_attempts
+            ):
+                permanent = result.status == "permanent_failure"
+                settling.failed.append(_Failure(item, permanent, result.detail))
+            else:
+                later.append((item, result.detail))
+        if settling:
+            await self._settle(settling)
+        for item in settling.sent:
+            outcomes[item.email.message_id] = "sent"
+        for item in settling.dropped:
+            outcomes[item.email.message_id] = "suppressed"
+        for failure in settling.failed:
+            outcomes[failure.item.email.message_id] = "failed"
+        for item, detail in later:
+            await self._retry_later(item, detail=detail)
+            outcomes[item.email.message_id] = "retry"
+        if outages:
+            await self._give_back([item for item, _ in outages], outages[0][1])
+        return [outcomes.get(item.email.message_id, "skipped") for item in items]
 
-        await self._runtime.commit(work)
-        metrics.EMAILS_FAILED.labels(email.kind, str(permanent).lower()).inc()
-        log.warning("gave up on a %s email (permanent=%s): %s", email.kind, permanent, detail)
+    async def _smtp(self, email: OutgoingEmail) -> SendOutcome:
+        with span(
+            "smtp send",
+            kind=SpanKind.CLIENT,
+            attributes={"email.kind": email.kind, "email.message_id": email.message_id},
+        ) as sending:
+            outcome = await self._mailer.send(email)
+            if sending is not None:
+                sending.set_attribute("email.outcome", outcome.status)
+            return outcome
+
+    async def _follow_message(self, items: Sequence[Outgoing], *, status: Settled) -> None:
+        """Rows and requests left open by a crash after their message was settled take the
+        message's state (a redelivered job, or the sweeper, after the settling transaction)."""
+        now = self._clock.now()
+        keys = [key for item in items for key in item.pair_keys]
+        await self._store.set_rows(keys, status=status, now=now)
+        requests = [item.link_request for item in items if item.link_request]
+        await self._store.finish_link_requests(requests, status=status, now=now)
+        if status == "sent":
+            welcomes = [item.welcome_of for item in items if item.welcome_of]
+            await self._store.finish_welcomes(welcomes, now=now)
+        metrics.EMAILS_SKIPPED.labels(items[0].email.kind, "claimed").inc(len(items))
+
+    async def _settle(self, settling: _Settling) -> None:
+        now = self._clock.now()
+        events: list[Event] = []
+        for start in range(0, len(settling.sent), BATCH_EVENT_ITEMS):
+            chunk = settling.sent[start : start + BATCH_EVENT_ITEMS]
+            events.append(
+                NotificationBatchSent.create(
+                    NotificationBatchSentPayload(
+                        batch_id=str(uuid4()),
+                        sent=tuple(
+                            NotificationSentPayload(
+                                message_id=item.email.message_id,
+                                subscriber_id=item.email.subscriber_id,
+                                kind=item.email.kind,
+                                opening_ids=item.email.opening_ids,
+                                sent_at=now,
+                            )
+                            for item in chunk
+                        ),
+                    ),
+                    producer="notifier",
+                    occurred_at=now,
+                )
+            )
+        for failure in settling.failed:
+            email = failure.item.email
+            events.append(
+                NotificationFailed.create(
+                    NotificationFailedPayload(
+                        message_id=email.message_id,
+                        subscriber_id=email.subscriber_id,
+                        kind=email.kind,
+                        opening_ids=email.opening_ids,
+                        permanent=failure.permanent,
+                        reason=failure.detail[:1000] or "delivery failed",
+                        failed_at=now,
+                    ),
+                    producer="notifier",
+                    occurred_at=now,
+                )
+            )
+
+        async def work(tx: Settlement) -> list[Event]:
+            await _finish(tx, settling.sent, status="sent", now=now)
+            await _finish(tx, settling.dropped, status="dropped", now=now, reason="suppressed")
+            for failure in settling.failed:
+                if failure.permanent:
+                    await tx.suppress(
+                        failure.item.email.to, reason=f"bounce: {failure.detail}", now=now
+                    )
+                await _finish(
+                    tx, [failure.item], status="failed", now=now, reason=failure.detail[:300]
+                )
+            return events
+
+        await self._store.settle(work)
+        for item in settling.sent:
+            metrics.EMAILS_SENT.labels(item.email.kind).inc()
+        for item in settling.dropped:
+            metrics.EMAILS_SKIPPED.labels(item.email.kind, "suppressed").inc()
+        for failure in settling.failed:
+            kind = failure.item.email.kind
+            metrics.EMAILS_FAILED.labels(kind, str(failure.permanent).lower()).inc()
+            log.warning(
+                "gave up on a %s email (permanent=%s): %s", kind, failure.permanent, failure.detail
+            )
+
+    async def _retry_later(self, item: Outgoing, *, detail: str) -> None:
+        """A 4xx about this email that outlasted the sender's retries: the rows go back to
+        ``pending`` for the sweeper, and the attempt counts."""
+        now = self._clock.now()
+        await self._store.retry_messages([item.email.message_id], now=now, detail=detail)
+        await self._store.set_rows(
+            item.pair_keys, status="pending", now=now, reason=detail, count=True
+        )
+        metrics.EMAILS_RETRIED.labels(item.email.kind).inc()
+        log.warning("sending %s failed for now (%s); will try again", item.email.kind, detail)
+
+    async def _give_back(self, items: Sequence[Outgoing], error: Exception) -> None:
+        """The server is away (refused, 421, cut off): give the claims back uncounted and let
+        the caller retry until it returns: consumers redeliver, the sweeper runs again."""
+        now = self._clock.now()
+        detail = str(error)
+        await self._store.release_messages(
+            [item.email.message_id for item in items], owner=self.owner, now=now, detail=detail
+        )
+        await self._store.set_rows(
+            [key for item in items for key in item.pair_keys],
+            status="pending",
+            now=now,
+            reason=detail,
+        )
+        for item in items:
+            metrics.EMAILS_RETRIED.labels(item.email.kind).inc()
+        if not isinstance(error, TransientError):
+            log.error("sending a batch failed unexpectedly: %r", error)
+        raise error
+
+
+async def _finish(
+    tx: Settlement,
+    items: Sequence[Outgoing],
+    *,
+    status: Settled,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    if not items:
+        return
+    await tx.finish_messages(
+        [item.email.message_id for item in items],
+        status=status,
+        now=now,
+        detail=reason or "",
+    )
+    await tx.finish_rows(
+        [key for item in items for key in item.pair_keys],
+        status=status,
+        now=now,
+        reason=reason,
+    )
+    if status == "sent":
+        await tx.finish_welcomes([i.welcome_of for i in items if i.welcome_of], now=now)
+    await tx.finish_link_requests(
+        [i.link_request for i in items if i.link_request],
+        status=status,
+        now=now,
+    )

@@ -9,7 +9,7 @@ deliveries (ledger, message claims, suppressions) in :mod:`.ledger`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 
 from pymongo import ASCENDING
@@ -18,17 +18,21 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hwcollab_common.mongo import Document
 from hwcollab_common.outbox import OUTBOX_COLLECTION
 from hwcollab_notifier.domain import hash_id, normalize_email
-from hwcollab_notifier.ledger import OPEN_LEDGER, Channel, DeliveryStore, Session
+from hwcollab_notifier.ledger import OPEN_LEDGER, DeliveryStore, Session, by_id
+from hwcollab_notifier.ports import Channel
 from hwcollab_schemas.events import EmployerProfile, OpeningDetails, SubscriberProfile
 
 __all__ = ["OPEN_LEDGER", "Channel", "NotifierRepository", "Session"]
 
 
 class NotifierRepository(DeliveryStore):
-    """The read model plus the delivery records (one database, one object to inject)."""
+    """The read model plus the delivery records (one database, one object to inject): the
+    MongoDB implementation of :class:`~hwcollab_notifier.ports.DeliveryPorts`."""
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
-        super().__init__(database)
+    def __init__(
+        self, database: AsyncDatabase[Document], *, on_commit: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(database, on_commit=on_commit)
         self.subscribers = database["subscribers"]
         self.employers = database["employers"]
         self.openings = database["openings"]
@@ -41,6 +45,20 @@ class NotifierRepository(DeliveryStore):
         await self.openings.create_index([("employer_id", ASCENDING)])
         await self.openings.create_index([("status", ASCENDING)])
         await self.ensure_delivery_indexes()
+
+    # --- read model: bulk snapshots for a delivery batch ---------------------------------------
+
+    async def subscribers_by_id(self, ids: Iterable[str]) -> dict[str, Document]:
+        return await by_id(self.subscribers, ids)
+
+    async def openings_by_id(self, ids: Iterable[str]) -> dict[str, Document]:
+        return await by_id(self.openings, ids)
+
+    async def employers_by_id(self, ids: Iterable[str]) -> dict[str, Document]:
+        return await by_id(self.employers, ids)
+
+    async def live_openings(self) -> list[Document]:
+        return [doc async for doc in self.open_openings()]
 
     # --- read model: subscribers --------------------------------------------------------------
 

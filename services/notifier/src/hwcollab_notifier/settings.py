@@ -44,9 +44,15 @@ class Settings(ServiceSettings):
     notifier they start a group of its own, so that no earlier process (or a killed one, which a
     broker may keep as a member) holds its partitions."""
     # Delivery consumers per process, each a member of the delivery group owning its own
-    # partitions. Keep replicas × this ≤ the delivery topic's partitions, or extra members idle
-    # (the default of 1 lets replicas, scaled on lag, share the partitions).
+    # partitions and sending one batch at a time. Keep replicas × this ≤ the delivery topic's
+    # partitions, or extra members idle (the default of 1 lets replicas, scaled on lag, share the
+    # partitions).
     delivery_concurrency: int = Field(default=1, ge=1, le=64)
+    delivery_batch_size: int = Field(default=500, ge=1, le=1000)
+    """Readers per delivery job, and the most emails one batch claims, sends and settles
+    together (also the page size of a digest run and of a sweep)."""
+    delivery_batch_jobs: int = Field(default=8, ge=1, le=500)
+    """The most delivery jobs a consumer takes from Kafka at once."""
     lag_sample_seconds: float = Field(default=15.0, gt=0)
 
     @property

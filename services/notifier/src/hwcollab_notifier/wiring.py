@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier.announce import Announcer
@@ -48,11 +49,24 @@ def wire_use_cases(
     mailer: Mailer,
     composer: EmailComposer,
 ) -> UseCases:
-    postman = Postman(runtime=runtime, repository=repository, mailer=mailer, settings=settings)
-    announcer = Announcer(runtime=runtime, repository=repository, index=index, jobs=jobs)
-    deliveries = Deliveries(
+    postman = Postman(
+        clock=runtime.clock,
+        store=repository,
+        mailer=mailer,
+        lease=timedelta(seconds=settings.send_lease_seconds),
+        max_attempts=settings.delivery_max_attempts,
+    )
+    announcer = Announcer(
         runtime=runtime,
         repository=repository,
+        index=index,
+        jobs=jobs,
+        batch_size=settings.delivery_batch_size,
+    )
+    deliveries = Deliveries(
+        clock=runtime.clock,
+        signer=runtime.signer,
+        store=repository,
         composer=composer,
         postman=postman,
         settings=settings,
@@ -66,8 +80,8 @@ def wire_use_cases(
         jobs=jobs,
     )
     digests = DigestRunner(
-        runtime=runtime,
-        repository=repository,
+        clock=runtime.clock,
+        store=repository,
         composer=composer,
         postman=postman,
         deliveries=deliveries,
