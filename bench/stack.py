@@ -1,4 +1,4 @@
-"""The embedded stack for the end-to-end benchmarks: Kafka (noida-db), MongoDB (SecantusDB), a
+"""The embedded stack for the end-to-end benchmarks: Apache Kafka (KRaft), MongoDB (SecantusDB), a
 recording SMTP sink and the services as uvicorn processes, all on free ports of 127.0.0.1.
 
 Processes are started and stopped with the same code as ``hwcollab stack up`` and the test
@@ -304,12 +304,15 @@ def embedded_stack(workdir: Path) -> Iterator[BenchStack]:
         admin_token=secrets.token_urlsafe(32),
     )
     try:
+        node = components.KafkaNode(
+            port=kafka_port,
+            controller_port=free_port(),
+            data_dir=workdir / "kafka",
+            partitions=PARTITIONS,
+        )
+        node.prepare()
         kafka = stack._start(
-            ManagedProcess(
-                name="kafka",
-                argv=components.kafka_argv(port=kafka_port, data_dir=workdir / "kafka"),
-                log_path=workdir / "logs" / "kafka.log",
-            )
+            ManagedProcess(name="kafka", argv=node.argv(), log_path=workdir / "logs" / "kafka.log")
         )
         mongo = stack._start(
             ManagedProcess(

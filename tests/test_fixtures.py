@@ -6,6 +6,8 @@ import asyncio
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -13,6 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
+from hwcollab_cli import components
+from hwcollab_cli.processes import ManagedProcess, free_port, port_accepts
 from hwcollab_schemas.topics import OPENING_TOPIC, dlq_topic
 from hwcollab_testing.smtp import SmtpSink
 
@@ -167,3 +171,57 @@ async def test_a_transaction_left_open_by_a_killed_client_ends_within_about_a_mi
     finally:
         await client.drop_database(database)
         await client.close()
+
+
+def test_a_kafka_node_keeps_its_storage_and_records_across_a_sigkill(tmp_path: Path) -> None:
+    """``KafkaNode`` formats its storage once; a node killed with SIGKILL and started again on the
+    same directory is the same cluster and still has what it acknowledged."""
+    node = components.KafkaNode(
+        port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka", partitions=1
+    )
+    marker = uuid.uuid4().hex.encode()
+
+    def run(work: Callable[[], Awaitable[object]]) -> object:
+        node.prepare()
+        process = ManagedProcess(name="kafka", argv=node.argv(), log_path=tmp_path / "kafka.log")
+        process.start()
+        try:
+            process.wait_ready(lambda: port_accepts(node.port), timeout=90)
+            components.create_topics_when_ready(node.bootstrap, partitions=1, timeout=90)
+            return asyncio.run(work())
+        finally:
+            process.kill()
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=node.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(OPENING_TOPIC, marker)
+        finally:
+            await producer.stop()
+
+    async def consume() -> list[bytes]:
+        consumer = AIOKafkaConsumer(
+            OPENING_TOPIC, bootstrap_servers=node.bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            batch = await consumer.getmany(timeout_ms=10_000)
+            return [record.value for records in batch.values() for record in records]
+        finally:
+            await consumer.stop()
+
+    meta = tmp_path / "kafka" / "log" / "meta.properties"
+    run(produce)
+    cluster = meta.read_text()
+    assert run(consume) == [marker]
+    assert meta.read_text() == cluster, "formatted once, then kept"
+
+
+def test_a_kafka_node_without_its_jars_says_how_to_get_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HWCOLLAB_KAFKA_LIBS", str(tmp_path / "nowhere"))
+    node = components.KafkaNode(port=1, controller_port=2, data_dir=tmp_path / "kafka")
+    with pytest.raises(components.KafkaNotInstalledError, match="run `make install`"):
+        node.argv()

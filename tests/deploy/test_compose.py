@@ -86,7 +86,7 @@ def test_topic_creation_creates_every_topic_and_dead_letter_topic(compose: dict[
     assert "--if-not-exists" in script
     assert '--partitions "${KAFKA_TOPIC_PARTITIONS}"' in script
     assert interpolate(step["environment"]["KAFKA_TOPIC_PARTITIONS"]) == "6"
-    listed = set(re.findall(r"hwcollab\.[a-z.0-9]+", script.split("do")[0]))
+    listed = set(re.findall(r"hwcollab\.[a-z.0-9]+[a-z0-9]", script.split("; do")[0]))
     expected = {*topics.ALL_TOPICS, *(topics.dlq_topic(t) for t in topics.ALL_TOPICS)}
     assert listed == expected
 

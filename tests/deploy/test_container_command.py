@@ -1,5 +1,5 @@
 """The image's command, health check and stop signal, run as processes against real Kafka
-(noida-db), MongoDB (SecantusDB) and an SMTP sink on 127.0.0.1.
+(Apache Kafka), MongoDB (SecantusDB) and an SMTP sink on 127.0.0.1.
 
 What a container engine would do with deploy/Dockerfile, minus the container: start ``CMD``
 with the image's ``ENV``, run ``HEALTHCHECK`` until it passes, ask ``/readyz`` like the
@@ -24,13 +24,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
 
+from hwcollab_testing.plugin import private_kafka
+
 from .conftest import DOCKERFILE, REPO, SERVICE_PORTS
 from .dockerfile import parse
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 VENV_BIN = Path(sys.executable).parent
-NOIDA_DB = next(Path(sys.prefix).glob("lib/python3*/site-packages/noida_db/noida-db"), None)
 SECANTUSD = VENV_BIN / "secantusd-py"
 _, STAGES = parse(DOCKERFILE)
 RUNTIME = STAGES[-1]
@@ -65,50 +66,42 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def backing_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def backing_services(
+    tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
+) -> Iterator[dict[str, str]]:
     """Kafka, MongoDB and an SMTP sink on free loopback ports; their settings as variables."""
-    if NOIDA_DB is None or not SECANTUSD.exists():
-        pytest.skip("noida-db or secantusdb is not installed in this environment")
+    if not SECANTUSD.exists():
+        pytest.skip("secantusdb is not installed in this environment")
     data = tmp_path_factory.mktemp("backing")
-    kafka_port, mongo_port = free_port(), free_port()
+    mongo_port = free_port()
     logs = data / "logs"
     logs.mkdir()
-    processes = [
-        subprocess.Popen(
-            [
-                *(str(NOIDA_DB), "start", "--only", "kafka"),
-                *("--kafka-port", str(kafka_port), "--data-dir", str(data / "kafka")),
-            ],
-            stdout=(logs / "kafka.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        ),
-        subprocess.Popen(
+    with private_kafka(
+        data / "kafka", artifacts_dir, label="kafka-container", partitions=2
+    ) as kafka_bootstrap:
+        mongo = subprocess.Popen(
             [
                 *(str(SECANTUSD), "--host", "127.0.0.1", "--port", str(mongo_port)),
                 *("--storage-path", str(data / "mongo"), "--sync-on-commit"),
             ],
             stdout=(logs / "mongo.log").open("wb"),
             stderr=subprocess.STDOUT,
-        ),
-    ]
-    smtp = Controller(Sink(), hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    try:
-        deadline = time.monotonic() + 60
-        wait_for_port(kafka_port, process=processes[0], deadline=deadline)
-        wait_for_port(mongo_port, process=processes[1], deadline=deadline)
-        yield {
-            "HWCOLLAB_ENV": "dev",
-            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
-            "MONGODB_URL": f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true&retryWrites=false",
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(smtp.port),
-            "HWCOLLAB_DATA_DIR": str(data / "var"),
-        }
-    finally:
-        smtp.stop()
-        for process in processes:
-            stop(process)
+        )
+        smtp = Controller(Sink(), hostname="127.0.0.1", port=free_port())
+        smtp.start()
+        try:
+            wait_for_port(mongo_port, process=mongo, deadline=time.monotonic() + 60)
+            yield {
+                "HWCOLLAB_ENV": "dev",
+                "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "MONGODB_URL": f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true&retryWrites=false",
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(smtp.port),
+                "HWCOLLAB_DATA_DIR": str(data / "var"),
+            }
+        finally:
+            smtp.stop()
+            stop(mongo)
 
 
 def image_environment(service: str) -> dict[str, str]:

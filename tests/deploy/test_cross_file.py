@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hwcollab_cli import components
 from hwcollab_schemas import topics
 
 from .conftest import (
@@ -34,6 +35,9 @@ from .dockerfile import parse
 SERVICES = sorted(SERVICE_PORTS)
 README = DEPLOY / "README.md"
 EXPECTED_TOPICS = {*topics.ALL_TOPICS, *(topics.dlq_topic(t) for t in topics.ALL_TOPICS)}
+# topic -> retention.ms, as hwcollab_schemas.topics has them (what the embedded stack applies)
+EXPECTED_RETENTION = {name: str(topics.retention_ms(name)) for name in EXPECTED_TOPICS}
+_ENTRY = re.compile(r"(hwcollab\.[a-z0-9.]+[a-z0-9]):(\d+)")
 
 
 def uvicorn_variable(name: str) -> bool:
@@ -203,18 +207,34 @@ def test_keda_triggers_watch_the_notifier_groups_and_topics(rendered: Rendered) 
     }
 
 
-def test_topic_job_creates_the_topics_of_the_schemas(rendered: Rendered) -> None:
+def test_topic_job_creates_the_topics_of_the_schemas_with_their_settings(
+    rendered: Rendered,
+) -> None:
     (job,) = rendered.of_kind("Job")
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    listed = next(item["value"] for item in container["env"] if item["name"] == "TOPICS")
-    assert set(listed.split()) == EXPECTED_TOPICS
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert dict(_ENTRY.findall(env["TOPICS"])) == EXPECTED_RETENTION
+    assert len(env["TOPICS"].split()) == len(EXPECTED_TOPICS)
+    assert (env["TOPIC_REPLICATION_FACTOR"], env["TOPIC_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+    script = container["command"][-1]
+    assert "unclean.leader.election.enable=false" in script
+    assert "min.insync.replicas=$TOPIC_MIN_INSYNC_REPLICAS" in script
 
 
-def test_compose_creates_the_topics_of_the_schemas(compose: dict[str, Any]) -> None:
+def test_compose_creates_the_topics_of_the_schemas_with_their_settings(
+    compose: dict[str, Any],
+) -> None:
     script = compose["services"]["kafka-topics"]["entrypoint"][-1]
-    assert (
-        set(re.findall(r"hwcollab\.[a-z0-9.]+[a-z0-9]", script.split("do")[0])) == EXPECTED_TOPICS
-    )
+    assert dict(_ENTRY.findall(script.split("; do")[0])) == EXPECTED_RETENTION
+    assert "min.insync.replicas=1,unclean.leader.election.enable=false" in script
+
+
+def test_compose_and_the_embedded_stack_run_the_same_kafka() -> None:
+    """The Kafka image of docker compose and the topic Job is the version `make install` fetches."""
+    version = components.kafka_version()
+    for path in (COMPOSE_FILE, DEPLOY / "k8s" / "base" / "topics-job.yaml"):
+        images = set(re.findall(r"image: (apache/kafka:\S+)", path.read_text()))
+        assert images == {f"apache/kafka:{version}"}, path
 
 
 # --- the operator guide ----------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_builder_stage_installs_the_service_with_its_package_data(
     # Only what the service needs: its package, the shared ones, no development tools.
     assert f"hwcollab_{service}" in installed
     assert {"hwcollab_common", "hwcollab_schemas", "uvicorn", "fastapi"} <= installed
-    unwanted = {"hwcollab_cli", "hwcollab_testing", "pytest", "playwright", "noida_db", "mypy"}
+    unwanted = {"hwcollab_cli", "hwcollab_testing", "pytest", "playwright", "mypy"}
     assert installed.isdisjoint(unwanted)
     others = {f"hwcollab_{other}" for other in SERVICE_PORTS if other != service}
     assert installed.isdisjoint(others)

@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hwcollab_common.kafka_admin import topic_partitions
 from hwcollab_notifier.app import create_app
 from hwcollab_notifier.settings import Settings
 from hwcollab_schemas import Event
@@ -294,17 +295,13 @@ async def test_admin_endpoints_want_the_admin_token(world: World) -> None:
 async def test_a_permanent_bounce_suppresses_and_publishes_a_failure(world: World) -> None:
     here = world.place()
     address = world.address("bouncer")
+    bootstrap = world.producer.client._bootstrap_servers
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=world.producer.client._bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(NOTIFICATION_TOPIC, p)
-            for p in consumer.partitions_for_topic(NOTIFICATION_TOPIC) or {0}
-        ]
+        partitions = await topic_partitions(bootstrap, [NOTIFICATION_TOPIC])
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
         world.sink.fail_permanently(address)

@@ -1,5 +1,5 @@
 """Helpers for reliability tests that run notifier processes against the shared Kafka, MongoDB and
-an SMTP sink: settings, waiting, restarts on the embedded broker, dead letters, counting. The
+an SMTP sink: settings, waiting, dead letters, counting. The
 events they publish come from ``hwcollab_testing.events``.
 """
 
@@ -16,24 +16,10 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 
-from hwcollab_schemas.topics import (
-    ALL_TOPICS,
-    DELIVERY_TOPIC,
-    EMPLOYER_TOPIC,
-    NOTIFIER_DELIVERY_GROUP,
-    NOTIFIER_GROUP,
-    OPENING_TOPIC,
-    SUBSCRIBER_TOPIC,
-    dlq_topic,
-)
-from hwcollab_testing.kafka import partitions_of
+from hwcollab_common.kafka_admin import topic_partitions
+from hwcollab_schemas.topics import ALL_TOPICS, dlq_topic
 from hwcollab_testing.plugin import SmtpSink
 from hwcollab_testing.waiting import eventually
-
-NOTIFIER_GROUP_TOPICS = (
-    (NOTIFIER_GROUP, (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)),
-    (NOTIFIER_DELIVERY_GROUP, (DELIVERY_TOPIC,)),
-)
 
 
 def log_lines(path: Path, *, words: Sequence[str] = ("WARNING", "ERROR"), last: int = 30) -> str:
@@ -87,37 +73,6 @@ def notifier_env(
     return env
 
 
-async def copy_notifier_groups(bootstrap: str, *, from_suffix: str, to_suffix: str) -> None:
-    """Give the notifier groups ending in ``to_suffix`` the committed offsets of those ending in
-    ``from_suffix``: a process restarted under the new suffix resumes exactly where a killed one
-    left off (uncommitted messages are delivered again), as it would in the old group once a
-    real broker expired the dead member. The embedded broker never does, so the old group stays
-    stuck; see the notifier README."""
-    for group, topics in NOTIFIER_GROUP_TOPICS:
-        source = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group + from_suffix, enable_auto_commit=False
-        )
-        await source.start()
-        try:
-            partitions = await partitions_of(source, topics)
-            committed = {tp: await source.committed(tp) for tp in partitions}
-        finally:
-            await source.stop()
-        offsets = {tp: offset for tp, offset in committed.items() if offset is not None}
-        assert offsets.keys() == set(partitions), (
-            f"{group + from_suffix} has uncommitted partitions"
-        )
-        target = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group + to_suffix, enable_auto_commit=False
-        )
-        await target.start()
-        try:
-            target.assign(partitions)
-            await target.commit(offsets)
-        finally:
-            await target.stop()
-
-
 async def dead_letters_containing(bootstrap: str, needle: str) -> list[tuple[str, bytes]]:
     """Every message on any ``.dlq`` topic whose value contains ``needle``: (topic, value)."""
     found: list[tuple[str, bytes]] = []
@@ -130,7 +85,7 @@ async def dead_letters_containing(bootstrap: str, needle: str) -> list[tuple[str
     )
     await consumer.start()
     try:
-        partitions = await partitions_of(consumer, [dlq_topic(topic) for topic in ALL_TOPICS])
+        partitions = await topic_partitions(bootstrap, [dlq_topic(topic) for topic in ALL_TOPICS])
         if not partitions:
             return found
         consumer.assign(partitions)

@@ -1,14 +1,13 @@
-"""The Kafka broker goes away while subscribers sign up and employers post, then comes back.
+"""The Kafka broker is killed (SIGKILL) while subscribers sign up and employers post, then
+comes back.
 
 HTTP keeps answering (writes succeed, their events wait in the outbox), ``/readyz`` reports the
 broker failing during the outage and ready again after, and once the broker is back the outbox
-relay publishes everything: each expected event is on its topic exactly once.
+relay publishes everything: each expected event is on its topic exactly once. What the broker
+acknowledged before it was killed is still there after the restart.
 
-The broker is this test's own process (not the session broker other tests share), restarted on the
-same port and data directory. It is stopped with SIGTERM, not SIGKILL: the embedded broker used in
-tests (noida-db) writes its log to disk about a second after a write, so ``kill -9`` within that
-second loses acknowledged messages — a real Kafka cluster with replicas would not, and losing them
-would be the broker's fault, not the product's (``hwcollab_testing.processes.RestartableKafka``).
+The broker is this test's own Apache Kafka node (not the session broker other tests share),
+restarted on the same port and data directory (``hwcollab_testing.processes.RestartableKafka``).
 """
 
 from __future__ import annotations
@@ -277,8 +276,9 @@ async def test_a_broker_outage_loses_nothing_and_http_keeps_answering(
 
                 await eventually(outboxes_empty, timeout=30, what="outbox drained before")
 
-                # --- the outage ---------------------------------------------------------------
-                await broker.stop()
+                # --- the outage: killed while a sign-up's and an opening's events are in flight
+                await writer.phase("killed", headers)
+                await broker.kill()
 
                 async def kafka_failing() -> bool:
                     for service in services:
@@ -374,7 +374,7 @@ async def test_the_relay_waits_out_a_long_outage_and_publishes_each_event_once(
             relay.wake()
             await eventually(drained, timeout=30, what="published before the outage")
 
-            await broker.stop()
+            await broker.kill()  # acknowledged records survive: they are in the broker's log
             held = [deleted(f"held-{i}") for i in range(10)]
             await stage_events(db, held, session=None)
             relay.wake()  # these reach the producer, which holds them while the broker is away

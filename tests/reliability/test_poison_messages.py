@@ -53,6 +53,7 @@ from typer.testing import CliRunner
 
 from hwcollab_cli.main import app as cli
 from hwcollab_common.consuming import DLQ_MAX_VALUE_BYTES, dead_letter
+from hwcollab_common.kafka_admin import topic_partitions
 from hwcollab_schemas import Event
 from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
@@ -89,7 +90,7 @@ PASSWORD = "correct horse battery staple"
 JUNEAU = ("99801", "Juneau", "AK", 58.30, -134.42)  # nobody else's tests work around Juneau
 HUGE_BYTES = 5 * 1024 * 1024
 RAISED_MAX_MESSAGE_BYTES = 6 * 1024 * 1024
-DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's message.max.bytes, noida-db's too
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's default message.max.bytes
 TIMEOUT = 90.0
 KINDS = ("not_json", "newer_version", "missing_fields", "largest_accepted", "huge")
 
@@ -407,9 +408,7 @@ async def read_dead_letters(bootstrap: str, topic: str) -> list[Any]:
     )
     await consumer.start()
     try:
-        name = dlq_topic(topic)
-        await consumer.topics()
-        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        partitions = await topic_partitions(bootstrap, [dlq_topic(topic)])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

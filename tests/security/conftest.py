@@ -32,7 +32,7 @@ from .support import (
 
 @pytest.fixture(scope="package")
 def security_kafka(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
-    """A noida-db broker with every product topic, for this package only."""
+    """A Kafka broker with every product topic, for this package only."""
     with private_kafka(
         tmp_path_factory.mktemp("kafka-security"),
         artifacts_dir,

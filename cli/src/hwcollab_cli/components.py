@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import os
-import stat
+import re
+import shutil
+import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from importlib.resources import files
+from dataclasses import dataclass
 from pathlib import Path
 
 from hwcollab_cli.processes import ReadinessTimeoutError, port_accepts
@@ -21,28 +25,187 @@ SERVICE_NAMES = ("subscriber", "employer", "notifier")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def noida_binary() -> Path:
-    """The Kafka-speaking server binary shipped inside the noida-db wheel."""
-    binary = Path(str(files("noida_db").joinpath("noida-db")))
-    mode = binary.stat().st_mode
-    if not mode & stat.S_IXUSR:
-        binary.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return binary
+KAFKA_POM = REPO_ROOT / "kafka" / "pom.xml"
+KAFKA_HEAP = "512m"
 
 
-def kafka_argv(*, port: int, data_dir: Path) -> list[str]:
-    return [
-        str(noida_binary()),
-        "start",
-        "--only",
-        "kafka",
-        "--host",
-        HOST,
-        "--kafka-port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
+class KafkaNotInstalledError(RuntimeError):
+    """The broker's jars or a Java runtime are missing: ``make install`` fetches the jars."""
+
+
+def kafka_version(pom: Path = KAFKA_POM) -> str:
+    """The Apache Kafka version pinned in ``kafka/pom.xml`` (its ``kafka.version`` property)."""
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom.read_text())
+    if match is None:
+        raise KafkaNotInstalledError(f"{pom} pins no kafka.version")
+    return match.group(1).strip()
+
+
+def kafka_libs(version: str | None = None) -> Path:
+    """Where ``make install`` puts the broker's jars: ``HWCOLLAB_KAFKA_LIBS``, or a directory per
+    version under the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``), shared by every clone."""
+    configured = os.environ.get("HWCOLLAB_KAFKA_LIBS")
+    if configured:
+        return Path(configured)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "hwcollab" / f"kafka-{version or kafka_version()}"
+
+
+def java_binary() -> str:
+    """``$JAVA_HOME/bin/java`` when set, else ``java`` from ``PATH``."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise KafkaNotInstalledError("Kafka needs Java 17 or newer: no `java` on PATH")
+    return found
+
+
+def _kafka_classpath() -> str:
+    libs = kafka_libs()
+    if not any(libs.glob("kafka_2.13-*.jar")):
+        raise KafkaNotInstalledError(
+            f"the Kafka broker's jars are not in {libs}: run `make install`"
+        )
+    return str(libs / "*")
+
+
+KAFKA_LOG4J = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d{ISO8601}] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      # each start prints every setting several times; warnings still show
+      - name: org.apache.kafka.common.config.AbstractConfig
+        level: WARN
+      - name: org.apache.kafka.clients
+        level: WARN
+      - name: kafka.log
+        level: WARN
+      - name: org.apache.kafka.storage
+        level: WARN
+"""
+
+
+def kafka_server_properties(
+    *, port: int, controller_port: int, data_dir: Path, partitions: int
+) -> str:
+    """``server.properties`` of a single-node KRaft cluster (broker and controller in one
+    process) on 127.0.0.1.
+
+    Settings that matter to correctness are those of a production cluster (see
+    ``deploy/README.md``): no topic is made by accident, no out-of-sync replica is ever elected,
+    and a write is acknowledged once every in-sync replica has it (producers use ``acks=all``).
+    A single node can hold one replica only, so replication factors and ``min.insync.replicas``
+    are 1 here (3 and 2 in production). Group joins are not delayed: one node, few members.
+    """
+    return f"""\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{HOST}:{controller_port}
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}
+advertised.listeners=PLAINTEXT://{HOST}:{port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data_dir / "log"}
+num.partitions={partitions}
+auto.create.topics.enable=false
+unclean.leader.election.enable=false
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=168
+"""
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """An Apache Kafka node of the embedded stack: its files live in ``data_dir``
+    (``server.properties``, ``log4j2.yaml`` and the storage directory ``log/``)."""
+
+    port: int
+    controller_port: int
+    data_dir: Path
+    partitions: int = 4
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def properties_path(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    def _java(self, main_class: str, *args: str) -> list[str]:
+        return [
+            java_binary(),
+            f"-Xms{KAFKA_HEAP}",
+            f"-Xmx{KAFKA_HEAP}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}",
+            "-cp",
+            _kafka_classpath(),
+            main_class,
+            *args,
+        ]
+
+    def prepare(self) -> None:
+        """Write the configuration and, on first use, format the storage directory with a new
+        cluster id (KRaft); a formatted directory is kept, so data survives restarts."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.properties_path.write_text(
+            kafka_server_properties(
+                port=self.port,
+                controller_port=self.controller_port,
+                data_dir=self.data_dir,
+                partitions=self.partitions,
+            )
+        )
+        (self.data_dir / "log4j2.yaml").write_text(KAFKA_LOG4J)
+        if (self.data_dir / "log" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                cluster_id,
+                "--config",
+                str(self.properties_path),
+                "--ignore-formatted",
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise KafkaNotInstalledError(
+                f"formatting Kafka storage in {self.data_dir} failed: "
+                f"{(result.stderr or result.stdout)[-2000:]}"
+            )
+
+    def argv(self) -> list[str]:
+        """The broker's command line; call :meth:`prepare` first."""
+        return self._java("kafka.Kafka", str(self.properties_path))
 
 
 def mongo_argv(*, port: int, data_dir: Path) -> list[str]:

@@ -35,6 +35,7 @@ STARTUP_TIMEOUT = 60.0
 @dataclass(frozen=True)
 class StackPorts:
     kafka: int = 9092
+    kafka_controller: int = 9093
     mongo: int = 27017
     smtp: int = 1025
     inbox: int = 1080
@@ -50,6 +51,7 @@ class StackPorts:
         """Each port the stack will bind, with the component that binds it."""
         wanted = [
             (self.kafka, "Kafka"),
+            (self.kafka_controller, "the Kafka controller"),
             (self.mongo, "MongoDB"),
             (self.smtp, "MailDev SMTP"),
             (self.inbox, "MailDev web inbox"),
@@ -107,10 +109,18 @@ class Stack:
         bootstrap = f"{components.HOST}:{self.ports.kafka}"
         mongodb_url = components.mongo_url(self.ports.mongo)
 
-        with console.status("Starting Kafka (noida-db)…"):
-            kafka = self._start(
-                "kafka", components.kafka_argv(port=self.ports.kafka, data_dir=kafka_dir)
+        with console.status("Starting Kafka…"):
+            node = components.KafkaNode(
+                port=self.ports.kafka,
+                controller_port=self.ports.kafka_controller,
+                data_dir=kafka_dir,
+                partitions=self.partitions,
             )
+            try:
+                node.prepare()
+                kafka = self._start("kafka", node.argv())
+            except components.KafkaNotInstalledError as error:
+                raise ReadinessTimeoutError(str(error)) from None
             kafka.wait_ready(lambda: port_accepts(self.ports.kafka), timeout=STARTUP_TIMEOUT)
             components.create_topics_when_ready(
                 bootstrap, partitions=self.partitions, timeout=STARTUP_TIMEOUT
@@ -234,6 +244,9 @@ def _wait_for_stop(stack: Stack) -> None:
 @app.command()
 def up(
     kafka_port: Annotated[int, typer.Option(envvar="HWCOLLAB_KAFKA_PORT")] = 9092,
+    kafka_controller_port: Annotated[
+        int, typer.Option(envvar="HWCOLLAB_KAFKA_CONTROLLER_PORT")
+    ] = 9093,
     mongo_port: Annotated[int, typer.Option(envvar="HWCOLLAB_MONGO_PORT")] = 27017,
     smtp_port: Annotated[int, typer.Option(envvar="HWCOLLAB_SMTP_PORT")] = 1025,
     inbox_port: Annotated[int, typer.Option(envvar="HWCOLLAB_INBOX_PORT")] = 1080,
@@ -247,6 +260,7 @@ def up(
     """Start Kafka, MongoDB, MailDev and every service in the foreground; Ctrl-C stops all."""
     ports = StackPorts(
         kafka=kafka_port,
+        kafka_controller=kafka_controller_port,
         mongo=mongo_port,
         smtp=smtp_port,
         inbox=inbox_port,

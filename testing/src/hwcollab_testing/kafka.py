@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
+from hwcollab_common.kafka_admin import topic_partitions
 from hwcollab_schemas.topics import (
     DELIVERY_TOPIC,
     EMPLOYER_TOPIC,
@@ -19,16 +22,6 @@ from hwcollab_schemas.topics import (
 NOTIFIER_TOPICS = (SUBSCRIBER_TOPIC, EMPLOYER_TOPIC, OPENING_TOPIC)
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
-    """Every partition of ``topics`` that the broker knows, from a started ``consumer``."""
-    await consumer.topics()  # fetches the metadata that partitions_for_topic reads
-    return [
-        TopicPartition(topic, p)
-        for topic in topics
-        for p in consumer.partitions_for_topic(topic) or ()
-    ]
-
-
 async def topic_ends(
     bootstrap: str, topics: Sequence[str], *, group_id: str | None = None
 ) -> dict[TopicPartition, int]:
@@ -39,7 +32,7 @@ async def topic_ends(
     )
     await consumer.start()
     try:
-        partitions = await partitions_of(consumer, topics)
+        partitions = await topic_partitions(bootstrap, topics)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         if group_id is not None:
             consumer.assign(partitions)
@@ -59,3 +52,23 @@ async def fresh_notifier_groups(bootstrap: str, *, label: str = "test") -> str:
     await topic_ends(bootstrap, NOTIFIER_TOPICS, group_id=NOTIFIER_GROUP + suffix)
     await topic_ends(bootstrap, (DELIVERY_TOPIC,), group_id=NOTIFIER_DELIVERY_GROUP + suffix)
     return suffix
+
+
+# FastStream logs each rebalance of a consumer as "Consumer <member> assigned to partitions:
+# (TopicPartition(topic='…', partition=N), …)" (INFO); structured fields may follow on the line.
+_ASSIGNED = re.compile(
+    r"Consumer (\S+) assigned to partitions: \(((?:TopicPartition\([^)]*\)(?:, )?)*)\)"
+)
+_PARTITION = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
+
+
+def held_partitions(log_path: Path, topic: str) -> set[int]:
+    """The partitions of ``topic`` that the consumers of one service process hold, as last logged
+    by each of its consumers (the service must log at INFO)."""
+    text = log_path.read_text(errors="replace")
+    members: dict[str, set[int]] = {}
+    for member, listed in _ASSIGNED.findall(text):
+        found = {int(p) for t, p in _PARTITION.findall(listed) if t == topic}
+        if found or member in members:
+            members[member] = found
+    return {partition for held in members.values() for partition in held}

@@ -60,31 +60,33 @@ def artifacts_dir(pytestconfig: pytest.Config) -> Path:
 def private_kafka(
     data_dir: Path, artifacts_dir: Path, *, label: str, partitions: int = TOPIC_PARTITIONS
 ) -> Iterator[str]:
-    """A noida-db Kafka broker of its own with every product topic and its DLQ twin; its
+    """An Apache Kafka node of its own (KRaft) with every product topic and its DLQ twin; its
     bootstrap address. For tests whose notifier reads topics from the beginning: on a shared
     broker it would work through (and email) everything earlier tests left there."""
-    port = free_port()
+    node = components.KafkaNode(
+        port=free_port(), controller_port=free_port(), data_dir=data_dir, partitions=partitions
+    )
+    node.prepare()
     process = _start(
         ManagedProcess(
             name=label,
-            argv=components.kafka_argv(port=port, data_dir=data_dir),
-            log_path=artifacts_dir / "logs" / f"{label}-{port}.log",
+            argv=node.argv(),
+            log_path=artifacts_dir / "logs" / f"{label}-{node.port}.log",
         )
     )
     try:
-        bootstrap = f"{components.HOST}:{port}"
-        process.wait_ready(lambda: port_accepts(port), timeout=STARTUP_TIMEOUT)
+        process.wait_ready(lambda: port_accepts(node.port), timeout=STARTUP_TIMEOUT)
         components.create_topics_when_ready(
-            bootstrap, partitions=partitions, timeout=STARTUP_TIMEOUT
+            node.bootstrap, partitions=partitions, timeout=STARTUP_TIMEOUT
         )
-        yield bootstrap
+        yield node.bootstrap
     finally:
         _stop(process)
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
-    """A noida-db Kafka broker with every product topic (4 partitions) and its DLQ twin."""
+    """An Apache Kafka node with every product topic (4 partitions) and its DLQ twin."""
     with private_kafka(tmp_path_factory.mktemp("kafka"), artifacts_dir, label="kafka") as bootstrap:
         yield bootstrap
 

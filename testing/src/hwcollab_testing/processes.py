@@ -111,21 +111,32 @@ class RestartableServer:
 
 
 class RestartableKafka(RestartableServer):
-    """A noida-db Kafka broker with every product topic (2 partitions each).
+    """An Apache Kafka node (KRaft) with every product topic (2 partitions each).
 
-    Take it away with ``stop`` (SIGTERM), not ``kill``: noida-db writes its log to disk about a
-    second after a write, so SIGKILL within that second loses acknowledged messages — a real
-    Kafka cluster with replicas would not, and losing them would be the broker's fault.
+    Both faults are fair: ``stop`` (SIGTERM, a controlled shutdown) and ``kill`` (SIGKILL).
+    What the broker acknowledged is in its log segments, which the operating system keeps when
+    the process dies; the restarted node recovers them.
     """
 
     PARTITIONS = 2
+    KILL_AT_END = True
+
+    def __init__(self, *, name: str, data_dir: Path, log_dir: Path) -> None:
+        super().__init__(name=name, data_dir=data_dir, log_dir=log_dir)
+        self._node = components.KafkaNode(
+            port=self.port,
+            controller_port=free_port(),
+            data_dir=data_dir,
+            partitions=self.PARTITIONS,
+        )
 
     @property
     def bootstrap(self) -> str:
-        return f"{components.HOST}:{self.port}"
+        return self._node.bootstrap
 
     def argv(self) -> list[str]:
-        return components.kafka_argv(port=self.port, data_dir=self._data_dir)
+        self._node.prepare()
+        return self._node.argv()
 
     def wait_ready(self, process: ManagedProcess) -> None:
         process.wait_ready(lambda: port_accepts(self.port), timeout=60)

@@ -11,11 +11,12 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from faststream.kafka import KafkaBroker
 
 from hwcollab_common.errors import TransientError
+from hwcollab_common.kafka_admin import topic_partitions
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier import metrics
 from hwcollab_notifier.delivery import Deliveries, chunks
@@ -47,9 +48,7 @@ async def read_dead_letters(
     )
     await consumer.start()
     try:
-        name = dlq_topic(topic)
-        await consumer.topics()
-        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        partitions = await topic_partitions(bootstrap_servers, [dlq_topic(topic)])
         if not partitions:
             return []
         consumer.assign(partitions)
@@ -213,12 +212,8 @@ async def sample_delivery_lag(
     await admin.start()
     await consumer.start()
     try:
-        committed: dict[Any, Any] = await admin.list_consumer_group_offsets(NOTIFIER_DELIVERY_GROUP)
-        await consumer.topics()
-        partitions = [
-            TopicPartition(DELIVERY_TOPIC, p)
-            for p in consumer.partitions_for_topic(DELIVERY_TOPIC) or ()
-        ]
+        committed: dict[Any, Any] = await admin.list_consumer_group_offsets(group_id)
+        partitions = await topic_partitions(bootstrap_servers, [DELIVERY_TOPIC])
         ends = await consumer.end_offsets(partitions) if partitions else {}
         lag = 0
         for tp, end in ends.items():
