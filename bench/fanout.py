@@ -346,14 +346,23 @@ class Outcome:
 
 def run_fanout(plan: Plan, workdir: Path) -> Outcome:
     now = datetime.now(UTC)
+    begun = time.perf_counter()
+
+    def say(what: str) -> None:
+        print(f"fanout: {what} ({time.perf_counter() - begun:.1f} s)", flush=True)
+
     with embedded_stack(workdir) as stack:
+        say("Kafka, MongoDB and the sink started")
         run = stack.run_id
         database = f"bench_notifier_{run}"
         profiles = cluster(PLACE, tag=run, size=plan.immediate, now=now)
         profiles += digest_subscribers(DIGEST_PLACE, tag=run, size=plan.digest, now=now)
         asyncio.run(seed_read_model(stack.mongodb_url, database, profiles, now=now))
+        say(f"{len(profiles)} subscribers in the read model")
         senders = [pooled_sender(stack, plan.sender_emails)]
+        say(f"pooled sender: {senders[0].emails_per_s:,.0f} emails/s")
         services = stack.start_services(("employer", "notifier"))
+        say("employer and notifier ready")
         employer, first = services["employer"], services["notifier"]
         notifiers = [first]
         indexed = metric_sum(first.url, "hwcollab_notifier_index_subscribers")
@@ -390,6 +399,7 @@ def run_fanout(plan: Plan, workdir: Path) -> Outcome:
                 return delivered
 
             one = burst("1 process: emails")
+            say(f"1 process: {one.emails} emails")
             matched = metric_sum(first.url, "hwcollab_notifier_matches_total", channel="digest")
             for _ in range(DIGEST_OPENINGS):
                 post_opening(http, employer, token, DIGEST_PLACE)
@@ -420,6 +430,7 @@ def run_fanout(plan: Plan, workdir: Path) -> Outcome:
                 timeout=plan.timeout,
             )
             answer = request.result()
+            say(f"digest run: {digests.emails} digests")
             if answer.get("sent") != plan.digest or answer.get("dropped_openings"):
                 raise RuntimeError(f"the digest run answered {answer}")
 
@@ -432,9 +443,11 @@ def run_fanout(plan: Plan, workdir: Path) -> Outcome:
                 what="opening and delivery partitions spread over both processes",
                 interval=0.5,
             )
+            say("a second notifier process holds opening and delivery partitions")
             delivery_shares = shares(notifiers, DELIVERY_TOPIC) or []
             two = burst("2 processes: emails")
         senders.append(pooled_sender(stack, plan.sender_emails))
+        say("done")
     return Outcome(senders, one, two, digests, delivery_shares)
 
 
