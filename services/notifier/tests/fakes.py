@@ -271,6 +271,18 @@ class FakeDeliveryStore:
                 doc.pop("lease_until", None)
                 doc.pop("owner", None)
 
+    async def renew_claims(
+        self, ids: Iterable[str], *, owner: str, now: datetime, lease: timedelta
+    ) -> None:
+        wanted = list(ids)
+        if not wanted:
+            return
+        self.calls["messages"] += 1
+        for message_id in wanted:
+            doc = self.collections["messages"].get(message_id)
+            if doc is not None and doc["status"] == "sending" and doc.get("owner") == owner:
+                doc["lease_until"] = now + lease
+
     async def release_messages(
         self, ids: Iterable[str], *, owner: str, now: datetime, detail: str
     ) -> None:

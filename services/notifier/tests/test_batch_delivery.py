@@ -351,3 +351,21 @@ async def test_a_digest_run_pages_through_subscribers_and_sends_one_digest_each(
     again = await notifier.digests.run_due()
     assert again.sent == 0
     assert len(notifier.mailer.sent) == 450
+
+
+async def test_a_settlement_that_meets_an_outage_is_retried_and_never_resends(
+    notifier: Notifier,
+) -> None:
+    readers = [profile(f"s{i}") for i in range(3)]
+    notifier.readers(*readers)
+    notifier.openings(opening("o1"))
+    await notifier.pairs([r.subscriber_id for r in readers], "o1")
+    jobs = immediate_jobs([(r.subscriber_id, "o1") for r in readers], now=NOW, size=500)
+    notifier.store.fail_next_settle = TransientError("write conflict with a dead transaction")
+
+    assert await notifier.deliveries.handle_batch(jobs) == ["sent"] * 3
+
+    assert notifier.store.calls["settle"] == 2
+    assert len(notifier.mailer.sent) == 3
+    assert {r["status"] for r in notifier.store.collections["ledger"].values()} == {"sent"}
+    assert len(notifier.store.events_of("notification.batch_sent")) == 1

@@ -157,8 +157,19 @@ async def test_a_message_is_claimed_by_one_sender_at_a_time_and_remembers_who(
 
     await store.settle(sent)
     await store.release_messages(["<c>"], owner="p1", now=NOW, detail="421 away")
+    # A renewal by someone else changes nothing; the holder's own keeps its claim past the lease.
+    await store.renew_claims(["<a>", "<d>"], owner="p1", now=NOW + LEASE, lease=LEASE)
+    await store.renew_claims(["<a>", "<d>"], owner="p2", now=NOW + LEASE, lease=LEASE)
+    held = NOW + LEASE + timedelta(seconds=1)
+    assert (
+        await store.claim_messages([claim("<a>"), claim("<d>")], owner="p3", now=held, lease=LEASE)
+        == set()
+    )
+    records = await store.messages_by_id(["<a>"])
+    assert records["<a>"]["lease_until"] == NOW + 2 * LEASE
+    # The holder dies: nobody renews, and once the renewed lease runs out the claim is free.
     # After the lease: the crashed "<a>" again, never the sent "<b>", the released "<c>" at once.
-    later = NOW + LEASE + timedelta(seconds=1)
+    later = NOW + 2 * LEASE + timedelta(seconds=1)
     claimed = await store.claim_messages(
         [claim(i) for i in ids], owner="p2", now=later, lease=LEASE
     )

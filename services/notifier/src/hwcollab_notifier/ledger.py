@@ -62,37 +62,37 @@ async def by_id(
     return {doc["_id"]: doc async for doc in cursor.batch_size(len(wanted) + 1)}
 
 
-def claim_update(claim: Claim, *, owner: str, now: datetime, lease: timedelta) -> UpdateOne:
-    """One claim of a bulk claim: an upsert that matches only a claimable record, so that a
-    message sent, failed, or held by a live lease makes the insert fail on the unique ``_id``."""
-    return UpdateOne(
-        {
-            "_id": claim.message_id,
-            "status": {"$in": ["sending", "retry"]},
-            # Never while a send is in flight, not even for the same process: its job
-            # consumer and its sweeper may reach one message at once.
-            "$or": [
-                {"status": "retry"},
-                {"lease_until": {"$lt": now}},
-                {"lease_until": {"$exists": False}},
-            ],
-        },
-        {
-            "$set": {"status": "sending", "owner": owner, "lease_until": now + lease},
-            "$inc": {"attempts": 1},
-            # Who took it when: after a crash, shows which process sent it first.
-            "$push": {"claims": {"$each": [{"owner": owner, "at": now}], "$slice": -MAX_CLAIMS}},
-            "$setOnInsert": {
-                "kind": claim.kind,
-                "subscriber_id": claim.subscriber_id,
-                "subscriber_hash": hash_id(claim.subscriber_id),
-                "opening_ids": list(claim.opening_ids),
-                "created_at": now,
-                "digest_key": claim.digest_key,
-            },
-        },
-        upsert=True,
-    )
+def new_claim(claim: Claim, *, owner: str, now: datetime, lease: timedelta) -> Document:
+    """The record of a message claimed for the first time."""
+    return {
+        "_id": claim.message_id,
+        "kind": claim.kind,
+        "subscriber_id": claim.subscriber_id,
+        "subscriber_hash": hash_id(claim.subscriber_id),
+        "opening_ids": list(claim.opening_ids),
+        "status": "sending",
+        "owner": owner,
+        "lease_until": now + lease,
+        "attempts": 1,
+        # Who took it when: after a crash, shows which process sent it first.
+        "claims": [{"owner": owner, "at": now}],
+        "created_at": now,
+        "digest_key": claim.digest_key,
+    }
+
+
+def claimable(ids: list[str], *, now: datetime) -> Document:
+    """Records of ``ids`` that may be claimed again: given back, or whose lease ran out.
+    Never while a send is in flight, not even for the same process."""
+    return {
+        "_id": {"$in": ids},
+        "status": {"$in": ["sending", "retry"]},
+        "$or": [
+            {"status": "retry"},
+            {"lease_until": {"$lt": now}},
+            {"lease_until": {"$exists": False}},
+        ],
+    }
 
 
 class MongoSettlement:
@@ -453,20 +453,49 @@ class DeliveryStore:
     async def claim_messages(
         self, claims: Sequence[Claim], *, owner: str, now: datetime, lease: timedelta
     ) -> set[str]:
+        """New messages in one ``insert_many`` (the unique ``_id`` lets one sender win); those
+        that exist, when any, with one update of the claimable ones and one read of who won."""
         wanted = {claim.message_id: claim for claim in claims}
         if not wanted:
             return set()
         order = list(wanted)
-        updates = [claim_update(wanted[i], owner=owner, now=now, lease=lease) for i in order]
+        documents = [new_claim(wanted[i], owner=owner, now=now, lease=lease) for i in order]
         try:
-            await self.messages.bulk_write(updates, ordered=False)
+            await self.messages.insert_many(documents, ordered=False)
         except BulkWriteError as error:
             errors = error.details.get("writeErrors", [])
             if any(e.get("code") != 11000 for e in errors):
                 raise
-            taken = {order[e["index"]] for e in errors}
-            return set(wanted) - taken
-        return set(wanted)
+            existing = [order[e["index"]] for e in errors]
+        else:
+            return set(wanted)
+        until = now + lease
+        await transactional_update_many(
+            self.messages,
+            claimable(existing, now=now),
+            {
+                "$set": {"status": "sending", "owner": owner, "lease_until": until},
+                "$inc": {"attempts": 1},
+                "$push": {
+                    "claims": {"$each": [{"owner": owner, "at": now}], "$slice": -MAX_CLAIMS}
+                },
+            },
+        )
+        taken = self.messages.find(
+            {"_id": {"$in": existing}, "owner": owner, "lease_until": until}, {"_id": 1}
+        )
+        return (set(wanted) - set(existing)) | {doc["_id"] async for doc in taken}
+
+    async def renew_claims(
+        self, ids: Iterable[str], *, owner: str, now: datetime, lease: timedelta
+    ) -> None:
+        wanted = list(ids)
+        if wanted:
+            await transactional_update_many(
+                self.messages,
+                {"_id": {"$in": wanted}, "status": "sending", "owner": owner},
+                {"$set": {"lease_until": now + lease}},
+            )
 
     async def release_messages(
         self, ids: Iterable[str], *, owner: str, now: datetime, detail: str

@@ -111,6 +111,13 @@ class Messages(Protocol):
         one write; the ids claimed. Each claim is remembered (``claims: [{owner, at}]``)."""
         ...
 
+    async def renew_claims(
+        self, ids: Iterable[str], *, owner: str, now: datetime, lease: timedelta
+    ) -> None:
+        """Extend the leases ``owner`` still holds on these messages: a batch that takes longer
+        to send than one lease keeps its claims while its process lives."""
+        ...
+
     async def release_messages(
         self, ids: Iterable[str], *, owner: str, now: datetime, detail: str
     ) -> None:

@@ -15,6 +15,8 @@ email twice: the emails of the batch in flight at the crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -25,7 +27,7 @@ from typing import Protocol
 from uuid import uuid4
 
 from hwcollab_common.clock import Clock
-from hwcollab_common.errors import TransientError
+from hwcollab_common.errors import TransientError, is_transient
 from hwcollab_common.tracing import SpanKind, span
 from hwcollab_notifier import metrics
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 BATCH_EVENT_ITEMS = 1000
 """The most accepted emails one ``notification.batch_sent`` carries."""
+SETTLE_RETRY_CAP_SECONDS = 5.0
 
 
 class Mailer(Protocol):
@@ -79,6 +82,11 @@ class _Settling:
     def __bool__(self) -> bool:
         return bool(self.sent or self.dropped or self.failed)
 
+    @property
+    def message_ids(self) -> list[str]:
+        items = [*self.sent, *self.dropped, *(failure.item for failure in self.failed)]
+        return [item.email.message_id for item in items]
+
 
 def owner_name() -> str:
     """This sender's name in claims: host, process id and a nonce (two apps in one process)."""
@@ -104,6 +112,7 @@ class Postman:
         self._lease = lease
         self._max_attempts = max_attempts
         self.owner = owner or owner_name()
+        self._in_flight: set[str] = set()
 
     async def send(self, item: Outgoing) -> str:
         """Send one email (a batch of one); its outcome."""
@@ -118,7 +127,8 @@ class Postman:
         outcomes: dict[str, str] = {}
         first: dict[str, Outgoing] = {}
         for item in items:
-            first.setdefault(item.email.message_id, item)
+            if item.email.message_id not in self._in_flight:
+                first.setdefault(item.email.message_id, item)
         known = await self._store.messages_by_id(first)
         now = self._clock.now()
         claims: list[Claim] = []
@@ -148,7 +158,11 @@ class Postman:
         claimed = await self._store.claim_messages(
             claims, owner=self.owner, now=now, lease=self._lease
         )
+        # A send of this process still in flight (its job consumer and its sweeper may meet on a
+        # message whose lease ran out while a slow batch was sending) is never doubled.
+        claimed -= self._in_flight
         batch = [first[c.message_id] for c in claims if c.message_id in claimed]
+        self._in_flight |= claimed
         for claim in claims:
             if claim.message_id not in claimed:
                 outcomes[claim.message_id] = "skipped"
@@ -159,9 +173,43 @@ class Postman:
             item.email.message_id: int(known.get(item.email.message_id, {}).get("attempts", 0)) + 1
             for item in batch
         }
-        await self._store.mark_sending(
-            {key: item.email.message_id for item in batch for key in item.pair_keys}, now=now
-        )
+        renewing = asyncio.create_task(self._keep_claims([i.email.message_id for i in batch]))
+        try:
+            await self._store.mark_sending(
+                {key: item.email.message_id for item in batch for key in item.pair_keys}, now=now
+            )
+            return await self._deliver(
+                items, batch, attempts=attempts, outcomes=outcomes, renewing=renewing
+            )
+        finally:
+            self._in_flight -= claimed
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _keep_claims(self, message_ids: list[str]) -> None:
+        """Renew the batch's leases every third of a lease while it is being sent."""
+        if not message_ids:
+            return
+        every = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._store.renew_claims(
+                    message_ids, owner=self.owner, now=self._clock.now(), lease=self._lease
+                )
+            except Exception as error:  # the batch goes on; the lease may run out meanwhile
+                log.warning("renewing the claims of a batch failed: %r", error)
+
+    async def _deliver(
+        self,
+        items: Sequence[Outgoing],
+        batch: list[Outgoing],
+        *,
+        attempts: dict[str, int],
+        outcomes: dict[str, str],
+        renewing: asyncio.Task[None],
+    ) -> list[str]:
+        """Suppression, SMTP and settlement of the claimed ``batch`` of ``items``."""
         suppressed = await self._store.suppressed_among(item.email.to for item in batch)
         settling = _Settling(sent=[], dropped=[], failed=[])
         to_send: list[Outgoing] = []
@@ -173,6 +221,8 @@ class Postman:
         results = await asyncio.gather(
             *(self._smtp(item.email) for item in to_send), return_exceptions=True
         )
+        renewing.cancel()  # the settlement renews between its own attempts
+        await asyncio.gather(renewing, return_exceptions=True)
         outages: list[tuple[Outgoing, Exception]] = []
         later: list[tuple[Outgoing, str]] = []
         for item, result in zip(to_send, results, strict=True):
@@ -284,7 +334,34 @@ class Postman:
                 )
             return events
 
-        await self._store.settle(work)
+        for attempt in itertools.count(1):
+            try:
+                await self._store.settle(work)
+                break
+            except Exception as error:
+                # The server accepted these emails: recording them is the only way on. An
+                # outage (or a conflict with a transaction a dead process left open) is waited
+                # out here, holding the claims, rather than leaving them to be sent again.
+                if not is_transient(error):
+                    raise
+                delay = min(SETTLE_RETRY_CAP_SECONDS, 0.1 * 2.0 ** min(attempt, 10))
+                log.warning(
+                    "settling a batch of %d emails failed for now (attempt %d), retrying in"
+                    " %.1f s: %s: %s",
+                    len(settling.sent) + len(settling.dropped) + len(settling.failed),
+                    attempt,
+                    delay,
+                    type(error).__name__,
+                    error,
+                )
+                await asyncio.sleep(delay)
+                with contextlib.suppress(Exception):
+                    await self._store.renew_claims(
+                        settling.message_ids,
+                        owner=self.owner,
+                        now=self._clock.now(),
+                        lease=self._lease,
+                    )
         for item in settling.sent:
             metrics.EMAILS_SENT.labels(item.email.kind).inc()
         for item in settling.dropped:
