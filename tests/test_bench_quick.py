@@ -34,7 +34,17 @@ TIMEOUT = 1200
 REQUIRED = {
     "e2e": {"e2e_p50_ms", "e2e_p99_ms"},
     "ingest": {"signups_per_s"},
-    "scaling": {"throughput_ratio_2_vs_1"},
+    "fanout": {
+        "emails_per_s",
+        "first_email_s",
+        "last_email_s",
+        "digests_per_s",
+        "mongodb_commands_per_email",
+        "mongodb_commands_per_digest",
+        "kafka_records_per_email",
+        "throughput_ratio_2_vs_1",
+        "notifier_cpu_us_per_email",
+    },
     "match": set(),
     "send": set(),
 }
@@ -64,6 +74,7 @@ def test_every_benchmark_runs_quick_into_its_own_directory(tmp_path: Path) -> No
         assert figures <= set(document["figures"]), f"{name} lacks {figures}"
         for key in figures:
             assert document["figures"][key]["value"] is not None, f"{name} {key} is not a number"
+    assert (tmp_path / "results" / "fanout_emails.png").stat().st_size > 0
     table = (tmp_path / "RESULTS.md").read_text()
     assert all(f"## {name}" in table for name in REQUIRED)
     assert _committed_results() == committed, "a quick run changed bench/results"

@@ -25,7 +25,7 @@ from hwcollab_common.clock import FixedClock
 from hwcollab_employer.app import create_app
 from hwcollab_employer.settings import Settings
 from hwcollab_schemas import Event, EventParseError, parse_event
-from hwcollab_schemas.events import NotificationSent
+from hwcollab_schemas.events import NotificationBatchSent, NotificationSent
 from hwcollab_schemas.topics import EMPLOYER_TOPIC, OPENING_TOPIC
 from hwcollab_testing.waiting import eventually
 
@@ -337,6 +337,38 @@ async def test_reach_counts_distinct_subscribers_under_redelivery(
     second_stats = await client.get(f"/api/openings/{second['opening_id']}/stats", headers=headers)
     assert first_stats.json() == {"opening_id": first["opening_id"], "notified": 2}
     assert second_stats.json()["notified"] == 1
+
+    # A batch of emails counts each pair once, with the pairs counted before, also redelivered.
+    c = f"sub-{uuid.uuid4().hex[:8]}"
+    batch = NotificationBatchSent.create(
+        {
+            "batch_id": str(uuid.uuid4()),
+            "sent": [
+                sent(a, first["opening_id"]).payload,
+                sent(c, first["opening_id"]).payload,
+                sent(c, second["opening_id"]).payload,
+            ],
+        },
+        producer="notifier",
+        occurred_at=datetime.now(UTC),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for event in (batch, batch):
+            await producer.send_and_wait(event.topic, event.to_bytes(), key=event.key.encode())
+    finally:
+        await producer.stop()
+
+    async def batch_counted() -> bool:
+        stats = await client.get(f"/api/openings/{second['opening_id']}/stats", headers=headers)
+        return stats.json()["notified"] >= 2
+
+    await eventually(batch_counted, timeout=60, what="reach from the batch counted")
+    first_stats = await client.get(f"/api/openings/{first['opening_id']}/stats", headers=headers)
+    second_stats = await client.get(f"/api/openings/{second['opening_id']}/stats", headers=headers)
+    assert first_stats.json()["notified"] == 3
+    assert second_stats.json()["notified"] == 2
 
 
 async def test_openings_close_when_they_expire(

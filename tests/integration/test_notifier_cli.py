@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,8 +17,10 @@ from hwcollab_cli.main import app
 from hwcollab_schemas.topics import (
     EMPLOYER_TOPIC,
 )
+from hwcollab_testing.events import Place, event_publisher, posted, registered
 from hwcollab_testing.kafka import fresh_notifier_groups
 from hwcollab_testing.plugin import ServiceStarter, SmtpSink
+from hwcollab_testing.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -115,3 +118,77 @@ async def test_operators_manage_suppressions_and_dead_letters_from_the_cli(
     while len(ours("--contains", marker)) < 2 * len(found):
         assert loop.time() < deadline, "the replayed poison was not dead-lettered again"
         await asyncio.sleep(0.25)
+
+
+async def test_operators_follow_an_opening_s_fan_out_from_the_cli(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    smtp_sink: SmtpSink,
+    service_process: ServiceStarter,
+) -> None:
+    notifier = service_process(
+        "notifier",
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "MONGODB_URL": mongo_url,
+            "MONGODB_DATABASE": f"test_notifier_fanout_{uuid.uuid4().hex[:12]}",
+            "SMTP_HOST": smtp_sink.host,
+            "SMTP_PORT": str(smtp_sink.port),
+            "ADMIN_TOKEN": TOKEN,
+            "CONSUMER_GROUP_SUFFIX": await fresh_notifier_groups(kafka_bootstrap),
+        },
+    )
+    run = uuid.uuid4().hex[:10]
+    place = Place(zip="59802", lat=46.8721, lon=-113.9940, timezone="America/Denver")
+    emails = [f"fanout-{run}-{n}@example.org" for n in range(12)]
+    opening_id = f"fanout-{run}"
+    now = datetime.now(UTC)
+    runner = CliRunner()
+    common = ["--notifier-url", notifier.url, "--admin-token", TOKEN]
+
+    def fanout(*args: str) -> Any:
+        return runner.invoke(app, ["fanout", *args, *common])
+
+    unknown = fanout(opening_id)
+    assert unknown.exit_code == 1
+    assert "404" in unknown.output
+
+    async with event_publisher(kafka_bootstrap) as publish:
+        for n, email in enumerate(emails):
+            await publish(registered(f"fanout-{run}-{n}", email, place=place, now=now))
+
+        def welcomed() -> bool:
+            return all(smtp_sink.messages_to(email) for email in emails)
+
+        await eventually(welcomed, timeout=120, what="every subscriber's welcome email")
+        await publish(posted(opening_id, employer_id=f"e-{run}", place=place, now=now))
+
+    async def matched() -> bool:
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(
+                f"{notifier.url}/api/admin/openings/{opening_id}/fanout",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+        return answer.status_code == 200 and answer.json()["matches"] == len(emails)
+
+    await eventually(matched, timeout=60, what="the opening's matches in the ledger")
+    watched = await asyncio.to_thread(fanout, opening_id, "--watch", "--interval", "0.2")
+    assert watched.exit_code == 0, watched.output
+    assert f"{len(emails)}/{len(emails)}" in watched.output
+    answer = json.loads(fanout(opening_id, "--json").output)
+    assert answer == {
+        "opening_id": opening_id,
+        "matches": len(emails),
+        "pending": 0,
+        "sending": 0,
+        "sent": len(emails),
+        "dropped": 0,
+        "failed": 0,
+    }
+    announced = [
+        m
+        for email in emails
+        for m in smtp_sink.messages_to(email)
+        if opening_id in str(m.message["X-HWcollab-Opening-Ids"] or "")
+    ]
+    assert len(announced) == len(emails)

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from pymongo import AsyncMongoClient
+from prometheus_client import Counter
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -42,13 +43,55 @@ def _options_in_url(url: str) -> set[str]:
     return {name.lower() for name, _ in parse_qsl(urlsplit(url).query)}
 
 
+COMMANDS = Counter(
+    "hwcollab_mongodb_commands_total",
+    "Commands sent to MongoDB by this process's client",
+    ["app", "command"],
+)
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts every command a client sends, by command name (``find``, ``insert``,
+    ``commitTransaction``…), in :data:`COMMANDS`: the round trips a code path costs, a figure
+    that does not depend on how fast the machine is.
+
+    Called on the client's hot path for every command, so it only increments a counter (the
+    labelled child is looked up once per command name).
+    """
+
+    def __init__(self, app_name: str) -> None:
+        self.app_name = app_name
+        self._children: dict[str, Any] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        child = self._children.get(event.command_name)
+        if child is None:
+            child = self._children[event.command_name] = COMMANDS.labels(
+                self.app_name, event.command_name
+            )
+        child.inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
 def create_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
-    """A client with :data:`CLIENT_DEFAULTS`, except those the URL sets itself."""
+    """A client with :data:`CLIENT_DEFAULTS`, except those the URL sets itself, whose commands
+    are counted in :data:`COMMANDS` under ``app_name``."""
     given = _options_in_url(url)
     options: dict[str, Any] = {
         name: value for name, value in CLIENT_DEFAULTS.items() if name.lower() not in given
     }
-    return AsyncMongoClient(url, appname=app_name, tz_aware=True, **options)
+    return AsyncMongoClient(
+        url,
+        appname=app_name,
+        tz_aware=True,
+        event_listeners=[CommandCounter(app_name)],
+        **options,
+    )
 
 
 def _outage(error: BaseException) -> bool:

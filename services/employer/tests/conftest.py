@@ -171,14 +171,19 @@ class FakeRepository:
         self.api_keys_by_id[key_id] = dataclasses.replace(record, revoked_at=now)
         return True
 
-    async def record_reach(self, opening_id: str, subscriber_id: str, *, session: Any) -> bool:
-        if (opening_id, subscriber_id) in self.reach:
-            return False
-        self.reach.add((opening_id, subscriber_id))
-        opening = self.openings.get(opening_id)
-        if opening is not None:
-            self.openings[opening_id] = dataclasses.replace(opening, notified=opening.notified + 1)
-        return True
+    async def record_reach(self, pairs: Sequence[tuple[str, str]], *, session: Any) -> int:
+        added = 0
+        for opening_id, subscriber_id in pairs:
+            if (opening_id, subscriber_id) in self.reach:
+                continue
+            self.reach.add((opening_id, subscriber_id))
+            added += 1
+            opening = self.openings.get(opening_id)
+            if opening is not None:
+                self.openings[opening_id] = dataclasses.replace(
+                    opening, notified=opening.notified + 1
+                )
+        return added
 
 
 class FakeUnitOfWork:

@@ -10,7 +10,7 @@ import pytest
 from hwcollab_employer.commands import EmployerSignup, OpeningFields, OpeningPatch, ProfilePatch
 from hwcollab_employer.domain import ConflictError, ForbiddenError, InvalidFieldsError
 from hwcollab_employer.handlers import EmailTakenError
-from hwcollab_schemas.events import NotificationSent
+from hwcollab_schemas.events import NotificationBatchSent, NotificationSent
 
 
 async def _employer(harness, signup, email="hr@worcester-care.example", **changes):
@@ -217,6 +217,64 @@ async def test_reach_counts_distinct_subscribers_idempotently(
     stats_a = await harness.service.stats(employer.employer_id, a.opening_id)
     stats_b = await harness.service.stats(employer.employer_id, b.opening_id)
     assert (stats_a.notified, stats_b.notified) == (2, 1)
+
+
+def _batch(*emails: tuple[str, tuple[str, ...]]) -> NotificationBatchSent:
+    return NotificationBatchSent.create(
+        {
+            "batch_id": str(uuid4()),
+            "sent": [
+                _sent(subscriber_id, *opening_ids).payload for subscriber_id, opening_ids in emails
+            ],
+        },
+        producer="notifier",
+        occurred_at=datetime(2026, 3, 2, 16, tzinfo=UTC),
+    )
+
+
+async def test_a_batch_counts_each_pair_once_in_one_transaction(
+    harness, signup, opening_json
+) -> None:
+    employer = await _employer(harness, signup)
+    a = await _opening(harness, employer, opening_json)
+    b = await _opening(harness, employer, opening_json, title="Care Manager", role="care_manager")
+    await harness.service.record_notification(_sent("s1", a.opening_id))
+    batch = _batch(
+        ("s1", (a.opening_id,)),  # already counted from a single email
+        ("s2", (a.opening_id, b.opening_id)),  # a digest naming both
+        ("s3", (a.opening_id,)),
+        ("s3", (a.opening_id,)),  # the same pair twice in one batch
+        ("s4", ()),  # a welcome email names no opening
+    )
+    await harness.service.record_notification(batch)
+    await harness.service.record_notification(batch)  # redelivered: applied once
+    stats_a = await harness.service.stats(employer.employer_id, a.opening_id)
+    stats_b = await harness.service.stats(employer.employer_id, b.opening_id)
+    assert (stats_a.notified, stats_b.notified) == (3, 1)
+    assert str(batch.event_id) in harness.uow.applied
+
+
+async def test_a_batch_that_fails_changes_no_count(harness, signup, opening_json) -> None:
+    employer = await _employer(harness, signup)
+    a = await _opening(harness, employer, opening_json)
+    batch = _batch(("s1", (a.opening_id,)), ("s2", (a.opening_id,)))
+    record = harness.repository.record_reach
+    calls = 0
+
+    async def failing(pairs, *, session):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        await record(pairs, session=session)
+        raise RuntimeError("the transaction is cut off")
+
+    harness.repository.record_reach = failing
+    with pytest.raises(RuntimeError):
+        await harness.service.record_notification(batch)
+    assert calls == 1  # the whole batch is one write, not one per email
+    harness.repository.record_reach = record
+    assert (await harness.service.stats(employer.employer_id, a.opening_id)).notified == 0
+    await harness.service.record_notification(batch)  # redelivered after the failure
+    assert (await harness.service.stats(employer.employer_id, a.opening_id)).notified == 2
 
 
 async def test_renaming_the_organization_refreshes_open_openings(

@@ -1,4 +1,5 @@
-"""Kafka consumers of the employer service: reach counts from ``notification.sent``."""
+"""Kafka consumers of the employer service: reach counts from ``notification.sent`` and
+``notification.batch_sent``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from faststream.kafka import KafkaBroker
 from hwcollab_common.consuming import subscribe_events
 from hwcollab_employer.handlers import EmployerService
 from hwcollab_schemas import Event
-from hwcollab_schemas.events import NotificationSent
+from hwcollab_schemas.events import NotificationBatchSent, NotificationSent
 from hwcollab_schemas.topics import EMPLOYER_GROUP, NOTIFICATION_TOPIC
 
 
@@ -15,7 +16,7 @@ def register_consumers(
     broker: KafkaBroker, service: EmployerService, *, group_suffix: str = ""
 ) -> None:
     async def on_notification(event: Event) -> None:
-        if isinstance(event, NotificationSent):
+        if isinstance(event, NotificationSent | NotificationBatchSent):
             await service.record_notification(event)
 
     subscribe_events(

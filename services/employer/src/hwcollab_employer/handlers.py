@@ -57,6 +57,7 @@ from hwcollab_schemas.events import (
     EmployerApproved,
     EmployerRegistered,
     EmployerUpdated,
+    NotificationBatchSent,
     NotificationSent,
     OpeningClosed,
     OpeningPosted,
@@ -381,17 +382,18 @@ class EmployerService:
 
     # --- reach -------------------------------------------------------------------------------
 
-    async def record_notification(self, event: NotificationSent) -> None:
-        """Count the subscriber as reached for each opening in the email (once per pair)."""
-        opening_ids = tuple(dict.fromkeys(event.payload.opening_ids))
-        if not opening_ids:
+    async def record_notification(self, event: NotificationSent | NotificationBatchSent) -> None:
+        """Count each subscriber as reached for each opening in its email (once per pair, however
+        often an email names it); a batch of emails is applied in one transaction."""
+        sent = event.payload.sent if isinstance(event, NotificationBatchSent) else (event.payload,)
+        pairs = [
+            (opening_id, item.subscriber_id) for item in sent for opening_id in item.opening_ids
+        ]
+        if not pairs:
             return
 
         async def work(session: Tx) -> None:
-            for opening_id in opening_ids:
-                await self._repository.record_reach(
-                    opening_id, event.payload.subscriber_id, session=session
-                )
+            await self._repository.record_reach(pairs, session=session)
 
         await self._uow.apply_once(event, work)
 

@@ -81,8 +81,10 @@ class EmployerRepository(Protocol):
 
     async def revoke_api_key(self, employer_id: str, key_id: str, *, now: datetime) -> bool: ...
 
-    async def record_reach(self, opening_id: str, subscriber_id: str, *, session: Tx) -> bool:
-        """Remember that a subscriber was told of an opening; False if it already was."""
+    async def record_reach(self, pairs: Sequence[tuple[str, str]], *, session: Tx) -> int:
+        """Remember that each subscriber was told of each opening (``(opening_id,
+        subscriber_id)`` pairs), counting a pair on its opening the first time only; the number of
+        new pairs. One bulk write each for the pairs and the counts, whatever their number."""
 
 
 Work = Callable[[Tx], Awaitable[tuple[T, Sequence[Event]]]]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -316,16 +317,30 @@ class MongoEmployerRepository:
 
     # --- reach -------------------------------------------------------------------------------
 
-    async def record_reach(self, opening_id: str, subscriber_id: str, *, session: Tx) -> bool:
-        result = await self._reach.update_one(
-            {"_id": f"{opening_id}:{subscriber_id}"},
-            {"$setOnInsert": {"opening_id": opening_id, "subscriber_id": subscriber_id}},
-            upsert=True,
+    async def record_reach(self, pairs: Sequence[tuple[str, str]], *, session: Tx) -> int:
+        distinct = list(dict.fromkeys(pairs))
+        if not distinct:
+            return 0
+        result = await self._reach.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": f"{opening_id}:{subscriber_id}"},
+                    {"$setOnInsert": {"opening_id": opening_id, "subscriber_id": subscriber_id}},
+                    upsert=True,
+                )
+                for opening_id, subscriber_id in distinct
+            ],
+            ordered=False,
             session=session,
         )
-        if result.upserted_id is None:
-            return False
-        await self._openings.update_one(
-            {"_id": opening_id}, {"$inc": {"notified": 1}}, session=session
-        )
-        return True
+        added = Counter(distinct[index][0] for index in result.upserted_ids or {})
+        if added:
+            await self._openings.bulk_write(
+                [
+                    UpdateOne({"_id": opening_id}, {"$inc": {"notified": count}})
+                    for opening_id, count in added.items()
+                ],
+                ordered=False,
+                session=session,
+            )
+        return sum(added.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -131,13 +132,8 @@ class BulletinOut(BaseModel):
     recipients: int
 
 
-def admin_router(
-    *,
-    settings: Settings,
-    repository: NotifierRepository,
-    digests: DigestRunner,
-    operations: Operations,
-) -> APIRouter:
+def admin_guard(settings: Settings) -> Callable[..., None]:
+    """The dependency every admin route takes: a 401 unless the bearer token is ADMIN_TOKEN."""
     expected = settings.admin_token.get_secret_value().encode()
 
     def require_admin(
@@ -151,6 +147,17 @@ def admin_router(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
+    return require_admin
+
+
+def admin_router(
+    *,
+    settings: Settings,
+    repository: NotifierRepository,
+    digests: DigestRunner,
+    operations: Operations,
+) -> APIRouter:
+    require_admin = admin_guard(settings)
     router = APIRouter(
         prefix="/api/admin",
         tags=["admin"],

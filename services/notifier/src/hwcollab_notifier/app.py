@@ -18,13 +18,14 @@ from hwcollab_common.ops import configure_observability, install_http_basics, op
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web.security import SecurityHeaders
-from hwcollab_notifier.api import admin_router
+from hwcollab_notifier.api import admin_guard, admin_router
 from hwcollab_notifier.consumers import (
     index_group_id,
     register_deliveries,
     register_index_feed,
     register_read_model,
 )
+from hwcollab_notifier.fanout import MongoFanoutLedger, fanout_router
 from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.jobs import KafkaJobQueue
 from hwcollab_notifier.mail import SmtpSender
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     runtime = ServiceRuntime(settings, name="notifier", clock=clock)
     gauges = OperationalGauges(runtime, interval=settings.metrics_sample_seconds)
     repository = NotifierRepository(runtime.db, on_commit=runtime.relay.wake)
+    fanout = MongoFanoutLedger(runtime.db)
     index = ReplicaIndex()
     jobs = KafkaJobQueue(runtime.broker)
     sender = SmtpSender(
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await repository.ensure_indexes()
+        await fanout.ensure_indexes()
         await runtime.start()
         tasks = [
             asyncio.create_task(load_index(), name="index-load"),
@@ -164,4 +167,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             settings=settings, repository=repository, digests=digests, operations=operations
         )
     )
+    app.include_router(fanout_router(ledger=fanout, require_admin=admin_guard(settings)))
     return app

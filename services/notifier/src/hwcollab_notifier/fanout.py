@@ -1,0 +1,114 @@
+"""Fan-out progress of an opening for operators: how many of its matches are waiting, being sent,
+sent, dropped or failed, read from the ledger (``GET /api/admin/openings/{id}/fanout``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hwcollab_common.mongo import Document
+from hwcollab_common.openapi import error_responses
+
+STATUSES = ("pending", "sending", "sent", "dropped", "failed")
+"""Every status a ledger row goes through (see :mod:`hwcollab_notifier.ledger`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutProgress:
+    """Matches of one opening by ledger status."""
+
+    opening_id: str
+    counts: dict[str, int]
+
+    @property
+    def matches(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def waiting(self) -> int:
+        """Matches not settled yet (pending or being sent)."""
+        return self.counts.get("pending", 0) + self.counts.get("sending", 0)
+
+
+class FanoutLedger(Protocol):
+    async def progress(self, opening_id: str) -> FanoutProgress | None:
+        """The opening's matches by status; None when the notifier knows no such opening."""
+
+
+class MongoFanoutLedger:
+    """One aggregation over the ledger rows of the opening, grouped by status; a second read
+    (the opening's read-model document) only when it has no rows, to tell an opening without
+    matches from an unknown one."""
+
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._ledger = database["ledger"]
+        self._openings = database["openings"]
+
+    async def ensure_indexes(self) -> None:
+        await self._ledger.create_index([("opening_id", ASCENDING), ("status", ASCENDING)])
+
+    async def progress(self, opening_id: str) -> FanoutProgress | None:
+        cursor = await self._ledger.aggregate(
+            [
+                {"$match": {"opening_id": opening_id}},
+                {"$group": {"_id": "$status", "rows": {"$sum": 1}}},
+            ]
+        )
+        found = {str(group["_id"]): int(group["rows"]) async for group in cursor}
+        if not found and await self._openings.find_one({"_id": opening_id}, {"_id": 1}) is None:
+            return None
+        return FanoutProgress(opening_id, {status: found.get(status, 0) for status in STATUSES})
+
+
+class FanoutOut(BaseModel):
+    opening_id: str
+    matches: int = Field(description="Subscribers the opening matched (ledger rows).")
+    pending: int = Field(description="Matched, not sent yet (waiting for a delivery or a digest).")
+    sending: int = Field(description="Claimed by a sender; SMTP has not answered yet.")
+    sent: int = Field(description="Accepted by the SMTP server.")
+    dropped: int = Field(
+        description="Not sent on purpose: the person paused, left, was suppressed, or the "
+        "opening closed or stopped matching before the email went."
+    )
+    failed: int = Field(description="Given up after a permanent SMTP failure.")
+
+
+def fanout_router(*, ledger: FanoutLedger, require_admin: Callable[..., None]) -> APIRouter:
+    router = APIRouter(
+        prefix="/api/admin",
+        tags=["admin"],
+        dependencies=[Depends(require_admin)],
+        responses=error_responses(401, 503, s401="A valid admin token is required."),
+    )
+
+    @router.get(
+        "/openings/{opening_id}/fanout",
+        summary="How far the emails of an opening have gone",
+        description="The opening's matches by delivery status; nothing is pending or sending "
+        "once every match has been sent, dropped or failed.",
+        responses=error_responses(404, s404="The notifier knows no such opening."),
+    )
+    async def fanout(
+        opening_id: Annotated[str, Path(min_length=1, max_length=200)],
+    ) -> FanoutOut:
+        progress = await ledger.progress(opening_id)
+        if progress is None:
+            raise HTTPException(404, "no such opening")
+        counts = progress.counts
+        return FanoutOut(
+            opening_id=opening_id,
+            matches=progress.matches,
+            pending=counts["pending"],
+            sending=counts["sending"],
+            sent=counts["sent"],
+            dropped=counts["dropped"],
+            failed=counts["failed"],
+        )
+
+    return router

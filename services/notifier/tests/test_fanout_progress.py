@@ -1,0 +1,113 @@
+"""``GET /api/admin/openings/{id}/fanout``: an opening's matches by delivery status, from the
+ledger; the MongoDB reading and an in-memory ledger agree on the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from hwcollab_common.mongo import create_client
+from hwcollab_notifier.announce import ledger_row
+from hwcollab_notifier.api import admin_guard
+from hwcollab_notifier.fanout import STATUSES, FanoutProgress, MongoFanoutLedger, fanout_router
+from hwcollab_notifier.settings import Settings
+
+TOKEN = "fanout-test-admin-token"
+NOW = datetime(2026, 3, 2, 16, tzinfo=UTC)
+
+
+class InMemoryLedger:
+    """Ledger rows as (opening_id, status) and the openings the read model knows."""
+
+    def __init__(self, rows: list[tuple[str, str]], openings: set[str]) -> None:
+        self.rows = rows
+        self.openings = openings
+
+    async def progress(self, opening_id: str) -> FanoutProgress | None:
+        statuses = [status for opening, status in self.rows if opening == opening_id]
+        if not statuses and opening_id not in self.openings:
+            return None
+        return FanoutProgress(opening_id, {s: statuses.count(s) for s in STATUSES})
+
+
+ROWS = (
+    [("o1", "sent")] * 5
+    + [("o1", "pending")] * 3
+    + [("o1", "sending"), ("o1", "dropped"), ("o1", "failed"), ("o2", "sent")]
+)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    ledger = InMemoryLedger(ROWS, openings={"o1", "o2", "o3"})
+    app = FastAPI()
+    guard = admin_guard(Settings(admin_token=SecretStr(TOKEN)))
+    app.include_router(fanout_router(ledger=ledger, require_admin=guard))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://notifier",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as client:
+        yield client
+
+
+async def test_an_opening_s_matches_by_status(http: httpx.AsyncClient) -> None:
+    answer = await http.get("/api/admin/openings/o1/fanout")
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "opening_id": "o1",
+        "matches": 11,
+        "pending": 3,
+        "sending": 1,
+        "sent": 5,
+        "dropped": 1,
+        "failed": 1,
+    }
+
+
+async def test_a_known_opening_without_matches_is_all_zeros(http: httpx.AsyncClient) -> None:
+    answer = await http.get("/api/admin/openings/o3/fanout")
+    assert answer.status_code == 200
+    assert answer.json()["matches"] == 0
+
+
+async def test_an_unknown_opening_is_404_and_the_token_is_required(
+    http: httpx.AsyncClient,
+) -> None:
+    missing = await http.get("/api/admin/openings/nope/fanout")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "no such opening"}
+    refused = await http.get("/api/admin/openings/o1/fanout", headers={"Authorization": "Bearer x"})
+    assert refused.status_code == 401
+
+
+async def test_mongodb_groups_the_ledger_as_the_in_memory_ledger_does(mongo_url: str) -> None:
+    client = create_client(mongo_url, app_name="fanout-test")
+    database = client[f"fanout_{uuid4().hex[:12]}"]
+    opening = f"opening-{uuid4().hex[:8]}"
+    rows = [(opening if o == "o1" else f"{opening}-other", s) for o, s in ROWS]
+    documents = []
+    for n, (opening_id, status) in enumerate(rows):
+        row = ledger_row(subscriber_id=f"s{n}", opening_id=opening_id, channel="immediate", now=NOW)
+        documents.append(row | {"status": status})
+    await database["ledger"].insert_many(documents)
+    await database["openings"].insert_one({"_id": f"{opening}-quiet", "status": "open"})
+    mongo = MongoFanoutLedger(database)
+    memory = InMemoryLedger(rows, openings={f"{opening}-quiet"})
+    try:
+        await mongo.ensure_indexes()
+        for opening_id in (opening, f"{opening}-other", f"{opening}-quiet", "unknown"):
+            assert await mongo.progress(opening_id) == await memory.progress(opening_id)
+        progress = await mongo.progress(opening)
+        assert progress is not None
+        assert (progress.matches, progress.waiting) == (11, 4)
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
