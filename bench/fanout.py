@@ -23,7 +23,6 @@ Around each phase: MongoDB commands sent by the notifier processes (their
 from __future__ import annotations
 
 import asyncio
-import re
 import tempfile
 import threading
 import time
@@ -46,17 +45,12 @@ from bench.stack import PARTITIONS, BenchStack, Service, embedded_stack, metric_
 from hwcollab_common.outbox import OUTBOX_COLLECTION
 from hwcollab_schemas.events import SubscriberProfile
 from hwcollab_schemas.topics import DELIVERY_TOPIC, NOTIFICATION_TOPIC, OPENING_TOPIC
-from hwcollab_testing.kafka import topic_ends
+from hwcollab_testing.kafka import held_partitions, topic_ends
 
 PLACE = Place(zip="55101", lat=44.9509, lon=-93.0925, timezone="America/Chicago")
 DIGEST_PLACE = Place(zip="80202", lat=39.7525, lon=-104.9995, timezone="America/Denver")
 DIGEST_OPENINGS = 5
 NOTIFIER_APP = "hwcollab-notifier"
-# The message may be followed by structured fields (or colour codes) on the same line.
-_ASSIGNED = re.compile(
-    r"Consumer (\S+) assigned to partitions: \(((?:TopicPartition\([^)]*\)(?:, )?)*)\)"
-)
-_PARTITION = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,26 +68,14 @@ QUICK = Plan(immediate=20, digest=8, sender_emails=300, timeout=300)
 # --- where the delivery partitions are --------------------------------------------------------
 
 
-def holdings(service: Service, topic: str) -> list[set[int]]:
-    """The partitions of ``topic`` each consumer of the process holds, as last logged by
-    FastStream ("Consumer <member> assigned to partitions: (...)", empty when it holds none)."""
-    text = service.process.log_path.read_text(errors="replace")
-    members: dict[str, set[int]] = {}
-    for member, listed in _ASSIGNED.findall(text):
-        found = {int(p) for t, p in _PARTITION.findall(listed) if t == topic}
-        if found or (not listed.strip() and member in members):
-            members[member] = found
-    return list(members.values())
-
-
 def shares(services: list[Service], topic: str) -> list[int] | None:
     """Partitions of ``topic`` per process once the group has settled (each partition held by
-    exactly one consumer); None while it has not."""
-    held = [holdings(s, topic) for s in services]
-    every = [p for process in held for member in process for p in member]
+    exactly one process); None while it has not."""
+    held = [held_partitions(s.process.log_path, topic) for s in services]
+    every = [p for process in held for p in process]
     if sorted(every) != list(range(PARTITIONS)):
         return None
-    return [sum(len(member) for member in process) for process in held]
+    return [len(process) for process in held]
 
 
 def spread(services: list[Service]) -> bool:
