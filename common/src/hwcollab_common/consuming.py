@@ -37,7 +37,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hwcollab_common.errors import TransientError, is_transient
 from hwcollab_common.mongo import Document, in_transaction
-from hwcollab_common.tracing import SpanKind, context_from, span
+from hwcollab_common.tracing import SpanKind, batch_parent, context_from, span
 from hwcollab_schemas import Event, EventParseError, parse_event
 from hwcollab_schemas.topics import dlq_topic
 
@@ -503,6 +503,13 @@ class _Taken(Generic[T]):
     received: Received[T]
 
 
+def _text_headers(record: Any) -> dict[str, str]:
+    """A Kafka record's headers as text (the trace context is read from them)."""
+    return {
+        key: bytes(value or b"").decode(errors="replace") for key, value in record.headers or ()
+    }
+
+
 def subscribe_batches(
     broker: KafkaBroker,
     topic: str,
@@ -616,10 +623,13 @@ def subscribe_batches(
         raw = message.raw_message
         records: Sequence[Any] = raw if isinstance(raw, tuple) else (raw,)
         structlog.contextvars.bind_contextvars(topic=topic)
+        parent, links = batch_parent([context_from(_text_headers(r)) for r in records])
         try:
             with span(
                 f"consume {topic}",
                 kind=SpanKind.CONSUMER,
+                parent=parent,
+                links=links,
                 attributes={
                     "messaging.system": "kafka",
                     "messaging.destination.name": topic,

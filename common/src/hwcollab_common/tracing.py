@@ -9,7 +9,7 @@ tests build several apps in one process.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Literal
 
@@ -110,8 +110,10 @@ def span(
     kind: SpanKind = SpanKind.INTERNAL,
     parent: Context | None = None,
     attributes: Mapping[str, str | int | float | bool] | None = None,
+    links: Sequence[Context] = (),
 ) -> Iterator[Span | None]:
-    """A span around the block, child of ``parent`` or of the current span; ``None`` when off.
+    """A span around the block, child of ``parent`` or of the current span, linked to the spans
+    of ``links`` (the messages of a batch); ``None`` when off.
 
     An exception leaving the block is recorded on the span and marks it as an error.
     """
@@ -119,8 +121,13 @@ def span(
     if tracer is None:
         yield None
         return
+    linked = [
+        trace.Link(context)
+        for context in (trace.get_current_span(link).get_span_context() for link in links)
+        if context.is_valid
+    ]
     with tracer.start_as_current_span(
-        name, context=parent, kind=kind, attributes=dict(attributes or {})
+        name, context=parent, kind=kind, attributes=dict(attributes or {}), links=linked
     ) as current:
         yield current
 
@@ -139,6 +146,16 @@ def context_from(headers: Mapping[str, str] | None) -> Context | None:
     if _Tracing.tracer is None or not headers or "traceparent" not in headers:
         return None
     return _propagator.extract({k: headers[k] for k in TRACE_HEADERS if k in headers})
+
+
+def batch_parent(contexts: Sequence[Context | None]) -> tuple[Context | None, list[Context]]:
+    """The parent and links of a span that handles a batch of messages: every message's context
+    becomes a link, and when they all belong to one trace (one opening's fan-out), the first
+    of them is the parent too, so that the batch shows in that trace."""
+    known = [context for context in contexts if context is not None]
+    traces = {trace.get_current_span(c).get_span_context().trace_id for c in known}
+    parent = known[0] if len(traces) == 1 and len(known) == len(contexts) else None
+    return parent, known
 
 
 def current_trace_id() -> str | None:
