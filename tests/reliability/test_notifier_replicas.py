@@ -25,7 +25,7 @@ from pymongo import AsyncMongoClient
 
 from hwcollab_notifier.mail import message_id_for
 from hwcollab_schemas.topics import DELIVERY_TOPIC, OPENING_TOPIC
-from hwcollab_testing.events import Place, event_publisher, posted, registered
+from hwcollab_testing.events import Place, Publish, event_publisher, posted, registered
 from hwcollab_testing.kafka import fresh_notifier_groups, held_partitions
 from hwcollab_testing.plugin import TOPIC_PARTITIONS, RunningService, ServiceStarter, SmtpSink
 from hwcollab_testing.waiting import eventually
@@ -80,6 +80,27 @@ def sent_by(metrics: str) -> float:
         for line in metrics.splitlines()
         if line.startswith('hwcollab_notifier_emails_sent_total{kind="immediate"}')
     )
+
+
+async def welcome_subscribers(
+    publish: Publish,
+    sink: SmtpSink,
+    *,
+    run: str,
+    prefix: str,
+    now: datetime,
+) -> dict[str, str]:
+    """Register :data:`SUBSCRIBERS` people near :data:`PLACE` and wait for every welcome email
+    (then the notifiers know them all); their addresses by subscriber id."""
+    emails = {f"{prefix}{i}-{run}": f"{prefix}{i}-{run}@example.org" for i in range(SUBSCRIBERS)}
+    for subscriber_id, email in emails.items():
+        await publish(registered(subscriber_id, email, place=PLACE, now=now))
+    await eventually(
+        lambda: len({m["To"] for m in ours(sink, run)}) == SUBSCRIBERS,
+        timeout=90,
+        what="welcome emails",
+    )
+    return emails
 
 
 async def start_pair(
@@ -140,14 +161,7 @@ async def test_a_second_replica_takes_a_share_of_the_partitions_and_both_send(
             kafka_bootstrap, mongo_url, smtp_sink, service_process, http, run=run
         )
         now = datetime.now(UTC)
-        emails = {f"j{i}-{run}": f"j{i}-{run}@example.org" for i in range(SUBSCRIBERS)}
-        for subscriber_id, email in emails.items():
-            await publish(registered(subscriber_id, email, place=PLACE, now=now))
-        await eventually(
-            lambda: len({m["To"] for m in ours(smtp_sink, run)}) == SUBSCRIBERS,
-            timeout=90,
-            what="welcome emails",
-        )
+        await welcome_subscribers(publish, smtp_sink, run=run, prefix="j", now=now)
         opening_ids = [f"join{i}-{run}" for i in range(OPENINGS)]
         for opening_id in opening_ids:
             await publish(posted(opening_id, employer_id=f"e-{run}", place=PLACE, now=now))
@@ -182,14 +196,7 @@ async def test_a_killed_replica_loses_nothing_and_the_survivor_takes_over(
             kafka_bootstrap, mongo_url, smtp_sink, service_process, http, run=run
         )
         now = datetime.now(UTC)
-        emails = {f"r{i}-{run}": f"r{i}-{run}@example.org" for i in range(SUBSCRIBERS)}
-        for subscriber_id, email in emails.items():
-            await publish(registered(subscriber_id, email, place=PLACE, now=now))
-        await eventually(
-            lambda: len({m["To"] for m in ours(smtp_sink, run)}) == SUBSCRIBERS,
-            timeout=90,
-            what="welcome emails",
-        )
+        emails = await welcome_subscribers(publish, smtp_sink, run=run, prefix="r", now=now)
 
         opening_ids = [f"burst{i}-{run}" for i in range(OPENINGS)]
         for opening_id in opening_ids:

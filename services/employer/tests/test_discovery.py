@@ -99,6 +99,17 @@ async def signed_in(client: Any, signup: Any, email: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
+async def approve(client: Any, employer_id: str, email: str) -> dict[str, str]:
+    """An operator approves a pending employer, who then signs in: their bearer header."""
+    approved = await client.post(
+        f"/api/admin/employers/{employer_id}/approve",
+        headers={"Authorization": "Bearer test-admin-token"},
+    )
+    assert approved.status_code == 200, approved.text
+    token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 async def post(client: Any, headers: dict[str, str], body: dict[str, Any]) -> str:
     posted = await client.post("/api/openings", headers=headers, json=body)
     assert posted.status_code == 201, posted.text
@@ -240,15 +251,7 @@ async def test_an_employer_feed_lists_its_open_openings_only_when_it_is_public(
         assert (await client.get(f"/employers/{employer_id}/openings.atom")).status_code == 404
         assert (await client.get(f"/employers/{employer_id}/embed")).status_code == 404
         assert (await client.get("/employers/nobody/openings.atom")).status_code == 404
-        approved = await client.post(
-            f"/api/admin/employers/{employer_id}/approve",
-            headers={"Authorization": "Bearer test-admin-token"},
-        )
-        assert approved.status_code == 200, approved.text
-        token = await client.post(
-            "/api/auth/token", json={"email": "hr@pending.example", "password": PASSWORD}
-        )
-        owner = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        owner = await approve(client, employer_id, "hr@pending.example")
         await post(client, owner, opening_json(title="Peer Support Specialist"))
         answer = await client.get(f"/employers/{employer_id}/openings.atom")
     feed = feedparser.parse(answer.content)
@@ -307,14 +310,7 @@ async def test_the_sitemap_lists_public_pages_and_robots_points_to_it(
     async with harness.client() as client:
         created = await client.post("/api/employers", json=signup("hr@listed.example"))
         listed = created.json()["employer_id"]
-        await client.post(
-            f"/api/admin/employers/{listed}/approve",
-            headers={"Authorization": "Bearer test-admin-token"},
-        )
-        token = await client.post(
-            "/api/auth/token", json={"email": "hr@listed.example", "password": PASSWORD}
-        )
-        owner = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        owner = await approve(client, listed, "hr@listed.example")
         opening_id = await post(client, owner, opening_json())
         closed_id = await post(client, owner, opening_json(title="Closed soon"))
         await client.post(f"/api/openings/{closed_id}/close", headers=owner)
