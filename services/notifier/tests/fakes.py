@@ -274,27 +274,28 @@ class FakeDeliveryStore:
     async def renew_claims(
         self, ids: Iterable[str], *, owner: str, now: datetime, lease: timedelta
     ) -> None:
-        wanted = list(ids)
-        if not wanted:
-            return
-        self.calls["messages"] += 1
-        for message_id in wanted:
-            doc = self.collections["messages"].get(message_id)
-            if doc is not None and doc["status"] == "sending" and doc.get("owner") == owner:
-                doc["lease_until"] = now + lease
+        for doc in self._own_sending(ids, owner=owner):
+            doc["lease_until"] = now + lease
 
     async def release_messages(
         self, ids: Iterable[str], *, owner: str, now: datetime, detail: str
     ) -> None:
+        for doc in self._own_sending(ids, owner=owner):
+            self.finish([doc["_id"]], status="retry", now=now, detail=detail)
+            doc["attempts"] = int(doc["attempts"]) - 1
+
+    def _own_sending(self, ids: Iterable[str], *, owner: str) -> list[dict[str, Any]]:
+        """The messages of ``ids`` that ``owner`` still holds in ``sending`` (one call)."""
         wanted = list(ids)
         if not wanted:
-            return
+            return []
         self.calls["messages"] += 1
-        for message_id in wanted:
-            doc = self.collections["messages"].get(message_id)
-            if doc is not None and doc["status"] == "sending" and doc.get("owner") == owner:
-                self.finish([message_id], status="retry", now=now, detail=detail)
-                doc["attempts"] = int(doc["attempts"]) - 1
+        docs = (self.collections["messages"].get(message_id) for message_id in wanted)
+        return [
+            doc
+            for doc in docs
+            if doc is not None and doc["status"] == "sending" and doc.get("owner") == owner
+        ]
 
     async def retry_messages(self, ids: Iterable[str], *, now: datetime, detail: str) -> None:
         wanted = list(ids)

@@ -153,8 +153,9 @@ def job_posting_script(posting: dict[str, Any]) -> str:
 
 def gone(opening: Opening, *, now: datetime) -> bool:
     """Whether a closed opening's page has outlived its grace period (410 Gone)."""
-    closed_at = opening.closed_at or (opening.expires_at if not opening.is_open else None)
-    return not opening.is_open and closed_at is not None and now - closed_at > CLOSED_GRACE
+    if opening.is_open:
+        return False
+    return now - (opening.closed_at or opening.expires_at) > CLOSED_GRACE
 
 
 @dataclass(frozen=True, slots=True)

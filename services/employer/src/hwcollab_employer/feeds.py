@@ -4,6 +4,7 @@ sitemap and robots.txt for crawlers, and the listing an employer embeds in their
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated
@@ -83,18 +84,8 @@ async def board_feed(request: Request, context: Context) -> Response:
     """The newest openings of a job-board search (the board's query parameters), as Atom."""
     parameters, _ = search_parameters(request)
     query = board_query(parameters)  # InvalidFieldsError: 422 with the fields at fault
-    found = await context.service.find_openings(
-        BoardQuery(
-            near=query.near,
-            radius_miles=query.radius_miles,
-            setting=query.setting,
-            roles=query.roles,
-            text=query.text,
-            include_remote=query.include_remote,
-            page=1,
-            page_size=MAX_PAGE_SIZE,
-        )
-    )
+    # the newest openings of the search, whatever page the board showed
+    found = await context.service.find_openings(replace(query, page=1, page_size=MAX_PAGE_SIZE))
     base = context.settings.employer_public_url.rstrip("/")
     page_url = f"{base}/openings" + (f"?{request.url.query}" if request.url.query else "")
     title = "Openings on HWcollab Opportunities"

@@ -489,27 +489,31 @@ class DeliveryStore:
     async def renew_claims(
         self, ids: Iterable[str], *, owner: str, now: datetime, lease: timedelta
     ) -> None:
-        wanted = list(ids)
-        if wanted:
-            await transactional_update_many(
-                self.messages,
-                {"_id": {"$in": wanted}, "status": "sending", "owner": owner},
-                {"$set": {"lease_until": now + lease}},
-            )
+        await self._update_own_sending(
+            ids, owner=owner, update={"$set": {"lease_until": now + lease}}
+        )
 
     async def release_messages(
         self, ids: Iterable[str], *, owner: str, now: datetime, detail: str
     ) -> None:
+        await self._update_own_sending(
+            ids,
+            owner=owner,
+            update={
+                "$set": {"status": "retry", "finished_at": now, "detail": detail[:300]},
+                "$unset": {"lease_until": "", "owner": ""},
+                "$inc": {"attempts": -1},
+            },
+        )
+
+    async def _update_own_sending(
+        self, ids: Iterable[str], *, owner: str, update: dict[str, Any]
+    ) -> None:
+        """Update the messages of ``ids`` that ``owner`` still holds in ``sending``."""
         wanted = list(ids)
         if wanted:
             await transactional_update_many(
-                self.messages,
-                {"_id": {"$in": wanted}, "status": "sending", "owner": owner},
-                {
-                    "$set": {"status": "retry", "finished_at": now, "detail": detail[:300]},
-                    "$unset": {"lease_until": "", "owner": ""},
-                    "$inc": {"attempts": -1},
-                },
+                self.messages, {"_id": {"$in": wanted}, "status": "sending", "owner": owner}, update
             )
 
     async def retry_messages(self, ids: Iterable[str], *, now: datetime, detail: str) -> None:
