@@ -15,10 +15,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench import e2e, fanout, ingest, load, match, send
+from bench import e2e, fanout, ingest, load, match, mongo, send
 from bench.harness import BENCH_DIR, REGISTRY, Output
 
-MODULES = (e2e, fanout, ingest, load, match, send)  # importing a benchmark module registers it
+MODULES = (e2e, fanout, ingest, load, match, mongo, send)  # importing a benchmark module registers it
 QUICK_ON_REQUEST = frozenset({"load"})
 
 app = typer.Typer(add_completion=False)

@@ -1,0 +1,156 @@
+"""Bulk reads and writes by id on the embedded MongoDB (SecantusDB): one ``$in`` of a whole batch
+against the chunks of :data:`hwcollab_common.mongo.IN_CHUNK` that the services send.
+
+A delivery batch reads and settles a few hundred documents by id. SecantusDB answers an ``$in``
+in time that grows with the square of its list, so the figures are microseconds per document for
+a batch of ``BATCH`` ids sent as one ``$in`` (the baseline) and as chunks (:func:`find_in`,
+:func:`update_in`), both in the same run on the same collection of ``DOCUMENTS`` documents, plus
+the chunk sizes around the chosen one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+
+from bench.harness import Figure, Output, benchmark, write_result
+from hwcollab_cli import components
+from hwcollab_cli.processes import ManagedProcess, free_port
+from hwcollab_common.mongo import IN_CHUNK, Document, find_in, in_chunks, update_in
+
+DOCUMENTS = 20_000
+BATCH = 500
+ROUNDS = 5
+SIZES = (25, 50, IN_CHUNK, 200, BATCH)
+
+
+def document(n: int, now: datetime) -> Document:
+    """A document shaped like a message claim."""
+    return {
+        "_id": f"<immediate.{n:08d}@bench>",
+        "kind": "immediate",
+        "subscriber_id": f"s{n:08d}",
+        "opening_ids": ["o1"],
+        "status": "sending",
+        "owner": "bench:1",
+        "lease_until": now,
+        "attempts": 1,
+        "claims": [{"owner": "bench:1", "at": now}],
+        "created_at": now,
+    }
+
+
+async def per_document(
+    ids: list[str], call: Callable[[list[str]], Awaitable[object]], *, rounds: int
+) -> float:
+    """Median microseconds per id of ``call`` over ``rounds`` disjoint batches of ``ids``."""
+    times = []
+    for start in range(0, rounds * BATCH, BATCH):
+        batch = ids[start : start + BATCH]
+        begun = time.perf_counter()
+        await call(batch)
+        times.append((time.perf_counter() - begun) / len(batch) * 1e6)
+    return statistics.median(times)
+
+
+async def measure(url: str, *, documents: int, rounds: int) -> dict[str, float]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True)
+    collection: AsyncCollection[Document] = client["bench_mongo"]["messages"]
+    now = datetime.now(UTC)
+    for start in range(0, documents, 5000):
+        await collection.insert_many(
+            [document(n, now) for n in range(start, min(documents, start + 5000))]
+        )
+    ids = [document(n, now)["_id"] for n in range(documents)]
+
+    async def one_find(batch: list[str]) -> None:
+        await collection.find({"_id": {"$in": batch}}).batch_size(len(batch) + 1).to_list()
+
+    async def one_update(batch: list[str]) -> None:
+        async with client.start_session() as session, await session.start_transaction():
+            await collection.update_many(
+                {"_id": {"$in": batch}}, {"$set": {"status": "sent"}}, session=session
+            )
+
+    async def sized_find(size: int, batch: list[str]) -> None:
+        for chunk in in_chunks(batch, size):
+            await collection.find({"_id": {"$in": chunk}}).batch_size(size + 1).to_list()
+
+    step = rounds * BATCH  # every measurement on ids no other one touched
+    found: dict[str, float] = {
+        "find_one_query": await per_document(ids, one_find, rounds=rounds),
+        "find_chunked": await per_document(
+            ids, partial(find_in, collection, "_id"), rounds=rounds
+        ),
+        "update_one_query": await per_document(ids[step:], one_update, rounds=rounds),
+        "update_chunked": await per_document(
+            ids[2 * step :],
+            lambda batch: update_in(collection, "_id", batch, {"$set": {"status": "sent"}}),
+            rounds=rounds,
+        ),
+    }
+    for size in SIZES:
+        found[f"find_size_{size}"] = await per_document(
+            ids, partial(sized_find, size), rounds=rounds
+        )
+    await client.drop_database("bench_mongo")
+    await client.close()
+    return found
+
+
+@benchmark("mongo")
+def run(*, quick: bool, out: Output) -> None:
+    documents, rounds = (3 * BATCH * 2, 2) if quick else (DOCUMENTS, ROUNDS)
+    with tempfile.TemporaryDirectory(prefix="bench-mongo-") as workdir:
+        port = free_port()
+        mongo = ManagedProcess(
+            name="mongo",
+            argv=components.mongo_argv(port=port, data_dir=Path(workdir) / "mongo"),
+            log_path=Path(workdir) / "mongo.log",
+        )
+        mongo.start()
+        try:
+            url = components.mongo_url(port)
+            mongo.wait_ready(partial(components.mongo_answers, url), timeout=120)
+            found = asyncio.run(measure(url, documents=documents, rounds=rounds))
+        finally:
+            mongo.stop(grace=10.0)
+    where = f"{BATCH} ids out of {documents:,} documents, median of {rounds} batches"
+    figures = {
+        "find_us_per_id": Figure(
+            found["find_chunked"],
+            "µs/id",
+            baseline=found["find_one_query"],
+            better="lower",
+            note=f"find by _id, chunks of {IN_CHUNK} (find_in); baseline: one $in of all "
+            f"{BATCH}; {where}",
+        ),
+        "update_us_per_id": Figure(
+            found["update_chunked"],
+            "µs/id",
+            baseline=found["update_one_query"],
+            better="lower",
+            note=f"update_many by _id in one transaction, chunks of {IN_CHUNK} (update_in); "
+            f"baseline: one $in of all {BATCH}; {where}",
+        ),
+    }
+    for size in SIZES:
+        figures[f"find_us_per_id_chunks_of_{size}"] = Figure(
+            found[f"find_size_{size}"],
+            "µs/id",
+            baseline=found["find_one_query"],
+            better="lower",
+            note=f"find by _id in chunks of {size}; baseline: one $in of all {BATCH}",
+        )
+    for key, figure in figures.items():
+        print(f"mongo: {key} {figure.value:,.0f} µs (one $in: {figure.baseline:,.0f})")
+    write_result("mongo", figures, out=out)
