@@ -180,7 +180,6 @@ async def test_operators_follow_an_opening_s_fan_out_from_the_cli(
         "opening_id": opening_id,
         "matches": len(emails),
         "pending": 0,
-        "sending": 0,
         "sent": len(emails),
         "dropped": 0,
         "failed": 0,

@@ -143,6 +143,18 @@ class Notifier:
             welcome_matches=self.deliveries._welcome_matches,
         )
 
+    def digests_with(self, mailer: FakeMailer) -> DigestRunner:
+        """This notifier's digest runs through a sender of their own (another process)."""
+        deliveries = self.deliveries_with(mailer)
+        return DigestRunner(
+            clock=self.clock,
+            store=self.repo,
+            composer=deliveries._composer,
+            postman=deliveries._postman,
+            deliveries=deliveries,
+            settings=Settings(digest_max_items=3),
+        )
+
     async def outbox(self, event_type: str) -> list[dict[str, Any]]:
         return [doc async for doc in self.runtime.db["outbox"].find({"event_type": event_type})]
 
@@ -427,7 +439,8 @@ async def test_a_crash_after_smtp_resends_once_with_the_same_message_id(
     with pytest.raises(Killed):
         await crashed.handle(job)
     [first] = crashed_mailer.sent
-    assert (await n.repo.pair(pair_key("s", "o1")) or {}).get("status") == "sending"
+    assert (await n.repo.message(first.message_id) or {}).get("status") == "sending"
+    assert (await n.repo.pair(pair_key("s", "o1")) or {}).get("status") == "pending"
 
     # Redelivered while the dead sender's lease holds: nothing is sent.
     assert await n.deliveries.handle(job) == "skipped"
@@ -499,6 +512,31 @@ async def test_digests_go_out_at_the_local_hour_without_closed_openings_and_once
     assert [e.to for e in n.mailer.sent] == ["d@example.org", "w@example.org"]
     # And with nothing new, no email at all.
     await n.digests.run_due(datetime(2026, 12, 7, 13, tzinfo=UTC))
+    assert len(n.mailer.sent) == 2
+
+
+async def test_a_digest_cut_off_after_smtp_goes_out_again_the_same_and_once(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(n, profile("d", frequency="daily"))
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    await post(n, opening("o1"), opening("o2"))
+    crashed_mailer = CrashAfterAccepting()
+    with pytest.raises(Killed):
+        await n.digests_with(crashed_mailer).run_due(datetime(2026, 11, 25, 13, tzinfo=UTC))
+    [first] = crashed_mailer.sent
+    # A match made after the crash waits for the next digest instead of joining this one.
+    n.clock.advance(timedelta(hours=23))
+    await post(n, opening("o3"))
+    await n.digests.run_due(datetime(2026, 11, 26, 13, tzinfo=UTC))
+    [again] = n.mailer.sent
+    assert (again.message_id, again.opening_ids) == (first.message_id, first.opening_ids)
+    assert again.subject == first.subject
+    await n.digests.run_due(datetime(2026, 11, 27, 13, tzinfo=UTC))
+    assert [e.opening_ids for e in n.mailer.sent[1:]] == [("o3",)]
+    await n.digests.run_due(datetime(2026, 11, 28, 13, tzinfo=UTC))
     assert len(n.mailer.sent) == 2
 
 
@@ -748,7 +786,7 @@ async def test_a_job_and_the_sweeper_in_one_process_never_send_one_message_twice
     deliveries = n.deliveries_with(slow)
     first = asyncio.create_task(deliveries.handle(job))
     await asyncio.sleep(0)  # let the first claim
-    while (await n.repo.pair(pair_key("s", "o1")) or {}).get("status") != "sending":
+    while await n.repo.messages.find_one({"subscriber_id": "s", "status": "sending"}) is None:
         await asyncio.sleep(0.01)
     second = await deliveries.handle(job)
     slow.release.set()

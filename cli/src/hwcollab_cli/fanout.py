@@ -23,13 +23,13 @@ from hwcollab_cli.dlq import (
     console,
 )
 
-STATUSES = ("pending", "sending", "sent", "dropped", "failed")
+STATUSES = ("pending", "sent", "dropped", "failed")
 Fanout = dict[str, Any]
 
 
 def waiting(body: Fanout) -> int:
     """Matches not settled yet."""
-    return int(body["pending"]) + int(body["sending"])
+    return int(body["pending"])
 
 
 def settled(body: Fanout) -> int:
@@ -52,7 +52,7 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Fanout:
     """Poll ``fetch`` every ``interval`` seconds, showing settled / matches as a progress bar,
-    until nothing is pending or sending; the last answer."""
+    until nothing is pending; the last answer."""
     body = fetch()
     out.print(
         f"opening {body['opening_id']}: emails settled (sent, dropped or failed) of its matches"
@@ -92,7 +92,7 @@ def fanout(
     url: NotifierUrl = DEFAULT_NOTIFIER_URL,
     token: AdminToken = DEFAULT_ADMIN_TOKEN,
 ) -> None:
-    """How many of an opening's matches are pending, sending, sent, dropped and failed."""
+    """How many of an opening's matches are pending, sent, dropped and failed."""
 
     def fetch() -> Fanout:
         body: Fanout = call(

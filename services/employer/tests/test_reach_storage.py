@@ -1,5 +1,5 @@
 """Reach storage: the fake repository and the MongoDB one give the same counts for the same
-pairs, and MongoDB records a batch of any size with two bulk writes."""
+pairs, and MongoDB records a batch of any size with two writes (the new pairs, the counts)."""
 
 from __future__ import annotations
 
@@ -79,6 +79,19 @@ async def test_mongodb_counts_reach_as_the_fake_does_in_two_bulk_writes(
         faked = [await fake.get_opening(o.opening_id) for o in (a, b)]
         assert [o.notified if o else None for o in stored] == [300, 100]
         assert [o.notified if o else None for o in faked] == [300, 100]
-        assert writes == 2  # 400 pairs: one bulk upsert of the pairs, one of the counts
+        assert writes == 2  # 400 pairs: one insert of the new pairs, one update of the counts
+    finally:
+        await client.drop_database(database.name)
+
+
+async def test_the_index_reach_no_longer_needs_is_dropped(
+    client: AsyncMongoClient[Document],
+) -> None:
+    database = client[f"reach_{uuid4().hex[:12]}"]
+    await database["reach"].create_index("opening_id")
+    try:
+        await MongoEmployerRepository(database).ensure_indexes()
+        assert list(await database["reach"].index_information()) == ["_id_"]
+        await MongoEmployerRepository(database).ensure_indexes()  # again: nothing to do
     finally:
         await client.drop_database(database.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from hwcollab_schemas.events import OpeningDetails, SubscriberProfile
 OPEN = ("pending", "sending")
 COLLECTIONS = (
     "subscribers",
+    "open_digests",
     "openings",
     "employers",
     "suppressions",
@@ -66,6 +67,10 @@ class FakeSettlement:
 
     async def finish_welcomes(self, subscriber_ids: Iterable[str], *, now: datetime) -> None:
         await self._store.finish_welcomes(subscriber_ids, now=now)
+
+    async def finish_digests(self, subscriber_ids: Iterable[str]) -> None:
+        for subscriber_id in subscriber_ids:
+            self._store.collections["open_digests"].pop(subscriber_id, None)
 
     async def finish_link_requests(
         self, request_ids: Iterable[str], *, status: MessageStatus, now: datetime
@@ -172,15 +177,6 @@ class FakeDeliveryStore:
         ]
         return sorted(rows, key=lambda row: (row["matched_at"], row["_id"]))
 
-    async def mark_sending(self, message_of: Mapping[str, str], *, now: datetime) -> None:
-        if not message_of:
-            return
-        self.calls["ledger"] += 1
-        for key, message_id in message_of.items():
-            row = self.collections["ledger"].get(key)
-            if row is not None and row["status"] in OPEN:
-                row.update(status="sending", message_id=message_id, updated_at=now)
-
     async def set_rows(
         self,
         keys: Iterable[str],
@@ -233,12 +229,12 @@ class FakeDeliveryStore:
 
     async def claim_messages(
         self, claims: Sequence[Claim], *, owner: str, now: datetime, lease: timedelta
-    ) -> set[str]:
+    ) -> dict[str, int]:
         if not claims:
-            return set()
+            return {}
         self.calls["messages"] += 1
         messages = self.collections["messages"]
-        claimed: set[str] = set()
+        claimed: dict[str, int] = {}
         for claim in claims:
             doc = messages.get(claim.message_id)
             if doc is None:
@@ -260,8 +256,30 @@ class FakeDeliveryStore:
             doc.update(status="sending", owner=owner, lease_until=now + lease)
             doc["attempts"] = int(doc["attempts"]) + 1
             doc["claims"] = [*doc["claims"], {"owner": owner, "at": now}][-MAX_CLAIMS:]
-            claimed.add(claim.message_id)
+            claimed[claim.message_id] = doc["attempts"]
+            open_digest = self.collections["open_digests"].get(claim.subscriber_id)
+            if (
+                claim.kind == "digest"
+                and claim.digest_key
+                and (open_digest is None or open_digest["message_id"] != claim.message_id)
+            ):
+                self.collections["open_digests"][claim.subscriber_id] = {
+                    "_id": claim.subscriber_id,
+                    "message_id": claim.message_id,
+                    "digest_key": claim.digest_key,
+                    "pair_keys": list(claim.pair_keys),
+                    "claimed_at": now,
+                }
         return claimed
+
+    async def unsettled_digests(self, subscriber_ids: Iterable[str]) -> list[Document]:
+        self.calls["messages"] += 1
+        found = self.collections["open_digests"]
+        return [
+            {"subscriber_id": s, **{k: v for k, v in copy.deepcopy(found[s]).items() if k != "_id"}}
+            for s in dict.fromkeys(subscriber_ids)
+            if s in found
+        ]
 
     def finish(self, ids: Iterable[str], *, status: str, now: datetime, detail: str) -> None:
         for message_id in ids:

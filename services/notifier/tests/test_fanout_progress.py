@@ -33,7 +33,9 @@ class InMemoryLedger:
         statuses = [status for opening, status in self.rows if opening == opening_id]
         if not statuses and opening_id not in self.openings:
             return None
-        return FanoutProgress(opening_id, {s: statuses.count(s) for s in STATUSES})
+        counts = {s: statuses.count(s) for s in STATUSES}
+        counts["pending"] += statuses.count("sending")  # a row an earlier version marked
+        return FanoutProgress(opening_id, counts)
 
 
 ROWS = (
@@ -64,8 +66,7 @@ async def test_an_opening_s_matches_by_status(http: httpx.AsyncClient) -> None:
     assert answer.json() == {
         "opening_id": "o1",
         "matches": 11,
-        "pending": 3,
-        "sending": 1,
+        "pending": 4,
         "sent": 5,
         "dropped": 1,
         "failed": 1,

@@ -126,10 +126,6 @@ async def test_rows_move_on_only_while_open(subject: Subject) -> None:
     store = subject.store
     first, second = row("s1", "o1"), row("s2", "o1")
     await store.add_pairs([first, second])
-    await store.mark_sending({first["_id"]: "<m1>", second["_id"]: "<m2>"}, now=NOW)
-    rows = await store.rows_by_key([first["_id"], second["_id"]])
-    assert rows[first["_id"]]["status"] == "sending"
-    assert rows[second["_id"]]["message_id"] == "<m2>"
     await store.set_rows([first["_id"]], status="pending", now=NOW, reason="452", count=True)
     await store.set_rows([second["_id"]], status="dropped", now=NOW, reason="paused")
     await store.set_rows([first["_id"], second["_id"]], status="sent", now=NOW)
@@ -145,11 +141,11 @@ async def test_a_message_is_claimed_by_one_sender_at_a_time_and_remembers_who(
     ids = ["<a>", "<b>", "<c>"]
     assert await store.claim_messages(
         [claim(i) for i in ids], owner="p1", now=NOW, lease=LEASE
-    ) == set(ids)
+    ) == dict.fromkeys(ids, 1)
     # Live leases: nobody else, not even the same owner again.
     assert await store.claim_messages(
         [claim("<a>"), claim("<d>")], owner="p2", now=NOW, lease=LEASE
-    ) == {"<d>"}
+    ) == {"<d>": 1}
 
     async def sent(tx: Settlement) -> Sequence[Event]:
         await tx.finish_messages(["<b>"], status="sent", now=NOW)
@@ -163,7 +159,7 @@ async def test_a_message_is_claimed_by_one_sender_at_a_time_and_remembers_who(
     held = NOW + LEASE + timedelta(seconds=1)
     assert (
         await store.claim_messages([claim("<a>"), claim("<d>")], owner="p3", now=held, lease=LEASE)
-        == set()
+        == {}
     )
     records = await store.messages_by_id(["<a>"])
     assert records["<a>"]["lease_until"] == NOW + 2 * LEASE
@@ -173,7 +169,7 @@ async def test_a_message_is_claimed_by_one_sender_at_a_time_and_remembers_who(
     claimed = await store.claim_messages(
         [claim(i) for i in ids], owner="p2", now=later, lease=LEASE
     )
-    assert claimed == {"<a>", "<c>"}
+    assert claimed == {"<a>": 2, "<c>": 1}  # the attempt each claim is
     records = await store.messages_by_id(ids)
     assert [c["owner"] for c in records["<a>"]["claims"]] == ["p1", "p2"]
     assert records["<a>"]["attempts"] == 2
@@ -231,3 +227,56 @@ async def test_a_settlement_commits_everything_with_its_events_or_nothing(subjec
     assert (await store.subscribers_by_id(["s1"]))["s1"]["welcome_pending"] is False
     assert (await store.link_requests_by_id(["r1"]))["r1"]["status"] == "sent"
     assert await subject.outbox() == ["notification.failed"]
+
+
+async def test_bulk_reads_and_writes_span_many_chunks(subject: Subject) -> None:
+    """More ids than one query carries (``IN_CHUNK``): every one is read and written."""
+    store = subject.store
+    readers = [f"s{n:03d}" for n in range(250)]
+    rows = [row(s, "o1", channel="digest", minute=250 - n) for n, s in enumerate(readers)]
+    await store.add_pairs(rows)
+    assert len(await store.rows_by_key([r["_id"] for r in rows])) == 250
+    digest = await store.open_rows_of(reversed(readers), channel="digest")
+    assert [r["subscriber_id"] for r in digest] == readers[::-1]  # oldest match first
+    await store.set_rows([r["_id"] for r in rows], status="dropped", now=NOW, reason="closed")
+    assert await store.open_rows_of(readers, channel="digest") == []
+    claims = [Claim(f"<m{n}>", "immediate", s, ("o1",)) for n, s in enumerate(readers)]
+    assert len(await store.claim_messages(claims, owner="p1", now=NOW, lease=LEASE)) == 250
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert set(await store.claim_messages(claims, owner="p2", now=later, lease=LEASE)) == {
+        c.message_id for c in claims
+    }
+
+
+async def test_digests_left_unsettled_are_found_with_their_rows(subject: Subject) -> None:
+    store = subject.store
+    key = "daily:2026-03-02"
+    first = Claim("<d1>", "digest", "s1", ("o1", "o2"), digest_key=key, pair_keys=("k1", "k2"))
+    second = Claim("<d2>", "digest", "s2", ("o1",), digest_key=key, pair_keys=("k3",))
+    await store.claim_messages([first, second, claim("<i1>")], owner="p1", now=NOW, lease=LEASE)
+
+    async def sent(tx: Settlement) -> Sequence[Event]:
+        await tx.finish_messages(["<d2>"], status="sent", now=NOW)
+        await tx.finish_digests(["s2"])
+        return []
+
+    await store.settle(sent)
+    found = await store.unsettled_digests(["s1", "s2", "s3"])
+    assert found == [
+        {
+            "subscriber_id": "s1",
+            "message_id": "<d1>",
+            "digest_key": key,
+            "pair_keys": ["k1", "k2"],
+            "claimed_at": NOW,
+        }
+    ]
+    # Sent again after the lease: it stays the open one until it settles.
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert await store.claim_messages([first], owner="p2", now=later, lease=LEASE) == {"<d1>": 2}
+    assert [d["message_id"] for d in await store.unsettled_digests(["s1"])] == ["<d1>"]
+    # A newer digest of someone whose open one had nothing left to send takes its place.
+    newer = Claim("<d3>", "digest", "s1", ("o3",), digest_key="daily:2026-03-03", pair_keys=("k4",))
+    await store.claim_messages([newer], owner="p2", now=later, lease=LEASE)
+    [found_newer] = await store.unsettled_digests(["s1"])
+    assert (found_newer["message_id"], found_newer["pair_keys"]) == ("<d3>", ["k4"])

@@ -6,6 +6,7 @@ coordinates are GeoJSON points, distances come back in miles.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import Counter
@@ -17,7 +18,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from hwcollab_common.mongo import Document
+from hwcollab_common.mongo import Document, find_in
 from hwcollab_employer.documents import (
     api_key_from,
     employer_document,
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 METERS_PER_MILE = 1609.344
 # IndexOptionsConflict, IndexKeySpecsConflict: an equivalent index is already there.
 INDEX_EXISTS_CODES = frozenset({85, 86})
+OBSOLETE_REACH_INDEX = "opening_id_1"
 
 
 def _geo_near(*, near: Any, radius_miles: int, query: Document) -> Document:
@@ -83,7 +85,6 @@ class MongoEmployerRepository:
                 ],
             ),
             (self._api_keys, [IndexModel([("employer_id", ASCENDING)])]),
-            (self._reach, [IndexModel([("opening_id", ASCENDING)])]),
         ]
         for collection, indexes in wanted:
             existing = set(await collection.index_information())
@@ -97,6 +98,10 @@ class MongoEmployerRepository:
                     raise
                 # Another replica created it at the same moment.
                 log.info("index of %s already exists: %s", collection.name, error)
+        # Reach is only ever read by id; an index no query used cost every email a write.
+        if OBSOLETE_REACH_INDEX in await self._reach.index_information():
+            with contextlib.suppress(OperationFailure):  # another replica dropped it first
+                await self._reach.drop_index(OBSOLETE_REACH_INDEX)
 
     # --- employers ---------------------------------------------------------------------------
 
@@ -318,22 +323,22 @@ class MongoEmployerRepository:
     # --- reach -------------------------------------------------------------------------------
 
     async def record_reach(self, pairs: Sequence[tuple[str, str]], *, session: Tx) -> int:
-        distinct = list(dict.fromkeys(pairs))
+        """One read of the pairs known already and one insert of the others (in the caller's
+        transaction, which a concurrent insert of the same pair makes run again)."""
+        distinct = {f"{o}:{s}": (o, s) for o, s in pairs}
         if not distinct:
             return 0
-        result = await self._reach.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": f"{opening_id}:{subscriber_id}"},
-                    {"$setOnInsert": {"opening_id": opening_id, "subscriber_id": subscriber_id}},
-                    upsert=True,
-                )
-                for opening_id, subscriber_id in distinct
-            ],
-            ordered=False,
-            session=session,
-        )
-        added = Counter(distinct[index][0] for index in result.upserted_ids or {})
+        known = await find_in(self._reach, "_id", distinct, projection={"_id": 1}, session=session)
+        new = [key for key in distinct if key not in {doc["_id"] for doc in known}]
+        if new:
+            await self._reach.insert_many(
+                [
+                    {"_id": key, "opening_id": distinct[key][0], "subscriber_id": distinct[key][1]}
+                    for key in new
+                ],
+                session=session,
+            )
+        added = Counter(distinct[key][0] for key in new)
         if added:
             await self._openings.bulk_write(
                 [

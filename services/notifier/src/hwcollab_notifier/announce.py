@@ -31,11 +31,6 @@ from hwcollab_schemas.events import (
 )
 
 log = logging.getLogger(__name__)
-FREQUENCY_CHANNEL: dict[str, Channel] = {
-    "immediate": "immediate",
-    "daily": "digest",
-    "weekly": "digest",
-}
 
 
 async def live_opening(
@@ -103,18 +98,28 @@ class Announcer:
         metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
         ids = result.subscriber_ids()
         now = self._runtime.clock.now()
-        rows = []
-        for chunk in range(0, len(ids), 1000):
-            async for doc in self._repo.subscribers.find(
-                {"_id": {"$in": ids[chunk : chunk + 1000]}, "status": "active"},
-                {"frequency": 1},
-            ):
-                channel = FREQUENCY_CHANNEL.get(doc.get("frequency", "immediate"), "immediate")
-                rows.append(
-                    ledger_row(
-                        subscriber_id=doc["_id"], opening_id=opening_id, channel=channel, now=now
-                    )
-                )
+        new = 0
+        # A batch of readers at a time, recorded and queued before the next is read: the first
+        # emails leave while the rest of a large audience is still being recorded.
+        for chunk in chunks(ids, self._batch_size):
+            new += await self._record(opening_id, chunk, now=now)
+        await self._repo.mark_announced(opening_id, version=details.version, now=now)
+        log.info("opening %s matched %d subscribers, %d new pairs", opening_id, len(ids), new)
+        return new
+
+    async def _record(self, opening_id: str, readers: Sequence[str], *, now: datetime) -> int:
+        """Ledger rows for ``readers`` (the channel from the frequency the index knows), and
+        delivery jobs for the new immediate ones; the number of new pairs. Nothing is read: the
+        index holds active subscribers only, and each email checks its reader again."""
+        rows = [
+            ledger_row(
+                subscriber_id=subscriber_id,
+                opening_id=opening_id,
+                channel="digest" if self._index.takes_digest(subscriber_id) else "immediate",
+                now=now,
+            )
+            for subscriber_id in readers
+        ]
         inserted = set(await self._repo.add_pairs(rows))
         fresh = [row for row in rows if row["_id"] in inserted]
         await self._jobs.put(
@@ -130,10 +135,6 @@ class Announcer:
         )
         for channel in ("immediate", "digest"):
             metrics.MATCHES.labels(channel).inc(sum(1 for r in fresh if r["channel"] == channel))
-        await self._repo.mark_announced(opening_id, version=details.version, now=now)
-        log.info(
-            "opening %s matched %d subscribers, %d new pairs", opening_id, len(ids), len(fresh)
-        )
         return len(fresh)
 
     async def _fold_in_new_subscribers(self) -> None:

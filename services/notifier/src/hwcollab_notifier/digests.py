@@ -4,7 +4,7 @@ N"); pairs whose opening closed meanwhile are dropped; an empty digest sends not
 
 A run pages through the subscribers with waiting digest rows ``DELIVERY_BATCH_SIZE`` at a time:
 per page one query each for the subscribers, their rows, the openings and employers, and the
-message records of rows a crashed run left ``sending``; then one batch for the postman."""
+digests a crashed run claimed but never settled; then one batch for the postman."""
 
 from __future__ import annotations
 
@@ -101,12 +101,16 @@ class DigestRunner:
         rows_of: dict[str, list[Document]] = defaultdict(list)
         for row in rows:
             rows_of[str(row["subscriber_id"])].append(row)
-        claimed = await self._store.messages_by_id(
-            {str(r["message_id"]) for r in rows if r["status"] == "sending" and r.get("message_id")}
-        )
+        unsettled = {
+            str(message["subscriber_id"]): message
+            for message in await self._store.unsettled_digests(profiles)
+            if message.get("digest_key")
+        }
         digests: list[_Digest] = []
         for subscriber_id, profile in profiles.items():
-            digest = self._due(profile, rows_of[subscriber_id], claimed=claimed, as_of=as_of)
+            digest = self._due(
+                profile, rows_of[subscriber_id], unsettled=unsettled.get(subscriber_id), as_of=as_of
+            )
             if digest is None:
                 run.count("not due")
             else:
@@ -157,7 +161,7 @@ class DigestRunner:
         profile: SubscriberProfile,
         rows: list[Document],
         *,
-        claimed: dict[str, Document],
+        unsettled: Document | None,
         as_of: datetime,
     ) -> _Digest | None:
         schedule = DigestSchedule.of(profile)
@@ -169,13 +173,12 @@ class DigestRunner:
             slot = as_of
         else:
             slot = schedule.last_due(as_of)
-        # Rows already claimed by a digest that did not finish go out again in that same digest.
-        sending = [r for r in rows if r["status"] == "sending" and r.get("message_id")]
-        if sending:
-            message = claimed.get(str(sending[0]["message_id"]))
-            if message is not None and message.get("digest_key"):
-                again = [r for r in sending if r.get("message_id") == message["_id"]]
-                return _Digest(profile, again, str(message["digest_key"]), schedule.period)
+        # The rows of a digest that was claimed but did not finish go out again in that digest.
+        if unsettled is not None:
+            keys = set(unsettled.get("pair_keys") or ())
+            again = [r for r in rows if r["_id"] in keys]
+            if again:
+                return _Digest(profile, again, str(unsettled["digest_key"]), schedule.period)
         due = [r for r in rows if r["matched_at"].astimezone(UTC) < slot]
         if not due:
             return None

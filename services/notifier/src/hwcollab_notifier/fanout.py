@@ -1,5 +1,5 @@
-"""Fan-out progress of an opening for operators: how many of its matches are waiting, being sent,
-sent, dropped or failed, read from the ledger (``GET /api/admin/openings/{id}/fanout``)."""
+"""Fan-out progress of an opening for operators: how many of its matches are waiting, sent,
+dropped or failed, read from the ledger (``GET /api/admin/openings/{id}/fanout``)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hwcollab_common.mongo import Document
 from hwcollab_common.openapi import error_responses
 
-STATUSES = ("pending", "sending", "sent", "dropped", "failed")
-"""Every status a ledger row goes through (see :mod:`hwcollab_notifier.ledger`)."""
+STATUSES = ("pending", "sent", "dropped", "failed")
+"""Where a match stands: its ledger row's status (see :mod:`hwcollab_notifier.ledger`); a row an
+earlier version marked ``sending`` is still pending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +33,8 @@ class FanoutProgress:
 
     @property
     def waiting(self) -> int:
-        """Matches not settled yet (pending or being sent)."""
-        return self.counts.get("pending", 0) + self.counts.get("sending", 0)
+        """Matches not settled yet."""
+        return self.counts.get("pending", 0)
 
 
 class FanoutLedger(Protocol):
@@ -63,14 +64,17 @@ class MongoFanoutLedger:
         found = {str(group["_id"]): int(group["rows"]) async for group in cursor}
         if not found and await self._openings.find_one({"_id": opening_id}, {"_id": 1}) is None:
             return None
-        return FanoutProgress(opening_id, {status: found.get(status, 0) for status in STATUSES})
+        counts = {status: found.get(status, 0) for status in STATUSES}
+        counts["pending"] += found.get("sending", 0)
+        return FanoutProgress(opening_id, counts)
 
 
 class FanoutOut(BaseModel):
     opening_id: str
     matches: int = Field(description="Subscribers the opening matched (ledger rows).")
-    pending: int = Field(description="Matched, not sent yet (waiting for a delivery or a digest).")
-    sending: int = Field(description="Claimed by a sender; SMTP has not answered yet.")
+    pending: int = Field(
+        description="Matched, not settled yet: waiting for a delivery or a digest, or being sent."
+    )
     sent: int = Field(description="Accepted by the SMTP server.")
     dropped: int = Field(
         description="Not sent on purpose: the person paused, left, was suppressed, or the "
@@ -90,8 +94,8 @@ def fanout_router(*, ledger: FanoutLedger, require_admin: Callable[..., None]) -
     @router.get(
         "/openings/{opening_id}/fanout",
         summary="How far the emails of an opening have gone",
-        description="The opening's matches by delivery status; nothing is pending or sending "
-        "once every match has been sent, dropped or failed.",
+        description="The opening's matches by delivery status; nothing is pending once every "
+        "match has been sent, dropped or failed.",
         responses=error_responses(404, s404="The notifier knows no such opening."),
     )
     async def fanout(
@@ -105,7 +109,6 @@ def fanout_router(*, ledger: FanoutLedger, require_admin: Callable[..., None]) -
             opening_id=opening_id,
             matches=progress.matches,
             pending=counts["pending"],
-            sending=counts["sending"],
             sent=counts["sent"],
             dropped=counts["dropped"],
             failed=counts["failed"],

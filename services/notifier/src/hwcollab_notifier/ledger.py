@@ -3,9 +3,14 @@ suppressions, bulletins and the locks periodic tasks take.
 
 - ``ledger``: one row per (subscriber, opening) pair, ``_id`` = hash of the pair, created once ever
   (duplicate inserts are ignored): ``channel`` immediate|digest|welcome, ``status``
-  pending → sending → sent | failed | dropped.
+  pending → sent | failed | dropped (rows an earlier version marked ``sending`` count as pending).
+  A row is written twice in its life, when matched and when settled: SecantusDB pays for every
+  index of a collection on every write, so nothing in between.
 - ``messages``: one entry per Message-ID, claimed with a lease before SMTP and marked after, so that
-  a message is sent once even when two replicas or a redelivery try it.
+  a message is sent once even when two replicas or a redelivery try it. No index but ``_id``.
+- ``open_digests``: the digest each subscriber was last sent and that is not settled yet
+  (``_id`` = subscriber id; its Message-ID, ``digest_key`` and ledger rows), so that a digest cut
+  off by a crash goes out again exactly as it was; gone once it settles.
 - ``suppressions``: addresses never to write to (``_id`` = hash of the address).
 - ``link_requests``: confirmation and manage-link emails the subscriber service asked for
   (``_id`` = the event id), pending → sent | failed | dropped; gone after ``LINK_REQUEST_LIFETIME``.
@@ -14,17 +19,17 @@ suppressions, bulletins and the locks periodic tasks take.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hwcollab_common.mongo import Document, in_transaction, transactional_update_many
+from hwcollab_common.mongo import Document, find_in, in_chunks, in_transaction, update_in
 from hwcollab_common.outbox import OUTBOX_COLLECTION, stage_events
 from hwcollab_notifier.domain import hash_id, normalize_email
 from hwcollab_notifier.ports import (
@@ -42,9 +47,8 @@ LINK_REQUEST_LIFETIME = timedelta(days=7)
 """A link email not sent by then is dropped: the confirmation link in it expires then too."""
 
 
-def open_rows(keys: Iterable[str]) -> Document:
-    """The ledger rows of ``keys`` not yet settled."""
-    return {"_id": {"$in": list(keys)}, "status": {"$in": list(OPEN_LEDGER)}}
+OPEN: Document = {"status": {"$in": list(OPEN_LEDGER)}}
+"""Ledger rows not yet settled."""
 
 
 async def by_id(
@@ -54,12 +58,9 @@ async def by_id(
     extra: Document | None = None,
     session: Session = None,
 ) -> dict[str, Document]:
-    """The documents of ``ids`` in one round trip (the whole answer in the first batch)."""
-    wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return {}
-    cursor = collection.find({"_id": {"$in": wanted}, **(extra or {})}, session=session)
-    return {doc["_id"]: doc async for doc in cursor.batch_size(len(wanted) + 1)}
+    """The documents of ``ids``, a round trip per hundred."""
+    found = await find_in(collection, "_id", ids, extra=extra, session=session)
+    return {doc["_id"]: doc for doc in found}
 
 
 def new_claim(claim: Claim, *, owner: str, now: datetime, lease: timedelta) -> Document:
@@ -81,11 +82,20 @@ def new_claim(claim: Claim, *, owner: str, now: datetime, lease: timedelta) -> D
     }
 
 
-def claimable(ids: list[str], *, now: datetime) -> Document:
-    """Records of ``ids`` that may be claimed again: given back, or whose lease ran out.
-    Never while a send is in flight, not even for the same process."""
+def open_digest(claim: Claim, *, now: datetime) -> Document:
     return {
-        "_id": {"$in": ids},
+        "_id": claim.subscriber_id,
+        "message_id": claim.message_id,
+        "digest_key": claim.digest_key,
+        "pair_keys": list(claim.pair_keys),
+        "claimed_at": now,
+    }
+
+
+def claimable(*, now: datetime) -> Document:
+    """Records that may be claimed again: given back, or whose lease ran out. Never while a send
+    is in flight, not even for the same process."""
+    return {
         "status": {"$in": ["sending", "retry"]},
         "$or": [
             {"status": "retry"},
@@ -119,6 +129,9 @@ class MongoSettlement:
     async def finish_welcomes(self, subscriber_ids: Iterable[str], *, now: datetime) -> None:
         await self._store.welcomed(subscriber_ids, now=now, session=self._session)
 
+    async def finish_digests(self, subscriber_ids: Iterable[str]) -> None:
+        await self._store.forget_digests(subscriber_ids, session=self._session)
+
     async def finish_link_requests(
         self, request_ids: Iterable[str], *, status: MessageStatus, now: datetime
     ) -> None:
@@ -136,6 +149,7 @@ class DeliveryStore:
         self._on_commit = on_commit
         self.ledger = database["ledger"]
         self.messages = database["messages"]
+        self.open_digests = database["open_digests"]
         self.suppressions = database["suppressions"]
         self.bulletins = database["bulletins"]
         self.locks = database["locks"]
@@ -180,33 +194,13 @@ class DeliveryStore:
     async def open_rows_of(
         self, subscriber_ids: Iterable[str], *, channel: Channel
     ) -> list[Document]:
-        ids = list(dict.fromkeys(subscriber_ids))
-        if not ids:
-            return []
-        cursor = self.ledger.find(
-            {
-                "subscriber_id": {"$in": ids},
-                "channel": channel,
-                "status": {"$in": list(OPEN_LEDGER)},
-            }
-        ).sort([("matched_at", ASCENDING), ("_id", ASCENDING)])
-        return [row async for row in cursor.batch_size(10_000)]
-
-    async def mark_sending(self, message_of: Mapping[str, str], *, now: datetime) -> None:
-        if not message_of:
-            return
-        updates = [
-            UpdateOne(
-                {"_id": key, "status": {"$in": list(OPEN_LEDGER)}},
-                {"$set": {"status": "sending", "message_id": message_id, "updated_at": now}},
-            )
-            for key, message_id in message_of.items()
-        ]
-
-        async def work(session: AsyncClientSession) -> None:
-            await self.ledger.bulk_write(updates, ordered=False, session=session)
-
-        await in_transaction(self.db.client, work)
+        return await find_in(
+            self.ledger,
+            "subscriber_id",
+            subscriber_ids,
+            extra={"channel": channel, **OPEN},
+            sort=[("matched_at", ASCENDING), ("_id", ASCENDING)],
+        )
 
     async def set_rows(
         self,
@@ -217,16 +211,13 @@ class DeliveryStore:
         reason: str | None = None,
         count: bool = False,
     ) -> None:
-        wanted = list(keys)
-        if not wanted:
-            return
         fields: Document = {"status": status, "updated_at": now}
         if reason is not None:
             fields["reason"] = reason[:300]
         update: Document = {"$set": fields}
         if count:
             update["$inc"] = {"attempts": 1}
-        await transactional_update_many(self.ledger, open_rows(wanted), update)
+        await update_in(self.ledger, "_id", keys, update, extra=OPEN)
 
     async def finish_welcomes(self, subscriber_ids: Iterable[str], *, now: datetime) -> None:
         await self.welcomed(subscriber_ids, now=now, session=None)
@@ -234,14 +225,13 @@ class DeliveryStore:
     async def welcomed(
         self, subscriber_ids: Iterable[str], *, now: datetime, session: Session
     ) -> None:
-        ids = list(subscriber_ids)
-        if ids:
-            await transactional_update_many(
-                self.db["subscribers"],
-                {"_id": {"$in": ids}},
-                {"$set": {"welcome_pending": False, "welcomed_at": now}},
-                session=session,
-            )
+        await update_in(
+            self.db["subscribers"],
+            "_id",
+            subscriber_ids,
+            {"$set": {"welcome_pending": False, "welcomed_at": now}},
+            session=session,
+        )
 
     async def finish_link_requests(
         self, request_ids: Iterable[str], *, status: MessageStatus, now: datetime
@@ -251,14 +241,14 @@ class DeliveryStore:
     async def links_finished(
         self, request_ids: Iterable[str], *, status: str, now: datetime, session: Session
     ) -> None:
-        ids = list(request_ids)
-        if ids:
-            await transactional_update_many(
-                self.link_requests,
-                {"_id": {"$in": ids}, "status": "pending"},
-                {"$set": {"status": status, "finished_at": now}},
-                session=session,
-            )
+        await update_in(
+            self.link_requests,
+            "_id",
+            request_ids,
+            {"$set": {"status": status, "finished_at": now}},
+            extra={"status": "pending"},
+            session=session,
+        )
 
     async def link_requests_by_id(self, ids: Iterable[str]) -> dict[str, Document]:
         return await by_id(self.link_requests, ids)
@@ -316,9 +306,7 @@ class DeliveryStore:
             fields["message_id"] = message_id
         if reason is not None:
             fields["reason"] = reason
-        await transactional_update_many(
-            self.ledger, open_rows(keys), {"$set": fields}, session=session
-        )
+        await update_in(self.ledger, "_id", keys, {"$set": fields}, extra=OPEN, session=session)
 
     async def retry_rows(
         self, keys: Iterable[str], *, now: datetime, detail: str, count: bool = True
@@ -330,7 +318,7 @@ class DeliveryStore:
         }
         if count:
             update["$inc"] = {"attempts": 1}
-        await transactional_update_many(self.ledger, open_rows(keys), update)
+        await update_in(self.ledger, "_id", keys, update, extra=OPEN)
 
     async def switch_to_immediate(
         self, subscriber_id: str, *, now: datetime, session: Session
@@ -391,73 +379,17 @@ class DeliveryStore:
 
     # --- messages -----------------------------------------------------------------------------
 
-    async def claim_message(
-        self,
-        *,
-        message_id: str,
-        kind: str,
-        subscriber_id: str,
-        opening_ids: Sequence[str],
-        owner: str,
-        now: datetime,
-        lease: timedelta,
-        digest_key: str | None = None,
-    ) -> Document | None:
-        """Take the right to send ``message_id`` now; None when it was sent, failed for good, or
-        a sender (in this process or another) holds an unexpired lease on it."""
-        try:
-            await self.messages.insert_one(
-                {
-                    "_id": message_id,
-                    "kind": kind,
-                    "subscriber_id": subscriber_id,
-                    "subscriber_hash": hash_id(subscriber_id),
-                    "opening_ids": list(opening_ids),
-                    "status": "sending",
-                    "owner": owner,
-                    "lease_until": now + lease,
-                    "attempts": 1,
-                    "claims": [{"owner": owner, "at": now}],
-                    "created_at": now,
-                    "digest_key": digest_key,
-                }
-            )
-        except DuplicateKeyError:
-            return await self.messages.find_one_and_update(
-                {
-                    "_id": message_id,
-                    "status": {"$in": ["sending", "retry"]},
-                    # Never while a send is in flight, not even for the same process: its job
-                    # consumer and its sweeper may reach one message at once.
-                    "$or": [
-                        {"status": "retry"},
-                        {"lease_until": {"$lt": now}},
-                        {"lease_until": {"$exists": False}},
-                    ],
-                },
-                {
-                    "$set": {"status": "sending", "owner": owner, "lease_until": now + lease},
-                    "$inc": {"attempts": 1},
-                    # Who took it when: after a crash, shows which process sent it first.
-                    "$push": {
-                        "claims": {"$each": [{"owner": owner, "at": now}], "$slice": -MAX_CLAIMS}
-                    },
-                },
-                return_document=ReturnDocument.AFTER,
-            )
-        return await self.messages.find_one({"_id": message_id})
-
     async def messages_by_id(self, ids: Iterable[str]) -> dict[str, Document]:
         return await by_id(self.messages, ids)
 
     async def claim_messages(
         self, claims: Sequence[Claim], *, owner: str, now: datetime, lease: timedelta
-    ) -> set[str]:
+    ) -> dict[str, int]:
         """New messages in one ``insert_many`` (the unique ``_id`` lets one sender win); those
         that exist, when any, with one update of the claimable ones and one read of who won."""
         wanted = {claim.message_id: claim for claim in claims}
         if not wanted:
-            return set()
+            return {}
         order = list(wanted)
         documents = [new_claim(wanted[i], owner=owner, now=now, lease=lease) for i in order]
         try:
@@ -468,23 +400,63 @@ class DeliveryStore:
                 raise
             existing = [order[e["index"]] for e in errors]
         else:
-            return set(wanted)
+            await self._open_digests([wanted[i] for i in order], now=now)
+            return dict.fromkeys(wanted, 1)
         until = now + lease
-        await transactional_update_many(
+        await update_in(
             self.messages,
-            claimable(existing, now=now),
+            "_id",
+            existing,
             {
                 "$set": {"status": "sending", "owner": owner, "lease_until": until},
                 "$inc": {"attempts": 1},
+                # Who took it when: after a crash, shows which process sent it first.
                 "$push": {
                     "claims": {"$each": [{"owner": owner, "at": now}], "$slice": -MAX_CLAIMS}
                 },
             },
+            extra=claimable(now=now),
         )
-        taken = self.messages.find(
-            {"_id": {"$in": existing}, "owner": owner, "lease_until": until}, {"_id": 1}
+        taken = await find_in(
+            self.messages,
+            "_id",
+            existing,
+            extra={"owner": owner, "lease_until": until},
+            projection={"attempts": 1},
         )
-        return (set(wanted) - set(existing)) | {doc["_id"] async for doc in taken}
+        claimed = {
+            **dict.fromkeys(set(wanted) - set(existing), 1),
+            **{doc["_id"]: int(doc.get("attempts", 1)) for doc in taken},
+        }
+        await self._open_digests([wanted[i] for i in order if i in claimed], now=now)
+        return claimed
+
+    async def _open_digests(self, claims: Sequence[Claim], *, now: datetime) -> None:
+        """Remember the digests among ``claims`` as their subscribers' open digest; one that is
+        open already (sent again after a crash) stays as it is."""
+        digests = [open_digest(c, now=now) for c in claims if c.kind == "digest" and c.digest_key]
+        if not digests:
+            return
+        try:
+            await self.open_digests.insert_many(digests, ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+                raise
+            # A subscriber whose open digest had nothing left to send got a new one.
+            for e in error.details["writeErrors"]:
+                document = digests[e["index"]]
+                await self.open_digests.replace_one(
+                    {"_id": document["_id"], "message_id": {"$ne": document["message_id"]}},
+                    document,
+                )
+
+    async def unsettled_digests(self, subscriber_ids: Iterable[str]) -> list[Document]:
+        found = await find_in(self.open_digests, "_id", subscriber_ids)
+        return [{"subscriber_id": doc.pop("_id"), **doc} for doc in found]
+
+    async def forget_digests(self, subscriber_ids: Iterable[str], *, session: Session) -> None:
+        for chunk in in_chunks(subscriber_ids):
+            await self.open_digests.delete_many({"_id": {"$in": chunk}}, session=session)
 
     async def renew_claims(
         self, ids: Iterable[str], *, owner: str, now: datetime, lease: timedelta
@@ -510,11 +482,9 @@ class DeliveryStore:
         self, ids: Iterable[str], *, owner: str, update: dict[str, Any]
     ) -> None:
         """Update the messages of ``ids`` that ``owner`` still holds in ``sending``."""
-        wanted = list(ids)
-        if wanted:
-            await transactional_update_many(
-                self.messages, {"_id": {"$in": wanted}, "status": "sending", "owner": owner}, update
-            )
+        await update_in(
+            self.messages, "_id", ids, update, extra={"status": "sending", "owner": owner}
+        )
 
     async def retry_messages(self, ids: Iterable[str], *, now: datetime, detail: str) -> None:
         await self.finish_many(ids, status="retry", now=now, detail=detail, session=None)
@@ -528,48 +498,15 @@ class DeliveryStore:
         detail: str = "",
         session: Session,
     ) -> None:
-        wanted = list(ids)
-        if wanted:
-            await transactional_update_many(
-                self.messages,
-                {"_id": {"$in": wanted}},
-                {
-                    "$set": {"status": status, "finished_at": now, "detail": detail[:300]},
-                    "$unset": {"lease_until": "", "owner": ""},
-                },
-                session=session,
-            )
-
-    async def finish_message(
-        self,
-        message_id: str,
-        *,
-        status: str,
-        now: datetime,
-        detail: str | None = None,
-        session: Session = None,
-    ) -> None:
-        await self.messages.update_one(
-            {"_id": message_id},
+        await update_in(
+            self.messages,
+            "_id",
+            ids,
             {
-                "$set": {"status": status, "finished_at": now, "detail": (detail or "")[:300]},
+                "$set": {"status": status, "finished_at": now, "detail": detail[:300]},
                 "$unset": {"lease_until": "", "owner": ""},
             },
             session=session,
-        )
-
-    async def release_message(
-        self, message_id: str, *, owner: str, now: datetime, detail: str
-    ) -> None:
-        """Give a claim back after an outage of the SMTP server: ``retry`` at once for the next
-        claimer, and the attempt does not count towards ``DELIVERY_MAX_ATTEMPTS``."""
-        await self.messages.update_one(
-            {"_id": message_id, "status": "sending", "owner": owner},
-            {
-                "$set": {"status": "retry", "finished_at": now, "detail": detail[:300]},
-                "$unset": {"lease_until": "", "owner": ""},
-                "$inc": {"attempts": -1},
-            },
         )
 
     async def message(self, message_id: str) -> Document | None:

@@ -9,7 +9,7 @@ MongoDB implementation; ``services/notifier/tests/fakes.py`` holds the in-memory
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -33,6 +33,9 @@ class Claim:
     subscriber_id: str
     opening_ids: tuple[str, ...]
     digest_key: str | None = None
+    pair_keys: tuple[str, ...] = ()
+    """The ledger rows the message settles: a digest that did not finish goes out again with
+    exactly these."""
 
 
 class ReadModelView(Protocol):
@@ -76,10 +79,6 @@ class Ledger(Protocol):
         """Pending and sending rows of these subscribers on ``channel``, oldest match first."""
         ...
 
-    async def mark_sending(self, message_of: Mapping[str, str], *, now: datetime) -> None:
-        """Open rows (key → the Message-ID now claimed for them) become ``sending``."""
-        ...
-
     async def set_rows(
         self,
         keys: Iterable[str],
@@ -106,9 +105,16 @@ class Messages(Protocol):
 
     async def claim_messages(
         self, claims: Sequence[Claim], *, owner: str, now: datetime, lease: timedelta
-    ) -> set[str]:
+    ) -> dict[str, int]:
         """Claim every message not sent, not failed for good and not held by a live lease, in
-        one write; the ids claimed. Each claim is remembered (``claims: [{owner, at}]``)."""
+        one write; the ids claimed, each with the attempt this claim is (1 for a new message).
+        Each claim is remembered (``claims: [{owner, at}]``)."""
+        ...
+
+    async def unsettled_digests(self, subscriber_ids: Iterable[str]) -> list[Document]:
+        """The digests of these subscribers claimed and not settled (a run that died between
+        SMTP and its settlement, or an outage): ``subscriber_id``, ``message_id``,
+        ``digest_key`` and ``pair_keys`` each; at most one per subscriber."""
         ...
 
     async def renew_claims(
@@ -141,6 +147,10 @@ class Settlement(Protocol):
     ) -> None: ...
 
     async def finish_welcomes(self, subscriber_ids: Iterable[str], *, now: datetime) -> None: ...
+
+    async def finish_digests(self, subscriber_ids: Iterable[str]) -> None:
+        """These subscribers' open digests are settled: none is left to send again."""
+        ...
 
     async def finish_link_requests(
         self, request_ids: Iterable[str], *, status: MessageStatus, now: datetime

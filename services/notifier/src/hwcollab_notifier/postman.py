@@ -1,15 +1,15 @@
 """Sending a batch of emails, each exactly once: claim their Message-IDs, send, settle.
 
-Order for a batch: (1) read the batch's message records and claim, in one bulk write, every
-Message-ID not yet sent and not held by another sender's live lease; mark the ledger rows
-``sending`` with their Message-ID — before SMTP; (2) check the suppression list for the whole
-batch; (3) send concurrently over the SMTP pool; (4) in ONE transaction mark the messages and rows
-``sent`` (suppressed ones ``dropped``, bounced ones ``failed``) and stage one
-``notification.batch_sent`` (plus a ``notification.failed`` per failure) in the outbox. A crash
-between (3) and (4) leaves the batch's claims in ``sending``: once their lease runs out, a
-redelivered job or the sweeper sends the same bytes again with the same Message-IDs, which
-receivers that dedupe on Message-ID drop. That is the one window left where a person can see an
-email twice: the emails of the batch in flight at the crash.
+Order for a batch: (1) claim, in one bulk write, every Message-ID not yet sent and not held by
+another sender's live lease (the claim names the ledger rows the message settles); (2) check the
+suppression list for the whole batch; (3) send concurrently over the SMTP pool; (4) in ONE
+transaction mark the messages and rows ``sent`` (suppressed ones ``dropped``, bounced ones
+``failed``) and stage one ``notification.batch_sent`` (plus a ``notification.failed`` per
+failure) in the outbox. A crash between (3) and (4) leaves the batch's claims in ``sending``:
+once their lease runs out, a redelivered job, the sweeper or the next digest run sends the same
+email again with the same Message-ID, which receivers that dedupe on Message-ID drop. That is
+the one window left where a person can see an email twice: the emails of the batch in flight at
+the crash.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import itertools
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -129,55 +129,32 @@ class Postman:
         for item in items:
             if item.email.message_id not in self._in_flight:
                 first.setdefault(item.email.message_id, item)
-        known = await self._store.messages_by_id(first)
         now = self._clock.now()
-        claims: list[Claim] = []
-        settled_elsewhere: dict[Settled, list[Outgoing]] = {}
-        for message_id, item in first.items():
-            record = known.get(message_id)
-            status = record.get("status") if record else None
-            final = next((s for s in SETTLED if s == status), None)
-            if final is not None:
-                settled_elsewhere.setdefault(final, []).append(item)
-            elif (
-                status == "sending" and record is not None and record.get("lease_until", now) > now
-            ):
-                outcomes[message_id] = "skipped"  # another sender holds it
-            else:
-                claims.append(
-                    Claim(
-                        message_id=message_id,
-                        kind=item.email.kind,
-                        subscriber_id=item.email.subscriber_id,
-                        opening_ids=tuple(item.email.opening_ids),
-                        digest_key=item.digest_key,
-                    )
-                )
-        for status, done in settled_elsewhere.items():
-            await self._follow_message(done, status=status)
-        claimed = await self._store.claim_messages(
+        claims = [
+            Claim(
+                message_id=message_id,
+                kind=item.email.kind,
+                subscriber_id=item.email.subscriber_id,
+                opening_ids=tuple(item.email.opening_ids),
+                digest_key=item.digest_key,
+                pair_keys=item.pair_keys,
+            )
+            for message_id, item in first.items()
+        ]
+        attempts = await self._store.claim_messages(
             claims, owner=self.owner, now=now, lease=self._lease
         )
         # A send of this process still in flight (its job consumer and its sweeper may meet on a
         # message whose lease ran out while a slow batch was sending) is never doubled.
-        claimed -= self._in_flight
-        batch = [first[c.message_id] for c in claims if c.message_id in claimed]
+        claimed = set(attempts) - self._in_flight
+        await self._not_claimed([item for i, item in first.items() if i not in claimed], outcomes)
+        batch = [item for i, item in first.items() if i in claimed]
         self._in_flight |= claimed
-        for claim in claims:
-            if claim.message_id not in claimed:
-                outcomes[claim.message_id] = "skipped"
         skipped = len(first) - len(batch)
         if skipped:
             metrics.EMAILS_SKIPPED.labels(items[0].email.kind, "claimed").inc(skipped)
-        attempts = {
-            item.email.message_id: int(known.get(item.email.message_id, {}).get("attempts", 0)) + 1
-            for item in batch
-        }
         renewing = asyncio.create_task(self._keep_claims([i.email.message_id for i in batch]))
         try:
-            await self._store.mark_sending(
-                {key: item.email.message_id for item in batch for key in item.pair_keys}, now=now
-            )
             return await self._deliver(
                 items, batch, attempts=attempts, outcomes=outcomes, renewing=renewing
             )
@@ -185,6 +162,23 @@ class Postman:
             self._in_flight -= claimed
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _not_claimed(self, items: Sequence[Outgoing], outcomes: dict[str, str]) -> None:
+        """Messages another sender holds are "skipped"; those settled already (the crash of a
+        sender after its settlement, or a repeated job) bring their rows and requests along."""
+        if not items:
+            return
+        known = await self._store.messages_by_id(item.email.message_id for item in items)
+        settled_elsewhere: dict[Settled, list[Outgoing]] = {}
+        for item in items:
+            status = known.get(item.email.message_id, {}).get("status")
+            final = next((s for s in SETTLED if s == status), None)
+            if final is None:
+                outcomes[item.email.message_id] = "skipped"
+            else:
+                settled_elsewhere.setdefault(final, []).append(item)
+        for status, done in settled_elsewhere.items():
+            await self._follow_message(done, status=status)
 
     async def _keep_claims(self, message_ids: list[str]) -> None:
         """Renew the batch's leases every third of a lease while it is being sent."""
@@ -205,7 +199,7 @@ class Postman:
         items: Sequence[Outgoing],
         batch: list[Outgoing],
         *,
-        attempts: dict[str, int],
+        attempts: Mapping[str, int],
         outcomes: dict[str, str],
         renewing: asyncio.Task[None],
     ) -> list[str]:
@@ -277,7 +271,6 @@ class Postman:
         if status == "sent":
             welcomes = [item.welcome_of for item in items if item.welcome_of]
             await self._store.finish_welcomes(welcomes, now=now)
-        metrics.EMAILS_SKIPPED.labels(items[0].email.kind, "claimed").inc(len(items))
 
     async def _settle(self, settling: _Settling) -> None:
         now = self._clock.now()
@@ -429,6 +422,7 @@ async def _finish(
     )
     if status == "sent":
         await tx.finish_welcomes([i.welcome_of for i in items if i.welcome_of], now=now)
+    await tx.finish_digests([i.email.subscriber_id for i in items if i.digest_key])
     await tx.finish_link_requests(
         [i.link_request for i in items if i.link_request],
         status=status,
