@@ -18,7 +18,8 @@ from rich.console import Console
 from bench import e2e, fanout, ingest, load, match, mongo, send
 from bench.harness import BENCH_DIR, REGISTRY, Output
 
-MODULES = (e2e, fanout, ingest, load, match, mongo, send)  # importing a benchmark module registers it
+# importing a benchmark module registers it
+MODULES = (e2e, fanout, ingest, load, match, mongo, send)
 QUICK_ON_REQUEST = frozenset({"load"})
 
 app = typer.Typer(add_completion=False)

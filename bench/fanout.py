@@ -93,6 +93,8 @@ class Spent:
     records: int
     cpu_seconds: float
     sent: tuple[float, ...]
+    database_cpu_seconds: float = 0.0
+    """CPU of the MongoDB server process (SecantusDB), which every service shares."""
 
     def __sub__(self, before: Spent) -> Spent:
         return Spent(
@@ -100,15 +102,19 @@ class Spent:
             self.records - before.records,
             self.cpu_seconds - before.cpu_seconds,
             tuple(a - b for a, b in zip(self.sent, before.sent, strict=False)),
+            self.database_cpu_seconds - before.database_cpu_seconds,
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def spent(stack: BenchStack, notifiers: list[Service]) -> Spent:
     ends = asyncio.run(topic_ends(stack.kafka_bootstrap, (DELIVERY_TOPIC, NOTIFICATION_TOPIC)))
-    cpu = 0.0
-    for service in notifiers:
-        times = psutil.Process(service.process.pid).cpu_times()
-        cpu += times.user + times.system
+    cpu = sum(cpu_seconds(service.process.pid) for service in notifiers)
+    [database] = [p for p in stack.processes if p.name == "mongo"]
     return Spent(
         commands=sum(
             metric_sum(s.url, "hwcollab_mongodb_commands_total", app=NOTIFIER_APP)
@@ -117,6 +123,7 @@ def spent(stack: BenchStack, notifiers: list[Service]) -> Spent:
         records=sum(ends.values()),
         cpu_seconds=cpu,
         sent=tuple(metric_sum(s.url, "hwcollab_notifier_emails_sent_total") for s in notifiers),
+        database_cpu_seconds=cpu_seconds(database.pid),
     )
 
 
@@ -541,6 +548,27 @@ def figures_of(outcome: Outcome, plan: Plan) -> dict[str, Figure]:
             note="user + system CPU of the notifier process over the 1-process burst, per "
             "email (consuming, matching, MongoDB client, composing, SMTP); baseline: the pooled "
             "sender's own process CPU per email, composing included",
+        ),
+        "mongodb_cpu_us_per_email": Figure(
+            one.per_email(one.cost.database_cpu_seconds) * 1e6,
+            "µs",
+            better="lower",
+            note="user + system CPU of the MongoDB server (SecantusDB, shared by the services) "
+            "over the 1-process burst, per email; SecantusDB runs its commands on one core at a "
+            "time, so 1e6 / this is the most emails/s it can carry",
+        ),
+        "mongodb_busy_fraction": Figure(
+            one.cost.database_cpu_seconds / max(one.arrivals),
+            "cores",
+            better="lower",
+            note="the MongoDB server's CPU over the 1-process burst / its duration (POST → last "
+            "email): near 1, the database is what the burst waits for",
+        ),
+        "mongodb_cpu_us_per_digest": Figure(
+            digests.per_email(digests.cost.database_cpu_seconds) * 1e6,
+            "µs",
+            better="lower",
+            note="the same over the digest run, per digest",
         ),
         "notifier_cpu_us_per_digest": Figure(
             digests.per_email(digests.cost.cpu_seconds) * 1e6,

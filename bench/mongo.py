@@ -88,9 +88,7 @@ async def measure(url: str, *, documents: int, rounds: int) -> dict[str, float]:
     step = rounds * BATCH  # every measurement on ids no other one touched
     found: dict[str, float] = {
         "find_one_query": await per_document(ids, one_find, rounds=rounds),
-        "find_chunked": await per_document(
-            ids, partial(find_in, collection, "_id"), rounds=rounds
-        ),
+        "find_chunked": await per_document(ids, partial(find_in, collection, "_id"), rounds=rounds),
         "update_one_query": await per_document(ids[step:], one_update, rounds=rounds),
         "update_chunked": await per_document(
             ids[2 * step :],
