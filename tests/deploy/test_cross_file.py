@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hwcollab_cli import components
 from hwcollab_schemas import topics
@@ -109,6 +111,13 @@ def production_environment(service: str, rendered: Rendered) -> dict[str, str]:
         "EMPLOYER_SESSION_KEY": secrets.token_urlsafe(48),
         "SMTP_USERNAME": "hwcollab",
         "SMTP_PASSWORD": secrets.token_urlsafe(24),
+        "DKIM_PRIVATE_KEY": rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode(),
     }
     for item in container.get("env", []):
         if "valueFrom" in item:

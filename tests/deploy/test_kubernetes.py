@@ -189,6 +189,7 @@ def test_secrets_are_referenced_never_rendered(rendered: Rendered) -> None:
         "EMPLOYER_SESSION_KEY",
         "SMTP_PASSWORD",
         "MONGODB_URL",
+        "DKIM_PRIVATE_KEY",
     ):
         assert secret_like not in config
     for deployment in deployments(rendered).values():

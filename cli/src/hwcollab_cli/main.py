@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hwcollab_cli import demo, dlq, employers, fanout, stack, suppression
+from hwcollab_cli import demo, dkim, dlq, employers, fanout, stack, suppression
 
 app = typer.Typer(help="Operate HWcollab Opportunities.", no_args_is_help=True)
 app.add_typer(stack.app, name="stack")
@@ -12,6 +12,7 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(employers.app, name="employers")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(suppression.app, name="suppression")
+app.add_typer(dkim.app, name="dkim")
 app.command("fanout")(fanout.fanout)
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pydantic import ValidationError
 
 from hwcollab_common.settings import DEV_POSTAL_ADDRESS
@@ -19,6 +21,11 @@ from hwcollab_schemas.events import OpeningDetails, SubscriberProfile
 
 NOW = datetime(2026, 11, 24, 15, tzinfo=UTC)
 SECRET = "x" * 40
+DKIM_KEY = (
+    Ed25519PrivateKey.generate()
+    .private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    .decode()
+)
 
 
 def profile(subscriber_id: str, *, version: int = 1, **changes: Any) -> SubscriberProfile:
@@ -154,6 +161,7 @@ def test_production_refuses_the_example_postal_address() -> None:
         link_signing_key=SECRET,
         admin_token=SECRET,
         postal_address="HWcollab, 1 Real Road, Albany, NY 12207",
+        dkim_private_key=DKIM_KEY,
     )
     assert ok.postal_address != DEV_POSTAL_ADDRESS
     assert ok.mail_from_address == "opportunities@hwcollab.example"

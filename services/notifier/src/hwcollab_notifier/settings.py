@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from email.utils import parseaddr
+from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from hwcollab_common.dkim_keys import DkimKeyError, SigningKey, load_signing_key
 from hwcollab_common.settings import DEV_POSTAL_ADDRESS, ServiceSettings
 from hwcollab_schemas.topics import NOTIFIER_DELIVERY_GROUP, NOTIFIER_GROUP
 
@@ -26,6 +28,18 @@ class Settings(ServiceSettings):
     postal_address: str = DEV_POSTAL_ADDRESS
     list_id: str = "HWcollab Opportunities <opportunities.hwcollab.example>"
     message_id_domain: str = "hwcollab.example"
+
+    dkim_private_key: SecretStr | None = None
+    """PEM private key (RSA of 2048+ bits or Ed25519) that signs every email; no key, no
+    signature (development only: production refuses to start without one)."""
+    dkim_private_key_file: Path | None = None
+    """The same key read from a file, instead of DKIM_PRIVATE_KEY."""
+    dkim_selector: str = Field(
+        default="hwcollab1", max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$"
+    )
+    """The key's DNS name is ``<selector>._domainkey.<domain>``; a new key gets a new selector."""
+    dkim_domain: str | None = None
+    """The signing domain (``d=``); unset, MAIL_FROM's domain (DMARC wants them aligned)."""
 
     digest_max_items: int = Field(default=25, ge=1, le=100)
     digest_interval_seconds: float = Field(default=60.0, gt=0)
@@ -55,6 +69,43 @@ class Settings(ServiceSettings):
     """The most delivery jobs a consumer takes from Kafka at once."""
     lag_sample_seconds: float = Field(default=15.0, gt=0)
 
+    @field_validator("dkim_private_key", "dkim_private_key_file", "dkim_domain", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose and Kubernetes pass an unset optional variable as an empty string.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _dkim_key_is_usable(self) -> Settings:
+        if self.dkim_private_key is not None and self.dkim_private_key_file is not None:
+            raise ValueError("set DKIM_PRIVATE_KEY or DKIM_PRIVATE_KEY_FILE, not both")
+        try:
+            self.dkim_key()
+        except (DkimKeyError, OSError) as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    def dkim_key(self) -> SigningKey | None:
+        """The DKIM signing key, or None when signing is off."""
+        if self.dkim_private_key_file is not None:
+            try:
+                pem = self.dkim_private_key_file.read_bytes()
+            except OSError as error:
+                raise OSError(
+                    f"DKIM_PRIVATE_KEY_FILE {self.dkim_private_key_file} cannot be read: "
+                    f"{error.strerror}"
+                ) from None
+            return load_signing_key(pem)
+        if self.dkim_private_key is not None:
+            # A PEM in one line (as some secret stores hold it) has "\n" for its line breaks.
+            text = self.dkim_private_key.get_secret_value().replace("\\n", "\n").strip()
+            return load_signing_key(text.encode())
+        return None
+
+    @property
+    def dkim_signing_domain(self) -> str:
+        return (self.dkim_domain or self.mail_from_address.rpartition("@")[2]).lower()
+
     @property
     def read_model_group(self) -> str:
         return NOTIFIER_GROUP + self.consumer_group_suffix
@@ -73,4 +124,16 @@ class Settings(ServiceSettings):
             problems.append("POSTAL_ADDRESS must be the sender's real postal address (CAN-SPAM)")
         if "@" not in self.mail_from_address:
             problems.append("MAIL_FROM must contain an email address")
+        if self.dkim_private_key_file is None and self.dkim_private_key is None:
+            problems.append(
+                "DKIM_PRIVATE_KEY (or DKIM_PRIVATE_KEY_FILE) must be set: Gmail and Yahoo send "
+                "unsigned bulk mail to spam (deploy/README.md, Sending domain)"
+            )
+        sender_domain = self.mail_from_address.rpartition("@")[2].lower()
+        signing_domain = self.dkim_signing_domain
+        if sender_domain != signing_domain and not sender_domain.endswith("." + signing_domain):
+            problems.append(
+                f"DKIM_DOMAIN {signing_domain} must be MAIL_FROM's domain {sender_domain} or a "
+                "parent of it, or DMARC does not count the signature"
+            )
         return problems

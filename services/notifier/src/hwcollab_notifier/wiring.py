@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,10 +13,12 @@ from hwcollab_notifier.digests import DigestRunner
 from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.jobs import JobQueue
-from hwcollab_notifier.mail import EmailComposer
+from hwcollab_notifier.mail import DkimSigner, EmailComposer
 from hwcollab_notifier.operations import Operations
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,22 @@ class UseCases:
     operations: Operations
 
 
+def dkim_signer_for(settings: Settings, runtime: ServiceRuntime) -> DkimSigner | None:
+    """The DKIM signer of the settings' key, or None when no key is set (development)."""
+    key = settings.dkim_key()
+    if key is None:
+        log.warning("DKIM signing is off: no DKIM_PRIVATE_KEY is set")
+        return None
+    signer = DkimSigner(
+        domain=settings.dkim_signing_domain,
+        selector=settings.dkim_selector,
+        key=key,
+        clock=runtime.clock,
+    )
+    log.info("DKIM signing every email for %s (%s)", signer.domain, signer.dns_name)
+    return signer
+
+
 def composer_for(settings: Settings, runtime: ServiceRuntime) -> EmailComposer:
     return EmailComposer(
         mail_from=settings.mail_from,
@@ -36,6 +55,7 @@ def composer_for(settings: Settings, runtime: ServiceRuntime) -> EmailComposer:
         employer_public_url=settings.employer_public_url,
         message_id_domain=settings.message_id_domain,
         clock=runtime.clock,
+        signer=dkim_signer_for(settings, runtime),
     )
 
 

@@ -27,6 +27,7 @@ from hwcollab_notifier.mail.mime import (
     safe_id,
     text_header,
 )
+from hwcollab_notifier.mail.signing import DkimSigner
 from hwcollab_notifier.mail.views import OpeningView, Recipient
 
 EmailKind = Literal["immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin"]
@@ -140,7 +141,9 @@ class EmailComposer:
         message_id_domain: str = "hwcollab.example",
         clock: Clock | None = None,
         templates: EmailTemplates | None = None,
+        signer: DkimSigner | None = None,
     ) -> None:
+        """``signer``: every message gets its DKIM signature here, once, as it is written."""
         name, address = parseaddr(clean_header_text(mail_from))
         if "@" not in address:
             raise ValueError(f"MAIL_FROM has no address: {mail_from!r}")
@@ -155,6 +158,7 @@ class EmailComposer:
         self._postal_address = clean_header_text(postal_address)
         self._markdown = MarkdownIt("commonmark", {"html": False})
         self._bulletin_cache: tuple[str, Markup] | None = None
+        self._signer = signer
 
     def immediate(self, recipient: Recipient, opening: OpeningView) -> OutgoingEmail:
         """One new matching opening; subject "New opening: <title> at <organization>".
@@ -359,6 +363,8 @@ class EmailComposer:
             text=self._templates.text[kind].render(values),
             html=self._templates.html[kind].render(values),
         )
+        if self._signer is not None:
+            data = self._signer.sign(data)
         return OutgoingEmail(
             message_id=message_id,
             to=to,
