@@ -20,6 +20,7 @@ Both processes use uvloop. Rounds are interleaved and the median round is report
 from __future__ import annotations
 
 import asyncio
+import base64
 import multiprocessing
 import os
 import re
@@ -35,9 +36,18 @@ from typing import Any
 import aiosmtplib
 import psutil
 import uvloop
+from cryptography.hazmat.primitives import serialization
 
 from bench.harness import Figure, Output, benchmark, write_result
-from hwcollab_notifier.mail import EmailComposer, OpeningView, OutgoingEmail, Recipient, SmtpSender
+from hwcollab_common.dkim_keys import SigningKey, generate_signing_key, public_key_record
+from hwcollab_notifier.mail import (
+    DkimSigner,
+    EmailComposer,
+    OpeningView,
+    OutgoingEmail,
+    Recipient,
+    SmtpSender,
+)
 from hwcollab_schemas.events import OpeningDetails
 
 CONNECTIONS = 8
@@ -155,16 +165,21 @@ def _openings(count: int) -> list[OpeningDetails]:
     ]
 
 
+def composer_for(signer: DkimSigner | None) -> EmailComposer:
+    return EmailComposer(
+        mail_from=f"HWcollab Opportunities <{MAIL_FROM}>",
+        postal_address="100 Main Street, Worcester, MA 01608",
+        subscriber_public_url="https://subscribe.hwcollab.example",
+        employer_public_url="https://jobs.hwcollab.example",
+        signer=signer,
+    )
+
+
 class Workload:
     """Distinct recipients and per-recipient opening views; composing happens in the timed part."""
 
-    def __init__(self, count: int) -> None:
-        self.composer = EmailComposer(
-            mail_from=f"HWcollab Opportunities <{MAIL_FROM}>",
-            postal_address="100 Main Street, Worcester, MA 01608",
-            subscriber_public_url="https://subscribe.hwcollab.example",
-            employer_public_url="https://jobs.hwcollab.example",
-        )
+    def __init__(self, count: int, *, signer: DkimSigner | None = None) -> None:
+        self.composer = composer_for(signer)
         details = _openings(50)
         self.items: list[tuple[Recipient, OpeningView]] = []
         for n in range(count):
@@ -364,6 +379,65 @@ def compose_cost_us(workload: Workload, *, count: int) -> tuple[float, float]:
     return ours, stdlib
 
 
+def signing_cost_us(workload: Workload, *, count: int, rounds: int) -> dict[str, float]:
+    """CPU microseconds per email (process time, median of interleaved rounds): composing
+    unsigned, composing with a DKIM signature (RSA-2048 and Ed25519), and dkimpy signing the
+    same message (the reference implementation, on a few emails: it is slow)."""
+    import dkim
+
+    keys: dict[str, SigningKey] = {
+        "rsa": generate_signing_key("rsa"),
+        "ed25519": generate_signing_key("ed25519"),
+    }
+    composers = {"unsigned": workload.composer} | {
+        name: composer_for(DkimSigner(domain="hwcollab.example", selector="bench", key=key))
+        for name, key in keys.items()
+    }
+    samples: dict[str, list[float]] = {name: [] for name in composers}
+    for _ in range(rounds):
+        for name, composer in composers.items():
+            start = time.process_time()
+            for n in range(count):
+                recipient, view = workload.items[n % len(workload.items)]
+                composer.immediate(recipient, view)
+            samples[name].append((time.process_time() - start) / count * 1e6)
+    costs = {name: statistics.median(values) for name, values in samples.items()}
+    unsigned = workload.compose(0).data
+    few = max(5, count // 20)
+    for name, key in keys.items():
+        signed = composers[name].immediate(*workload.items[0]).data
+        record = public_key_record(key).encode()
+        if not dkim.verify(signed, dnsfunc=lambda _name, timeout=5, r=record: r):
+            raise RuntimeError(f"dkimpy does not verify the {name} signature")
+        # dkimpy takes RSA keys as PEM and Ed25519 keys as the base64 of the raw 32 bytes.
+        private = (
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            if name == "rsa"
+            else base64.b64encode(
+                key.private_bytes(
+                    serialization.Encoding.Raw,
+                    serialization.PrivateFormat.Raw,
+                    serialization.NoEncryption(),
+                )
+            )
+        )
+        start = time.process_time()
+        for _ in range(few):
+            dkim.sign(
+                unsigned,
+                b"bench",
+                b"hwcollab.example",
+                private,
+                signature_algorithm=(b"rsa-sha256" if name == "rsa" else b"ed25519-sha256"),
+            )
+        costs[f"dkimpy_{name}"] = (time.process_time() - start) / few * 1e6
+    return costs
+
+
 # --- the benchmark -------------------------------------------------------------------------------
 
 
@@ -377,6 +451,7 @@ def run(*, quick: bool, out: Output) -> None:
     prebuilt = [workload.compose(n).data for n in range(count)]
     compose_us, stdlib_us = compose_cost_us(workload, count=min(count, 1000))
     naive_parts = NaiveParts(workload, connect_count)
+    signing = signing_cost_us(workload, count=min(count, 500), rounds=3 if quick else 7)
 
     sink = Sink()
     rates: dict[str, list[float]] = {"ceiling": [], "pooled": [], "per_message": [], "naive": []}
@@ -489,6 +564,37 @@ def run(*, quick: bool, out: Output) -> None:
             baseline=stdlib_us,
             better="lower",
             note="baseline: stdlib EmailMessage (default policy) with the same parts",
+        ),
+        "compose_unsigned_cpu_us": Figure(
+            signing["unsigned"], "µs", better="lower", note="process CPU per immediate email"
+        ),
+        "compose_signed_rsa_cpu_us": Figure(
+            signing["rsa"],
+            "µs",
+            baseline=signing["unsigned"],
+            better="lower",
+            note="DKIM RSA-2048 (cryptography/OpenSSL); baseline: the same email unsigned",
+        ),
+        "compose_signed_ed25519_cpu_us": Figure(
+            signing["ed25519"],
+            "µs",
+            baseline=signing["unsigned"],
+            better="lower",
+            note="DKIM Ed25519-SHA256; baseline: the same email unsigned",
+        ),
+        "dkim_rsa_cpu_us_per_email": Figure(
+            signing["rsa"] - signing["unsigned"],
+            "µs",
+            baseline=signing["dkimpy_rsa"],
+            better="lower",
+            note="signing alone; baseline: dkimpy signing the same email",
+        ),
+        "dkim_ed25519_cpu_us_per_email": Figure(
+            signing["ed25519"] - signing["unsigned"],
+            "µs",
+            baseline=signing["dkimpy_ed25519"],
+            better="lower",
+            note="signing alone; baseline: dkimpy signing the same email",
         ),
     }
     write_result("send", figures, out=out)

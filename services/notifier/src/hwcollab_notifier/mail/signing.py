@@ -47,6 +47,8 @@ _TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
 _FOLD = re.compile(rb"\r\n(?=[ \t])")
 _FIELD_START = re.compile(rb"\r\n(?![ \t])")
 _FOLD_AT = 76
+_TIMESTAMP_DIGITS = 10  # seconds since 1970, from 2001 to 2286
+_BODY_HASH_LENGTH = 44  # base64 of 32 bytes
 _PREHASHED_SHA256 = utils.Prehashed(hashes.SHA256())
 
 
@@ -65,7 +67,8 @@ def canonical_body(body: bytes) -> bytes:
 def canonical_header(field: bytes) -> bytes:
     """Relaxed header canonicalization of one ``Name: value`` field (without its final CRLF)."""
     name, _, value = field.partition(b":")
-    value = _FOLD.sub(b"", value)
+    if b"\r\n" in value:
+        value = _FOLD.sub(b"", value)
     if b"\t" in value or b"  " in value:
         value = _WSP_RUN.sub(b" ", value)
     return name.rstrip(b" \t").lower() + b":" + value.strip(b" \t") + b"\r\n"
@@ -126,8 +129,14 @@ class DkimSigner:
         self.selector = selector
         self.key = key
         self._clock: Clock = clock or SystemClock()
-        self._headers = tuple(name.lower().encode() for name in headers)
+        self._plan = tuple(
+            (name.lower().encode(), name.lower(), name.lower() in OVERSIGNED_HEADERS)
+            for name in headers
+        )
         self._algorithm = "rsa-sha256" if isinstance(key, rsa.RSAPrivateKey) else "ed25519-sha256"
+        # The folded header per list of signed names, split where t= and bh= go: the composer's
+        # messages come in two or three shapes, so folding runs a few times per process.
+        self._layouts: dict[tuple[str, ...], tuple[bytes, bytes, bytes]] = {}
 
     @property
     def dns_name(self) -> str:
@@ -140,34 +149,50 @@ class DkimSigner:
         head, separator, body = message.partition(b"\r\n\r\n")
         if not separator:
             raise ValueError("a message to sign needs a header block and a body (CRLF lines)")
-        body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest()).decode()
+        body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
         fields = _Fields.of(head)
         names: list[str] = []
         header_hash = hashlib.sha256()
-        for name in self._headers:
-            found = fields.by_name.get(name, ())
+        for name, text, oversigned in self._plan:
+            found = fields.by_name.get(name)
+            if not found:
+                continue
             # Instances are taken from the last one up (section 5.4.2).
             for field in reversed(found):
                 header_hash.update(canonical_header(field))
-            count = len(found) + (1 if found and name.decode() in OVERSIGNED_HEADERS else 0)
-            names.extend([name.decode()] * count)
-        tags = [
-            "v=1",
-            f"a={self._algorithm}",
-            "c=relaxed/relaxed",
-            f"d={self.domain}",
-            f"s={self.selector}",
-            f"t={int(self._clock.now().timestamp())}",
-            "h=" + ":".join(names),
-            f"bh={body_hash}",
-            "b=",
-        ]
-        unsigned = _fold_tags(tags).encode()
+            names.extend([text] * (len(found) + oversigned))
+        timestamp = b"%d" % int(self._clock.now().timestamp())
+        before_t, before_bh, after_bh = self._layout(tuple(names), len(timestamp))
+        unsigned = before_t + timestamp + before_bh + body_hash + after_bh
         # The signature header itself is hashed last, without its CRLF and with "b=" empty.
         header_hash.update(canonical_header(unsigned)[:-2])
-        signature = base64.b64encode(self._signature(header_hash.digest())).decode()
-        chunks = [signature[i : i + 72] for i in range(0, len(signature), 72)]
-        return unsigned + b"\r\n " + b"\r\n ".join(c.encode() for c in chunks) + b"\r\n" + message
+        signature = base64.b64encode(self._signature(header_hash.digest()))
+        folded = b"\r\n ".join([signature[i : i + 72] for i in range(0, len(signature), 72)])
+        return b"".join((unsigned, b"\r\n ", folded, b"\r\n", message))
+
+    def _layout(self, names: tuple[str, ...], timestamp_length: int) -> tuple[bytes, bytes, bytes]:
+        """The folded header without the values of t= and bh=, cut where they go."""
+        layout = self._layouts.get(names)
+        if layout is None or timestamp_length != _TIMESTAMP_DIGITS:
+            folded = _fold_tags(
+                [
+                    "v=1",
+                    f"a={self._algorithm}",
+                    "c=relaxed/relaxed",
+                    f"d={self.domain}",
+                    f"s={self.selector}",
+                    "t=" + "\x00" * timestamp_length,
+                    "h=" + ":".join(names),
+                    "bh=" + "\x01" * _BODY_HASH_LENGTH,
+                    "b=",
+                ]
+            ).encode()
+            before_t, _, rest = folded.partition(b"\x00" * timestamp_length)
+            before_bh, _, after_bh = rest.partition(b"\x01" * _BODY_HASH_LENGTH)
+            layout = (before_t, before_bh, after_bh)
+            if timestamp_length == _TIMESTAMP_DIGITS:
+                self._layouts[names] = layout
+        return layout
 
     def _signature(self, digest: bytes) -> bytes:
         key = self.key
