@@ -1,6 +1,6 @@
 """A signed email as a real SMTP server received it: composed and DKIM-signed by the notifier,
 sent by its SMTP sender to an aiosmtpd server in another process, verified there by dkimpy
-against the published public key."""
+against the published public key; its envelope sender is its own bounce address (VERP)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ import pytest
 
 from hwcollab_common.clock import FixedClock
 from hwcollab_common.dkim_keys import SigningKey, generate_signing_key, public_key_record
-from hwcollab_notifier.mail import DkimSigner, EmailComposer, SmtpSender
+from hwcollab_notifier.mail import (
+    BounceAddresses,
+    BounceToken,
+    DkimSigner,
+    EmailComposer,
+    SmtpSender,
+)
+from hwcollab_notifier.mail.bounces import message_hash
 from hwcollab_notifier.mail.views import OpeningView, Recipient
 from hwcollab_testing.processes import free_port, port_accepts
 from hwcollab_testing.waiting import eventually
@@ -37,6 +44,7 @@ class Store:
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
         raw = bytes(envelope.original_content or envelope.content)
+        (self.directory / f"{self.count:04d}.from").write_text(envelope.mail_from)
         (self.directory / f"{self.count:04d}.eml.part").write_bytes(raw)
         (self.directory / f"{self.count:04d}.eml.part").rename(
             self.directory / f"{self.count:04d}.eml"
@@ -90,10 +98,11 @@ async def test_the_received_email_carries_a_signature_that_verifies(
     sink: tuple[int, Path], algorithm: str
 ) -> None:
     port, directory = sink
-    for old in directory.glob("*.eml"):
+    for old in [*directory.glob("*.eml"), *directory.glob("*.from")]:
         old.unlink()
     key = generate_signing_key("rsa" if algorithm == "rsa" else "ed25519")
     clock = FixedClock(datetime(2026, 11, 24, 15, tzinfo=UTC))
+    bounces = BounceAddresses(domain="bounces.hwcollab.example", key="k" * 40)
     composer = EmailComposer(
         mail_from="HWcollab Opportunities <opportunities@hwcollab.example>",
         postal_address="100 Main Street, Worcester, MA 01608",
@@ -101,6 +110,7 @@ async def test_the_received_email_carries_a_signature_that_verifies(
         employer_public_url="http://jobs.example:8002",
         clock=clock,
         signer=DkimSigner(domain="hwcollab.example", selector="hw2026a", key=key, clock=clock),
+        bounces=bounces,
     )
     reader = Recipient(
         subscriber_id="sub-1",
@@ -161,3 +171,7 @@ async def test_the_received_email_carries_a_signature_that_verifies(
         assert raw.startswith(b"DKIM-Signature: "), raw[:80]
         assert email.message_id.encode() in raw
         assert verifies(raw, key), email.kind
+    senders = [path.read_text() for path in sorted(directory.glob("*.from"))]
+    assert [bounces.parse(address) for address in senders] == [
+        BounceToken(message_hash(email.message_id), "sub-1") for email in sent
+    ]

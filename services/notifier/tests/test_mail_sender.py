@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -336,3 +337,17 @@ async def test_bare_line_feeds_and_leading_dots_arrive_intact(
     assert envelope.original_content == (
         b"Subject: dots\r\nMessage-ID: <dots@x>\r\n\r\n.one\r\n..two\r\nthree\r\n.\r\nend\r\n"
     )
+
+
+async def test_each_email_goes_out_with_its_own_envelope_sender(
+    smtp_server: CountingController,
+) -> None:
+    sender = sender_for(smtp_server, pool_size=1)
+    verp = "bounces+abc234@bounces.hwcollab.example"
+    await sender.send(dataclasses.replace(outgoing(1), envelope_sender=verp))
+    await sender.send(outgoing(2))
+    await sender.close()
+
+    first, second = handler_of(smtp_server).accepted
+    assert first.mail_from == verp
+    assert second.mail_from == "opportunities@hwcollab.example"

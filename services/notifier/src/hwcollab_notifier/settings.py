@@ -40,6 +40,13 @@ class Settings(ServiceSettings):
     """The key's DNS name is ``<selector>._domainkey.<domain>``; a new key gets a new selector."""
     dkim_domain: str | None = None
     """The signing domain (``d=``); unset, MAIL_FROM's domain (DMARC wants them aligned)."""
+    bounce_domain: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,}$",
+    )
+    """Set: each email's envelope sender is ``bounces+<signed token>@<bounce_domain>`` (VERP),
+    naming its message and subscriber. Unset: the MAIL_FROM address."""
 
     digest_max_items: int = Field(default=25, ge=1, le=100)
     digest_interval_seconds: float = Field(default=60.0, gt=0)
@@ -69,7 +76,9 @@ class Settings(ServiceSettings):
     """The most delivery jobs a consumer takes from Kafka at once."""
     lag_sample_seconds: float = Field(default=15.0, gt=0)
 
-    @field_validator("dkim_private_key", "dkim_private_key_file", "dkim_domain", mode="before")
+    @field_validator(
+        "dkim_private_key", "dkim_private_key_file", "dkim_domain", "bounce_domain", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose and Kubernetes pass an unset optional variable as an empty string.

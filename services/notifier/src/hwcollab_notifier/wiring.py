@@ -13,7 +13,7 @@ from hwcollab_notifier.digests import DigestRunner
 from hwcollab_notifier.handlers import ReadModel
 from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.jobs import JobQueue
-from hwcollab_notifier.mail import DkimSigner, EmailComposer
+from hwcollab_notifier.mail import BounceAddresses, DkimSigner, EmailComposer
 from hwcollab_notifier.operations import Operations
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
@@ -46,6 +46,17 @@ def dkim_signer_for(settings: Settings, runtime: ServiceRuntime) -> DkimSigner |
     return signer
 
 
+def bounce_addresses_for(settings: Settings) -> BounceAddresses | None:
+    """Per-message bounce addresses (VERP) when BOUNCE_DOMAIN is set."""
+    if settings.bounce_domain is None:
+        return None
+    return BounceAddresses(
+        domain=settings.bounce_domain,
+        key=settings.link_signing_key.get_secret_value(),
+        fallback_keys=settings.fallback_keys,
+    )
+
+
 def composer_for(settings: Settings, runtime: ServiceRuntime) -> EmailComposer:
     return EmailComposer(
         mail_from=settings.mail_from,
@@ -56,6 +67,7 @@ def composer_for(settings: Settings, runtime: ServiceRuntime) -> EmailComposer:
         message_id_domain=settings.message_id_domain,
         clock=runtime.clock,
         signer=dkim_signer_for(settings, runtime),
+        bounces=bounce_addresses_for(settings),
     )
 
 

@@ -17,6 +17,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from hwcollab_common.clock import Clock, SystemClock
+from hwcollab_notifier.mail.bounces import BounceAddresses
 from hwcollab_notifier.mail.mime import (
     alternative_message,
     clean_address,
@@ -57,6 +58,9 @@ class OutgoingEmail:
     subscriber_id: str
     data: bytes
     """The whole RFC 5322 message (CRLF line endings), ready for SMTP DATA."""
+    envelope_sender: str = ""
+    """The SMTP envelope sender (MAIL FROM): its own VERP bounce address, or empty for the
+    sender's default (the MAIL_FROM address)."""
 
 
 def message_id_for(kind: str, subscriber_id: str, key: str, *, domain: str) -> str:
@@ -142,8 +146,10 @@ class EmailComposer:
         clock: Clock | None = None,
         templates: EmailTemplates | None = None,
         signer: DkimSigner | None = None,
+        bounces: BounceAddresses | None = None,
     ) -> None:
-        """``signer``: every message gets its DKIM signature here, once, as it is written."""
+        """``signer``: every message gets its DKIM signature here, once, as it is written.
+        ``bounces``: every message gets a bounce address of its own as envelope sender."""
         name, address = parseaddr(clean_header_text(mail_from))
         if "@" not in address:
             raise ValueError(f"MAIL_FROM has no address: {mail_from!r}")
@@ -159,6 +165,7 @@ class EmailComposer:
         self._markdown = MarkdownIt("commonmark", {"html": False})
         self._bulletin_cache: tuple[str, Markup] | None = None
         self._signer = signer
+        self._bounces = bounces
 
     def immediate(self, recipient: Recipient, opening: OpeningView) -> OutgoingEmail:
         """One new matching opening; subject "New opening: <title> at <organization>".
@@ -373,4 +380,9 @@ class EmailComposer:
             opening_ids=ids,
             subscriber_id=subscriber_id,
             data=data,
+            envelope_sender=(
+                self._bounces.address_for(message_id=message_id, subscriber_id=subscriber_id) or ""
+                if self._bounces is not None and subscriber_id
+                else ""
+            ),
         )

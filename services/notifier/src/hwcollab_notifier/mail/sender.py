@@ -245,7 +245,8 @@ class SmtpSender:
         their length and the body only needs dot-stuffing where a line starts with ".". One
         deadline covers the transaction instead of one timer per command.
         """
-        mail = [b"FROM:<" + self._mail_from_bytes + b">"]
+        sender = email.envelope_sender.encode() if email.envelope_sender else self._mail_from_bytes
+        mail = [b"FROM:<" + sender + b">"]
         if smtp.supports_extension("size"):
             mail.append(b"SIZE=%d" % len(email.data))
         if not email.to.isascii():
