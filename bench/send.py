@@ -178,8 +178,8 @@ def composer_for(signer: DkimSigner | None) -> EmailComposer:
 class Workload:
     """Distinct recipients and per-recipient opening views; composing happens in the timed part."""
 
-    def __init__(self, count: int, *, signer: DkimSigner | None = None) -> None:
-        self.composer = composer_for(signer)
+    def __init__(self, count: int) -> None:
+        self.composer = composer_for(None)
         details = _openings(50)
         self.items: list[tuple[Recipient, OpeningView]] = []
         for n in range(count):

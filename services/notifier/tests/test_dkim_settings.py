@@ -7,14 +7,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from pydantic import ValidationError
 
 from hwcollab_common.clock import FixedClock
+from hwcollab_common.dkim_keys import public_key_record
 from hwcollab_notifier.settings import Settings
-from hwcollab_notifier.wiring import dkim_signer_for
+from hwcollab_notifier.wiring import composer_for, dkim_signer_for
 
 SECRET = "x" * 40
 PROD = {
@@ -116,3 +118,24 @@ def test_production_refuses_a_signing_domain_dmarc_would_not_align() -> None:
         dkim_domain="hwcollab.example",
     )
     assert parent.dkim_signing_domain == "hwcollab.example"
+
+
+def test_the_wired_composer_signs_with_the_configured_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    monkeypatch.setenv("DKIM_PRIVATE_KEY", pem(key))
+    monkeypatch.setenv("DKIM_SELECTOR", "hw2026b")
+    runtime = SimpleNamespace(clock=FixedClock(datetime(2026, 11, 24, tzinfo=UTC)))
+    composer = composer_for(Settings(), runtime)  # type: ignore[arg-type]
+    sent = composer.confirmation(
+        subscriber_id="sub-1",
+        email="pat@example.org",
+        first_name=None,
+        confirm_url="http://subs.example:8001/confirm?token=C",
+    )
+    record = public_key_record(key).encode()
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"hw2026b._domainkey.hwcollab.example."
+        return record
+
+    assert dkim.verify(sent.data, dnsfunc=dns)

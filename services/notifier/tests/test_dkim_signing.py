@@ -216,9 +216,12 @@ def test_whitespace_a_relay_may_rewrite_keeps_the_signature(key: SigningKey) -> 
     """Relaxed canonicalization: refolding a header and trailing spaces do not matter."""
     data = composer_with(key).immediate(recipient(), opening()).data
     refolded = data.replace(b"\r\nTo: ", b"\r\nTo:\r\n\t  ", 1)
-    padded = data.replace(b"\r\n\r\n", b"\r\n\r\n", 1)[:-2] + b"  \r\n\r\n\r\n"
+    padded = data.removesuffix(b"\r\n") + b"  \r\n\r\n\r\n"
     assert verifies(refolded, key)
     assert verifies(padded, key)
+
+
+_HYPOTHESIS_KEY = ed25519.Ed25519PrivateKey.generate()
 
 
 @settings(max_examples=60, deadline=None)
@@ -233,9 +236,6 @@ def test_any_bulletin_verifies(subject: str, first_name: str, body: str) -> None
         recipient(first_name=first_name), bulletin_id="b", subject=subject, body_markdown=body
     )
     assert verifies(sent.data, key)
-
-
-_HYPOTHESIS_KEY = ed25519.Ed25519PrivateKey.generate()
 
 
 def test_canonical_body_follows_rfc_6376() -> None:

@@ -34,7 +34,7 @@ def dkim_signer_for(settings: Settings, runtime: ServiceRuntime) -> DkimSigner |
     """The DKIM signer of the settings' key, or None when no key is set (development)."""
     key = settings.dkim_key()
     if key is None:
-        log.warning("DKIM signing is off: no DKIM_PRIVATE_KEY is set")
+        log.info("DKIM signing is off (no DKIM_PRIVATE_KEY): emails go out unsigned")
         return None
     signer = DkimSigner(
         domain=settings.dkim_signing_domain,
