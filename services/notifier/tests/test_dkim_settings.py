@@ -124,7 +124,7 @@ def test_the_wired_composer_signs_with_the_configured_key(monkeypatch: pytest.Mo
     key = ed25519.Ed25519PrivateKey.generate()
     monkeypatch.setenv("DKIM_PRIVATE_KEY", pem(key))
     monkeypatch.setenv("DKIM_SELECTOR", "hw2026b")
-    runtime = SimpleNamespace(clock=FixedClock(datetime(2026, 11, 24, tzinfo=UTC)))
+    runtime = SimpleNamespace(clock=FixedClock(datetime.now(UTC)))
     composer = composer_for(Settings(), runtime)  # type: ignore[arg-type]
     sent = composer.confirmation(
         subscriber_id="sub-1",
