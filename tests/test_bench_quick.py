@@ -46,7 +46,11 @@ REQUIRED = {
         "notifier_cpu_us_per_email",
     },
     "match": set(),
-    "send": set(),
+    "send": {
+        "compose_unsigned_cpu_us",
+        "compose_signed_rsa_cpu_us",
+        "compose_signed_ed25519_cpu_us",
+    },
 }
 
 
