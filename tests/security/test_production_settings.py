@@ -20,13 +20,14 @@ SERVICES = ("subscriber", "employer", "notifier")
 # Every secret a service needs in production, as its error names it.
 SECRETS: dict[str, tuple[str, ...]] = {
     "subscriber": ("LINK_SIGNING_KEY", "ADMIN_TOKEN"),
-    "employer": ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "EMPLOYER_SESSION_KEY"),
-    "notifier": ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "POSTAL_ADDRESS"),
+    "employer": ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "EMPLOYER_SESSION_KEY", "REACH_TOKEN"),
+    "notifier": ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "POSTAL_ADDRESS", "REACH_TOKEN"),
 }
 GOOD = {
     "LINK_SIGNING_KEY": "p" * 40,
     "ADMIN_TOKEN": "q" * 40,
     "EMPLOYER_SESSION_KEY": "r" * 40,
+    "REACH_TOKEN": "s" * 40,
     "POSTAL_ADDRESS": "HWcollab, 1 Real Street, Worcester, MA 01608",
 }
 TIMEOUT = 90

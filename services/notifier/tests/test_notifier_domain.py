@@ -148,11 +148,21 @@ def test_read_model_rows_become_index_changes() -> None:
 
 def test_production_refuses_the_example_postal_address() -> None:
     with pytest.raises(ValidationError, match="POSTAL_ADDRESS"):
-        Settings(hwcollab_env="prod", link_signing_key=SECRET, admin_token=SECRET)
+        Settings(
+            hwcollab_env="prod", link_signing_key=SECRET, admin_token=SECRET, reach_token=SECRET
+        )
+    with pytest.raises(ValidationError, match="REACH_TOKEN"):
+        Settings(
+            hwcollab_env="prod",
+            link_signing_key=SECRET,
+            admin_token=SECRET,
+            postal_address="HWcollab, 1 Real Road, Albany, NY 12207",
+        )
     ok = Settings(
         hwcollab_env="prod",
         link_signing_key=SECRET,
         admin_token=SECRET,
+        reach_token=SECRET,
         postal_address="HWcollab, 1 Real Road, Albany, NY 12207",
     )
     assert ok.postal_address != DEV_POSTAL_ADDRESS

@@ -6,7 +6,12 @@ from email.utils import parseaddr
 
 from pydantic import Field, SecretStr
 
-from hwcollab_common.settings import DEV_POSTAL_ADDRESS, ServiceSettings
+from hwcollab_common.settings import (
+    DEV_POSTAL_ADDRESS,
+    DEV_REACH_TOKEN,
+    MIN_SECRET_LENGTH,
+    ServiceSettings,
+)
 from hwcollab_schemas.topics import NOTIFIER_DELIVERY_GROUP, NOTIFIER_GROUP
 
 
@@ -54,6 +59,8 @@ class Settings(ServiceSettings):
     delivery_batch_jobs: int = Field(default=8, ge=1, le=500)
     """The most delivery jobs a consumer takes from Kafka at once."""
     lag_sample_seconds: float = Field(default=15.0, gt=0)
+    reach_token: SecretStr = SecretStr(DEV_REACH_TOKEN)
+    """The bearer token the employer service presents for reach estimates (the same value)."""
 
     @property
     def read_model_group(self) -> str:
@@ -73,4 +80,7 @@ class Settings(ServiceSettings):
             problems.append("POSTAL_ADDRESS must be the sender's real postal address (CAN-SPAM)")
         if "@" not in self.mail_from_address:
             problems.append("MAIL_FROM must contain an email address")
+        token = self.reach_token.get_secret_value()
+        if token == DEV_REACH_TOKEN or len(token) < MIN_SECRET_LENGTH:
+            problems.append(f"REACH_TOKEN must be a secret of {MIN_SECRET_LENGTH}+ characters")
         return problems
