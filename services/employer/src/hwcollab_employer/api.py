@@ -28,6 +28,12 @@ from hwcollab_employer.listing import (
     board_query,
     directory_query,
 )
+from hwcollab_employer.reach import (
+    UNAVAILABLE_MESSAGE,
+    Reach,
+    ReachUnavailableError,
+    estimate_reach,
+)
 from hwcollab_employer.resources import (
     AccessToken,
     ApiKeyOut,
@@ -44,6 +50,7 @@ from hwcollab_employer.resources import (
 )
 from hwcollab_employer.security import constant_time_equal
 from hwcollab_schemas import taxonomy
+from hwcollab_schemas.reach import ReachEstimate
 
 LOGIN_FAILED = "Incorrect email or password."
 UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
@@ -324,6 +331,46 @@ async def post_opening(
 ) -> OwnOpening:
     opening = await context.service.post_opening(employer_id, fields)
     return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
+
+
+def _limit_estimates(context: Context, employer_id: EmployerId) -> None:
+    context.limiter.hit(context.settings.estimate_rate_limit, "estimate", employer_id)
+
+
+@router.post(
+    "/openings/estimate",
+    tags=["openings"],
+    summary="Estimated reach of an opening before posting it",
+    description="The same body as `POST /api/openings`, validated the same way; nothing is "
+    "stored or sent. Answers how many active subscribers the opening would reach now (at once "
+    "or in their digest) from the notifier's match index, rounded: fewer than 10 is `null`, "
+    "larger counts have two significant figures; and the one or two criteria that leave out "
+    "most people, each based on at least 10 people. For approved employers only, limited per "
+    "employer. 503 when the notifier cannot answer within a moment: posting still works.",
+    responses=error_responses(
+        400,
+        401,
+        403,
+        413,
+        429,
+        503,
+        s403="Reach estimates are for approved employers only.",
+        s429="Too many estimates from this employer; wait `Retry-After` seconds.",
+        s503="The estimate is unavailable right now (the notifier is away or busy, or the "
+        "database cannot be reached); the opening can still be posted.",
+    ),
+)
+async def estimate_opening(
+    context: Context,
+    employer_id: EmployerId,
+    source: Reach,
+    fields: Annotated[OpeningFields, Body(openapi_examples={"rn": {"value": OPENING_EXAMPLE}})],
+    _: None = Depends(_limit_estimates),
+) -> ReachEstimate:
+    try:
+        return await estimate_reach(context.service, source, employer_id=employer_id, fields=fields)
+    except ReachUnavailableError:
+        raise HTTPException(503, UNAVAILABLE_MESSAGE, {"Retry-After": "5"}) from None
 
 
 @router.get("/openings", tags=["openings"], summary="The job board: open openings, nearest first")

@@ -33,6 +33,7 @@ from hwcollab_employer.context import EmployerContext
 from hwcollab_employer.expiry import ExpiryTask
 from hwcollab_employer.handlers import EmployerService
 from hwcollab_employer.ports import Tx
+from hwcollab_employer.reach import NotifierReach
 from hwcollab_employer.repository import MongoEmployerRepository
 from hwcollab_employer.security import Passwords, TokenAuthority
 from hwcollab_employer.settings import Settings
@@ -70,6 +71,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         auto_approve=settings.employer_approval == "auto",
     )
     context = employer_context(settings, service=service, clock=runtime.clock)
+    reach = NotifierReach(
+        base_url=settings.notifier_url,
+        token=settings.reach_token.get_secret_value(),
+        timeout_seconds=settings.reach_timeout_seconds,
+    )
     expiry = ExpiryTask(service, interval_seconds=settings.opening_expiry_interval_seconds)
     register_consumers(runtime.broker, service, group_suffix=settings.consumer_group_suffix)
 
@@ -85,10 +91,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await gauges.stop()
             await expiry.stop()
             await runtime.stop()
+            await reach.aclose()
             shutdown_tracing()
 
     app = build_app(context, lifespan=lifespan, readiness=runtime.readiness_checks())
     app.state.runtime = runtime
+    app.state.reach = reach
     return app
 
 

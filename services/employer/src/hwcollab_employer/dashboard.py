@@ -7,8 +7,8 @@ from datetime import UTC, datetime, time
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
@@ -18,6 +18,15 @@ from hwcollab_employer.commands import OpeningFields, OpeningPatch, ProfilePatch
 from hwcollab_employer.context import Context, EmployerContext
 from hwcollab_employer.discovery import embed_snippet
 from hwcollab_employer.domain import ConflictError, InvalidFieldsError, Opening
+from hwcollab_employer.reach import (
+    NOT_APPROVED_MESSAGE,
+    UNAVAILABLE_MESSAGE,
+    NotApprovedError,
+    Reach,
+    ReachSource,
+    ReachUnavailableError,
+    estimate_reach,
+)
 from hwcollab_schemas import taxonomy
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -92,6 +101,41 @@ def _form_errors(errors: dict[str, str]) -> dict[str, str]:
     return {("expires_on" if k == "expires_at" else k): v for k, v in errors.items()}
 
 
+ReachView = dict[str, Any]
+"""What the form shows of an estimate: ``text``, ``cuts`` (sentences) and ``available``."""
+
+
+async def _reach_view(
+    context: EmployerContext,
+    source: ReachSource,
+    *,
+    employer_id: str,
+    data: dict[str, Any],
+) -> tuple[ReachView | None, dict[str, str]]:
+    """(the estimate to show, or None with the form's field errors)."""
+    try:
+        context.limiter.hit(context.settings.estimate_rate_limit, "estimate", employer_id)
+        fields = OpeningFields.model_validate(data)
+        estimate = await estimate_reach(
+            context.service, source, employer_id=employer_id, fields=fields
+        )
+    except ValidationError as error:
+        return None, _form_errors(field_errors(error))
+    except InvalidFieldsError as error:
+        return None, _form_errors(error.errors)
+    except NotApprovedError:
+        return {"text": NOT_APPROVED_MESSAGE, "cuts": [], "available": False}, {}
+    except ReachUnavailableError:
+        return {"text": UNAVAILABLE_MESSAGE, "cuts": [], "available": False}, {}
+    except HTTPException as error:
+        if error.status_code != 429:
+            raise
+        text = "Too many estimates in a short time; please wait a moment."
+        return {"text": text, "cuts": [], "available": False}, {}
+    cuts = [cut.text for cut in estimate.cuts]
+    return {"text": estimate.text, "cuts": cuts, "available": True}, {}
+
+
 @router.get("", response_class=HTMLResponse)
 async def dashboard(request: Request, context: Context) -> Response:
     who, employer_id = web.signed_in(request, context)
@@ -118,9 +162,11 @@ def _opening_form(
     remote: bool,
     errors: dict[str, str] | None = None,
     suggestion: str | None = None,
+    estimate: ReachView | None = None,
     status_code: int = 200,
 ) -> Response:
     values = {
+        "estimate": estimate,
         "page_title": "Edit opening" if opening else "Post an opening",
         "opening": opening,
         "form": typed,
@@ -144,12 +190,27 @@ async def new_opening_page(request: Request, context: Context) -> Response:
 
 
 @router.post("/openings/new", response_class=HTMLResponse)
-async def post_opening(request: Request, context: Context) -> Response:
+async def post_opening(request: Request, context: Context, source: Reach) -> Response:
     who, employer_id = web.signed_in(request, context)
     form = await request.form()
     web.check_csrf(who, form)
     data, typed, errors = _opening_input(form)
     credentials, remote = data["required_credentials"], data["remote"]
+    if web.text(form, "action") == "estimate" and not errors:
+        # Without script, "Check reach" re-renders the form with the estimate.
+        estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
+        return _opening_form(
+            request,
+            context,
+            who,
+            opening=None,
+            typed=typed,
+            credentials=credentials,
+            remote=remote,
+            errors=errors,
+            estimate=estimate,
+            status_code=422 if errors else 200,
+        )
     if web.text(form, "action") == "suggest":
         code = taxonomy.suggest_role(typed["title"])
         if code:
@@ -210,12 +271,28 @@ async def edit_opening_page(
 
 
 @router.post("/openings/{opening_id}/edit", response_class=HTMLResponse)
-async def edit_opening(request: Request, context: Context, opening_id: OpeningPath) -> Response:
+async def edit_opening(
+    request: Request, context: Context, source: Reach, opening_id: OpeningPath
+) -> Response:
     who, employer_id = web.signed_in(request, context)
     form = await request.form()
     web.check_csrf(who, form)
     opening = await context.service.own_opening(employer_id, opening_id)
     data, typed, errors = _opening_input(form)
+    if web.text(form, "action") == "estimate" and not errors:
+        estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
+        return _opening_form(
+            request,
+            context,
+            who,
+            opening=opening,
+            typed=typed,
+            credentials=data["required_credentials"],
+            remote=data["remote"],
+            errors=errors,
+            estimate=estimate,
+            status_code=422 if errors else 200,
+        )
     if not errors:
         if data["expires_at"] is None or data["expires_at"].date() == opening.expires_at.date():
             del data["expires_at"]  # unchanged: keep the exact instant it has
@@ -241,6 +318,22 @@ async def edit_opening(request: Request, context: Context, opening_id: OpeningPa
         errors=_form_errors(errors),
         status_code=422,
     )
+
+
+@router.post("/openings/estimate")
+async def estimate_opening(request: Request, context: Context, source: Reach) -> Response:
+    """The form's script asks here as the employer writes: the estimate as JSON
+    (``{text, cuts, available}``), or ``{errors}`` (422) while the form is not complete."""
+    who, employer_id = web.signed_in(request, context)
+    form = await request.form()
+    web.check_csrf(who, form)
+    data, _, errors = _opening_input(form)
+    estimate = None
+    if not errors:
+        estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
+    if estimate is None:
+        return JSONResponse({"errors": errors}, status_code=422)
+    return JSONResponse(estimate)
 
 
 @router.post("/openings/{opening_id}/close")

@@ -271,6 +271,18 @@ class EmployerService:
 
         return await self._uow.commit(work)
 
+    async def draft_opening(self, employer_id: str, fields: OpeningFields) -> Opening:
+        """The opening as :meth:`post_opening` would make it, with the same checks; nothing is
+        stored or published (the reach estimate of a form being written)."""
+        employer = await self.employer(employer_id)
+        return domain.post_opening(
+            fields,
+            employer=employer,
+            opening_id="draft",
+            zip_place=_zip_place(fields.zip),
+            now=self._clock.now(),
+        )
+
     async def opening(self, opening_id: str) -> Opening:
         """A public opening: open and of an approved employer."""
         opening = await self._repository.get_opening(opening_id)
