@@ -22,12 +22,16 @@ from typing import Any, Literal
 import httpx
 import pytest
 
+from hwcollab_common.settings import DEV_REACH_TOKEN
 from hwcollab_common.tokens import Purpose
 from hwcollab_employer.app import create_app as create_employer_app
+from hwcollab_employer.reach import NotifierReach, reach_source
+from hwcollab_testing.waiting import eventually
 
 from .support import (
     ADMIN_TOKEN,
     EMPLOYER_URL,
+    NOTIFIER_URL,
     OPENING,
     PASSWORD,
     Account,
@@ -82,6 +86,7 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /api/employers/me/api-keys": Case("self", json={"name": "matrix"}),
     "DELETE /api/employers/me/api-keys/{key_id}": Case("owner", resource="api_key"),
     "POST /api/openings": Case("self", json=OPENING),
+    "POST /api/openings/estimate": Case("self", json=OPENING),
     "PATCH /api/openings/{opening_id}": Case("owner", resource="opening", json={"title": "X"}),
     "POST /api/openings/{opening_id}/close": Case("owner", resource="opening"),
     "POST /api/admin/employers/{employer_id}/approve": Case("admin", resource="employer"),
@@ -89,6 +94,7 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /login": Case("public", page=True),
     "POST /logout": Case("public", page=True),  # signs out whoever sends it (CSRF-checked)
     "POST /dashboard/openings/new": Case("self", page=True, form=OPENING_FORM),
+    "POST /dashboard/openings/estimate": Case("self", page=True, form=OPENING_FORM),
     "POST /dashboard/openings/{opening_id}/edit": Case(
         "owner", page=True, resource="opening", form=OPENING_FORM | {"title": "Edited"}
     ),
@@ -125,6 +131,16 @@ NOTIFIER_MATRIX: dict[str, dict[str, Any] | None] = {
     "DELETE /api/admin/suppressions/{email}": None,
     "POST /api/admin/bulletins": {"subject": "Matrix", "body_markdown": "Hello."},
 }
+# Called by the employer service only, with a token of its own (REACH_TOKEN), not ADMIN_TOKEN.
+NOTIFIER_INTERNAL: dict[str, dict[str, Any]] = {
+    "POST /api/internal/reach": {
+        "role": "care_coordinator",
+        "setting": "medical",
+        "employment_type": "full_time",
+        "lat": 42.26,
+        "lon": -71.8,
+    },
+}
 
 
 def test_every_write_route_has_a_matrix_entry(
@@ -132,19 +148,35 @@ def test_every_write_route_has_a_matrix_entry(
 ) -> None:
     assert write_routes(employer.app) == set(EMPLOYER_MATRIX)
     assert write_routes(subscriber.app) == set(SUBSCRIBER_MATRIX)
-    assert write_routes(notifier.app) == set(NOTIFIER_MATRIX)
+    assert write_routes(notifier.app) == set(NOTIFIER_MATRIX) | set(NOTIFIER_INTERNAL)
 
 
 # --- employer --------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-async def accounts(employer: Service) -> AsyncIterator[tuple[Account, Account]]:
+async def accounts(employer: Service, notifier: Service) -> AsyncIterator[tuple[Account, Account]]:
+    # The employer's reach estimates go to this package's notifier, in process.
+    reach = NotifierReach(
+        base_url=NOTIFIER_URL,
+        token=DEV_REACH_TOKEN,
+        timeout_seconds=10.0,
+        transport=httpx.ASGITransport(app=notifier.asgi),
+    )
+    employer.app.dependency_overrides[reach_source] = lambda: reach
+
+    async def index_loaded() -> bool:
+        async with notifier.client() as client:
+            return (await client.get("/readyz")).status_code == 200
+
+    await eventually(index_loaded, timeout=60, what="the notifier's match index")
     owner = await new_account(employer, name="owner")
     other = await new_account(employer, name="other")
     yield owner, other
     await owner.close()
     await other.close()
+    employer.app.dependency_overrides.pop(reach_source, None)
+    await reach.aclose()
 
 
 async def _resource_url(case: Case, path: str, owner: Account) -> str:
@@ -366,6 +398,28 @@ async def test_notifier_routes_are_for_operators_only(
             assert (await admin.post("/api/admin/suppressions", json=suppress)).status_code == 201
         answer = await admin.request(method, url, json=body)
         assert answer.status_code in (200, 201, 202, 204), (route, answer.text[:300])
+
+
+@pytest.mark.parametrize("route", sorted(NOTIFIER_INTERNAL))
+async def test_notifier_internal_routes_want_their_own_token(
+    route: str, notifier: Service, accounts: tuple[Account, Account]
+) -> None:
+    owner, _ = accounts
+    method, path = route.split(" ", 1)
+    body = NOTIFIER_INTERNAL[route]
+    callers = {
+        "anonymous": {},
+        "employer": {"Authorization": f"Bearer {owner.token}"},
+        "operator": ADMIN,
+        "wrong token": {"Authorization": f"Bearer {DEV_REACH_TOKEN}x"},
+    }
+    for name, headers in callers.items():
+        async with notifier.client(**headers) as caller:
+            answer = await caller.request(method, path, json=body)
+        assert answer.status_code == 401, (route, name, answer.status_code)
+    async with notifier.client(Authorization=f"Bearer {DEV_REACH_TOKEN}") as employer_service:
+        answer = await employer_service.request(method, path, json=body)
+    assert answer.status_code == 200, (route, answer.text[:300])
 
 
 async def test_another_employer_learns_nothing_of_an_unlisted_opening(

@@ -90,6 +90,7 @@ class Real:
 class FuzzStack:
     urls: dict[str, str]
     admin_token: str
+    reach_token: str
     employer_token: str
     real: dict[str, Real]
     """By operation label: the parameter that names an existing resource, and its value."""
@@ -190,6 +191,7 @@ def fuzz_stack(
 ) -> Iterator[FuzzStack]:
     run = uuid.uuid4().hex[:8]
     admin_token = secrets.token_urlsafe(24)
+    reach_token = secrets.token_urlsafe(32)
     signing_key = secrets.token_urlsafe(32)
     ports = {name: free_port() for name in SERVICES}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -204,6 +206,8 @@ def fuzz_stack(
         "EMPLOYER_PUBLIC_URL": urls["employer"],
         "LINK_SIGNING_KEY": signing_key,
         "ADMIN_TOKEN": admin_token,
+        "REACH_TOKEN": reach_token,
+        "NOTIFIER_URL": urls["notifier"],
         "EMPLOYER_APPROVAL": "auto",
         "HWCOLLAB_DEMO": "0",
         "LOG_LEVEL": "WARNING",
@@ -212,6 +216,7 @@ def fuzz_stack(
         "SIGNUP_ADDRESS_RATE_LIMIT": unlimited,
         "LOGIN_RATE_LIMIT": unlimited,
         "WRITE_RATE_LIMIT": unlimited,
+        "ESTIMATE_RATE_LIMIT": unlimited,
         "LINK_RATE_LIMIT": unlimited,
         "LINK_ADDRESS_RATE_LIMIT": unlimited,
         "DIGEST_INTERVAL_SECONDS": "86400",
@@ -268,7 +273,11 @@ def fuzz_stack(
             ),
         }
         yield FuzzStack(
-            urls=urls, admin_token=admin_token, employer_token=employer.token, real=real
+            urls=urls,
+            admin_token=admin_token,
+            reach_token=reach_token,
+            employer_token=employer.token,
+            real=real,
         )
     finally:
         for service in reversed(services):
@@ -277,7 +286,11 @@ def fuzz_stack(
 
 def _credentials(case: Case[Any], stack: FuzzStack) -> dict[str, str]:
     """The bearer token of the security scheme the operation documents, if any."""
-    tokens = {"EmployerToken": stack.employer_token, "OperatorToken": stack.admin_token}
+    tokens = {
+        "EmployerToken": stack.employer_token,
+        "OperatorToken": stack.admin_token,
+        "ReachToken": stack.reach_token,
+    }
     for requirement in case.operation.definition.raw.get("security", []):
         for scheme in requirement:
             return {"Authorization": f"Bearer {tokens[scheme]}"}
