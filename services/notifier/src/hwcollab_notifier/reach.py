@@ -107,7 +107,12 @@ def reach_router(*, index: ReplicaIndex, token: SecretStr) -> APIRouter:
         description="Nothing is stored or sent. 503 while the match index is still loading.",
         dependencies=[Depends(require_reach_token)],
         responses=error_responses(
-            401, 503, s401="A valid reach token is required.", s503="The match index is loading."
+            400,
+            401,
+            413,
+            503,
+            s401="A valid reach token is required.",
+            s503="The match index is loading.",
         ),
     )
     async def reach(query: ReachQuery) -> ReachCounts:
