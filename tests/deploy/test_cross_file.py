@@ -107,6 +107,7 @@ def production_environment(service: str, rendered: Rendered) -> dict[str, str]:
         "LINK_SIGNING_KEY_FALLBACKS": secrets.token_urlsafe(48),
         "ADMIN_TOKEN": secrets.token_urlsafe(32),
         "EMPLOYER_SESSION_KEY": secrets.token_urlsafe(48),
+        "REACH_TOKEN": secrets.token_urlsafe(32),
         "SMTP_USERNAME": "hwcollab",
         "SMTP_PASSWORD": secrets.token_urlsafe(24),
     }
