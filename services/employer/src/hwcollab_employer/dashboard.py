@@ -103,6 +103,14 @@ def _form_errors(errors: dict[str, str]) -> dict[str, str]:
 
 ReachView = dict[str, Any]
 """What the form shows of an estimate: ``text``, ``cuts`` (sentences) and ``available``."""
+# While the opening is written, the fields that do not change who it reaches may still be empty
+# or half-typed: the form's estimate stands in for them (posting checks them as ever).
+NOT_REACH_FIELDS: dict[str, Any] = {
+    "title": "Opening being written",
+    "description": "",
+    "apply_url": "https://draft.invalid/",
+    "expires_at": None,
+}
 
 
 async def _reach_view(
@@ -115,7 +123,7 @@ async def _reach_view(
     """(the estimate to show, or None with the form's field errors)."""
     try:
         context.limiter.hit(context.settings.estimate_rate_limit, "estimate", employer_id)
-        fields = OpeningFields.model_validate(data)
+        fields = OpeningFields.model_validate(data | NOT_REACH_FIELDS)
         estimate = await estimate_reach(
             context.service, source, employer_id=employer_id, fields=fields
         )
@@ -196,7 +204,7 @@ async def post_opening(request: Request, context: Context, source: Reach) -> Res
     web.check_csrf(who, form)
     data, typed, errors = _opening_input(form)
     credentials, remote = data["required_credentials"], data["remote"]
-    if web.text(form, "action") == "estimate" and not errors:
+    if web.text(form, "action") == "estimate":
         # Without script, "Check reach" re-renders the form with the estimate.
         estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
         return _opening_form(
@@ -279,7 +287,7 @@ async def edit_opening(
     web.check_csrf(who, form)
     opening = await context.service.own_opening(employer_id, opening_id)
     data, typed, errors = _opening_input(form)
-    if web.text(form, "action") == "estimate" and not errors:
+    if web.text(form, "action") == "estimate":
         estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
         return _opening_form(
             request,
@@ -327,10 +335,8 @@ async def estimate_opening(request: Request, context: Context, source: Reach) ->
     who, employer_id = web.signed_in(request, context)
     form = await request.form()
     web.check_csrf(who, form)
-    data, _, errors = _opening_input(form)
-    estimate = None
-    if not errors:
-        estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
+    data, _, _ = _opening_input(form)  # the date "open until" does not change the reach
+    estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
     if estimate is None:
         return JSONResponse({"errors": errors}, status_code=422)
     return JSONResponse(estimate)
