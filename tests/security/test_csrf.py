@@ -44,6 +44,7 @@ FORMS: dict[str, dict[str, Any]] = {
     "POST /login": {"email": "{email}", "password": PASSWORD},
     "POST /logout": {},
     "POST /dashboard/openings/new": OPENING_FORM,
+    "POST /dashboard/openings/estimate": OPENING_FORM,
     "POST /dashboard/openings/{opening_id}/edit": OPENING_FORM | {"title": "Forged"},
     "POST /dashboard/openings/{opening_id}/close": {},
     "POST /dashboard/api-keys": {"name": "forged"},
