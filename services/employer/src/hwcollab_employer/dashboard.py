@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime, time
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from starlette.datastructures import FormData
 
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
@@ -18,130 +16,19 @@ from hwcollab_employer.commands import OpeningFields, OpeningPatch, ProfilePatch
 from hwcollab_employer.context import Context, EmployerContext
 from hwcollab_employer.discovery import embed_snippet
 from hwcollab_employer.domain import ConflictError, InvalidFieldsError, Opening
-from hwcollab_employer.reach import (
-    NOT_APPROVED_MESSAGE,
-    UNAVAILABLE_MESSAGE,
-    NotApprovedError,
-    Reach,
-    ReachSource,
-    ReachUnavailableError,
-    estimate_reach,
+from hwcollab_employer.opening_form import (
+    OPENING_TEXT_FIELDS,
+    form_errors,
+    opening_input,
+    typed_of,
 )
+from hwcollab_employer.reach import Reach
+from hwcollab_employer.reach_form import ReachView, reach_view
 from hwcollab_schemas import taxonomy
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 OpeningPath = Annotated[str, Path(max_length=64)]
-
-OPENING_TEXT_FIELDS = (
-    "title",
-    "role",
-    "setting",
-    "employment_type",
-    "zip",
-    "pay_min",
-    "pay_max",
-    "pay_period",
-    "description",
-    "apply_url",
-    "expires_on",
-)
-
-
-def _expires_at(value: str) -> datetime | None:
-    """A date from the form means the end of that day (UTC)."""
-    if not value:
-        return None
-    return datetime.combine(datetime.fromisoformat(value).date(), time(23, 59), tzinfo=UTC)
-
-
-def _opening_input(form: FormData) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
-    """(values for OpeningFields, what was typed, errors of the form itself)."""
-    typed = {name: web.text(form, name) for name in OPENING_TEXT_FIELDS}
-    errors: dict[str, str] = {}
-    data: dict[str, Any] = {
-        "title": typed["title"],
-        "role": typed["role"],
-        "setting": typed["setting"],
-        "required_credentials": web.values(form, "required_credentials"),
-        "employment_type": typed["employment_type"],
-        "remote": web.checked(form, "remote"),
-        "zip": typed["zip"] or None,
-        "pay_min": typed["pay_min"] or None,
-        "pay_max": typed["pay_max"] or None,
-        "pay_period": typed["pay_period"] or "hour",
-        "description": web.text(form, "description"),
-        "apply_url": typed["apply_url"],
-    }
-    try:
-        data["expires_at"] = _expires_at(typed["expires_on"])
-    except ValueError:
-        errors["expires_on"] = "must be a date (YYYY-MM-DD)"
-    return data, typed, errors
-
-
-def _typed_of(opening: Opening) -> dict[str, str]:
-    f = opening.fields
-    return {
-        "title": f.title,
-        "role": f.role,
-        "setting": f.setting,
-        "employment_type": f.employment_type,
-        "zip": f.zip or "",
-        "pay_min": "" if f.pay_min is None else f"{f.pay_min:g}",
-        "pay_max": "" if f.pay_max is None else f"{f.pay_max:g}",
-        "pay_period": f.pay_period,
-        "description": f.description,
-        "apply_url": f.apply_url,
-        "expires_on": opening.expires_at.date().isoformat(),
-    }
-
-
-def _form_errors(errors: dict[str, str]) -> dict[str, str]:
-    return {("expires_on" if k == "expires_at" else k): v for k, v in errors.items()}
-
-
-ReachView = dict[str, Any]
-"""What the form shows of an estimate: ``text``, ``cuts`` (sentences) and ``available``."""
-# While the opening is written, the fields that do not change who it reaches may still be empty
-# or half-typed: the form's estimate stands in for them (posting checks them as ever).
-NOT_REACH_FIELDS: dict[str, Any] = {
-    "title": "Opening being written",
-    "description": "",
-    "apply_url": "https://draft.invalid/",
-    "expires_at": None,
-}
-
-
-async def _reach_view(
-    context: EmployerContext,
-    source: ReachSource,
-    *,
-    employer_id: str,
-    data: dict[str, Any],
-) -> tuple[ReachView | None, dict[str, str]]:
-    """(the estimate to show, or None with the form's field errors)."""
-    try:
-        context.limiter.hit(context.settings.estimate_rate_limit, "estimate", employer_id)
-        fields = OpeningFields.model_validate(data | NOT_REACH_FIELDS)
-        estimate = await estimate_reach(
-            context.service, source, employer_id=employer_id, fields=fields
-        )
-    except ValidationError as error:
-        return None, _form_errors(field_errors(error))
-    except InvalidFieldsError as error:
-        return None, _form_errors(error.errors)
-    except NotApprovedError:
-        return {"text": NOT_APPROVED_MESSAGE, "cuts": [], "available": False}, {}
-    except ReachUnavailableError:
-        return {"text": UNAVAILABLE_MESSAGE, "cuts": [], "available": False}, {}
-    except HTTPException as error:
-        if error.status_code != 429:
-            raise
-        text = "Too many estimates in a short time; please wait a moment."
-        return {"text": text, "cuts": [], "available": False}, {}
-    cuts = [cut.text for cut in estimate.cuts]
-    return {"text": estimate.text, "cuts": cuts, "available": True}, {}
 
 
 @router.get("", response_class=HTMLResponse)
@@ -202,11 +89,11 @@ async def post_opening(request: Request, context: Context, source: Reach) -> Res
     who, employer_id = web.signed_in(request, context)
     form = await request.form()
     web.check_csrf(who, form)
-    data, typed, errors = _opening_input(form)
+    data, typed, errors = opening_input(form)
     credentials, remote = data["required_credentials"], data["remote"]
     if web.text(form, "action") == "estimate":
         # Without script, "Check reach" re-renders the form with the estimate.
-        estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
+        estimate, errors = await reach_view(context, source, employer_id=employer_id, data=data)
         return _opening_form(
             request,
             context,
@@ -256,7 +143,7 @@ async def post_opening(request: Request, context: Context, source: Reach) -> Res
         typed=typed,
         credentials=credentials,
         remote=remote,
-        errors=_form_errors(errors),
+        errors=form_errors(errors),
         status_code=422,
     )
 
@@ -272,7 +159,7 @@ async def edit_opening_page(
         context,
         who,
         opening=opening,
-        typed=_typed_of(opening),
+        typed=typed_of(opening),
         credentials=list(opening.fields.required_credentials),
         remote=opening.fields.remote,
     )
@@ -286,9 +173,9 @@ async def edit_opening(
     form = await request.form()
     web.check_csrf(who, form)
     opening = await context.service.own_opening(employer_id, opening_id)
-    data, typed, errors = _opening_input(form)
+    data, typed, errors = opening_input(form)
     if web.text(form, "action") == "estimate":
-        estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
+        estimate, errors = await reach_view(context, source, employer_id=employer_id, data=data)
         return _opening_form(
             request,
             context,
@@ -323,23 +210,9 @@ async def edit_opening(
         typed=typed,
         credentials=data["required_credentials"],
         remote=data["remote"],
-        errors=_form_errors(errors),
+        errors=form_errors(errors),
         status_code=422,
     )
-
-
-@router.post("/openings/estimate")
-async def estimate_opening(request: Request, context: Context, source: Reach) -> Response:
-    """The form's script asks here as the employer writes: the estimate as JSON
-    (``{text, cuts, available}``), or ``{errors}`` (422) while the form is not complete."""
-    who, employer_id = web.signed_in(request, context)
-    form = await request.form()
-    web.check_csrf(who, form)
-    data, _, _ = _opening_input(form)  # the date "open until" does not change the reach
-    estimate, errors = await _reach_view(context, source, employer_id=employer_id, data=data)
-    if estimate is None:
-        return JSONResponse({"errors": errors}, status_code=422)
-    return JSONResponse(estimate)
 
 
 @router.post("/openings/{opening_id}/close")
