@@ -68,7 +68,13 @@
         if (mine === asked) { show("The estimate is unavailable right now; the opening can still be posted.", []); }
       });
   }
-  function later() { clearTimeout(timer); timer = setTimeout(ask, 600); }
+  // Typing the title, the description or the apply link changes nobody's reach.
+  var ignored = { title: true, description: true, apply_url: true, expires_on: true, csrf_token: true };
+  function later(event) {
+    if (event.target && ignored[event.target.name]) { return; }
+    clearTimeout(timer);
+    timer = setTimeout(ask, 600);
+  }
   form.addEventListener("input", later);
   form.addEventListener("change", later);
 })();
