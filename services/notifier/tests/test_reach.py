@@ -13,12 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from hwcollab_notifier.announce import FREQUENCY_CHANNEL
-from hwcollab_notifier.domain import DIGEST_FREQUENCIES
-from hwcollab_notifier.index_sync import ReplicaIndex
+from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
 from hwcollab_notifier.matching import MatchIndex, OpeningCriteria, SubscriberCriteria
 from hwcollab_notifier.matching.reference import match_all, matches
 from hwcollab_notifier.reach import criteria_of_query, estimate, reach_router
+from hwcollab_schemas.events import SubscriberProfile
 from hwcollab_schemas.reach import ReachQuery
 from hwcollab_schemas.taxonomy import EMPLOYMENT_TYPE_CODES, SETTING_CODES
 
@@ -44,12 +43,6 @@ def _reference_count(population: list[SubscriberCriteria], opening: OpeningCrite
 
 def _any_of(population: list[SubscriberCriteria], openings_: list[OpeningCriteria]) -> int:
     return sum(1 for sub in population if any(matches(sub, o) for o in openings_))
-
-
-def test_digest_frequencies_are_the_announcers() -> None:
-    assert {f for f, channel in FREQUENCY_CHANNEL.items() if channel == "digest"} == set(
-        DIGEST_FREQUENCIES
-    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -149,3 +142,38 @@ async def test_endpoint_wants_the_token_and_a_loaded_index() -> None:
     assert {"criterion": "credential", "code": "rn", "subscribers": 37} in counts["relaxed"]
     invalid = await _post(app, WORCESTER | {"role": "astronaut"}, "t" * 40)
     assert invalid.status_code == 422
+
+
+def _profile(subscriber_id: str, version: int, frequency: str) -> SubscriberProfile:
+    return SubscriberProfile.model_validate(
+        {
+            "subscriber_id": subscriber_id,
+            "version": version,
+            "email": f"{subscriber_id}@example.org",
+            "roles": ("care_management",),
+            "frequency": frequency,
+            "zip": "01608",
+            "lat": 42.26,
+            "lon": -71.80,
+            "timezone": "America/New_York",
+            "confirmed_at": datetime(2026, 3, 2, tzinfo=UTC),
+        }
+    )
+
+
+async def test_the_estimate_splits_as_the_announcer_records() -> None:
+    """Whoever the announcer records as a digest row, the estimate counts in its digest part,
+    as their frequency changes."""
+    replica = ReplicaIndex()
+
+    async def nothing():  # type: ignore[no-untyped-def]
+        for document in ():
+            yield document
+
+    await replica.load(nothing(), now=datetime.now(UTC))
+    query = ReachQuery(**WORCESTER, lat=42.26, lon=-71.80)
+    for version, frequency in enumerate(("daily", "immediate", "weekly", "immediate"), start=1):
+        replica.apply(IndexChange("s1", version, _profile("s1", version, frequency)))
+        counts = estimate(replica.index, query)
+        assert (counts.subscribers, counts.digest) == (1, int(replica.takes_digest("s1")))
+        assert replica.takes_digest("s1") == (frequency != "immediate")

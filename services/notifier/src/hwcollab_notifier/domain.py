@@ -38,8 +38,8 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-# Frequencies whose matches wait for a digest; every other one is emailed at once. The same
-# mapping as the announcer's FREQUENCY_CHANNEL (a test holds them equal).
+# Frequencies whose matches wait for a digest; every other one is emailed at once (the
+# announcer's channel of a ledger row, and the reach estimate's split).
 DIGEST_FREQUENCIES: Final = frozenset({"daily", "weekly"})
 
 

@@ -21,7 +21,7 @@ from prometheus_client import Gauge
 from pydantic import ValidationError
 
 from hwcollab_common.mongo import Document
-from hwcollab_notifier.domain import criteria_of
+from hwcollab_notifier.domain import DIGEST_FREQUENCIES, criteria_of
 from hwcollab_notifier.matching import MatchIndex, MatchResult, OpeningCriteria
 from hwcollab_schemas.events import SubscriberProfile
 
@@ -52,9 +52,6 @@ def change_from_document(doc: Document) -> IndexChange:
         log.warning("subscriber %s in the read model is not a valid profile", doc["_id"])
         return IndexChange(str(doc["_id"]), version, None)
     return IndexChange(profile.subscriber_id, version, profile)
-
-
-DIGEST_FREQUENCIES = frozenset({"daily", "weekly"})
 
 
 class ReplicaIndex:
