@@ -147,9 +147,9 @@ def _label(relaxed: Relaxed) -> str:
         titles = {term.code: term.title for term in taxonomy.CREDENTIAL_TERMS}
         return f"requiring {titles.get(relaxed.code or '', relaxed.code)}"
     return {
-        "setting": "this setting",
-        "employment_type": "this employment type",
-        "pay": "the stated pay",
+        "setting": "the setting you chose",
+        "employment_type": "the employment type you chose",
+        "pay": "the pay you state",
         "on_site": "working on site only",
         "credential": "",
     }[relaxed.criterion]
