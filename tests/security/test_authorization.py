@@ -57,7 +57,7 @@ class Case:
     """public: anyone; owner: a resource of one employer; self: the caller's own account;
     admin: operators only; link: a subscriber's signed link token."""
     page: bool = False
-    resource: Literal["opening", "api_key", "employer", ""] = ""
+    resource: Literal["opening", "external_id", "api_key", "employer", ""] = ""
     json: dict[str, Any] | None = None
     form: dict[str, Any] = field(default_factory=dict)
     purpose: Purpose = Purpose.MANAGE
@@ -83,6 +83,9 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     "DELETE /api/employers/me/api-keys/{key_id}": Case("owner", resource="api_key"),
     "POST /api/openings": Case("self", json=OPENING),
     "PATCH /api/openings/{opening_id}": Case("owner", resource="opening", json={"title": "X"}),
+    "PATCH /api/openings/by-external-id/{external_id}": Case(
+        "owner", resource="external_id", json={"title": "X"}
+    ),
     "POST /api/openings/{opening_id}/close": Case("owner", resource="opening"),
     "POST /api/admin/employers/{employer_id}/approve": Case("admin", resource="employer"),
     "POST /signup": Case("public", page=True),
@@ -150,6 +153,10 @@ async def accounts(employer: Service) -> AsyncIterator[tuple[Account, Account]]:
 async def _resource_url(case: Case, path: str, owner: Account) -> str:
     if case.resource == "opening":
         return path.format(opening_id=(await owner.post_opening())["opening_id"])
+    if case.resource == "external_id":
+        external_id = unique("REQ")
+        await owner.post_opening(external_id=external_id)
+        return path.format(external_id=external_id)
     if case.resource == "api_key":
         return path.format(key_id=await owner.api_key_id())
     if case.resource == "employer":

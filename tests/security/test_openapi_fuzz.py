@@ -101,6 +101,7 @@ class Employer:
     token: str
     opening_id: str
     key_id: str
+    external_id: str
 
 
 def _employer(url: str, *, run: str) -> Employer:
@@ -134,6 +135,7 @@ def _employer(url: str, *, run: str) -> Employer:
                 "zip": "01608",
                 "description": "Coordinate care for adults enrolled in our health home.",
                 "apply_url": "https://careers.example/apply",
+                "external_id": f"REQ-{run}",
             },
         )
         assert posted.status_code == 201, posted.text
@@ -144,6 +146,7 @@ def _employer(url: str, *, run: str) -> Employer:
             token=token,
             opening_id=str(posted.json()["opening_id"]),
             key_id=str(key.json()["key_id"]),
+            external_id=f"REQ-{run}",
         )
 
 
@@ -242,6 +245,7 @@ def fuzz_stack(
         manage = Real("query", "token", signer.sign(Purpose.MANAGE, kept))
         opening = Real("path", "opening_id", employer.opening_id)
         employer_id = Real("path", "employer_id", employer.employer_id)
+        external = Real("path", "external_id", employer.external_id)
         real = {
             "POST /api/subscribers/confirm": Real(
                 "body", "token", signer.sign(Purpose.CONFIRM, kept)
@@ -257,6 +261,8 @@ def fuzz_stack(
             "PATCH /api/openings/{opening_id}": opening,
             "POST /api/openings/{opening_id}/close": opening,
             "GET /api/openings/{opening_id}/stats": opening,
+            "GET /api/openings/by-external-id/{external_id}": external,
+            "PATCH /api/openings/by-external-id/{external_id}": external,
             "DELETE /api/admin/suppressions/{email}": Real(
                 "path",
                 "email",

@@ -28,6 +28,11 @@ from hwcollab_schemas import taxonomy
 TITLE_MAX = 120
 DESCRIPTION_MAX = 5000
 PASSWORD_MIN = 12
+EXTERNAL_ID_MAX = 200
+# An employer's own reference for an opening (its ATS's requisition id): printable ASCII without
+# spaces or slashes, and with a letter or digit (never "." or ".."), so that it can stand in a URL
+# path as it is.
+EXTERNAL_ID_PATTERN = r"^[!-.0-~]*[A-Za-z0-9][!-.0-~]*$"
 
 _STATE = re.compile(r"^[A-Za-z]{2}$")
 
@@ -116,6 +121,19 @@ RoleCode = Annotated[str, _code_of("role", taxonomy.ROLE_CODES)]
 SettingCode = Annotated[str, _code_of("setting", taxonomy.SETTING_CODES)]
 EmploymentTypeCode = Annotated[str, _code_of("employment type", taxonomy.EMPLOYMENT_TYPE_CODES)]
 SettingCodes = Annotated[list[str], _codes_of("setting", taxonomy.SETTING_CODES)]
+ExternalId = Annotated[
+    str,
+    BeforeValidator(_strip),
+    Field(
+        min_length=1,
+        max_length=EXTERNAL_ID_MAX,
+        pattern=EXTERNAL_ID_PATTERN,
+        description="Your own reference for the opening (e.g. your ATS's requisition id): "
+        "unique among your openings; printable ASCII without spaces or slashes.",
+        examples=["REQ-2026-042"],
+    ),
+]
+OptionalExternalId = Annotated[ExternalId | None, BeforeValidator(_blank_to_none)]
 CredentialCodes = Annotated[list[str], _codes_of("credential", taxonomy.CREDENTIAL_CODES)]
 
 
@@ -204,6 +222,7 @@ class OpeningFields(BaseModel):
     description: Description = ""
     apply_url: HttpUrl
     expires_at: AwareDatetime | None = None
+    external_id: OptionalExternalId = None
 
     # Field validators (not a model validator) so that the error names the field.
     @field_validator("zip")
@@ -240,6 +259,7 @@ class OpeningPatch(BaseModel):
     description: Description | None = None
     apply_url: HttpUrl | None = None
     expires_at: AwareDatetime | None = None
+    external_id: OptionalExternalId = None
 
 
 def merge_opening(current: OpeningFields, patch: OpeningPatch) -> OpeningFields:

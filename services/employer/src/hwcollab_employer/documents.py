@@ -9,6 +9,7 @@ from __future__ import annotations
 from hwcollab_common.mongo import Document
 from hwcollab_employer.commands import OpeningFields
 from hwcollab_employer.domain import Employer, Opening, Place
+from hwcollab_employer.idempotency import IdempotencyClaim, IdempotencyRecord, StoredAnswer
 from hwcollab_employer.ports import ApiKeyRecord
 
 
@@ -135,4 +136,36 @@ def api_key_from(document: Document) -> ApiKeyRecord:
         created_at=document["created_at"],
         revoked_at=document.get("revoked_at"),
         last_used_at=document.get("last_used_at"),
+    )
+
+
+def idempotency_id(principal: str, key: str) -> str:
+    # A key is printable ASCII, so a line break cannot occur in either part.
+    return f"{principal}\n{key}"
+
+
+def idempotency_document(record: IdempotencyRecord) -> Document:
+    claim = record.claim
+    return {
+        "_id": idempotency_id(claim.principal, claim.key),
+        "principal": claim.principal,
+        "key": claim.key,
+        "fingerprint": claim.fingerprint,
+        "status": record.answer.status,
+        "body": record.answer.body,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+    }
+
+
+def idempotency_from(document: Document) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        claim=IdempotencyClaim(
+            principal=document["principal"],
+            key=document["key"],
+            fingerprint=document["fingerprint"],
+        ),
+        answer=StoredAnswer(status=document["status"], body=dict(document["body"])),
+        created_at=document["created_at"],
+        expires_at=document["expires_at"],
     )

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
@@ -30,6 +30,14 @@ from hwcollab_employer.domain import (
     NotFoundError,
     Opening,
 )
+from hwcollab_employer.idempotency import (
+    IDEMPOTENCY_HEADER,
+    KEY_IN_PROGRESS,
+    KEY_REUSED,
+    IdempotencyClaim,
+    StoredAnswer,
+    record_for,
+)
 from hwcollab_employer.listing import (
     BoardQuery,
     DirectoryQuery,
@@ -40,7 +48,9 @@ from hwcollab_employer.listing import (
 from hwcollab_employer.ports import (
     ApiKeyRecord,
     DuplicateEmailError,
+    DuplicateExternalIdError,
     EmployerRepository,
+    IdempotencyKeyTakenError,
     Tx,
     UnitOfWork,
 )
@@ -67,6 +77,10 @@ from hwcollab_schemas.events import (
 log = logging.getLogger(__name__)
 
 PRODUCER = "employer"
+# How often a post whose idempotency key another request took meanwhile is run again: the second
+# run finds that request's answer (a transaction still running holds the key with a write
+# conflict, which the unit of work waits out).
+KEY_RACE_ATTEMPTS = 3
 
 
 class EmailTakenError(ValueError):
@@ -82,6 +96,10 @@ def _required_place(zip_code: str, *, field: str) -> ZipPlace:
     if place is None:  # the commands validated it; only a changed ZIP table gets here
         raise InvalidFieldsError({field: "is not a known US ZIP code"})
     return place
+
+
+def _external_id_taken(external_id: str | None) -> str:
+    return f"another of your openings has the external_id {external_id!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,19 +275,65 @@ class EmployerService:
         opening_id = self._new_id()
 
         async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
-            employer = await self._employer_in(employer_id, session)
-            opening = domain.post_opening(
-                fields,
-                employer=employer,
-                opening_id=opening_id,
-                zip_place=_zip_place(fields.zip),
-                now=self._clock.now(),
-            )
-            await self._repository.add_opening(opening, session=session)
-            await self._repository.refresh_listing(employer_id, session=session)
-            return opening, [self._event(OpeningPosted, opening.details())]
+            return await self._add_opening(employer_id, fields, opening_id, session=session)
 
         return await self._uow.commit(work)
+
+    async def post_opening_once(
+        self,
+        employer_id: str,
+        fields: OpeningFields,
+        *,
+        claim: IdempotencyClaim,
+        answer: Callable[[Opening], StoredAnswer],
+    ) -> StoredAnswer:
+        """Post unless ``claim``'s key was used within 24 hours: then the first answer again
+        (nothing created), or 422 when it came with another body. The opening, its event and
+        the kept answer are one transaction, so two retries at once cannot both create."""
+        opening_id = self._new_id()
+
+        async def work(session: Tx) -> tuple[StoredAnswer, Sequence[Event]]:
+            now = self._clock.now()
+            kept = await self._repository.idempotency_record(
+                claim.principal, claim.key, session=session
+            )
+            if kept is not None and kept.live(now=now):
+                if kept.claim.fingerprint != claim.fingerprint:
+                    raise InvalidFieldsError({IDEMPOTENCY_HEADER: KEY_REUSED}, location="header")
+                return replace(kept.answer, replayed=True), []
+            opening, events = await self._add_opening(
+                employer_id, fields, opening_id, session=session
+            )
+            first = answer(opening)
+            await self._repository.keep_idempotency_record(
+                record_for(claim, first, now=now), replaces=kept, session=session
+            )
+            return first, events
+
+        for _ in range(KEY_RACE_ATTEMPTS):
+            try:
+                return await self._uow.commit(work)
+            except IdempotencyKeyTakenError:
+                continue
+        raise ConflictError(KEY_IN_PROGRESS)
+
+    async def _add_opening(
+        self, employer_id: str, fields: OpeningFields, opening_id: str, *, session: Tx
+    ) -> tuple[Opening, Sequence[Event]]:
+        employer = await self._employer_in(employer_id, session)
+        opening = domain.post_opening(
+            fields,
+            employer=employer,
+            opening_id=opening_id,
+            zip_place=_zip_place(fields.zip),
+            now=self._clock.now(),
+        )
+        try:
+            await self._repository.add_opening(opening, session=session)
+        except DuplicateExternalIdError as error:
+            raise ConflictError(_external_id_taken(fields.external_id)) from error
+        await self._repository.refresh_listing(employer_id, session=session)
+        return opening, [self._event(OpeningPosted, opening.details())]
 
     async def opening(self, opening_id: str) -> Opening:
         """A public opening: open and of an approved employer."""
@@ -311,13 +375,29 @@ class EmployerService:
                 zip_place=_zip_place(fields.zip),
                 now=self._clock.now(),
             )
-            await self._repository.save_opening(
-                edited, previous_version=current.version, session=session
-            )
+            try:
+                await self._repository.save_opening(
+                    edited, previous_version=current.version, session=session
+                )
+            except DuplicateExternalIdError as error:
+                raise ConflictError(_external_id_taken(fields.external_id)) from error
             await self._repository.refresh_listing(employer_id, session=session)
             return edited, [self._event(OpeningUpdated, edited.details())]
 
         return await self._uow.commit(work)
+
+    async def own_opening_by_external_id(self, employer_id: str, external_id: str) -> Opening:
+        opening = await self._repository.opening_by_external_id(employer_id, external_id)
+        if opening is None:
+            raise NotFoundError(external_id)
+        return opening
+
+    async def edit_opening_by_external_id(
+        self, employer_id: str, external_id: str, patch: OpeningPatch
+    ) -> Opening:
+        """Edit the employer's opening that carries its own ``external_id`` (as an ATS knows it)."""
+        opening = await self.own_opening_by_external_id(employer_id, external_id)
+        return await self.edit_opening(employer_id, opening.opening_id, patch)
 
     async def close_opening(self, employer_id: str, opening_id: str) -> Opening:
         async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:

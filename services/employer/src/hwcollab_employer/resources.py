@@ -139,6 +139,7 @@ class OpeningOut(BaseModel):
 class OwnOpening(OpeningOut):
     employer_approved: bool
     notified: int
+    external_id: str | None = None
 
     @classmethod
     def own(cls, opening: Opening, *, base_url: str = "") -> OwnOpening:
@@ -147,6 +148,7 @@ class OwnOpening(OpeningOut):
             **base.model_dump(),
             employer_approved=opening.employer_approved,
             notified=opening.notified,
+            external_id=opening.fields.external_id,
         )
 
 
