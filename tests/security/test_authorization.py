@@ -57,7 +57,16 @@ class Case:
     """public: anyone; owner: a resource of one employer; self: the caller's own account;
     admin: operators only; link: a subscriber's signed link token."""
     page: bool = False
-    resource: Literal["opening", "external_id", "api_key", "employer", ""] = ""
+    resource: Literal[
+        "opening",
+        "external_id",
+        "api_key",
+        "employer",
+        "other_employer",
+        "pending_employer",
+        "suspended_employer",
+        "",
+    ] = ""
     json: dict[str, Any] | None = None
     form: dict[str, Any] = field(default_factory=dict)
     purpose: Purpose = Purpose.MANAGE
@@ -65,6 +74,7 @@ class Case:
     """The subscriber is paused first (resuming an active one changes nothing)."""
 
 
+REASON = {"reason": "Checked by the authorization matrix."}
 OPENING_FORM = {k: v for k, v in OPENING.items() if isinstance(v, str)} | {"pay_period": "hour"}
 PROFILE_FORM = {
     "organization_name": "Renamed Care",
@@ -88,6 +98,18 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     ),
     "POST /api/openings/{opening_id}/close": Case("owner", resource="opening"),
     "POST /api/admin/employers/{employer_id}/approve": Case("admin", resource="employer"),
+    "POST /api/admin/employers/{employer_id}/reject": Case(
+        "admin", resource="pending_employer", json=REASON
+    ),
+    "POST /api/admin/employers/{employer_id}/suspend": Case(
+        "admin", resource="other_employer", json=REASON
+    ),
+    "POST /api/admin/employers/{employer_id}/reinstate": Case(
+        "admin", resource="suspended_employer", json=REASON
+    ),
+    "POST /api/admin/openings/{opening_id}/take-down": Case(
+        "admin", resource="opening", json=REASON
+    ),
     "POST /signup": Case("public", page=True),
     "POST /login": Case("public", page=True),
     "POST /logout": Case("public", page=True),  # signs out whoever sends it (CSRF-checked)
@@ -150,7 +172,24 @@ async def accounts(employer: Service) -> AsyncIterator[tuple[Account, Account]]:
     await other.close()
 
 
-async def _resource_url(case: Case, path: str, owner: Account) -> str:
+async def _other_employer(employer: Service, case: Case) -> str:
+    """An employer of its own for a decision that would change what the owner may do."""
+    account = await new_account(employer, name="decided")
+    await account.close()
+    async with employer.client(**ADMIN) as admin:
+        if case.resource == "suspended_employer":
+            url = f"/api/admin/employers/{account.employer_id}/suspend"
+            assert (await admin.post(url, json=REASON)).status_code == 200
+    if case.resource == "pending_employer":
+        await employer.db["employers"].update_one(
+            {"_id": account.employer_id}, {"$set": {"status": "pending"}}
+        )
+    return account.employer_id
+
+
+async def _resource_url(case: Case, path: str, owner: Account, employer: Service) -> str:
+    if case.resource in ("other_employer", "pending_employer", "suspended_employer"):
+        return path.format(employer_id=await _other_employer(employer, case))
     if case.resource == "opening":
         return path.format(opening_id=(await owner.post_opening())["opening_id"])
     if case.resource == "external_id":
@@ -199,7 +238,7 @@ async def test_employer_write_routes(
     owner, other = accounts
     case = EMPLOYER_MATRIX[route]
     method, path = route.split(" ", 1)
-    url = await _resource_url(case, path, owner)
+    url = await _resource_url(case, path, owner, employer)
     before = await owner_state(owner)
 
     async with employer.client() as anonymous, employer.client(**ADMIN) as admin:

@@ -132,6 +132,9 @@ class FakeRepository:
         ]
         return sorted(found, key=lambda o: o.posted_at, reverse=True)
 
+    async def recent_openings(self, *, limit: int) -> list[Opening]:
+        return sorted(self.openings.values(), key=lambda o: o.posted_at, reverse=True)[:limit]
+
     async def expired_openings(self, *, now: datetime, limit: int) -> list[Opening]:
         due = [o for o in self.openings.values() if o.is_open and o.expires_at <= now]
         return sorted(due, key=lambda o: o.expires_at)[:limit]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import HTTPException
@@ -563,40 +563,3 @@ async def directory(
         )
     )
     return DirectoryPage.of(await context.service.find_employers(query))
-
-
-# --- operators -----------------------------------------------------------------------------------
-
-
-@router.post(
-    "/admin/employers/{employer_id}/approve",
-    tags=["operators"],
-    summary="Approve an employer (operators)",
-    dependencies=[Depends(require_admin)],
-    responses=OPERATORS | error_responses(404, s404="No such employer."),
-)
-async def approve_employer(
-    context: Context, employer_id: Annotated[str, Path(max_length=64)]
-) -> Registered:
-    employer = await context.service.approve(employer_id)
-    return Registered(employer_id=employer.employer_id, status=employer.status)
-
-
-class EmployerList(BaseModel):
-    results: list[EmployerMe]
-
-
-@router.get(
-    "/admin/employers",
-    tags=["operators"],
-    summary="Employers by status, oldest first (operators)",
-    dependencies=[Depends(require_admin)],
-    responses=OPERATORS,
-)
-async def employers_by_status(
-    context: Context,
-    status: Annotated[Literal["pending", "approved", "suspended"], Query()] = "pending",
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> EmployerList:
-    found = await context.service.employers_with_status(status, limit=limit)
-    return EmployerList(results=[EmployerMe.of(employer) for employer in found])

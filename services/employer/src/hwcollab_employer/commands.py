@@ -275,3 +275,27 @@ def expires_in_range(expires_at: datetime, *, now: datetime, max_days: int) -> s
     if (expires_at - now).total_seconds() > max_days * 86_400:
         return f"must be within {max_days} days"
     return None
+
+
+ReasonText = Annotated[
+    str,
+    BeforeValidator(_strip),
+    Field(min_length=1, max_length=1000),
+    AfterValidator(_text_control_characters),
+]
+
+
+class ModerationReason(BaseModel):
+    """Why an operator rejects, suspends or takes down (shown to the employer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ReasonText
+
+
+class ReinstatementNote(BaseModel):
+    """Reinstating needs no reason; one given is shown to the employer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[ReasonText | None, BeforeValidator(_blank_to_none)] = None

@@ -58,6 +58,7 @@ def employer_document(employer: Employer) -> Document:
         "created_at": employer.created_at,
         "updated_at": employer.updated_at,
         "approved_at": employer.approved_at,
+        "moderation_reason": employer.moderation_reason,
     }
 
 
@@ -79,6 +80,7 @@ def employer_from(document: Document) -> Employer:
         created_at=document["created_at"],
         updated_at=document["updated_at"],
         approved_at=document.get("approved_at"),
+        moderation_reason=document.get("moderation_reason"),
     )
 
 
@@ -97,6 +99,7 @@ def opening_document(opening: Opening) -> Document:
         "status": opening.status,
         "closed_at": opening.closed_at,
         "close_reason": opening.close_reason,
+        "takedown_reason": opening.takedown_reason,
     }
     # Remote openings without a ZIP have no location; the 2dsphere index skips them.
     if opening.place:
@@ -123,6 +126,7 @@ def opening_from(document: Document) -> Opening:
         closed_at=document.get("closed_at"),
         close_reason=document.get("close_reason"),
         notified=document.get("notified", 0),
+        takedown_reason=document.get("takedown_reason"),
     )
 
 

@@ -45,6 +45,7 @@ from hwcollab_employer.listing import (
     OpeningListing,
     Page,
 )
+from hwcollab_employer.moderation import OperatorDecisions
 from hwcollab_employer.ports import (
     ApiKeyRecord,
     DuplicateEmailError,
@@ -76,7 +77,6 @@ from hwcollab_schemas.events import (
 
 log = logging.getLogger(__name__)
 
-PRODUCER = "employer"
 # How often a post whose idempotency key another request took meanwhile is run again: the second
 # run finds that request's answer (a transaction still running holds the key with a write
 # conflict, which the unit of work waits out).
@@ -108,7 +108,7 @@ class OpeningStats:
     notified: int
 
 
-class EmployerService:
+class EmployerService(OperatorDecisions):
     """Every use case of the service; the API, pages and consumers are thin layers over it."""
 
     def __init__(
@@ -127,9 +127,6 @@ class EmployerService:
         self._passwords = passwords
         self._auto_approve = auto_approve
         self._new_id = new_id
-
-    def _event(self, cls: type[Event], payload: object) -> Event:
-        return cls.create(payload, producer=PRODUCER, occurred_at=self._clock.now())
 
     # --- accounts ----------------------------------------------------------------------------
 
@@ -196,40 +193,6 @@ class EmployerService:
             return updated, events
 
         return await self._uow.commit(work)
-
-    async def approve(self, employer_id: str) -> Employer:
-        """Approve a pending employer; its open openings are announced from now on."""
-
-        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
-            current = await self._employer_in(employer_id, session)
-            if current.approved:
-                return current, []
-            approved = domain.approve(current, now=self._clock.now())
-            await self._repository.save_employer(approved, session=session)
-            events = [self._event(EmployerApproved, approved.profile())]
-            events += await self._republish_openings(approved, session=session)
-            return approved, events
-
-        return await self._uow.commit(work)
-
-    async def _republish_openings(self, employer: Employer, *, session: Tx) -> list[Event]:
-        events: list[Event] = []
-        now = self._clock.now()
-        for opening in await self._repository.openings_of(
-            employer.employer_id, open_only=True, session=session
-        ):
-            changed = domain.with_employer(opening, employer, now=now)
-            await self._repository.save_opening(
-                changed, previous_version=opening.version, session=session
-            )
-            events.append(self._event(OpeningUpdated, changed.details()))
-        return events
-
-    async def _employer_in(self, employer_id: str, session: Tx) -> Employer:
-        employer = await self._repository.get_employer(employer_id, session=session)
-        if employer is None:
-            raise NotFoundError(employer_id)
-        return employer
 
     # --- API keys ----------------------------------------------------------------------------
 

@@ -92,6 +92,9 @@ class EmployerRepository(Protocol):
 
     async def expired_openings(self, *, now: datetime, limit: int) -> list[Opening]: ...
 
+    async def recent_openings(self, *, limit: int) -> list[Opening]:
+        """Every employer's openings, newest first (for operators)."""
+
     async def refresh_listing(self, employer_id: str, *, session: Tx) -> None:
         """Recount the employer's open openings and roles hiring, as the directory shows them."""
 

@@ -203,6 +203,14 @@ class MongoEmployerRepository:
         )
         return [opening_from(document) async for document in cursor]
 
+    async def recent_openings(self, *, limit: int) -> list[Opening]:
+        cursor = (
+            self._openings.find({})
+            .sort([("posted_at", DESCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [opening_from(document) async for document in cursor]
+
     async def expired_openings(self, *, now: datetime, limit: int) -> list[Opening]:
         cursor = (
             self._openings.find({"status": "open", "expires_at": {"$lte": now}})
