@@ -154,6 +154,8 @@ async def test_an_operator_takes_down_one_opening(harness, listed, opening_json)
     assert (event.key, event.payload.reason, event.payload.version) == (opening_id, reason, 2)
     assert harness.uow.of_type("opening.closed") == []
 
+    assert (await client.get(f"/api/openings/{opening_id}")).status_code == 404
+    assert (await client.get(f"/openings/{opening_id}")).status_code == 410
     board = (await client.get("/api/openings")).json()
     assert [o["opening_id"] for o in board["results"]] == [kept.json()["opening_id"]]
     mine = {

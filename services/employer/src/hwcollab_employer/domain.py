@@ -253,6 +253,10 @@ class Opening:
     def is_open(self) -> bool:
         return self.status == "open"
 
+    @property
+    def taken_down(self) -> bool:
+        return self.close_reason == "taken_down"
+
     def details(self) -> OpeningDetails:
         f = self.fields
         return OpeningDetails(

@@ -299,9 +299,9 @@ class EmployerService(OperatorDecisions):
         return opening, [self._event(OpeningPosted, opening.details())]
 
     async def opening(self, opening_id: str) -> Opening:
-        """A public opening: open and of an approved employer."""
+        """A public opening: of an approved employer, and not taken down by an operator."""
         opening = await self._repository.get_opening(opening_id)
-        if opening is None or not opening.employer_approved:
+        if opening is None or not opening.employer_approved or opening.taken_down:
             raise NotFoundError(opening_id)
         return opening
 
@@ -313,8 +313,9 @@ class EmployerService(OperatorDecisions):
             raise NotFoundError(opening_id)
         if opening.employer_id != employer_id:
             # Another employer learns no more than the job board shows: 403 for an opening
-            # anyone may read, 404 for one nobody else may see (its employer is not approved).
-            if not opening.employer_approved:
+            # anyone may read, 404 for one nobody else may see (its employer is not approved,
+            # or an operator took it down).
+            if not opening.employer_approved or opening.taken_down:
                 raise NotFoundError(opening_id)
             raise ForbiddenError(opening_id)
         return opening
