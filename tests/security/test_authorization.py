@@ -121,6 +121,23 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /dashboard/api-keys": Case("self", page=True, form={"name": "matrix"}),
     "POST /dashboard/api-keys/{key_id}/revoke": Case("owner", page=True, resource="api_key"),
     "POST /dashboard/profile": Case("self", page=True, form=PROFILE_FORM),
+    "POST /operators/login": Case("public", page=True),
+    "POST /operators/logout": Case("admin", page=True),
+    "POST /operators/employers/{employer_id}/approve": Case(
+        "admin", page=True, resource="pending_employer"
+    ),
+    "POST /operators/employers/{employer_id}/reject": Case(
+        "admin", page=True, resource="pending_employer", form=REASON
+    ),
+    "POST /operators/employers/{employer_id}/suspend": Case(
+        "admin", page=True, resource="other_employer", form=REASON
+    ),
+    "POST /operators/employers/{employer_id}/reinstate": Case(
+        "admin", page=True, resource="suspended_employer"
+    ),
+    "POST /operators/openings/{opening_id}/take-down": Case(
+        "admin", page=True, resource="opening", form=REASON
+    ),
 }
 
 SUBSCRIBER_MATRIX: dict[str, Case] = {
@@ -213,6 +230,31 @@ async def _page_post(client: httpx.AsyncClient, url: str, form: dict[str, Any]) 
     return await client.post(url, data=form | {"csrf_token": csrf})
 
 
+async def _operator_page_post(
+    employer: Service, url: str, case: Case, *, owner: Account, before: list[Any]
+) -> None:
+    """An operator page's form: anyone without an operator session — anonymous, a bearer
+    admin token, a signed-in employer — is sent to the operator sign-in, changing nothing."""
+    async with employer.client() as anonymous, employer.client(**ADMIN) as admin:
+        for name, stranger in {
+            "anonymous": anonymous,
+            "admin token": admin,
+            "employer": owner.browser,
+        }.items():
+            answer = await _page_post(stranger, url, case.form)
+            assert answer.status_code == 303, (url, name, answer.status_code, answer.text[:200])
+            assert answer.headers["location"] == "/operators", (url, name)
+    assert await owner_state(owner) == before, f"{url}: refused calls changed state"
+    async with employer.client() as operator:
+        sign_in = await operator.get("/operators")
+        token = {"csrf_token": csrf_of(sign_in.text), "token": ADMIN_TOKEN}
+        assert (await operator.post("/operators/login", data=token)).status_code == 303
+        page = await operator.get("/operators")
+        answer = await operator.post(url, data=case.form | {"csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303, (url, answer.status_code, answer.text[:300])
+    assert answer.headers["location"].startswith("/operators"), url
+
+
 def _refused_like_a_stranger(answer: httpx.Response, *, page: bool, what: str) -> None:
     if page:
         assert answer.status_code == 303, (what, answer.status_code, answer.text[:200])
@@ -242,6 +284,9 @@ async def test_employer_write_routes(
     before = await owner_state(owner)
 
     async with employer.client() as anonymous, employer.client(**ADMIN) as admin:
+        if case.page and case.who == "admin":
+            await _operator_page_post(employer, url, case, owner=owner, before=before)
+            return
         if case.page:
             owner_browser = employer.client()
             assert (await sign_in_browser(owner_browser, owner.email)).status_code == 303

@@ -27,7 +27,16 @@ from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web import mount_static
 from hwcollab_common.web.security import SecurityHeaders
-from hwcollab_employer import api, dashboard, errors, feeds, operators_api, pages, web
+from hwcollab_employer import (
+    api,
+    dashboard,
+    errors,
+    feeds,
+    operator_pages,
+    operators_api,
+    pages,
+    web,
+)
 from hwcollab_employer.consumers import register_consumers
 from hwcollab_employer.context import EmployerContext
 from hwcollab_employer.expiry import ExpiryTask
@@ -129,6 +138,7 @@ def build_app(
     app.include_router(feeds.router)
     app.include_router(pages.router)
     app.include_router(dashboard.router)
+    app.include_router(operator_pages.router)
     mount_static(app)
     app.mount(web.STATIC_PATH, StaticFiles(directory=web.STATIC_DIR), name="employer_static")
     return app
