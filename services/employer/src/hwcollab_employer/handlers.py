@@ -238,7 +238,9 @@ class EmployerService(OperatorDecisions):
         opening_id = self._new_id()
 
         async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
-            return await self._add_opening(employer_id, fields, opening_id, session=session)
+            return await self._add_opening(
+                employer_id, fields, opening_id=opening_id, session=session
+            )
 
         return await self._uow.commit(work)
 
@@ -265,7 +267,7 @@ class EmployerService(OperatorDecisions):
                     raise InvalidFieldsError({IDEMPOTENCY_HEADER: KEY_REUSED}, location="header")
                 return replace(kept.answer, replayed=True), []
             opening, events = await self._add_opening(
-                employer_id, fields, opening_id, session=session
+                employer_id, fields, opening_id=opening_id, session=session
             )
             first = answer(opening)
             await self._repository.keep_idempotency_record(
@@ -281,7 +283,7 @@ class EmployerService(OperatorDecisions):
         raise ConflictError(KEY_IN_PROGRESS)
 
     async def _add_opening(
-        self, employer_id: str, fields: OpeningFields, opening_id: str, *, session: Tx
+        self, employer_id: str, fields: OpeningFields, *, opening_id: str, session: Tx
     ) -> tuple[Opening, Sequence[Event]]:
         employer = await self._employer_in(employer_id, session)
         opening = domain.post_opening(

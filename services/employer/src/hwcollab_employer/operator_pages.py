@@ -120,6 +120,7 @@ async def operator_logout(request: Request, context: Context) -> Response:
 async def _decided(
     request: Request,
     context: EmployerContext,
+    *,
     decide: Callable[[FormData], Awaitable[str]],
 ) -> Response:
     form = await _operator_form(request, context)
@@ -133,7 +134,7 @@ async def approve(request: Request, context: Context, employer_id: EmployerPath)
         await context.service.approve(employer_id)
         return "approved"
 
-    return await _decided(request, context, decide)
+    return await _decided(request, context, decide=decide)
 
 
 @router.post("/employers/{employer_id}/reject")
@@ -144,7 +145,7 @@ async def reject(request: Request, context: Context, employer_id: EmployerPath) 
         await context.service.reject(employer_id, reason=reason)
         return "rejected"
 
-    return await _decided(request, context, decide)
+    return await _decided(request, context, decide=decide)
 
 
 @router.post("/employers/{employer_id}/suspend")
@@ -155,7 +156,7 @@ async def suspend(request: Request, context: Context, employer_id: EmployerPath)
         await context.service.suspend(employer_id, reason=reason)
         return "suspended"
 
-    return await _decided(request, context, decide)
+    return await _decided(request, context, decide=decide)
 
 
 @router.post("/employers/{employer_id}/reinstate")
@@ -164,7 +165,7 @@ async def reinstate(request: Request, context: Context, employer_id: EmployerPat
         await context.service.reinstate(employer_id, reason=_reason(form, required=False))
         return "reinstated"
 
-    return await _decided(request, context, decide)
+    return await _decided(request, context, decide=decide)
 
 
 @router.post("/openings/{opening_id}/take-down")
@@ -175,4 +176,4 @@ async def take_down(request: Request, context: Context, opening_id: OpeningPath)
         await context.service.take_down(opening_id, reason=reason)
         return "taken-down"
 
-    return await _decided(request, context, decide)
+    return await _decided(request, context, decide=decide)
