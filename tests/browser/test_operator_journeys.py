@@ -7,19 +7,23 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 from pymongo import MongoClient
 
+from hwcollab_testing.smtp import SmtpSink
+
 from .mail import Inbox
 from .pages import Camera, Visitors
 from .stack import Stack, subscribe
-from .support import PASSWORD, next_local_time
+from .support import MAIL_TIMEOUT, PASSWORD, eventually, next_local_time
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
 # Wilkes-Barre, PA, with care-coordination roles: no other journey's openings reach here.
 WILKES_BARRE = "18701"
+HAZLETON = "18201"
 WISHES = {"roles": ["care_coordination"], "zip": WILKES_BARRE, "radius_miles": 10}
 COORDINATOR = {"role": "care_coordinator", "setting": "social_service", "zip": WILKES_BARRE}
 
@@ -145,3 +149,73 @@ def test_operators_decide_on_employers_and_openings(
     expect(row).to_contain_text("Taken down by HWcollab")
     expect(row).to_contain_text("Duplicate posting.")
     expect(employer_page.locator("#approval-status")).to_contain_text(re.compile("Listed in"))
+
+
+def _counter(stack: Stack, name: str, **labels: str) -> float:
+    """The notifier's ``name`` counter summed over the series that carry ``labels``."""
+    text = httpx.get(f"{stack.notifier_url}/metrics", timeout=10.0).text
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") and all(label in line for label in wanted)
+    )
+
+
+def test_a_suspension_drops_the_emails_already_queued(
+    stack: Stack, inbox: Inbox, smtp_sink: SmtpSink
+) -> None:
+    """The mail server is away while an opening's email waits to go; the employer is suspended
+    meanwhile: when the server is back, the email is dropped, not sent."""
+    reader = stack.address("jo.hazleton")
+    subscribe(stack, inbox, reader, roles=["care_coordination"], zip=HAZLETON, radius_miles=5)
+    token = stack.register_employer(
+        name="Hazleton Care Partners",
+        contact=stack.address("hr.hazleton"),
+        zip_code=HAZLETON,
+        city="Hazleton",
+        state="PA",
+    )
+    coordinator = COORDINATOR | {"zip": HAZLETON}
+    admin = {"Authorization": f"Bearer {stack.admin_token}"}
+    retried = _counter(stack, "hwcollab_notifier_emails_retried_total", kind="immediate")
+    dropped = _counter(
+        stack, "hwcollab_notifier_emails_skipped_total", kind="immediate", reason="opening closed"
+    )
+    smtp_sink.set_busy(True)
+    try:
+        queued = stack.post_opening(token, title="Care Coordinator — Hazleton", **coordinator)
+        eventually(
+            lambda: (
+                _counter(stack, "hwcollab_notifier_emails_retried_total", kind="immediate")
+                > retried
+            ),
+            timeout=MAIL_TIMEOUT,
+            what="the email waiting for the mail server",
+        )
+        with stack.notifier_learns("employer.suspended"), stack.employer_api() as api:
+            employers = api.get("/api/employers/me", headers={"Authorization": f"Bearer {token}"})
+            employer_id = employers.json()["employer_id"]
+            suspended = api.post(
+                f"/api/admin/employers/{employer_id}/suspend",
+                json={"reason": "Under review."},
+                headers=admin,
+            )
+            assert suspended.status_code == 200, suspended.text
+    finally:
+        smtp_sink.set_busy(False)
+    eventually(
+        lambda: (
+            _counter(
+                stack,
+                "hwcollab_notifier_emails_skipped_total",
+                kind="immediate",
+                reason="opening closed",
+            )
+            > dropped
+        ),
+        timeout=MAIL_TIMEOUT,
+        what="the queued email dropped",
+    )
+    assert inbox.about(reader, queued["opening_id"]) == []
+    assert stack.reach(token, queued["opening_id"]) == 0
