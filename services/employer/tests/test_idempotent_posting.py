@@ -15,6 +15,7 @@ from hwcollab_employer.idempotency import (
     fingerprint,
     record_for,
 )
+from hwcollab_employer.ports import IdempotencyKeyTakenError
 
 PASSWORD = "a very long passphrase"
 
@@ -234,3 +235,21 @@ async def test_editing_on_the_dashboard_keeps_the_external_id(harness, api, open
     posted = (await api.post("/api/openings", json=opening_json(external_id="REQ-1"))).json()
     edited = await api.patch(f"/api/openings/{posted['opening_id']}", json={"title": "Changed"})
     assert edited.json()["external_id"] == "REQ-1"
+
+
+async def test_a_key_still_held_by_another_request_is_a_409(harness, api, opening_json) -> None:
+    """When the key stays taken but its answer never shows (the other request is still
+    running after every attempt), the client is told to retry; nothing is created."""
+    repository = harness.repository
+
+    async def always_taken(record: Any, *, replaces: Any, session: Any) -> None:
+        raise IdempotencyKeyTakenError(record.claim.key)
+
+    repository.keep_idempotency_record = always_taken  # type: ignore[method-assign]
+    answer = await api.post(
+        "/api/openings", json=opening_json(), headers={"Idempotency-Key": "held"}
+    )
+    assert answer.status_code == 409
+    assert "still being processed" in answer.json()["detail"]
+    assert repository.openings == {}
+    assert _posted(harness) == 0
