@@ -61,7 +61,16 @@ class Case:
     """public: anyone; owner: a resource of one employer; self: the caller's own account;
     admin: operators only; link: a subscriber's signed link token."""
     page: bool = False
-    resource: Literal["opening", "api_key", "employer", ""] = ""
+    resource: Literal[
+        "opening",
+        "external_id",
+        "api_key",
+        "employer",
+        "other_employer",
+        "pending_employer",
+        "suspended_employer",
+        "",
+    ] = ""
     json: dict[str, Any] | None = None
     form: dict[str, Any] = field(default_factory=dict)
     purpose: Purpose = Purpose.MANAGE
@@ -69,6 +78,7 @@ class Case:
     """The subscriber is paused first (resuming an active one changes nothing)."""
 
 
+REASON = {"reason": "Checked by the authorization matrix."}
 OPENING_FORM = {k: v for k, v in OPENING.items() if isinstance(v, str)} | {"pay_period": "hour"}
 PROFILE_FORM = {
     "organization_name": "Renamed Care",
@@ -88,8 +98,23 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /api/openings": Case("self", json=OPENING),
     "POST /api/openings/estimate": Case("self", json=OPENING),
     "PATCH /api/openings/{opening_id}": Case("owner", resource="opening", json={"title": "X"}),
+    "PATCH /api/openings/by-external-id/{external_id}": Case(
+        "owner", resource="external_id", json={"title": "X"}
+    ),
     "POST /api/openings/{opening_id}/close": Case("owner", resource="opening"),
     "POST /api/admin/employers/{employer_id}/approve": Case("admin", resource="employer"),
+    "POST /api/admin/employers/{employer_id}/reject": Case(
+        "admin", resource="pending_employer", json=REASON
+    ),
+    "POST /api/admin/employers/{employer_id}/suspend": Case(
+        "admin", resource="other_employer", json=REASON
+    ),
+    "POST /api/admin/employers/{employer_id}/reinstate": Case(
+        "admin", resource="suspended_employer", json=REASON
+    ),
+    "POST /api/admin/openings/{opening_id}/take-down": Case(
+        "admin", resource="opening", json=REASON
+    ),
     "POST /signup": Case("public", page=True),
     "POST /login": Case("public", page=True),
     "POST /logout": Case("public", page=True),  # signs out whoever sends it (CSRF-checked)
@@ -102,6 +127,23 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /dashboard/api-keys": Case("self", page=True, form={"name": "matrix"}),
     "POST /dashboard/api-keys/{key_id}/revoke": Case("owner", page=True, resource="api_key"),
     "POST /dashboard/profile": Case("self", page=True, form=PROFILE_FORM),
+    "POST /operators/login": Case("public", page=True),
+    "POST /operators/logout": Case("admin", page=True),
+    "POST /operators/employers/{employer_id}/approve": Case(
+        "admin", page=True, resource="pending_employer"
+    ),
+    "POST /operators/employers/{employer_id}/reject": Case(
+        "admin", page=True, resource="pending_employer", form=REASON
+    ),
+    "POST /operators/employers/{employer_id}/suspend": Case(
+        "admin", page=True, resource="other_employer", form=REASON
+    ),
+    "POST /operators/employers/{employer_id}/reinstate": Case(
+        "admin", page=True, resource="suspended_employer"
+    ),
+    "POST /operators/openings/{opening_id}/take-down": Case(
+        "admin", page=True, resource="opening", form=REASON
+    ),
 }
 
 SUBSCRIBER_MATRIX: dict[str, Case] = {
@@ -179,9 +221,30 @@ async def accounts(employer: Service, notifier: Service) -> AsyncIterator[tuple[
     await reach.aclose()
 
 
-async def _resource_url(case: Case, path: str, owner: Account) -> str:
+async def _other_employer(employer: Service, case: Case) -> str:
+    """An employer of its own for a decision that would change what the owner may do."""
+    account = await new_account(employer, name="decided")
+    await account.close()
+    async with employer.client(**ADMIN) as admin:
+        if case.resource == "suspended_employer":
+            url = f"/api/admin/employers/{account.employer_id}/suspend"
+            assert (await admin.post(url, json=REASON)).status_code == 200
+    if case.resource == "pending_employer":
+        await employer.db["employers"].update_one(
+            {"_id": account.employer_id}, {"$set": {"status": "pending"}}
+        )
+    return account.employer_id
+
+
+async def _resource_url(case: Case, path: str, owner: Account, employer: Service) -> str:
+    if case.resource in ("other_employer", "pending_employer", "suspended_employer"):
+        return path.format(employer_id=await _other_employer(employer, case))
     if case.resource == "opening":
         return path.format(opening_id=(await owner.post_opening())["opening_id"])
+    if case.resource == "external_id":
+        external_id = unique("REQ")
+        await owner.post_opening(external_id=external_id)
+        return path.format(external_id=external_id)
     if case.resource == "api_key":
         return path.format(key_id=await owner.api_key_id())
     if case.resource == "employer":
@@ -197,6 +260,31 @@ async def _page_post(client: httpx.AsyncClient, url: str, form: dict[str, Any]) 
     if page.status_code == 303 or not csrf:
         csrf = csrf_of((await client.get("/dashboard")).text)
     return await client.post(url, data=form | {"csrf_token": csrf})
+
+
+async def _operator_page_post(
+    employer: Service, url: str, case: Case, *, owner: Account, before: list[Any]
+) -> None:
+    """An operator page's form: anyone without an operator session — anonymous, a bearer
+    admin token, a signed-in employer — is sent to the operator sign-in, changing nothing."""
+    async with employer.client() as anonymous, employer.client(**ADMIN) as admin:
+        for name, stranger in {
+            "anonymous": anonymous,
+            "admin token": admin,
+            "employer": owner.browser,
+        }.items():
+            answer = await _page_post(stranger, url, case.form)
+            assert answer.status_code == 303, (url, name, answer.status_code, answer.text[:200])
+            assert answer.headers["location"] == "/operators", (url, name)
+    assert await owner_state(owner) == before, f"{url}: refused calls changed state"
+    async with employer.client() as operator:
+        sign_in = await operator.get("/operators")
+        token = {"csrf_token": csrf_of(sign_in.text), "token": ADMIN_TOKEN}
+        assert (await operator.post("/operators/login", data=token)).status_code == 303
+        page = await operator.get("/operators")
+        answer = await operator.post(url, data=case.form | {"csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303, (url, answer.status_code, answer.text[:300])
+    assert answer.headers["location"].startswith("/operators"), url
 
 
 def _refused_like_a_stranger(answer: httpx.Response, *, page: bool, what: str) -> None:
@@ -224,10 +312,13 @@ async def test_employer_write_routes(
     owner, other = accounts
     case = EMPLOYER_MATRIX[route]
     method, path = route.split(" ", 1)
-    url = await _resource_url(case, path, owner)
+    url = await _resource_url(case, path, owner, employer)
     before = await owner_state(owner)
 
     async with employer.client() as anonymous, employer.client(**ADMIN) as admin:
+        if case.page and case.who == "admin":
+            await _operator_page_post(employer, url, case, owner=owner, before=before)
+            return
         if case.page:
             owner_browser = employer.client()
             assert (await sign_in_browser(owner_browser, owner.email)).status_code == 303

@@ -102,6 +102,7 @@ class Employer:
     token: str
     opening_id: str
     key_id: str
+    external_id: str
 
 
 def _employer(url: str, *, run: str) -> Employer:
@@ -135,6 +136,7 @@ def _employer(url: str, *, run: str) -> Employer:
                 "zip": "01608",
                 "description": "Coordinate care for adults enrolled in our health home.",
                 "apply_url": "https://careers.example/apply",
+                "external_id": f"REQ-{run}",
             },
         )
         assert posted.status_code == 201, posted.text
@@ -145,6 +147,7 @@ def _employer(url: str, *, run: str) -> Employer:
             token=token,
             opening_id=str(posted.json()["opening_id"]),
             key_id=str(key.json()["key_id"]),
+            external_id=f"REQ-{run}",
         )
 
 
@@ -247,6 +250,7 @@ def fuzz_stack(
         manage = Real("query", "token", signer.sign(Purpose.MANAGE, kept))
         opening = Real("path", "opening_id", employer.opening_id)
         employer_id = Real("path", "employer_id", employer.employer_id)
+        external = Real("path", "external_id", employer.external_id)
         real = {
             "POST /api/subscribers/confirm": Real(
                 "body", "token", signer.sign(Purpose.CONFIRM, kept)
@@ -257,11 +261,17 @@ def fuzz_stack(
             "POST /unsubscribe": Real("query", "token", signer.sign(Purpose.UNSUBSCRIBE, kept)),
             "GET /api/employers/{employer_id}": employer_id,
             "POST /api/admin/employers/{employer_id}/approve": employer_id,
+            "POST /api/admin/employers/{employer_id}/reject": employer_id,
+            "POST /api/admin/employers/{employer_id}/suspend": employer_id,
+            "POST /api/admin/employers/{employer_id}/reinstate": employer_id,
+            "POST /api/admin/openings/{opening_id}/take-down": opening,
             "DELETE /api/employers/me/api-keys/{key_id}": Real("path", "key_id", employer.key_id),
             "GET /api/openings/{opening_id}": opening,
             "PATCH /api/openings/{opening_id}": opening,
             "POST /api/openings/{opening_id}/close": opening,
             "GET /api/openings/{opening_id}/stats": opening,
+            "GET /api/openings/by-external-id/{external_id}": external,
+            "PATCH /api/openings/by-external-id/{external_id}": external,
             "DELETE /api/admin/suppressions/{email}": Real(
                 "path",
                 "email",

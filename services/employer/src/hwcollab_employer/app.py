@@ -27,7 +27,17 @@ from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web import mount_static
 from hwcollab_common.web.security import SecurityHeaders
-from hwcollab_employer import api, dashboard, errors, feeds, pages, reach_form, web
+from hwcollab_employer import (
+    api,
+    dashboard,
+    errors,
+    feeds,
+    operator_pages,
+    operators_api,
+    pages,
+    reach_form,
+    web,
+)
 from hwcollab_employer.consumers import register_consumers
 from hwcollab_employer.context import EmployerContext
 from hwcollab_employer.expiry import ExpiryTask
@@ -133,10 +143,12 @@ def build_app(
     errors.install_error_handlers(app)
     app.include_router(ops_router(readiness or {}))
     app.include_router(api.router)
+    app.include_router(operators_api.router)
     app.include_router(feeds.router)
     app.include_router(pages.router)
     app.include_router(dashboard.router)
     app.include_router(reach_form.router)
+    app.include_router(operator_pages.router)
     mount_static(app)
     app.mount(web.STATIC_PATH, StaticFiles(directory=web.STATIC_DIR), name="employer_static")
     return app

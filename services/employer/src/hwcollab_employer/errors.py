@@ -18,6 +18,8 @@ from hwcollab_employer.domain import (
     NotFoundError,
 )
 from hwcollab_employer.handlers import EmailTakenError
+from hwcollab_employer.operator_pages import HOME as OPERATOR_HOME
+from hwcollab_employer.operator_pages import OperatorSignInRequiredError
 from hwcollab_employer.reach import NOT_APPROVED_MESSAGE, NotApprovedError
 
 MESSAGES = {
@@ -81,6 +83,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def sign_in_first(_: Request, __: Exception) -> Response:
         return web.redirect("/login")
 
+    async def operator_sign_in_first(_: Request, __: Exception) -> Response:
+        return web.redirect(OPERATOR_HOME)
+
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
         if _is_api(request) or request.url.path in {"/healthz", "/readyz", "/metrics"}:
@@ -96,5 +101,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConflictError, conflict)
     app.add_exception_handler(EmailTakenError, email_taken)
     app.add_exception_handler(web.SignInRequiredError, sign_in_first)
+    app.add_exception_handler(OperatorSignInRequiredError, operator_sign_in_first)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(HTTPException, http_error)

@@ -90,6 +90,11 @@ class MatchResult:
         """How many of the matched subscribers take their matches in a digest."""
         return int(np.count_nonzero(self._roles[self.rows] & DIGEST))
 
+    def digest_flags(self) -> list[bool]:
+        """Whether each matched subscriber (in the order of :meth:`subscriber_ids`) takes their
+        matches in a digest."""
+        return ((self._roles[self.rows] & DIGEST) != 0).tolist()  # type: ignore[no-any-return]
+
     def subscriber_ids(self) -> list[str]:
         ids = format_uuids(self._store_hi[self.rows], self._store_lo[self.rows])
         for position in self._verbatim_rows.tolist():
