@@ -13,6 +13,7 @@ Synthetic population (seeded, so every run sees the same data):
   employment types empty for 45%; credentials: none for about half, RN, social worker, CHW, LPN, CCM
   in decreasing shares. Radius 10–250 miles (25 most common), ``remote_ok`` 70%, a minimum hourly
   pay for 40% (16–40 $/h).
+- **Frequency.** 40% take their matches in a daily or weekly digest (the reach estimate's split).
 - **Openings.** 8% remote (half of those with a place), 60% require no credential, 70% state pay
   (hourly 18–45 or yearly 40–95 k$).
 """
@@ -49,6 +50,8 @@ from bench.harness import Figure, Output, benchmark, percentile_ms, write_result
 from hwcollab_notifier.matching import MatchIndex, OpeningCriteria, SubscriberCriteria, hourly_pay
 from hwcollab_notifier.matching.criteria import EARTH_RADIUS_MILES
 from hwcollab_notifier.matching.reference import match_all
+from hwcollab_notifier.reach import estimate
+from hwcollab_schemas.reach import ReachQuery
 from hwcollab_schemas.taxonomy import FAMILIES, expand_roles
 
 # (principal city, state, metro population in millions, roughly the 2020 Census MSA counts)
@@ -173,9 +176,14 @@ def _roles(rng: random.Random) -> frozenset[str]:
     return frozenset(rng.choices(codes, weights=list(ROLE_WEIGHTS.values()), k=rng.randint(1, 3)))
 
 
+DIGEST_SHARE = 0.4
+
+
 def subscribers(n: int, *, seed: int) -> list[SubscriberCriteria]:
     """The synthetic population (see the module docstring)."""
     rng = random.Random(seed)
+    # A stream of its own, so that adding it left every other draw (and figure) as it was.
+    digest = np.random.default_rng(seed + 1).random(n) < DIGEST_SHARE
     points = draw_places(np.random.default_rng(seed), n)
     interned: dict[frozenset[str], frozenset[str]] = {}
 
@@ -212,6 +220,7 @@ def subscribers(n: int, *, seed: int) -> list[SubscriberCriteria]:
                 radius_miles=rng.choices(RADII, weights=RADIUS_WEIGHTS)[0],
                 remote_ok=rng.random() < 0.7,
                 min_pay_hourly=None if rng.random() < 0.6 else rng.randint(32, 80) / 2,
+                digest=bool(digest[i]),
             )
         )
     return people
@@ -316,6 +325,8 @@ class SizeResult:
     mongo_index_build_seconds: float = math.nan
     mongo_disagreements: int = 0
     result_sizes: list[int] = field(default_factory=list)
+    estimate_seconds: list[float] = field(default_factory=list)
+    estimate_cpu_seconds: list[float] = field(default_factory=list)
 
 
 def measure_index(
@@ -346,7 +357,37 @@ def measure_index(
         result.index_with_ids_seconds.append(end - start)
         result.result_sizes.append(len(matched))
         progress.advance(task)
+    measure_estimates(result, index, queries, progress)
     return index
+
+
+def reach_query(opening: OpeningCriteria) -> ReachQuery:
+    return ReachQuery(
+        role=opening.role,
+        setting=opening.setting,
+        required_credentials=tuple(sorted(opening.required_credentials)),
+        employment_type=opening.employment_type,
+        remote=opening.remote,
+        lat=opening.lat,
+        lon=opening.lon,
+        pay_max_hourly=opening.pay_max_hourly,
+    )
+
+
+def measure_estimates(
+    result: SizeResult, index: MatchIndex, queries: list[OpeningCriteria], progress: Progress
+) -> None:
+    """The reach estimate of the same openings on the same index, in the same run: the match
+    plus one more match per optional criterion relaxed (what the notifier's endpoint does)."""
+    asked = [reach_query(opening) for opening in queries]
+    task = progress.add_task(f"estimate, N={label(result.n)}", total=len(asked))
+    for query in asked:
+        cpu = time.thread_time()
+        start = time.perf_counter()
+        estimate(index, query)
+        result.estimate_seconds.append(time.perf_counter() - start)
+        result.estimate_cpu_seconds.append(time.thread_time() - cpu)
+        progress.advance(task)
 
 
 def measure_bruteforce(
@@ -723,7 +764,8 @@ def run(*, quick: bool, out: Output) -> None:
             results.append(result)
             console.log(
                 f"N={label(n)}: index p50 {percentile_ms(result.index_seconds, 50):.3f} ms, "
-                f"p99 {percentile_ms(result.index_seconds, 99):.3f} ms; brute force p50 "
+                f"p99 {percentile_ms(result.index_seconds, 99):.3f} ms; estimate p99 "
+                f"{percentile_ms(result.estimate_seconds, 99):.2f} ms; brute force p50 "
                 f"{percentile_ms(result.bruteforce_seconds, 50):.1f} ms; "
                 f"{result.rss_bytes_per_subscriber:.0f} B/subscriber (RSS)"
             )
@@ -845,6 +887,28 @@ def write_figures(results: list[SizeResult], updates: Updates, *, out: Output) -
             3.0,
             note="thread CPU time of the same matches",
         ),
+        f"estimate_p50_ms_{at}": Figure(
+            percentile_ms(top.estimate_seconds, 50),
+            "ms",
+            percentile_ms(top.index_seconds, 50),
+            None,
+            note="reach estimate (match, digest split, one match per relaxed criterion) of the "
+            "same openings; baseline: match() alone in the same run",
+        ),
+        f"estimate_p99_ms_{at}": Figure(
+            percentile_ms(top.estimate_seconds, 99),
+            "ms",
+            percentile_ms(top.index_seconds, 99),
+            50.0,
+            note="the same at p99; baseline: match() p99 in the same run",
+        ),
+        f"estimate_p99_cpu_ms_{at}": Figure(
+            percentile_ms(top.estimate_cpu_seconds, 99),
+            "ms",
+            percentile_ms(top.index_cpu_seconds, 99),
+            50.0,
+            note="thread CPU time of the estimates (without time lost to other processes)",
+        ),
         f"index_build_s_{at}": Figure(
             top.build_seconds, "s", None, None, note="bulk build from criteria"
         ),
@@ -852,6 +916,9 @@ def write_figures(results: list[SizeResult], updates: Updates, *, out: Output) -
     for r in results[:-1]:
         figures[f"match_p99_ms_{label(r.n)}"] = Figure(
             percentile_ms(r.index_seconds, 99), "ms", percentile_ms(r.bruteforce_seconds, 99), 3.0
+        )
+        figures[f"estimate_p99_ms_{label(r.n)}"] = Figure(
+            percentile_ms(r.estimate_seconds, 99), "ms", percentile_ms(r.index_seconds, 99), 50.0
         )
         if r.mongo_seconds:
             figures[f"mongodb_p50_ms_{label(r.n)}"] = Figure(

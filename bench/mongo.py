@@ -123,31 +123,29 @@ def run(*, quick: bool, out: Output) -> None:
         finally:
             mongo.stop(grace=10.0)
     where = f"{BATCH} ids out of {documents:,} documents, median of {rounds} batches"
+
+    def per_id(measured: str, baseline: str, note: str) -> Figure:
+        return Figure(found[measured], "µs/id", baseline=found[baseline], better="lower", note=note)
+
     figures = {
-        "find_us_per_id": Figure(
-            found["find_chunked"],
-            "µs/id",
-            baseline=found["find_one_query"],
-            better="lower",
-            note=f"find by _id, chunks of {IN_CHUNK} (find_in); baseline: one $in of all "
-            f"{BATCH}; {where}",
+        "find_us_per_id": per_id(
+            "find_chunked",
+            "find_one_query",
+            f"find by _id, chunks of {IN_CHUNK} (find_in); baseline: one $in of all {BATCH}; "
+            f"{where}",
         ),
-        "update_us_per_id": Figure(
-            found["update_chunked"],
-            "µs/id",
-            baseline=found["update_one_query"],
-            better="lower",
-            note=f"update_many by _id in one transaction, chunks of {IN_CHUNK} (update_in); "
+        "update_us_per_id": per_id(
+            "update_chunked",
+            "update_one_query",
+            f"update_many by _id in one transaction, chunks of {IN_CHUNK} (update_in); "
             f"baseline: one $in of all {BATCH}; {where}",
         ),
     }
     for size in SIZES:
-        figures[f"find_us_per_id_chunks_of_{size}"] = Figure(
-            found[f"find_size_{size}"],
-            "µs/id",
-            baseline=found["find_one_query"],
-            better="lower",
-            note=f"find by _id in chunks of {size}; baseline: one $in of all {BATCH}",
+        figures[f"find_us_per_id_chunks_of_{size}"] = per_id(
+            f"find_size_{size}",
+            "find_one_query",
+            f"find by _id in chunks of {size}; baseline: one $in of all {BATCH}",
         )
     for key, figure in figures.items():
         print(f"mongo: {key} {figure.value:,.0f} µs (one $in: {figure.baseline:,.0f})")

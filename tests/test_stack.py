@@ -72,6 +72,8 @@ def test_stack_up_serves_every_component_and_stops_all_of_it(tmp_path: Path) -> 
             url = f"http://127.0.0.1:{env[f'HWCOLLAB_{name.upper()}_PORT']}"
             assert url in output
             assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        if {"employer", "notifier"} <= set(existing_services()):
+            _estimates_reach_the_notifier(f"http://127.0.0.1:{env['HWCOLLAB_EMPLOYER_PORT']}")
         # Kafka, MongoDB, MailDev and each service run as children of the launcher.
         assert len(children) >= 3 + len(existing_services())
 
@@ -88,6 +90,42 @@ def test_stack_up_serves_every_component_and_stops_all_of_it(tmp_path: Path) -> 
     _gone, alive = psutil.wait_procs(children, timeout=15)
     assert alive == [], f"left behind: {[p.pid for p in alive]}"
     assert "Stopped." in log.read_text(errors="replace")
+
+
+def _estimates_reach_the_notifier(employer: str) -> None:
+    """The employer service finds the notifier on its moved port (the reach estimate)."""
+    contact = f"hr.{os.getpid()}@stack.example"
+    password = "a long passphrase for tests"
+    with httpx.Client(base_url=employer, timeout=20) as api:
+        created = api.post(
+            "/api/employers",
+            json={
+                "organization_name": "Stack Care",
+                "contact_email": contact,
+                "password": password,
+                "address": {"city": "Worcester", "state": "MA", "zip": "01608"},
+                "settings": ["medical"],
+            },
+        )
+        assert created.status_code == 201, created.text
+        issued = api.post("/api/auth/token", json={"email": contact, "password": password})
+        auth = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        body = {
+            "title": "Care Manager",
+            "role": "care_manager",
+            "setting": "medical",
+            "employment_type": "full_time",
+            "zip": "01608",
+            "apply_url": "https://stack.example/apply",
+        }
+        deadline = time.monotonic() + 60  # the notifier's index may still be loading
+        while True:
+            answer = api.post("/api/openings/estimate", json=body, headers=auth)
+            if answer.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["text"].startswith("Fewer than 10")
 
 
 def test_a_busy_port_is_named_and_the_launcher_exits_at_once(tmp_path: Path) -> None:

@@ -10,8 +10,12 @@ from hwcollab_schemas.events import (
     EVENT_CLASSES,
     ConfirmationRequestedPayload,
     EmployerApproved,
+    EmployerModeration,
     EmployerProfile,
     EmployerRegistered,
+    EmployerReinstated,
+    EmployerRejected,
+    EmployerSuspended,
     EmployerUpdated,
     ManageLinkRequestedPayload,
     NotificationBatchSent,
@@ -24,6 +28,8 @@ from hwcollab_schemas.events import (
     OpeningClosedPayload,
     OpeningDetails,
     OpeningPosted,
+    OpeningTakenDown,
+    OpeningTakenDownPayload,
     OpeningUpdated,
     SubscriberConfirmationRequested,
     SubscriberDeleted,
@@ -162,6 +168,35 @@ EXAMPLES: list[Event] = [
             failed_at=NOW,
         ),
         producer="notifier",
+        occurred_at=NOW,
+    ),
+    # Added later: appended so that the examples above keep their places.
+    EmployerRejected.create(
+        EmployerModeration(
+            **EMPLOYER.model_dump() | {"status": "rejected", "reason": "Not a care employer."}
+        ),
+        producer="employer",
+        occurred_at=NOW,
+    ),
+    EmployerSuspended.create(
+        EmployerModeration(
+            **EMPLOYER.model_dump() | {"status": "suspended", "reason": "Fake openings."}
+        ),
+        producer="employer",
+        occurred_at=NOW,
+    ),
+    EmployerReinstated.create(
+        EmployerModeration(**EMPLOYER.model_dump()), producer="employer", occurred_at=NOW
+    ),
+    OpeningTakenDown.create(
+        OpeningTakenDownPayload(
+            opening_id="o-1",
+            employer_id="e-1",
+            version=3,
+            reason="Misleading pay.",
+            taken_down_at=NOW,
+        ),
+        producer="employer",
         occurred_at=NOW,
     ),
 ]

@@ -81,6 +81,10 @@ def stack(
         "EMPLOYER_PUBLIC_URL": urls["employer"],
         "LINK_SIGNING_KEY": secrets.token_urlsafe(32),
         "ADMIN_TOKEN": admin_token,
+        # The employer's form asks this stack's notifier for reach estimates.
+        "NOTIFIER_URL": urls["notifier"],
+        "REACH_TOKEN": secrets.token_urlsafe(32),
+        "REACH_TIMEOUT_SECONDS": "3",  # a busy two-core machine; the default is 0.3
         "EMPLOYER_APPROVAL": "auto",
         "HWCOLLAB_DEMO": "0",
         "OUTBOX_POLL_SECONDS": "0.1",

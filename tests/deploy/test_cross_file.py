@@ -109,6 +109,7 @@ def production_environment(service: str, rendered: Rendered) -> dict[str, str]:
         "LINK_SIGNING_KEY_FALLBACKS": secrets.token_urlsafe(48),
         "ADMIN_TOKEN": secrets.token_urlsafe(32),
         "EMPLOYER_SESSION_KEY": secrets.token_urlsafe(48),
+        "REACH_TOKEN": secrets.token_urlsafe(32),
         "SMTP_USERNAME": "hwcollab",
         "SMTP_PASSWORD": secrets.token_urlsafe(24),
         "DKIM_PRIVATE_KEY": rsa.generate_private_key(public_exponent=65537, key_size=2048)

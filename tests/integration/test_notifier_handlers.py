@@ -34,12 +34,17 @@ from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
     ConfirmationRequestedPayload,
     EmployerApproved,
+    EmployerModeration,
     EmployerProfile,
+    EmployerReinstated,
+    EmployerSuspended,
     ManageLinkRequestedPayload,
     OpeningClosed,
     OpeningClosedPayload,
     OpeningDetails,
     OpeningPosted,
+    OpeningTakenDown,
+    OpeningTakenDownPayload,
     OpeningUpdated,
     SubscriberConfirmationRequested,
     SubscriberDeleted,
@@ -792,3 +797,78 @@ async def test_a_job_and_the_sweeper_in_one_process_never_send_one_message_twice
     slow.release.set()
     assert (await first, second) == ("sent", "skipped")
     assert len(slow.sent) == 1
+
+
+def _moderated(version: int, status: str, reason: str | None = None) -> EmployerModeration:
+    return EmployerModeration(
+        employer_id="employer-1",
+        version=version,
+        organization_name="Acme Care",
+        city="Worcester",
+        state="MA",
+        zip="01609",
+        lat=42.27,
+        lon=-71.81,
+        status=status,
+        reason=reason,
+    )
+
+
+async def test_a_suspension_drops_queued_emails_and_digests_and_reinstating_tells_nobody_again(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    await register(n, profile("now"), profile("daily", frequency="daily"))
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    await n.read_model.on_employer(at(n.clock, EmployerApproved, _moderated(1, "approved")))
+    await post(n, opening("o1"))
+    assert [job.recipients for job in n.jobs.jobs] == [("now",)]
+
+    # Suspended between matching and sending: the employer's status alone stops both.
+    suspended = _moderated(2, "suspended", "Fake openings.")
+    await n.read_model.on_employer(at(n.clock, EmployerSuspended, suspended))
+    await n.deliver_all()
+    assert n.mailer.sent == []
+    assert (await n.repo.pair(pair_key("now", "o1")) or {}).get("status") == "dropped"
+    run = await n.digests.run_due(datetime(2026, 11, 25, 13, tzinfo=UTC))
+    assert (run.sent, run.dropped_openings) == (0, 1)
+
+    # The employer service republishes its openings unapproved, then approved on reinstatement.
+    await n.read_model.on_opening(
+        at(n.clock, OpeningUpdated, opening("o1", version=2, employer_approved=False))
+    )
+    await n.read_model.on_employer(at(n.clock, EmployerReinstated, _moderated(3, "approved")))
+    await n.read_model.on_opening(at(n.clock, OpeningUpdated, opening("o1", version=3)))
+    await n.deliver_all()
+    await n.digests.run_due(datetime(2026, 11, 26, 13, tzinfo=UTC))
+    assert n.mailer.sent == []
+
+    # A reader who arrives after the reinstatement is told, once.
+    await register(n, profile("late"))
+    await n.deliver_all()
+    await post(n, opening("o2"))
+    await n.deliver_all()
+    assert sorted((e.to, e.opening_ids) for e in n.mailer.sent if e.kind == "immediate") == [
+        ("late@example.org", ("o2",)),
+        ("now@example.org", ("o2",)),
+    ]
+
+
+async def test_a_taken_down_opening_is_not_sent(notifier: Notifier) -> None:
+    n = notifier
+    await register(n, profile("s"))
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    await post(n, opening("o1"))
+    payload = OpeningTakenDownPayload(
+        opening_id="o1",
+        employer_id="employer-1",
+        version=2,
+        reason="Misleading pay.",
+        taken_down_at=n.clock.now(),
+    )
+    await n.read_model.on_opening(at(n.clock, OpeningTakenDown, payload))
+    await n.deliver_all()
+    assert n.mailer.sent == []
+    assert (await n.repo.pair(pair_key("s", "o1")) or {}).get("status") == "dropped"

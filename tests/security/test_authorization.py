@@ -22,12 +22,16 @@ from typing import Any, Literal
 import httpx
 import pytest
 
+from hwcollab_common.settings import DEV_REACH_TOKEN
 from hwcollab_common.tokens import Purpose
 from hwcollab_employer.app import create_app as create_employer_app
+from hwcollab_employer.reach import NotifierReach, reach_source
+from hwcollab_testing.waiting import eventually
 
 from .support import (
     ADMIN_TOKEN,
     EMPLOYER_URL,
+    NOTIFIER_URL,
     OPENING,
     PASSWORD,
     Account,
@@ -57,7 +61,16 @@ class Case:
     """public: anyone; owner: a resource of one employer; self: the caller's own account;
     admin: operators only; link: a subscriber's signed link token."""
     page: bool = False
-    resource: Literal["opening", "api_key", "employer", ""] = ""
+    resource: Literal[
+        "opening",
+        "external_id",
+        "api_key",
+        "employer",
+        "other_employer",
+        "pending_employer",
+        "suspended_employer",
+        "",
+    ] = ""
     json: dict[str, Any] | None = None
     form: dict[str, Any] = field(default_factory=dict)
     purpose: Purpose = Purpose.MANAGE
@@ -65,6 +78,7 @@ class Case:
     """The subscriber is paused first (resuming an active one changes nothing)."""
 
 
+REASON = {"reason": "Checked by the authorization matrix."}
 OPENING_FORM = {k: v for k, v in OPENING.items() if isinstance(v, str)} | {"pay_period": "hour"}
 PROFILE_FORM = {
     "organization_name": "Renamed Care",
@@ -82,13 +96,30 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /api/employers/me/api-keys": Case("self", json={"name": "matrix"}),
     "DELETE /api/employers/me/api-keys/{key_id}": Case("owner", resource="api_key"),
     "POST /api/openings": Case("self", json=OPENING),
+    "POST /api/openings/estimate": Case("self", json=OPENING),
     "PATCH /api/openings/{opening_id}": Case("owner", resource="opening", json={"title": "X"}),
+    "PATCH /api/openings/by-external-id/{external_id}": Case(
+        "owner", resource="external_id", json={"title": "X"}
+    ),
     "POST /api/openings/{opening_id}/close": Case("owner", resource="opening"),
     "POST /api/admin/employers/{employer_id}/approve": Case("admin", resource="employer"),
+    "POST /api/admin/employers/{employer_id}/reject": Case(
+        "admin", resource="pending_employer", json=REASON
+    ),
+    "POST /api/admin/employers/{employer_id}/suspend": Case(
+        "admin", resource="other_employer", json=REASON
+    ),
+    "POST /api/admin/employers/{employer_id}/reinstate": Case(
+        "admin", resource="suspended_employer", json=REASON
+    ),
+    "POST /api/admin/openings/{opening_id}/take-down": Case(
+        "admin", resource="opening", json=REASON
+    ),
     "POST /signup": Case("public", page=True),
     "POST /login": Case("public", page=True),
     "POST /logout": Case("public", page=True),  # signs out whoever sends it (CSRF-checked)
     "POST /dashboard/openings/new": Case("self", page=True, form=OPENING_FORM),
+    "POST /dashboard/openings/estimate": Case("self", page=True, form=OPENING_FORM),
     "POST /dashboard/openings/{opening_id}/edit": Case(
         "owner", page=True, resource="opening", form=OPENING_FORM | {"title": "Edited"}
     ),
@@ -96,6 +127,23 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /dashboard/api-keys": Case("self", page=True, form={"name": "matrix"}),
     "POST /dashboard/api-keys/{key_id}/revoke": Case("owner", page=True, resource="api_key"),
     "POST /dashboard/profile": Case("self", page=True, form=PROFILE_FORM),
+    "POST /operators/login": Case("public", page=True),
+    "POST /operators/logout": Case("admin", page=True),
+    "POST /operators/employers/{employer_id}/approve": Case(
+        "admin", page=True, resource="pending_employer"
+    ),
+    "POST /operators/employers/{employer_id}/reject": Case(
+        "admin", page=True, resource="pending_employer", form=REASON
+    ),
+    "POST /operators/employers/{employer_id}/suspend": Case(
+        "admin", page=True, resource="other_employer", form=REASON
+    ),
+    "POST /operators/employers/{employer_id}/reinstate": Case(
+        "admin", page=True, resource="suspended_employer"
+    ),
+    "POST /operators/openings/{opening_id}/take-down": Case(
+        "admin", page=True, resource="opening", form=REASON
+    ),
 }
 
 SUBSCRIBER_MATRIX: dict[str, Case] = {
@@ -125,6 +173,16 @@ NOTIFIER_MATRIX: dict[str, dict[str, Any] | None] = {
     "DELETE /api/admin/suppressions/{email}": None,
     "POST /api/admin/bulletins": {"subject": "Matrix", "body_markdown": "Hello."},
 }
+# Called by the employer service only, with a token of its own (REACH_TOKEN), not ADMIN_TOKEN.
+NOTIFIER_INTERNAL: dict[str, dict[str, Any]] = {
+    "POST /api/internal/reach": {
+        "role": "care_coordinator",
+        "setting": "medical",
+        "employment_type": "full_time",
+        "lat": 42.26,
+        "lon": -71.8,
+    },
+}
 
 
 def test_every_write_route_has_a_matrix_entry(
@@ -132,24 +190,61 @@ def test_every_write_route_has_a_matrix_entry(
 ) -> None:
     assert write_routes(employer.app) == set(EMPLOYER_MATRIX)
     assert write_routes(subscriber.app) == set(SUBSCRIBER_MATRIX)
-    assert write_routes(notifier.app) == set(NOTIFIER_MATRIX)
+    assert write_routes(notifier.app) == set(NOTIFIER_MATRIX) | set(NOTIFIER_INTERNAL)
 
 
 # --- employer --------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-async def accounts(employer: Service) -> AsyncIterator[tuple[Account, Account]]:
+async def accounts(employer: Service, notifier: Service) -> AsyncIterator[tuple[Account, Account]]:
+    # The employer's reach estimates go to this package's notifier, in process.
+    reach = NotifierReach(
+        base_url=NOTIFIER_URL,
+        token=DEV_REACH_TOKEN,
+        timeout_seconds=10.0,
+        transport=httpx.ASGITransport(app=notifier.asgi),
+    )
+    employer.app.dependency_overrides[reach_source] = lambda: reach
+
+    async def index_loaded() -> bool:
+        async with notifier.client() as client:
+            return (await client.get("/readyz")).status_code == 200
+
+    await eventually(index_loaded, timeout=60, what="the notifier's match index")
     owner = await new_account(employer, name="owner")
     other = await new_account(employer, name="other")
     yield owner, other
     await owner.close()
     await other.close()
+    employer.app.dependency_overrides.pop(reach_source, None)
+    await reach.aclose()
 
 
-async def _resource_url(case: Case, path: str, owner: Account) -> str:
+async def _other_employer(employer: Service, case: Case) -> str:
+    """An employer of its own for a decision that would change what the owner may do."""
+    account = await new_account(employer, name="decided")
+    await account.close()
+    async with employer.client(**ADMIN) as admin:
+        if case.resource == "suspended_employer":
+            url = f"/api/admin/employers/{account.employer_id}/suspend"
+            assert (await admin.post(url, json=REASON)).status_code == 200
+    if case.resource == "pending_employer":
+        await employer.db["employers"].update_one(
+            {"_id": account.employer_id}, {"$set": {"status": "pending"}}
+        )
+    return account.employer_id
+
+
+async def _resource_url(case: Case, path: str, owner: Account, employer: Service) -> str:
+    if case.resource in ("other_employer", "pending_employer", "suspended_employer"):
+        return path.format(employer_id=await _other_employer(employer, case))
     if case.resource == "opening":
         return path.format(opening_id=(await owner.post_opening())["opening_id"])
+    if case.resource == "external_id":
+        external_id = unique("REQ")
+        await owner.post_opening(external_id=external_id)
+        return path.format(external_id=external_id)
     if case.resource == "api_key":
         return path.format(key_id=await owner.api_key_id())
     if case.resource == "employer":
@@ -165,6 +260,31 @@ async def _page_post(client: httpx.AsyncClient, url: str, form: dict[str, Any]) 
     if page.status_code == 303 or not csrf:
         csrf = csrf_of((await client.get("/dashboard")).text)
     return await client.post(url, data=form | {"csrf_token": csrf})
+
+
+async def _operator_page_post(
+    employer: Service, url: str, case: Case, *, owner: Account, before: list[Any]
+) -> None:
+    """An operator page's form: anyone without an operator session — anonymous, a bearer
+    admin token, a signed-in employer — is sent to the operator sign-in, changing nothing."""
+    async with employer.client() as anonymous, employer.client(**ADMIN) as admin:
+        for name, stranger in {
+            "anonymous": anonymous,
+            "admin token": admin,
+            "employer": owner.browser,
+        }.items():
+            answer = await _page_post(stranger, url, case.form)
+            assert answer.status_code == 303, (url, name, answer.status_code, answer.text[:200])
+            assert answer.headers["location"] == "/operators", (url, name)
+    assert await owner_state(owner) == before, f"{url}: refused calls changed state"
+    async with employer.client() as operator:
+        sign_in = await operator.get("/operators")
+        token = {"csrf_token": csrf_of(sign_in.text), "token": ADMIN_TOKEN}
+        assert (await operator.post("/operators/login", data=token)).status_code == 303
+        page = await operator.get("/operators")
+        answer = await operator.post(url, data=case.form | {"csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303, (url, answer.status_code, answer.text[:300])
+    assert answer.headers["location"].startswith("/operators"), url
 
 
 def _refused_like_a_stranger(answer: httpx.Response, *, page: bool, what: str) -> None:
@@ -192,10 +312,13 @@ async def test_employer_write_routes(
     owner, other = accounts
     case = EMPLOYER_MATRIX[route]
     method, path = route.split(" ", 1)
-    url = await _resource_url(case, path, owner)
+    url = await _resource_url(case, path, owner, employer)
     before = await owner_state(owner)
 
     async with employer.client() as anonymous, employer.client(**ADMIN) as admin:
+        if case.page and case.who == "admin":
+            await _operator_page_post(employer, url, case, owner=owner, before=before)
+            return
         if case.page:
             owner_browser = employer.client()
             assert (await sign_in_browser(owner_browser, owner.email)).status_code == 303
@@ -366,6 +489,28 @@ async def test_notifier_routes_are_for_operators_only(
             assert (await admin.post("/api/admin/suppressions", json=suppress)).status_code == 201
         answer = await admin.request(method, url, json=body)
         assert answer.status_code in (200, 201, 202, 204), (route, answer.text[:300])
+
+
+@pytest.mark.parametrize("route", sorted(NOTIFIER_INTERNAL))
+async def test_notifier_internal_routes_want_their_own_token(
+    route: str, notifier: Service, accounts: tuple[Account, Account]
+) -> None:
+    owner, _ = accounts
+    method, path = route.split(" ", 1)
+    body = NOTIFIER_INTERNAL[route]
+    callers = {
+        "anonymous": {},
+        "employer": {"Authorization": f"Bearer {owner.token}"},
+        "operator": ADMIN,
+        "wrong token": {"Authorization": f"Bearer {DEV_REACH_TOKEN}x"},
+    }
+    for name, headers in callers.items():
+        async with notifier.client(**headers) as caller:
+            answer = await caller.request(method, path, json=body)
+        assert answer.status_code == 401, (route, name, answer.status_code)
+    async with notifier.client(Authorization=f"Bearer {DEV_REACH_TOKEN}") as employer_service:
+        answer = await employer_service.request(method, path, json=body)
+    assert answer.status_code == 200, (route, answer.text[:300])
 
 
 async def test_another_employer_learns_nothing_of_an_unlisted_opening(

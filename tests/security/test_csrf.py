@@ -14,6 +14,7 @@ import pytest
 from hwcollab_common.tokens import Purpose
 
 from .support import (
+    ADMIN_TOKEN,
     OPENING,
     PASSWORD,
     Account,
@@ -44,6 +45,7 @@ FORMS: dict[str, dict[str, Any]] = {
     "POST /login": {"email": "{email}", "password": PASSWORD},
     "POST /logout": {},
     "POST /dashboard/openings/new": OPENING_FORM,
+    "POST /dashboard/openings/estimate": OPENING_FORM,
     "POST /dashboard/openings/{opening_id}/edit": OPENING_FORM | {"title": "Forged"},
     "POST /dashboard/openings/{opening_id}/close": {},
     "POST /dashboard/api-keys": {"name": "forged"},
@@ -57,9 +59,48 @@ FORMS: dict[str, dict[str, Any]] = {
 }
 
 
+# The operator page's forms: checked against the operator session's own token.
+OPERATOR_FORMS: dict[str, dict[str, Any]] = {
+    "POST /operators/login": {"token": ADMIN_TOKEN},
+    "POST /operators/logout": {},
+    "POST /operators/employers/{employer_id}/approve": {},
+    "POST /operators/employers/{employer_id}/reject": {"reason": "Forged."},
+    "POST /operators/employers/{employer_id}/suspend": {"reason": "Forged."},
+    "POST /operators/employers/{employer_id}/reinstate": {},
+    "POST /operators/openings/{opening_id}/take-down": {"reason": "Forged."},
+}
+
+
 def test_every_form_post_is_listed(employer: Service) -> None:
     pages = {r for r in write_routes(employer.app) if not r.split(" ", 1)[1].startswith("/api/")}
-    assert pages == set(FORMS)
+    assert pages == set(FORMS) | set(OPERATOR_FORMS)
+
+
+@pytest.mark.parametrize("route", sorted(OPERATOR_FORMS))
+async def test_operator_forms_without_the_right_csrf_token_are_refused(
+    route: str, employer: Service, accounts: tuple[Account, Account]
+) -> None:
+    owner, other = accounts
+    path = route.split(" ", 1)[1].format(
+        employer_id=owner.employer_id, opening_id=(await owner.post_opening())["opening_id"]
+    )
+    before = await owner_state(owner)
+    async with employer.client() as browser:
+        sign_in = await browser.get("/operators")
+        if path != "/operators/login":
+            credentials = {"csrf_token": csrf_of(sign_in.text), "token": ADMIN_TOKEN}
+            assert (await browser.post("/operators/login", data=credentials)).status_code == 303
+        wrong = {
+            "missing": {},
+            "empty": {"csrf_token": ""},
+            "wrong": {"csrf_token": "x" * 32},
+            "an employer session's": {"csrf_token": await other.csrf()},
+        }
+        for name, extra in wrong.items():
+            answer = await browser.post(path, data=OPERATOR_FORMS[route] | extra)
+            assert answer.status_code == 403, (route, name, answer.status_code)
+            assert "operator" not in answer.headers.get("set-cookie", ""), (route, name)
+            assert await owner_state(owner) == before, f"{route} with a {name} token changed state"
 
 
 @pytest.fixture(scope="module")

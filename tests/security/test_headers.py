@@ -15,7 +15,16 @@ from fastapi.responses import HTMLResponse
 
 from hwcollab_common.tokens import Purpose
 
-from .support import Account, Service, new_account, new_subscriber, routes_of, token
+from .support import (
+    ADMIN_TOKEN,
+    Account,
+    Service,
+    csrf_of,
+    new_account,
+    new_subscriber,
+    routes_of,
+    token,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -129,8 +138,13 @@ async def test_employer_pages(employer: Service) -> None:
     try:
         opening = await owner.post_opening()
         opening_id = opening["opening_id"]
-        async with employer.client() as anonymous:
+        async with employer.client() as anonymous, employer.client() as operator:
+            sign_in = await operator.get("/operators")
+            assert_secure_headers(sign_in, what="the operator sign-in")
+            credentials = {"csrf_token": csrf_of(sign_in.text), "token": ADMIN_TOKEN}
+            assert (await operator.post("/operators/login", data=credentials)).status_code == 303
             urls: PageUrls = {
+                "/operators": ("/operators", operator),
                 "/": ("/", anonymous),
                 "/employers/{employer_id}": (f"/employers/{owner.employer_id}", anonymous),
                 "/employers/{employer_id}/embed": (

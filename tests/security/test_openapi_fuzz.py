@@ -90,6 +90,7 @@ class Real:
 class FuzzStack:
     urls: dict[str, str]
     admin_token: str
+    reach_token: str
     employer_token: str
     real: dict[str, Real]
     """By operation label: the parameter that names an existing resource, and its value."""
@@ -101,6 +102,7 @@ class Employer:
     token: str
     opening_id: str
     key_id: str
+    external_id: str
 
 
 def _employer(url: str, *, run: str) -> Employer:
@@ -134,6 +136,7 @@ def _employer(url: str, *, run: str) -> Employer:
                 "zip": "01608",
                 "description": "Coordinate care for adults enrolled in our health home.",
                 "apply_url": "https://careers.example/apply",
+                "external_id": f"REQ-{run}",
             },
         )
         assert posted.status_code == 201, posted.text
@@ -144,6 +147,7 @@ def _employer(url: str, *, run: str) -> Employer:
             token=token,
             opening_id=str(posted.json()["opening_id"]),
             key_id=str(key.json()["key_id"]),
+            external_id=f"REQ-{run}",
         )
 
 
@@ -190,6 +194,7 @@ def fuzz_stack(
 ) -> Iterator[FuzzStack]:
     run = uuid.uuid4().hex[:8]
     admin_token = secrets.token_urlsafe(24)
+    reach_token = secrets.token_urlsafe(32)
     signing_key = secrets.token_urlsafe(32)
     ports = {name: free_port() for name in SERVICES}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -204,6 +209,8 @@ def fuzz_stack(
         "EMPLOYER_PUBLIC_URL": urls["employer"],
         "LINK_SIGNING_KEY": signing_key,
         "ADMIN_TOKEN": admin_token,
+        "REACH_TOKEN": reach_token,
+        "NOTIFIER_URL": urls["notifier"],
         "EMPLOYER_APPROVAL": "auto",
         "HWCOLLAB_DEMO": "0",
         "LOG_LEVEL": "WARNING",
@@ -212,6 +219,7 @@ def fuzz_stack(
         "SIGNUP_ADDRESS_RATE_LIMIT": unlimited,
         "LOGIN_RATE_LIMIT": unlimited,
         "WRITE_RATE_LIMIT": unlimited,
+        "ESTIMATE_RATE_LIMIT": unlimited,
         "LINK_RATE_LIMIT": unlimited,
         "LINK_ADDRESS_RATE_LIMIT": unlimited,
         "DIGEST_INTERVAL_SECONDS": "86400",
@@ -242,6 +250,7 @@ def fuzz_stack(
         manage = Real("query", "token", signer.sign(Purpose.MANAGE, kept))
         opening = Real("path", "opening_id", employer.opening_id)
         employer_id = Real("path", "employer_id", employer.employer_id)
+        external = Real("path", "external_id", employer.external_id)
         real = {
             "POST /api/subscribers/confirm": Real(
                 "body", "token", signer.sign(Purpose.CONFIRM, kept)
@@ -252,11 +261,17 @@ def fuzz_stack(
             "POST /unsubscribe": Real("query", "token", signer.sign(Purpose.UNSUBSCRIBE, kept)),
             "GET /api/employers/{employer_id}": employer_id,
             "POST /api/admin/employers/{employer_id}/approve": employer_id,
+            "POST /api/admin/employers/{employer_id}/reject": employer_id,
+            "POST /api/admin/employers/{employer_id}/suspend": employer_id,
+            "POST /api/admin/employers/{employer_id}/reinstate": employer_id,
+            "POST /api/admin/openings/{opening_id}/take-down": opening,
             "DELETE /api/employers/me/api-keys/{key_id}": Real("path", "key_id", employer.key_id),
             "GET /api/openings/{opening_id}": opening,
             "PATCH /api/openings/{opening_id}": opening,
             "POST /api/openings/{opening_id}/close": opening,
             "GET /api/openings/{opening_id}/stats": opening,
+            "GET /api/openings/by-external-id/{external_id}": external,
+            "PATCH /api/openings/by-external-id/{external_id}": external,
             "DELETE /api/admin/suppressions/{email}": Real(
                 "path",
                 "email",
@@ -268,7 +283,11 @@ def fuzz_stack(
             ),
         }
         yield FuzzStack(
-            urls=urls, admin_token=admin_token, employer_token=employer.token, real=real
+            urls=urls,
+            admin_token=admin_token,
+            reach_token=reach_token,
+            employer_token=employer.token,
+            real=real,
         )
     finally:
         for service in reversed(services):
@@ -277,7 +296,11 @@ def fuzz_stack(
 
 def _credentials(case: Case[Any], stack: FuzzStack) -> dict[str, str]:
     """The bearer token of the security scheme the operation documents, if any."""
-    tokens = {"EmployerToken": stack.employer_token, "OperatorToken": stack.admin_token}
+    tokens = {
+        "EmployerToken": stack.employer_token,
+        "OperatorToken": stack.admin_token,
+        "ReachToken": stack.reach_token,
+    }
     for requirement in case.operation.definition.raw.get("security", []):
         for scheme in requirement:
             return {"Authorization": f"Bearer {tokens[scheme]}"}

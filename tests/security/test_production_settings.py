@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from hwcollab_cli import components
+from hwcollab_common.dkim_keys import generate_signing_key, private_key_pem
 from hwcollab_employer.settings import Settings as EmployerSettings
 from hwcollab_notifier.settings import Settings as NotifierSettings
 from hwcollab_subscriber.settings import Settings as SubscriberSettings
@@ -20,15 +21,25 @@ SERVICES = ("subscriber", "employer", "notifier")
 # Every secret a service needs in production, as its error names it.
 SECRETS: dict[str, tuple[str, ...]] = {
     "subscriber": ("LINK_SIGNING_KEY", "ADMIN_TOKEN"),
-    "employer": ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "EMPLOYER_SESSION_KEY"),
-    "notifier": ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "POSTAL_ADDRESS"),
+    "employer": ("LINK_SIGNING_KEY", "ADMIN_TOKEN", "EMPLOYER_SESSION_KEY", "REACH_TOKEN"),
+    "notifier": (
+        "LINK_SIGNING_KEY",
+        "ADMIN_TOKEN",
+        "POSTAL_ADDRESS",
+        "REACH_TOKEN",
+        "DKIM_PRIVATE_KEY",
+    ),
 }
 GOOD = {
     "LINK_SIGNING_KEY": "p" * 40,
     "ADMIN_TOKEN": "q" * 40,
     "EMPLOYER_SESSION_KEY": "r" * 40,
+    "REACH_TOKEN": "s" * 40,
     "POSTAL_ADDRESS": "HWcollab, 1 Real Street, Worcester, MA 01608",
+    "DKIM_PRIVATE_KEY": private_key_pem(generate_signing_key("ed25519")).decode(),
 }
+# Settings that are missing rather than weak when development runs without them.
+ABSENT_IN_DEVELOPMENT = ("POSTAL_ADDRESS", "DKIM_PRIVATE_KEY")
 TIMEOUT = 90
 
 
@@ -89,7 +100,7 @@ def test_each_development_secret_is_named_on_its_own(
     for setting in SECRETS[service]:
         for name, value in GOOD.items():
             monkeypatch.setenv(name, value)
-        if setting == "POSTAL_ADDRESS":
+        if setting in ABSENT_IN_DEVELOPMENT:
             monkeypatch.delenv(setting)
         else:
             monkeypatch.setenv(setting, "short")

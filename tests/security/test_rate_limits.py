@@ -63,6 +63,7 @@ async def limited_employer(security_kafka: str, mongo_url: str) -> AsyncIterator
             signup_rate_limit=LIMIT,
             login_rate_limit=LIMIT,
             write_rate_limit=LIMIT,
+            estimate_rate_limit=LIMIT,
         )
     )
     yield Service(app, app, app.state.runtime.db, EMPLOYER_URL)
@@ -198,6 +199,10 @@ async def test_employer_routes(limited_employer: Service) -> None:
             "/api/employers/me/api-keys", json={"name": f"k{n}"}, headers=bearer
         ),
         "POST /api/openings": lambda c, n: c.post("/api/openings", json=OPENING, headers=bearer),
+        # Per employer: the same bearer from any address.
+        "POST /api/openings/estimate": lambda c, n: c.post(
+            "/api/openings/estimate", json=OPENING, headers=bearer
+        ),
         "PATCH /api/openings/{opening_id}": lambda c, n: c.patch(
             f"/api/openings/{first_opening}", json={"title": f"Title {n}"}, headers=bearer
         ),

@@ -158,6 +158,8 @@ class Stack:
             smtp_port=self.ports.smtp,
             public_urls=public_urls,
         )
+        # The employer service asks the notifier for reach estimates, wherever its port is.
+        env["NOTIFIER_URL"] = public_urls["notifier"]
         started = [
             (
                 name,

@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_LINK_SIGNING_KEY = "dev-only-link-signing-key-change-me"
 DEV_ADMIN_TOKEN = "dev-only-admin-token"  # noqa: S105 - public on purpose; prod refuses it
+# Shared by the employer service and the notifier for the reach estimate's internal endpoint.
+DEV_REACH_TOKEN = "dev-only-reach-token"  # noqa: S105 - public on purpose; prod refuses it
 DEV_POSTAL_ADDRESS = "HWcollab, 100 Example Street, Worcester, MA 01608"
 MIN_SECRET_LENGTH = 32
 

@@ -55,7 +55,7 @@ Longitude = Annotated[float, Field(ge=-180, le=180)]
 Zip = Annotated[str, Field(pattern=r"^\d{5}$")]
 
 SubscriberStatus = Literal["active", "paused", "bounced"]
-EmployerStatus = Literal["pending", "approved", "suspended"]
+EmployerStatus = Literal["pending", "approved", "suspended", "rejected"]
 OpeningStatus = Literal["open", "closed"]
 NotificationKind = Literal[
     "immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin"
@@ -204,6 +204,44 @@ class EmployerApproved(Event):
     payload: EmployerProfile
 
 
+ModerationReason = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class EmployerModeration(EmployerProfile):
+    """An operator's decision on an employer: its profile as it now stands, and why (the
+    employer is shown the reason)."""
+
+    reason: ModerationReason | None = None
+
+
+class EmployerRejected(Event):
+    """A pending sign-up refused: the employer is never listed and its openings never sent."""
+
+    TOPIC = EMPLOYER_TOPIC
+    KEY_FIELD = "employer_id"
+    event_type: Literal["employer.rejected"] = "employer.rejected"
+    payload: EmployerModeration
+
+
+class EmployerSuspended(Event):
+    """An approved employer taken off the site: its openings stop being announced at once,
+    including emails already queued and digests already formed."""
+
+    TOPIC = EMPLOYER_TOPIC
+    KEY_FIELD = "employer_id"
+    event_type: Literal["employer.suspended"] = "employer.suspended"
+    payload: EmployerModeration
+
+
+class EmployerReinstated(Event):
+    """A suspended employer approved again; nobody already told of an opening is told again."""
+
+    TOPIC = EMPLOYER_TOPIC
+    KEY_FIELD = "employer_id"
+    event_type: Literal["employer.reinstated"] = "employer.reinstated"
+    payload: EmployerModeration
+
+
 # --- opening.v1 ----------------------------------------------------------------------------------
 
 
@@ -259,6 +297,14 @@ class OpeningClosedPayload(Payload):
     closed_at: AwareDatetime
 
 
+class OpeningTakenDownPayload(Payload):
+    opening_id: Id
+    employer_id: Id
+    version: Version
+    reason: ModerationReason
+    taken_down_at: AwareDatetime
+
+
 class OpeningPosted(Event):
     TOPIC = OPENING_TOPIC
     KEY_FIELD = "opening_id"
@@ -278,6 +324,15 @@ class OpeningClosed(Event):
     KEY_FIELD = "opening_id"
     event_type: Literal["opening.closed"] = "opening.closed"
     payload: OpeningClosedPayload
+
+
+class OpeningTakenDown(Event):
+    """An operator took one opening off the site: consumers treat it as closed."""
+
+    TOPIC = OPENING_TOPIC
+    KEY_FIELD = "opening_id"
+    event_type: Literal["opening.taken_down"] = "opening.taken_down"
+    payload: OpeningTakenDownPayload
 
 
 # --- notification.v1 -----------------------------------------------------------------------------
@@ -355,9 +410,13 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     EmployerRegistered,
     EmployerUpdated,
     EmployerApproved,
+    EmployerRejected,
+    EmployerSuspended,
+    EmployerReinstated,
     OpeningPosted,
     OpeningUpdated,
     OpeningClosed,
+    OpeningTakenDown,
     NotificationSent,
     NotificationBatchSent,
     NotificationFailed,

@@ -16,6 +16,7 @@ from hwcollab_common.geo import haversine_miles
 from hwcollab_employer.app import build_app, employer_context
 from hwcollab_employer.domain import ConflictError, Employer, Opening
 from hwcollab_employer.handlers import EmployerService
+from hwcollab_employer.idempotency import IdempotencyRecord
 from hwcollab_employer.listing import (
     BoardQuery,
     DirectoryQuery,
@@ -24,7 +25,12 @@ from hwcollab_employer.listing import (
     Page,
     offset_of,
 )
-from hwcollab_employer.ports import ApiKeyRecord, DuplicateEmailError
+from hwcollab_employer.ports import (
+    ApiKeyRecord,
+    DuplicateEmailError,
+    DuplicateExternalIdError,
+    IdempotencyKeyTakenError,
+)
 from hwcollab_employer.security import Passwords
 from hwcollab_employer.settings import Settings
 from hwcollab_schemas import Event
@@ -41,6 +47,7 @@ class FakeRepository:
         self.openings: dict[str, Opening] = {}
         self.api_keys_by_id: dict[str, ApiKeyRecord] = {}
         self.reach: set[tuple[str, str]] = set()
+        self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
 
     def snapshot(self) -> dict[str, Any]:
         return {k: (v.copy() if hasattr(v, "copy") else v) for k, v in vars(self).items()}
@@ -66,8 +73,44 @@ class FakeRepository:
         found = [e for e in self.employers.values() if e.status == status]
         return sorted(found, key=lambda e: e.created_at)[:limit]
 
+    def _check_external_id(self, opening: Opening) -> None:
+        external_id = opening.fields.external_id
+        if external_id is not None and any(
+            o.employer_id == opening.employer_id
+            and o.fields.external_id == external_id
+            and o.opening_id != opening.opening_id
+            for o in self.openings.values()
+        ):
+            raise DuplicateExternalIdError(external_id)
+
     async def add_opening(self, opening: Opening, *, session: Any) -> None:
+        self._check_external_id(opening)
         self.openings[opening.opening_id] = opening
+
+    async def opening_by_external_id(
+        self, employer_id: str, external_id: str, *, session: Any = None
+    ) -> Opening | None:
+        return next(
+            (
+                o
+                for o in self.openings.values()
+                if o.employer_id == employer_id and o.fields.external_id == external_id
+            ),
+            None,
+        )
+
+    async def idempotency_record(
+        self, principal: str, key: str, *, session: Any
+    ) -> IdempotencyRecord | None:
+        return self.idempotency.get((principal, key))
+
+    async def keep_idempotency_record(
+        self, record: IdempotencyRecord, *, replaces: IdempotencyRecord | None, session: Any
+    ) -> None:
+        at = (record.claim.principal, record.claim.key)
+        if self.idempotency.get(at) != replaces:
+            raise IdempotencyKeyTakenError(record.claim.key)
+        self.idempotency[at] = record
 
     async def get_opening(self, opening_id: str, *, session: Any = None) -> Opening | None:
         return self.openings.get(opening_id)
@@ -76,6 +119,7 @@ class FakeRepository:
         current = self.openings.get(opening.opening_id)
         if current is None or current.version != previous_version:
             raise ConflictError("changed meanwhile")
+        self._check_external_id(opening)
         self.openings[opening.opening_id] = dataclasses.replace(opening, notified=current.notified)
 
     async def openings_of(
@@ -87,6 +131,9 @@ class FakeRepository:
             if o.employer_id == employer_id and (o.is_open or not open_only)
         ]
         return sorted(found, key=lambda o: o.posted_at, reverse=True)
+
+    async def recent_openings(self, *, limit: int) -> list[Opening]:
+        return sorted(self.openings.values(), key=lambda o: o.posted_at, reverse=True)[:limit]
 
     async def expired_openings(self, *, now: datetime, limit: int) -> list[Opening]:
         due = [o for o in self.openings.values() if o.is_open and o.expires_at <= now]

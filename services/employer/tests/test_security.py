@@ -59,9 +59,14 @@ def test_production_refuses_the_development_session_key(monkeypatch: pytest.Monk
     monkeypatch.setenv("HWCOLLAB_ENV", "prod")
     monkeypatch.setenv("LINK_SIGNING_KEY", "l" * 40)
     monkeypatch.setenv("ADMIN_TOKEN", "a" * 40)
+    monkeypatch.setenv("REACH_TOKEN", "r" * 40)
     with pytest.raises(ValidationError, match="EMPLOYER_SESSION_KEY"):
         Settings()
     monkeypatch.setenv("EMPLOYER_SESSION_KEY", "s" * 40)
+    monkeypatch.setenv("REACH_TOKEN", "short")
+    with pytest.raises(ValidationError, match="REACH_TOKEN"):
+        Settings()
+    monkeypatch.setenv("REACH_TOKEN", "r" * 40)
     assert Settings().employer_session_key.get_secret_value() == "s" * 40
 
 

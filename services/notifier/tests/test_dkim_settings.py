@@ -23,6 +23,7 @@ PROD = {
     "hwcollab_env": "prod",
     "link_signing_key": SECRET,
     "admin_token": SECRET,
+    "reach_token": SECRET,
     "postal_address": "HWcollab, 1 Real Road, Albany, NY 12207",
 }
 

@@ -131,18 +131,20 @@ async def test_changes_that_arrive_while_loading_are_applied_after_the_load() ->
     assert len(replica.index) == 1
 
 
-async def test_the_index_knows_who_takes_a_digest_as_their_frequency_changes() -> None:
+async def test_matches_say_who_takes_a_digest_as_frequencies_change() -> None:
+    def digests() -> dict[str, bool]:
+        found = replica.match(NEARBY)
+        return dict(zip(found.subscriber_ids(), found.digest_flags(), strict=True))
+
     replica = ReplicaIndex()
     weekly = {**profile("s1", frequency="weekly").model_dump(), "_id": "s1"}
     await replica.load(documents(weekly), now=NOW)
-    assert replica.takes_digest("s1")
+    assert digests() == {"s1": True}
     replica.apply(IndexChange("s1", 2, profile("s1", version=2, frequency="immediate")))
-    assert not replica.takes_digest("s1")
     replica.apply(IndexChange("s2", 1, profile("s2", frequency="daily")))
-    assert replica.takes_digest("s2")
-    replica.apply(IndexChange("s2", 2, None))  # gone: neither
-    assert not replica.takes_digest("s2")
-    assert sorted(replica.match(NEARBY).subscriber_ids()) == ["s1"]
+    assert digests() == {"s1": False, "s2": True}
+    replica.apply(IndexChange("s2", 2, None))  # gone
+    assert digests() == {"s1": False}
 
 
 def test_read_model_rows_become_index_changes() -> None:
@@ -155,11 +157,21 @@ def test_read_model_rows_become_index_changes() -> None:
 
 def test_production_refuses_the_example_postal_address() -> None:
     with pytest.raises(ValidationError, match="POSTAL_ADDRESS"):
-        Settings(hwcollab_env="prod", link_signing_key=SECRET, admin_token=SECRET)
+        Settings(
+            hwcollab_env="prod", link_signing_key=SECRET, admin_token=SECRET, reach_token=SECRET
+        )
+    with pytest.raises(ValidationError, match="REACH_TOKEN"):
+        Settings(
+            hwcollab_env="prod",
+            link_signing_key=SECRET,
+            admin_token=SECRET,
+            postal_address="HWcollab, 1 Real Road, Albany, NY 12207",
+        )
     ok = Settings(
         hwcollab_env="prod",
         link_signing_key=SECRET,
         admin_token=SECRET,
+        reach_token=SECRET,
         postal_address="HWcollab, 1 Real Road, Albany, NY 12207",
         dkim_private_key=DKIM_KEY,
     )

@@ -20,6 +20,7 @@ from hwcollab_schemas.events import (
     SubscriberRegistered,
     SubscriberUpdated,
 )
+from hwcollab_schemas.taxonomy import Frequency
 
 __all__ = [
     "Location",
@@ -63,9 +64,11 @@ def registered(
     now: datetime,
     version: int = 1,
     radius_miles: int = 25,
+    frequency: Frequency = "immediate",
+    credentials: tuple[str, ...] = (),
 ) -> Event:
-    """An immediate, active care-management subscriber at ``place``; a later ``version`` is
-    their ``subscriber.updated``."""
+    """An active care-management subscriber at ``place`` (immediate unless ``frequency`` says
+    otherwise); a later ``version`` is their ``subscriber.updated``."""
     kind = SubscriberRegistered if version == 1 else SubscriberUpdated
     return kind.create(
         SubscriberProfile(
@@ -74,6 +77,8 @@ def registered(
             radius_miles=radius_miles,
             email=email,
             roles=("care_management",),
+            frequency=frequency,
+            credentials=credentials,
             zip=place.zip,
             lat=place.lat,
             lon=place.lon,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import HTTPException
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from hwcollab_common.openapi import error_responses
 from hwcollab_common.ratelimit import client_ip
 from hwcollab_employer.commands import (
+    EXTERNAL_ID_MAX,
+    EXTERNAL_ID_PATTERN,
     Credentials,
     EmployerSignup,
     OpeningFields,
@@ -19,7 +22,17 @@ from hwcollab_employer.commands import (
     ProfilePatch,
 )
 from hwcollab_employer.context import Context
-from hwcollab_employer.domain import NotFoundError, normalize_email
+from hwcollab_employer.domain import NotFoundError, Opening, normalize_email
+from hwcollab_employer.idempotency import (
+    IDEMPOTENCY_HEADER,
+    KEY_MAX_LENGTH,
+    KEY_PATTERN,
+    POST_OPENING,
+    IdempotencyClaim,
+    StoredAnswer,
+    fingerprint,
+    principal_of,
+)
 from hwcollab_employer.listing import (
     MAX_PAGE,
     MAX_PAGE_SIZE,
@@ -27,6 +40,12 @@ from hwcollab_employer.listing import (
     SearchParameters,
     board_query,
     directory_query,
+)
+from hwcollab_employer.reach import (
+    UNAVAILABLE_MESSAGE,
+    Reach,
+    ReachUnavailableError,
+    estimate_reach,
 )
 from hwcollab_employer.resources import (
     AccessToken,
@@ -42,8 +61,9 @@ from hwcollab_employer.resources import (
     Registered,
     RoleSuggestion,
 )
-from hwcollab_employer.security import constant_time_equal
+from hwcollab_employer.security import api_key_id, constant_time_equal
 from hwcollab_schemas import taxonomy
+from hwcollab_schemas.reach import ReachEstimate
 
 LOGIN_FAILED = "Incorrect email or password."
 UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
@@ -98,6 +118,52 @@ def require_admin(context: Context, credentials: OperatorBearer) -> None:
 
 EmployerId = Annotated[str, Depends(current_employer_id)]
 OpeningId = Annotated[str, Path(min_length=1, max_length=64)]
+ExternalIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=EXTERNAL_ID_MAX,
+        pattern=EXTERNAL_ID_PATTERN,
+        description="The `external_id` you gave the opening",
+    ),
+]
+
+
+def current_principal(context: Context, credentials: Bearer, employer_id: EmployerId) -> str:
+    """Whose idempotency keys a request's are: its API key's, else its employer's."""
+    token = _bearer(credentials) or ""
+    by_key = context.tokens.access_token_subject(token) is None
+    return principal_of(employer_id=employer_id, api_key_id=api_key_id(token) if by_key else None)
+
+
+Principal = Annotated[str, Depends(current_principal)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        min_length=1,
+        max_length=KEY_MAX_LENGTH,
+        pattern=KEY_PATTERN,
+        description="Any unique string of yours (e.g. a UUID) for this opening, up to 255 "
+        "printable characters. A retry with the same key and body within 24 hours gets the "
+        "first answer again and creates nothing; the same key with another body is refused "
+        "(422). Kept per API key, or per employer for access tokens.",
+        examples=["6f1c2a4e-ats-req-42"],
+    ),
+]
+REPLAYED_HEADER = "Idempotent-Replayed"
+POSTED_OPENING: dict[int | str, dict[str, Any]] = {
+    201: {
+        "description": "The opening (the first one again for a repeated `Idempotency-Key`)",
+        "headers": {
+            REPLAYED_HEADER: {
+                "description": "`true` when this is the answer to an earlier request with the "
+                "same `Idempotency-Key`",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        },
+    }
+}
 
 
 def _limit_writes(context: Context, request: Request) -> None:
@@ -311,19 +377,94 @@ OPENING_EXAMPLE = {
 @router.post(
     "/openings",
     status_code=201,
+    response_model=OwnOpening,
     tags=["openings"],
     summary="Post an opening",
-    description="Matching subscribers are emailed within seconds (or in their next digest).",
-    responses=error_responses(400, 401, 404, 413, 429, s404="Your account no longer exists."),
+    description="Matching subscribers are emailed within seconds (or in their next digest). "
+    "Send an `Idempotency-Key` header to retry safely: the same key and body within 24 hours "
+    "answer the first opening again (with `Idempotent-Replayed: true`) and email nobody twice. "
+    "Two requests with one key at the same moment create one opening: the second waits for "
+    "the first and answers as it did.",
+    responses=POSTED_OPENING
+    | error_responses(
+        400,
+        401,
+        404,
+        409,
+        413,
+        429,
+        s404="Your account no longer exists.",
+        s409="Another of your openings has this `external_id`, or a request with this "
+        "`Idempotency-Key` is still being processed.",
+    ),
 )
 async def post_opening(
     context: Context,
     employer_id: EmployerId,
+    principal: Principal,
     fields: Annotated[OpeningFields, Body(openapi_examples={"rn": {"value": OPENING_EXAMPLE}})],
+    idempotency_key: IdempotencyKey = None,
     _: None = LimitedWrite,
-) -> OwnOpening:
-    opening = await context.service.post_opening(employer_id, fields)
-    return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
+) -> Any:
+    base_url = context.settings.employer_public_url
+    if idempotency_key is None:
+        opening = await context.service.post_opening(employer_id, fields)
+        return OwnOpening.own(opening, base_url=base_url)
+
+    def answer(opening: Opening) -> StoredAnswer:
+        body = OwnOpening.own(opening, base_url=base_url).model_dump(mode="json")
+        return StoredAnswer(status=201, body=body)
+
+    claim = IdempotencyClaim(
+        principal=principal,
+        key=idempotency_key,
+        fingerprint=fingerprint(POST_OPENING, fields.model_dump(mode="json")),
+    )
+    stored = await context.service.post_opening_once(
+        employer_id, fields, claim=claim, answer=answer
+    )
+    headers = {REPLAYED_HEADER: "true"} if stored.replayed else {}
+    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+
+
+def _limit_estimates(context: Context, employer_id: EmployerId) -> None:
+    context.limiter.hit(context.settings.estimate_rate_limit, "estimate", employer_id)
+
+
+@router.post(
+    "/openings/estimate",
+    tags=["openings"],
+    summary="Estimated reach of an opening before posting it",
+    description="The same body as `POST /api/openings`, validated the same way; nothing is "
+    "stored or sent. Answers how many active subscribers the opening would reach now (at once "
+    "or in their digest) from the notifier's match index, rounded: fewer than 10 is `null`, "
+    "larger counts have two significant figures; and the one or two criteria that leave out "
+    "most people, each based on at least 10 people. For approved employers only, limited per "
+    "employer. 503 when the notifier cannot answer within a moment: posting still works.",
+    responses=error_responses(
+        400,
+        401,
+        403,
+        413,
+        429,
+        503,
+        s403="Reach estimates are for approved employers only.",
+        s429="Too many estimates from this employer; wait `Retry-After` seconds.",
+        s503="The estimate is unavailable right now (the notifier is away or busy, or the "
+        "database cannot be reached); the opening can still be posted.",
+    ),
+)
+async def estimate_opening(
+    context: Context,
+    employer_id: EmployerId,
+    source: Reach,
+    fields: Annotated[OpeningFields, Body(openapi_examples={"rn": {"value": OPENING_EXAMPLE}})],
+    _: None = Depends(_limit_estimates),
+) -> ReachEstimate:
+    try:
+        return await estimate_reach(context.service, source, employer_id=employer_id, fields=fields)
+    except ReachUnavailableError:
+        raise HTTPException(503, UNAVAILABLE_MESSAGE, {"Retry-After": "5"}) from None
 
 
 @router.get("/openings", tags=["openings"], summary="The job board: open openings, nearest first")
@@ -383,6 +524,40 @@ async def patch_opening(
     return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
 
 
+@router.get(
+    "/openings/by-external-id/{external_id}",
+    tags=["openings"],
+    summary="Your opening by your own external_id",
+    responses=error_responses(401, 404, s404="None of your openings has this external_id."),
+)
+async def get_opening_by_external_id(
+    context: Context, employer_id: EmployerId, external_id: ExternalIdPath
+) -> OwnOpening:
+    opening = await context.service.own_opening_by_external_id(employer_id, external_id)
+    return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
+
+
+@router.patch(
+    "/openings/by-external-id/{external_id}",
+    tags=["openings"],
+    summary="Edit your opening by your own external_id",
+    description="As `PATCH /api/openings/{opening_id}`, for the opening you gave this "
+    "`external_id` (an ATS updates by its own requisition id).",
+    responses=error_responses(
+        400, 401, 404, 409, 413, 429, s404="None of your openings has this external_id."
+    ),
+)
+async def patch_opening_by_external_id(
+    context: Context,
+    employer_id: EmployerId,
+    external_id: ExternalIdPath,
+    patch: OpeningPatch,
+    _: None = LimitedWrite,
+) -> OwnOpening:
+    opening = await context.service.edit_opening_by_external_id(employer_id, external_id, patch)
+    return OwnOpening.own(opening, base_url=context.settings.employer_public_url)
+
+
 @router.post(
     "/openings/{opening_id}/close",
     tags=["openings"],
@@ -435,40 +610,3 @@ async def directory(
         )
     )
     return DirectoryPage.of(await context.service.find_employers(query))
-
-
-# --- operators -----------------------------------------------------------------------------------
-
-
-@router.post(
-    "/admin/employers/{employer_id}/approve",
-    tags=["operators"],
-    summary="Approve an employer (operators)",
-    dependencies=[Depends(require_admin)],
-    responses=OPERATORS | error_responses(404, s404="No such employer."),
-)
-async def approve_employer(
-    context: Context, employer_id: Annotated[str, Path(max_length=64)]
-) -> Registered:
-    employer = await context.service.approve(employer_id)
-    return Registered(employer_id=employer.employer_id, status=employer.status)
-
-
-class EmployerList(BaseModel):
-    results: list[EmployerMe]
-
-
-@router.get(
-    "/admin/employers",
-    tags=["operators"],
-    summary="Employers by status, oldest first (operators)",
-    dependencies=[Depends(require_admin)],
-    responses=OPERATORS,
-)
-async def employers_by_status(
-    context: Context,
-    status: Annotated[Literal["pending", "approved", "suspended"], Query()] = "pending",
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> EmployerList:
-    found = await context.service.employers_with_status(status, limit=limit)
-    return EmployerList(results=[EmployerMe.of(employer) for employer in found])

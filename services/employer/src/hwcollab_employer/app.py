@@ -27,12 +27,23 @@ from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web import mount_static
 from hwcollab_common.web.security import SecurityHeaders
-from hwcollab_employer import api, dashboard, errors, feeds, pages, web
+from hwcollab_employer import (
+    api,
+    dashboard,
+    errors,
+    feeds,
+    operator_pages,
+    operators_api,
+    pages,
+    reach_form,
+    web,
+)
 from hwcollab_employer.consumers import register_consumers
 from hwcollab_employer.context import EmployerContext
 from hwcollab_employer.expiry import ExpiryTask
 from hwcollab_employer.handlers import EmployerService
 from hwcollab_employer.ports import Tx
+from hwcollab_employer.reach import NotifierReach
 from hwcollab_employer.repository import MongoEmployerRepository
 from hwcollab_employer.security import Passwords, TokenAuthority
 from hwcollab_employer.settings import Settings
@@ -70,6 +81,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         auto_approve=settings.employer_approval == "auto",
     )
     context = employer_context(settings, service=service, clock=runtime.clock)
+    reach = NotifierReach(
+        base_url=settings.notifier_url,
+        token=settings.reach_token.get_secret_value(),
+        timeout_seconds=settings.reach_timeout_seconds,
+    )
     expiry = ExpiryTask(service, interval_seconds=settings.opening_expiry_interval_seconds)
     register_consumers(runtime.broker, service, group_suffix=settings.consumer_group_suffix)
 
@@ -85,10 +101,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await gauges.stop()
             await expiry.stop()
             await runtime.stop()
+            await reach.aclose()
             shutdown_tracing()
 
     app = build_app(context, lifespan=lifespan, readiness=runtime.readiness_checks())
     app.state.runtime = runtime
+    app.state.reach = reach
     return app
 
 
@@ -125,9 +143,12 @@ def build_app(
     errors.install_error_handlers(app)
     app.include_router(ops_router(readiness or {}))
     app.include_router(api.router)
+    app.include_router(operators_api.router)
     app.include_router(feeds.router)
     app.include_router(pages.router)
     app.include_router(dashboard.router)
+    app.include_router(reach_form.router)
+    app.include_router(operator_pages.router)
     mount_static(app)
     app.mount(web.STATIC_PATH, StaticFiles(directory=web.STATIC_DIR), name="employer_static")
     return app

@@ -28,6 +28,11 @@ from hwcollab_schemas import taxonomy
 TITLE_MAX = 120
 DESCRIPTION_MAX = 5000
 PASSWORD_MIN = 12
+EXTERNAL_ID_MAX = 200
+# An employer's own reference for an opening (its ATS's requisition id): printable ASCII without
+# spaces or slashes, and with a letter or digit (never "." or ".."), so that it can stand in a URL
+# path as it is.
+EXTERNAL_ID_PATTERN = r"^[!-.0-~]*[A-Za-z0-9][!-.0-~]*$"
 
 _STATE = re.compile(r"^[A-Za-z]{2}$")
 
@@ -116,6 +121,19 @@ RoleCode = Annotated[str, _code_of("role", taxonomy.ROLE_CODES)]
 SettingCode = Annotated[str, _code_of("setting", taxonomy.SETTING_CODES)]
 EmploymentTypeCode = Annotated[str, _code_of("employment type", taxonomy.EMPLOYMENT_TYPE_CODES)]
 SettingCodes = Annotated[list[str], _codes_of("setting", taxonomy.SETTING_CODES)]
+ExternalId = Annotated[
+    str,
+    BeforeValidator(_strip),
+    Field(
+        min_length=1,
+        max_length=EXTERNAL_ID_MAX,
+        pattern=EXTERNAL_ID_PATTERN,
+        description="Your own reference for the opening (e.g. your ATS's requisition id): "
+        "unique among your openings; printable ASCII without spaces or slashes.",
+        examples=["REQ-2026-042"],
+    ),
+]
+OptionalExternalId = Annotated[ExternalId | None, BeforeValidator(_blank_to_none)]
 CredentialCodes = Annotated[list[str], _codes_of("credential", taxonomy.CREDENTIAL_CODES)]
 
 
@@ -204,6 +222,7 @@ class OpeningFields(BaseModel):
     description: Description = ""
     apply_url: HttpUrl
     expires_at: AwareDatetime | None = None
+    external_id: OptionalExternalId = None
 
     # Field validators (not a model validator) so that the error names the field.
     @field_validator("zip")
@@ -240,6 +259,7 @@ class OpeningPatch(BaseModel):
     description: Description | None = None
     apply_url: HttpUrl | None = None
     expires_at: AwareDatetime | None = None
+    external_id: OptionalExternalId = None
 
 
 def merge_opening(current: OpeningFields, patch: OpeningPatch) -> OpeningFields:
@@ -255,3 +275,27 @@ def expires_in_range(expires_at: datetime, *, now: datetime, max_days: int) -> s
     if (expires_at - now).total_seconds() > max_days * 86_400:
         return f"must be within {max_days} days"
     return None
+
+
+ReasonText = Annotated[
+    str,
+    BeforeValidator(_strip),
+    Field(min_length=1, max_length=1000),
+    AfterValidator(_text_control_characters),
+]
+
+
+class ModerationReason(BaseModel):
+    """Why an operator rejects, suspends or takes down (shown to the employer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ReasonText
+
+
+class ReinstatementNote(BaseModel):
+    """Reinstating needs no reason; one given is shown to the employer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[ReasonText | None, BeforeValidator(_blank_to_none)] = None

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime, time
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from starlette.datastructures import FormData
 
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
@@ -18,78 +16,19 @@ from hwcollab_employer.commands import OpeningFields, OpeningPatch, ProfilePatch
 from hwcollab_employer.context import Context, EmployerContext
 from hwcollab_employer.discovery import embed_snippet
 from hwcollab_employer.domain import ConflictError, InvalidFieldsError, Opening
+from hwcollab_employer.opening_form import (
+    OPENING_TEXT_FIELDS,
+    form_errors,
+    opening_input,
+    typed_of,
+)
+from hwcollab_employer.reach import Reach
+from hwcollab_employer.reach_form import ReachView, reach_view
 from hwcollab_schemas import taxonomy
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 OpeningPath = Annotated[str, Path(max_length=64)]
-
-OPENING_TEXT_FIELDS = (
-    "title",
-    "role",
-    "setting",
-    "employment_type",
-    "zip",
-    "pay_min",
-    "pay_max",
-    "pay_period",
-    "description",
-    "apply_url",
-    "expires_on",
-)
-
-
-def _expires_at(value: str) -> datetime | None:
-    """A date from the form means the end of that day (UTC)."""
-    if not value:
-        return None
-    return datetime.combine(datetime.fromisoformat(value).date(), time(23, 59), tzinfo=UTC)
-
-
-def _opening_input(form: FormData) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
-    """(values for OpeningFields, what was typed, errors of the form itself)."""
-    typed = {name: web.text(form, name) for name in OPENING_TEXT_FIELDS}
-    errors: dict[str, str] = {}
-    data: dict[str, Any] = {
-        "title": typed["title"],
-        "role": typed["role"],
-        "setting": typed["setting"],
-        "required_credentials": web.values(form, "required_credentials"),
-        "employment_type": typed["employment_type"],
-        "remote": web.checked(form, "remote"),
-        "zip": typed["zip"] or None,
-        "pay_min": typed["pay_min"] or None,
-        "pay_max": typed["pay_max"] or None,
-        "pay_period": typed["pay_period"] or "hour",
-        "description": web.text(form, "description"),
-        "apply_url": typed["apply_url"],
-    }
-    try:
-        data["expires_at"] = _expires_at(typed["expires_on"])
-    except ValueError:
-        errors["expires_on"] = "must be a date (YYYY-MM-DD)"
-    return data, typed, errors
-
-
-def _typed_of(opening: Opening) -> dict[str, str]:
-    f = opening.fields
-    return {
-        "title": f.title,
-        "role": f.role,
-        "setting": f.setting,
-        "employment_type": f.employment_type,
-        "zip": f.zip or "",
-        "pay_min": "" if f.pay_min is None else f"{f.pay_min:g}",
-        "pay_max": "" if f.pay_max is None else f"{f.pay_max:g}",
-        "pay_period": f.pay_period,
-        "description": f.description,
-        "apply_url": f.apply_url,
-        "expires_on": opening.expires_at.date().isoformat(),
-    }
-
-
-def _form_errors(errors: dict[str, str]) -> dict[str, str]:
-    return {("expires_on" if k == "expires_at" else k): v for k, v in errors.items()}
 
 
 @router.get("", response_class=HTMLResponse)
@@ -118,9 +57,11 @@ def _opening_form(
     remote: bool,
     errors: dict[str, str] | None = None,
     suggestion: str | None = None,
+    estimate: ReachView | None = None,
     status_code: int = 200,
 ) -> Response:
     values = {
+        "estimate": estimate,
         "page_title": "Edit opening" if opening else "Post an opening",
         "opening": opening,
         "form": typed,
@@ -144,12 +85,27 @@ async def new_opening_page(request: Request, context: Context) -> Response:
 
 
 @router.post("/openings/new", response_class=HTMLResponse)
-async def post_opening(request: Request, context: Context) -> Response:
+async def post_opening(request: Request, context: Context, source: Reach) -> Response:
     who, employer_id = web.signed_in(request, context)
     form = await request.form()
     web.check_csrf(who, form)
-    data, typed, errors = _opening_input(form)
+    data, typed, errors = opening_input(form)
     credentials, remote = data["required_credentials"], data["remote"]
+    if web.text(form, "action") == "estimate":
+        # Without script, "Check reach" re-renders the form with the estimate.
+        estimate, errors = await reach_view(context, source, employer_id=employer_id, data=data)
+        return _opening_form(
+            request,
+            context,
+            who,
+            opening=None,
+            typed=typed,
+            credentials=credentials,
+            remote=remote,
+            errors=errors,
+            estimate=estimate,
+            status_code=422 if errors else 200,
+        )
     if web.text(form, "action") == "suggest":
         code = taxonomy.suggest_role(typed["title"])
         if code:
@@ -187,7 +143,7 @@ async def post_opening(request: Request, context: Context) -> Response:
         typed=typed,
         credentials=credentials,
         remote=remote,
-        errors=_form_errors(errors),
+        errors=form_errors(errors),
         status_code=422,
     )
 
@@ -203,19 +159,35 @@ async def edit_opening_page(
         context,
         who,
         opening=opening,
-        typed=_typed_of(opening),
+        typed=typed_of(opening),
         credentials=list(opening.fields.required_credentials),
         remote=opening.fields.remote,
     )
 
 
 @router.post("/openings/{opening_id}/edit", response_class=HTMLResponse)
-async def edit_opening(request: Request, context: Context, opening_id: OpeningPath) -> Response:
+async def edit_opening(
+    request: Request, context: Context, source: Reach, opening_id: OpeningPath
+) -> Response:
     who, employer_id = web.signed_in(request, context)
     form = await request.form()
     web.check_csrf(who, form)
     opening = await context.service.own_opening(employer_id, opening_id)
-    data, typed, errors = _opening_input(form)
+    data, typed, errors = opening_input(form)
+    if web.text(form, "action") == "estimate":
+        estimate, errors = await reach_view(context, source, employer_id=employer_id, data=data)
+        return _opening_form(
+            request,
+            context,
+            who,
+            opening=opening,
+            typed=typed,
+            credentials=data["required_credentials"],
+            remote=data["remote"],
+            errors=errors,
+            estimate=estimate,
+            status_code=422 if errors else 200,
+        )
     if not errors:
         if data["expires_at"] is None or data["expires_at"].date() == opening.expires_at.date():
             del data["expires_at"]  # unchanged: keep the exact instant it has
@@ -238,7 +210,7 @@ async def edit_opening(request: Request, context: Context, opening_id: OpeningPa
         typed=typed,
         credentials=data["required_credentials"],
         remote=data["remote"],
-        errors=_form_errors(errors),
+        errors=form_errors(errors),
         status_code=422,
     )
 

@@ -152,9 +152,12 @@ def job_posting_script(posting: dict[str, Any]) -> str:
 
 
 def gone(opening: Opening, *, now: datetime) -> bool:
-    """Whether a closed opening's page has outlived its grace period (410 Gone)."""
+    """Whether a closed opening's page has outlived its grace period (410 Gone); one an
+    operator took down is gone at once."""
     if opening.is_open:
         return False
+    if opening.taken_down:
+        return True
     return now - (opening.closed_at or opening.expires_at) > CLOSED_GRACE
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from hwcollab_common.mongo import Document
 from hwcollab_employer.commands import OpeningFields
 from hwcollab_employer.domain import Employer, Opening, Place
+from hwcollab_employer.idempotency import IdempotencyClaim, IdempotencyRecord, StoredAnswer
 from hwcollab_employer.ports import ApiKeyRecord
 
 
@@ -57,6 +58,7 @@ def employer_document(employer: Employer) -> Document:
         "created_at": employer.created_at,
         "updated_at": employer.updated_at,
         "approved_at": employer.approved_at,
+        "moderation_reason": employer.moderation_reason,
     }
 
 
@@ -78,6 +80,7 @@ def employer_from(document: Document) -> Employer:
         created_at=document["created_at"],
         updated_at=document["updated_at"],
         approved_at=document.get("approved_at"),
+        moderation_reason=document.get("moderation_reason"),
     )
 
 
@@ -96,6 +99,7 @@ def opening_document(opening: Opening) -> Document:
         "status": opening.status,
         "closed_at": opening.closed_at,
         "close_reason": opening.close_reason,
+        "takedown_reason": opening.takedown_reason,
     }
     # Remote openings without a ZIP have no location; the 2dsphere index skips them.
     if opening.place:
@@ -122,6 +126,7 @@ def opening_from(document: Document) -> Opening:
         closed_at=document.get("closed_at"),
         close_reason=document.get("close_reason"),
         notified=document.get("notified", 0),
+        takedown_reason=document.get("takedown_reason"),
     )
 
 
@@ -135,4 +140,36 @@ def api_key_from(document: Document) -> ApiKeyRecord:
         created_at=document["created_at"],
         revoked_at=document.get("revoked_at"),
         last_used_at=document.get("last_used_at"),
+    )
+
+
+def idempotency_id(principal: str, key: str) -> str:
+    # A key is printable ASCII, so a line break cannot occur in either part.
+    return f"{principal}\n{key}"
+
+
+def idempotency_document(record: IdempotencyRecord) -> Document:
+    claim = record.claim
+    return {
+        "_id": idempotency_id(claim.principal, claim.key),
+        "principal": claim.principal,
+        "key": claim.key,
+        "fingerprint": claim.fingerprint,
+        "status": record.answer.status,
+        "body": record.answer.body,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+    }
+
+
+def idempotency_from(document: Document) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        claim=IdempotencyClaim(
+            principal=document["principal"],
+            key=document["key"],
+            fingerprint=document["fingerprint"],
+        ),
+        answer=StoredAnswer(status=document["status"], body=dict(document["body"])),
+        created_at=document["created_at"],
+        expires_at=document["expires_at"],
     )

@@ -13,11 +13,17 @@ from hwcollab_employer.commands import (
     ProfileFields,
     expires_in_range,
 )
-from hwcollab_schemas.events import EmployerProfile, OpeningClosedPayload, OpeningDetails
+from hwcollab_schemas.events import (
+    EmployerModeration,
+    EmployerProfile,
+    OpeningClosedPayload,
+    OpeningDetails,
+    OpeningTakenDownPayload,
+)
 
-EmployerStatus = Literal["pending", "approved", "suspended"]
+EmployerStatus = Literal["pending", "approved", "suspended", "rejected"]
 OpeningStatus = Literal["open", "closed"]
-CloseReason = Literal["closed", "expired"]
+CloseReason = Literal["closed", "expired", "taken_down"]
 
 DEFAULT_OPENING_DAYS = 30
 MAX_OPENING_DAYS = 180
@@ -70,10 +76,17 @@ class Employer:
     created_at: datetime
     updated_at: datetime
     approved_at: datetime | None = None
+    moderation_reason: str | None = None
+    """Why an operator rejected, suspended or reinstated the employer (shown to it)."""
 
     @property
     def approved(self) -> bool:
         return self.status == "approved"
+
+    def moderation(self) -> EmployerModeration:
+        return EmployerModeration(
+            **self.profile().model_dump(), reason=self.moderation_reason or None
+        )
 
     def profile(self) -> EmployerProfile:
         return EmployerProfile(
@@ -165,7 +178,51 @@ def update_profile(
 
 def approve(employer: Employer, *, now: datetime) -> Employer:
     return replace(
-        employer, version=employer.version + 1, status="approved", approved_at=now, updated_at=now
+        employer,
+        version=employer.version + 1,
+        status="approved",
+        approved_at=now,
+        updated_at=now,
+        moderation_reason=None,
+    )
+
+
+def reject(employer: Employer, *, reason: str, now: datetime) -> Employer:
+    """Refuse a pending sign-up."""
+    if employer.status != "pending":
+        raise ConflictError(
+            f"only a pending employer can be rejected; this one is {employer.status}"
+        )
+    return _moderated(employer, status="rejected", reason=reason, now=now)
+
+
+def suspend(employer: Employer, *, reason: str, now: datetime) -> Employer:
+    """Take an approved employer off the site until reinstated."""
+    if employer.status != "approved":
+        raise ConflictError(
+            f"only an approved employer can be suspended; this one is {employer.status}"
+        )
+    return _moderated(employer, status="suspended", reason=reason, now=now)
+
+
+def reinstate(employer: Employer, *, reason: str | None, now: datetime) -> Employer:
+    """Approve a suspended employer again."""
+    if employer.status != "suspended":
+        raise ConflictError(
+            f"only a suspended employer can be reinstated; this one is {employer.status}"
+        )
+    return _moderated(employer, status="approved", reason=reason, now=now)
+
+
+def _moderated(
+    employer: Employer, *, status: EmployerStatus, reason: str | None, now: datetime
+) -> Employer:
+    return replace(
+        employer,
+        version=employer.version + 1,
+        status=status,
+        moderation_reason=reason,
+        updated_at=now,
     )
 
 
@@ -189,10 +246,16 @@ class Opening:
     closed_at: datetime | None = None
     close_reason: CloseReason | None = None
     notified: int = field(default=0)
+    takedown_reason: str | None = None
+    """Why an operator took the opening down (shown to its employer)."""
 
     @property
     def is_open(self) -> bool:
         return self.status == "open"
+
+    @property
+    def taken_down(self) -> bool:
+        return self.close_reason == "taken_down"
 
     def details(self) -> OpeningDetails:
         f = self.fields
@@ -223,13 +286,24 @@ class Opening:
             status=self.status,
         )
 
+    def taken_down_payload(self) -> OpeningTakenDownPayload:
+        assert self.closed_at is not None
+        assert self.takedown_reason is not None
+        return OpeningTakenDownPayload(
+            opening_id=self.opening_id,
+            employer_id=self.employer_id,
+            version=self.version,
+            reason=self.takedown_reason,
+            taken_down_at=self.closed_at,
+        )
+
     def closed_payload(self) -> OpeningClosedPayload:
         assert self.closed_at is not None
         return OpeningClosedPayload(
             opening_id=self.opening_id,
             employer_id=self.employer_id,
             version=self.version,
-            reason=self.close_reason or "closed",
+            reason="expired" if self.close_reason == "expired" else "closed",
             closed_at=self.closed_at,
         )
 
@@ -313,6 +387,21 @@ def close_opening(opening: Opening, *, reason: CloseReason, now: datetime) -> Op
         status="closed",
         closed_at=now,
         close_reason=reason,
+        updated_at=now,
+    )
+
+
+def take_down(opening: Opening, *, reason: str, now: datetime) -> Opening:
+    """An operator takes one opening off the site: closed, with the reason."""
+    if not opening.is_open:
+        raise ConflictError("the opening is already closed")
+    return replace(
+        opening,
+        version=opening.version + 1,
+        status="closed",
+        closed_at=now,
+        close_reason="taken_down",
+        takedown_reason=reason,
         updated_at=now,
     )
 

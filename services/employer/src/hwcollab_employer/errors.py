@@ -18,6 +18,9 @@ from hwcollab_employer.domain import (
     NotFoundError,
 )
 from hwcollab_employer.handlers import EmailTakenError
+from hwcollab_employer.operator_pages import HOME as OPERATOR_HOME
+from hwcollab_employer.operator_pages import OperatorSignInRequiredError
+from hwcollab_employer.reach import NOT_APPROVED_MESSAGE, NotApprovedError
 
 MESSAGES = {
     403: "This belongs to another employer.",
@@ -68,6 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def forbidden(request: Request, _: Exception) -> Response:
         return _answer(request, 403, MESSAGES[403])
 
+    async def not_approved(request: Request, _: Exception) -> Response:
+        return _answer(request, 403, NOT_APPROVED_MESSAGE)
+
     async def conflict(request: Request, error: Exception) -> Response:
         return _answer(request, 409, str(error) or MESSAGES[409])
 
@@ -76,6 +82,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def sign_in_first(_: Request, __: Exception) -> Response:
         return web.redirect("/login")
+
+    async def operator_sign_in_first(_: Request, __: Exception) -> Response:
+        return web.redirect(OPERATOR_HOME)
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
@@ -88,8 +97,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidFieldsError, invalid)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(ForbiddenError, forbidden)
+    app.add_exception_handler(NotApprovedError, not_approved)
     app.add_exception_handler(ConflictError, conflict)
     app.add_exception_handler(EmailTakenError, email_taken)
     app.add_exception_handler(web.SignInRequiredError, sign_in_first)
+    app.add_exception_handler(OperatorSignInRequiredError, operator_sign_in_first)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(HTTPException, http_error)

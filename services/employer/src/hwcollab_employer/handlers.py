@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
@@ -30,6 +30,14 @@ from hwcollab_employer.domain import (
     NotFoundError,
     Opening,
 )
+from hwcollab_employer.idempotency import (
+    IDEMPOTENCY_HEADER,
+    KEY_IN_PROGRESS,
+    KEY_REUSED,
+    IdempotencyClaim,
+    StoredAnswer,
+    record_for,
+)
 from hwcollab_employer.listing import (
     BoardQuery,
     DirectoryQuery,
@@ -37,10 +45,13 @@ from hwcollab_employer.listing import (
     OpeningListing,
     Page,
 )
+from hwcollab_employer.moderation import OperatorDecisions
 from hwcollab_employer.ports import (
     ApiKeyRecord,
     DuplicateEmailError,
+    DuplicateExternalIdError,
     EmployerRepository,
+    IdempotencyKeyTakenError,
     Tx,
     UnitOfWork,
 )
@@ -66,7 +77,10 @@ from hwcollab_schemas.events import (
 
 log = logging.getLogger(__name__)
 
-PRODUCER = "employer"
+# How often a post whose idempotency key another request took meanwhile is run again: the second
+# run finds that request's answer (a transaction still running holds the key with a write
+# conflict, which the unit of work waits out).
+KEY_RACE_ATTEMPTS = 3
 
 
 class EmailTakenError(ValueError):
@@ -84,13 +98,17 @@ def _required_place(zip_code: str, *, field: str) -> ZipPlace:
     return place
 
 
+def _external_id_taken(external_id: str | None) -> str:
+    return f"another of your openings has the external_id {external_id!r}"
+
+
 @dataclass(frozen=True, slots=True)
 class OpeningStats:
     opening_id: str
     notified: int
 
 
-class EmployerService:
+class EmployerService(OperatorDecisions):
     """Every use case of the service; the API, pages and consumers are thin layers over it."""
 
     def __init__(
@@ -109,9 +127,6 @@ class EmployerService:
         self._passwords = passwords
         self._auto_approve = auto_approve
         self._new_id = new_id
-
-    def _event(self, cls: type[Event], payload: object) -> Event:
-        return cls.create(payload, producer=PRODUCER, occurred_at=self._clock.now())
 
     # --- accounts ----------------------------------------------------------------------------
 
@@ -179,40 +194,6 @@ class EmployerService:
 
         return await self._uow.commit(work)
 
-    async def approve(self, employer_id: str) -> Employer:
-        """Approve a pending employer; its open openings are announced from now on."""
-
-        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
-            current = await self._employer_in(employer_id, session)
-            if current.approved:
-                return current, []
-            approved = domain.approve(current, now=self._clock.now())
-            await self._repository.save_employer(approved, session=session)
-            events = [self._event(EmployerApproved, approved.profile())]
-            events += await self._republish_openings(approved, session=session)
-            return approved, events
-
-        return await self._uow.commit(work)
-
-    async def _republish_openings(self, employer: Employer, *, session: Tx) -> list[Event]:
-        events: list[Event] = []
-        now = self._clock.now()
-        for opening in await self._repository.openings_of(
-            employer.employer_id, open_only=True, session=session
-        ):
-            changed = domain.with_employer(opening, employer, now=now)
-            await self._repository.save_opening(
-                changed, previous_version=opening.version, session=session
-            )
-            events.append(self._event(OpeningUpdated, changed.details()))
-        return events
-
-    async def _employer_in(self, employer_id: str, session: Tx) -> Employer:
-        employer = await self._repository.get_employer(employer_id, session=session)
-        if employer is None:
-            raise NotFoundError(employer_id)
-        return employer
-
     # --- API keys ----------------------------------------------------------------------------
 
     async def create_api_key(self, employer_id: str, *, name: str) -> NewApiKey:
@@ -257,24 +238,84 @@ class EmployerService:
         opening_id = self._new_id()
 
         async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
-            employer = await self._employer_in(employer_id, session)
-            opening = domain.post_opening(
-                fields,
-                employer=employer,
-                opening_id=opening_id,
-                zip_place=_zip_place(fields.zip),
-                now=self._clock.now(),
+            return await self._add_opening(
+                employer_id, fields, opening_id=opening_id, session=session
             )
-            await self._repository.add_opening(opening, session=session)
-            await self._repository.refresh_listing(employer_id, session=session)
-            return opening, [self._event(OpeningPosted, opening.details())]
 
         return await self._uow.commit(work)
 
+    async def draft_opening(self, employer_id: str, fields: OpeningFields) -> Opening:
+        """The opening as :meth:`post_opening` would make it, with the same checks; nothing is
+        stored or published (the reach estimate of a form being written)."""
+        employer = await self.employer(employer_id)
+        return domain.post_opening(
+            fields,
+            employer=employer,
+            opening_id="draft",
+            zip_place=_zip_place(fields.zip),
+            now=self._clock.now(),
+        )
+
+    async def post_opening_once(
+        self,
+        employer_id: str,
+        fields: OpeningFields,
+        *,
+        claim: IdempotencyClaim,
+        answer: Callable[[Opening], StoredAnswer],
+    ) -> StoredAnswer:
+        """Post unless ``claim``'s key was used within 24 hours: then the first answer again
+        (nothing created), or 422 when it came with another body. The opening, its event and
+        the kept answer are one transaction, so two retries at once cannot both create."""
+        opening_id = self._new_id()
+
+        async def work(session: Tx) -> tuple[StoredAnswer, Sequence[Event]]:
+            now = self._clock.now()
+            kept = await self._repository.idempotency_record(
+                claim.principal, claim.key, session=session
+            )
+            if kept is not None and kept.live(now=now):
+                if kept.claim.fingerprint != claim.fingerprint:
+                    raise InvalidFieldsError({IDEMPOTENCY_HEADER: KEY_REUSED}, location="header")
+                return replace(kept.answer, replayed=True), []
+            opening, events = await self._add_opening(
+                employer_id, fields, opening_id=opening_id, session=session
+            )
+            first = answer(opening)
+            await self._repository.keep_idempotency_record(
+                record_for(claim, first, now=now), replaces=kept, session=session
+            )
+            return first, events
+
+        for _ in range(KEY_RACE_ATTEMPTS):
+            try:
+                return await self._uow.commit(work)
+            except IdempotencyKeyTakenError:
+                continue
+        raise ConflictError(KEY_IN_PROGRESS)
+
+    async def _add_opening(
+        self, employer_id: str, fields: OpeningFields, *, opening_id: str, session: Tx
+    ) -> tuple[Opening, Sequence[Event]]:
+        employer = await self._employer_in(employer_id, session)
+        opening = domain.post_opening(
+            fields,
+            employer=employer,
+            opening_id=opening_id,
+            zip_place=_zip_place(fields.zip),
+            now=self._clock.now(),
+        )
+        try:
+            await self._repository.add_opening(opening, session=session)
+        except DuplicateExternalIdError as error:
+            raise ConflictError(_external_id_taken(fields.external_id)) from error
+        await self._repository.refresh_listing(employer_id, session=session)
+        return opening, [self._event(OpeningPosted, opening.details())]
+
     async def opening(self, opening_id: str) -> Opening:
-        """A public opening: open and of an approved employer."""
+        """A public opening: of an approved employer, and not taken down by an operator."""
         opening = await self._repository.get_opening(opening_id)
-        if opening is None or not opening.employer_approved:
+        if opening is None or not opening.employer_approved or opening.taken_down:
             raise NotFoundError(opening_id)
         return opening
 
@@ -286,8 +327,9 @@ class EmployerService:
             raise NotFoundError(opening_id)
         if opening.employer_id != employer_id:
             # Another employer learns no more than the job board shows: 403 for an opening
-            # anyone may read, 404 for one nobody else may see (its employer is not approved).
-            if not opening.employer_approved:
+            # anyone may read, 404 for one nobody else may see (its employer is not approved,
+            # or an operator took it down).
+            if not opening.employer_approved or opening.taken_down:
                 raise NotFoundError(opening_id)
             raise ForbiddenError(opening_id)
         return opening
@@ -311,13 +353,29 @@ class EmployerService:
                 zip_place=_zip_place(fields.zip),
                 now=self._clock.now(),
             )
-            await self._repository.save_opening(
-                edited, previous_version=current.version, session=session
-            )
+            try:
+                await self._repository.save_opening(
+                    edited, previous_version=current.version, session=session
+                )
+            except DuplicateExternalIdError as error:
+                raise ConflictError(_external_id_taken(fields.external_id)) from error
             await self._repository.refresh_listing(employer_id, session=session)
             return edited, [self._event(OpeningUpdated, edited.details())]
 
         return await self._uow.commit(work)
+
+    async def own_opening_by_external_id(self, employer_id: str, external_id: str) -> Opening:
+        opening = await self._repository.opening_by_external_id(employer_id, external_id)
+        if opening is None:
+            raise NotFoundError(external_id)
+        return opening
+
+    async def edit_opening_by_external_id(
+        self, employer_id: str, external_id: str, patch: OpeningPatch
+    ) -> Opening:
+        """Edit the employer's opening that carries its own ``external_id`` (as an ATS knows it)."""
+        opening = await self.own_opening_by_external_id(employer_id, external_id)
+        return await self.edit_opening(employer_id, opening.opening_id, patch)
 
     async def close_opening(self, employer_id: str, opening_id: str) -> Opening:
         async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:

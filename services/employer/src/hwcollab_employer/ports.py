@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from hwcollab_employer.domain import Employer, Opening
+from hwcollab_employer.idempotency import IdempotencyRecord
 from hwcollab_employer.listing import (
     BoardQuery,
     DirectoryQuery,
@@ -24,6 +25,14 @@ Tx = Any
 
 class DuplicateEmailError(ValueError):
     """An employer account with this contact email already exists."""
+
+
+class DuplicateExternalIdError(ValueError):
+    """Another opening of the same employer already has this ``external_id``."""
+
+
+class IdempotencyKeyTakenError(ValueError):
+    """Another request stored an answer for this idempotency key first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +60,30 @@ class EmployerRepository(Protocol):
     async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
         """Employers in ``status``, oldest first (for operators)."""
 
-    async def add_opening(self, opening: Opening, *, session: Tx) -> None: ...
+    async def add_opening(self, opening: Opening, *, session: Tx) -> None:
+        """Raises :class:`DuplicateExternalIdError` when the employer used its external id."""
 
     async def get_opening(self, opening_id: str, *, session: Tx = None) -> Opening | None: ...
 
     async def save_opening(self, opening: Opening, *, previous_version: int, session: Tx) -> None:
-        """Raises :class:`~hwcollab_employer.domain.ConflictError` if it changed meanwhile."""
+        """Raises :class:`~hwcollab_employer.domain.ConflictError` if it changed meanwhile,
+        :class:`DuplicateExternalIdError` if another of the employer's openings has its external
+        id."""
+
+    async def opening_by_external_id(
+        self, employer_id: str, external_id: str, *, session: Tx = None
+    ) -> Opening | None: ...
+
+    async def idempotency_record(
+        self, principal: str, key: str, *, session: Tx
+    ) -> IdempotencyRecord | None:
+        """The answer kept for ``key`` of ``principal``, expired or not."""
+
+    async def keep_idempotency_record(
+        self, record: IdempotencyRecord, *, replaces: IdempotencyRecord | None, session: Tx
+    ) -> None:
+        """Keep ``record`` (in place of the expired ``replaces``); raises
+        :class:`IdempotencyKeyTakenError` when another request kept one for the key first."""
 
     async def openings_of(
         self, employer_id: str, *, open_only: bool = False, session: Tx = None
@@ -64,6 +91,9 @@ class EmployerRepository(Protocol):
         """The employer's openings, newest first."""
 
     async def expired_openings(self, *, now: datetime, limit: int) -> list[Opening]: ...
+
+    async def recent_openings(self, *, limit: int) -> list[Opening]:
+        """Every employer's openings, newest first (for operators)."""
 
     async def refresh_listing(self, employer_id: str, *, session: Tx) -> None:
         """Recount the employer's open openings and roles hiring, as the directory shows them."""

@@ -23,10 +23,14 @@ from hwcollab_employer.documents import (
     api_key_from,
     employer_document,
     employer_from,
+    idempotency_document,
+    idempotency_from,
+    idempotency_id,
     opening_document,
     opening_from,
 )
 from hwcollab_employer.domain import ConflictError, Employer, Opening
+from hwcollab_employer.idempotency import IdempotencyRecord
 from hwcollab_employer.listing import (
     BoardQuery,
     DirectoryQuery,
@@ -35,7 +39,13 @@ from hwcollab_employer.listing import (
     Page,
     offset_of,
 )
-from hwcollab_employer.ports import ApiKeyRecord, DuplicateEmailError, Tx
+from hwcollab_employer.ports import (
+    ApiKeyRecord,
+    DuplicateEmailError,
+    DuplicateExternalIdError,
+    IdempotencyKeyTakenError,
+    Tx,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +53,11 @@ METERS_PER_MILE = 1609.344
 # IndexOptionsConflict, IndexKeySpecsConflict: an equivalent index is already there.
 INDEX_EXISTS_CODES = frozenset({85, 86})
 OBSOLETE_REACH_INDEX = "opening_id_1"
+EXTERNAL_ID_INDEX = "employer_id_1_external_id_1"
+
+
+def _external_id_clash(error: DuplicateKeyError) -> bool:
+    return EXTERNAL_ID_INDEX in str(error) or "external_id" in str(error.details or "")
 
 
 def _geo_near(*, near: Any, radius_miles: int, query: Document) -> Document:
@@ -64,6 +79,7 @@ class MongoEmployerRepository:
         self._openings = database["openings"]
         self._api_keys = database["api_keys"]
         self._reach = database["reach"]
+        self._idempotency = database["idempotency_keys"]
 
     async def ensure_indexes(self) -> None:
         """Create the indexes that do not exist yet (so that a restart never trips on them)."""
@@ -82,8 +98,17 @@ class MongoEmployerRepository:
                     IndexModel([("location", "2dsphere")]),
                     IndexModel([("employer_id", ASCENDING), ("posted_at", DESCENDING)]),
                     IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)]),
+                    # An employer's own reference is unique among its openings (when it has one).
+                    IndexModel(
+                        [("employer_id", ASCENDING), ("external_id", ASCENDING)],
+                        name=EXTERNAL_ID_INDEX,
+                        unique=True,
+                        partialFilterExpression={"external_id": {"$type": "string"}},
+                    ),
                 ],
             ),
+            # Kept answers to idempotent posts go 24 hours after they were given.
+            (self._idempotency, [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)]),
             (self._api_keys, [IndexModel([("employer_id", ASCENDING)])]),
         ]
         for collection, indexes in wanted:
@@ -134,9 +159,22 @@ class MongoEmployerRepository:
     # --- openings ----------------------------------------------------------------------------
 
     async def add_opening(self, opening: Opening, *, session: Tx) -> None:
-        await self._openings.insert_one(
-            opening_document(opening) | {"notified": 0}, session=session
+        try:
+            await self._openings.insert_one(
+                opening_document(opening) | {"notified": 0}, session=session
+            )
+        except DuplicateKeyError as error:
+            if _external_id_clash(error):
+                raise DuplicateExternalIdError(opening.fields.external_id) from error
+            raise
+
+    async def opening_by_external_id(
+        self, employer_id: str, external_id: str, *, session: Tx = None
+    ) -> Opening | None:
+        document = await self._openings.find_one(
+            {"employer_id": employer_id, "external_id": external_id}, session=session
         )
+        return opening_from(document) if document else None
 
     async def get_opening(self, opening_id: str, *, session: Tx = None) -> Opening | None:
         document = await self._openings.find_one({"_id": opening_id}, session=session)
@@ -148,9 +186,14 @@ class MongoEmployerRepository:
         update: Document = {"$set": document}
         if "location" not in document:
             update["$unset"] = {"location": ""}
-        result = await self._openings.update_one(
-            {"_id": opening.opening_id, "version": previous_version}, update, session=session
-        )
+        try:
+            result = await self._openings.update_one(
+                {"_id": opening.opening_id, "version": previous_version}, update, session=session
+            )
+        except DuplicateKeyError as error:
+            if _external_id_clash(error):
+                raise DuplicateExternalIdError(opening.fields.external_id) from error
+            raise
         if result.matched_count != 1:
             raise ConflictError("the opening was changed meanwhile; reload and try again")
 
@@ -162,6 +205,14 @@ class MongoEmployerRepository:
             query["status"] = "open"
         cursor = self._openings.find(query, session=session).sort(
             [("posted_at", DESCENDING), ("_id", ASCENDING)]
+        )
+        return [opening_from(document) async for document in cursor]
+
+    async def recent_openings(self, *, limit: int) -> list[Opening]:
+        cursor = (
+            self._openings.find({})
+            .sort([("posted_at", DESCENDING), ("_id", ASCENDING)])
+            .limit(limit)
         )
         return [opening_from(document) async for document in cursor]
 
@@ -288,6 +339,32 @@ class MongoEmployerRepository:
     async def _count(self, collection: Any, stage: Document) -> int:
         rows = await self._aggregate(collection, [stage, {"$count": "total"}])
         return int(rows[0]["total"]) if rows else 0
+
+    # --- idempotency keys --------------------------------------------------------------------
+
+    async def idempotency_record(
+        self, principal: str, key: str, *, session: Tx
+    ) -> IdempotencyRecord | None:
+        document = await self._idempotency.find_one(
+            {"_id": idempotency_id(principal, key)}, session=session
+        )
+        return idempotency_from(document) if document else None
+
+    async def keep_idempotency_record(
+        self, record: IdempotencyRecord, *, replaces: IdempotencyRecord | None, session: Tx
+    ) -> None:
+        document = idempotency_document(record)
+        if replaces is None:
+            try:
+                await self._idempotency.insert_one(document, session=session)
+            except DuplicateKeyError as error:
+                raise IdempotencyKeyTakenError(record.claim.key) from error
+            return
+        result = await self._idempotency.replace_one(
+            {"_id": document["_id"], "expires_at": replaces.expires_at}, document, session=session
+        )
+        if result.matched_count != 1:
+            raise IdempotencyKeyTakenError(record.claim.key)
 
     # --- API keys ----------------------------------------------------------------------------
 

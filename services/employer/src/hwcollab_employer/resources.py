@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hwcollab_employer.domain import Employer, Opening
 from hwcollab_employer.listing import EmployerListing, OpeningListing, Page
@@ -15,6 +15,20 @@ from hwcollab_employer.ports import ApiKeyRecord
 class Registered(BaseModel):
     employer_id: str
     status: str
+
+
+class Moderated(Registered):
+    """An operator's decision on an employer, as the employer is shown it."""
+
+    reason: str | None
+
+    @classmethod
+    def of(cls, employer: Employer) -> Moderated:
+        return cls(
+            employer_id=employer.employer_id,
+            status=employer.status,
+            reason=employer.moderation_reason,
+        )
 
 
 class AccessToken(BaseModel):
@@ -51,6 +65,9 @@ class EmployerMe(EmployerPublic):
     status: str
     created_at: datetime
     approved_at: datetime | None
+    moderation_reason: str | None = Field(
+        default=None, description="Why HWcollab rejected, suspended or reinstated the account"
+    )
 
     @classmethod
     def of(cls, employer: Employer) -> EmployerMe:
@@ -60,6 +77,7 @@ class EmployerMe(EmployerPublic):
             status=employer.status,
             created_at=employer.created_at,
             approved_at=employer.approved_at,
+            moderation_reason=employer.moderation_reason,
         )
 
 
@@ -139,6 +157,8 @@ class OpeningOut(BaseModel):
 class OwnOpening(OpeningOut):
     employer_approved: bool
     notified: int
+    external_id: str | None = None
+    takedown_reason: str | None = None
 
     @classmethod
     def own(cls, opening: Opening, *, base_url: str = "") -> OwnOpening:
@@ -147,6 +167,8 @@ class OwnOpening(OpeningOut):
             **base.model_dump(),
             employer_approved=opening.employer_approved,
             notified=opening.notified,
+            external_id=opening.fields.external_id,
+            takedown_reason=opening.takedown_reason,
         )
 
 

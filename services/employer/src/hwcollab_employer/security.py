@@ -75,6 +75,7 @@ class TokenAuthority:
         self._access = URLSafeSerializer(key, salt="hwcollab.employer.access")
         self._session = URLSafeSerializer(key, salt="hwcollab.employer.session")
         self._anonymous = URLSafeSerializer(key, salt="hwcollab.employer.csrf")
+        self._operator = URLSafeSerializer(key, salt="hwcollab.employer.operator")
         self._clock = clock
         self.access_ttl = access_ttl
         self.session_ttl = session_ttl
@@ -101,6 +102,23 @@ class TokenAuthority:
         if claims is None or not claims.csrf:
             return None
         return Session(claims.subject, claims.csrf, claims.expires_at)
+
+    def issue_operator_session(self) -> tuple[str, str]:
+        """(cookie value, CSRF token) of an operator signed in on the operator page with the
+        ``ADMIN_TOKEN``; it expires like an employer's session."""
+        csrf = secrets.token_urlsafe(24)
+        expires = self._clock.now() + self.session_ttl
+        cookie = self._operator.dumps(
+            {"sub": "operator", "csrf": csrf, "exp": int(expires.timestamp())}
+        )
+        return str(cookie), csrf
+
+    def read_operator_session(self, cookie: str | None) -> str | None:
+        """The CSRF token of a valid, unexpired operator session; None otherwise."""
+        claims = self._load(self._operator, cookie)
+        if claims is None or claims.subject != "operator":
+            return None
+        return claims.csrf
 
     def issue_anonymous_csrf(self) -> tuple[str, str]:
         """(cookie value, CSRF token) for forms shown before signing in."""

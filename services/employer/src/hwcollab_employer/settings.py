@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from hwcollab_common.settings import MIN_SECRET_LENGTH, ServiceSettings
+from hwcollab_common.settings import DEV_REACH_TOKEN, MIN_SECRET_LENGTH, ServiceSettings
 
 DEV_EMPLOYER_SESSION_KEY = "dev-only-employer-session-key-change-me"
 
@@ -25,12 +25,24 @@ class Settings(ServiceSettings):
     login_rate_limit: str = "10/minute"
     signup_rate_limit: str = "30/hour"
     write_rate_limit: str = "120/minute"
+    # Reach estimates: per employer (a form asks again as it changes, a little after each edit).
+    estimate_rate_limit: str = "60/minute"
+    # The notifier's internal reach endpoint (base URL), its token, and how long to wait for it.
+    notifier_url: str = "http://127.0.0.1:8003"
+    reach_token: SecretStr = SecretStr(DEV_REACH_TOKEN)
+    reach_timeout_seconds: float = Field(default=0.3, gt=0, le=10)
 
     def production_problems(self) -> list[str]:
+        problems = []
         key = self.employer_session_key.get_secret_value()
         if key == DEV_EMPLOYER_SESSION_KEY or len(key) < MIN_SECRET_LENGTH:
-            return [f"EMPLOYER_SESSION_KEY must be a secret of {MIN_SECRET_LENGTH}+ characters"]
-        return []
+            problems.append(
+                f"EMPLOYER_SESSION_KEY must be a secret of {MIN_SECRET_LENGTH}+ characters"
+            )
+        token = self.reach_token.get_secret_value()
+        if token == DEV_REACH_TOKEN or len(token) < MIN_SECRET_LENGTH:
+            problems.append(f"REACH_TOKEN must be a secret of {MIN_SECRET_LENGTH}+ characters")
+        return problems
 
     @property
     def secure_cookies(self) -> bool:

@@ -96,29 +96,32 @@ class Announcer:
         started = time.perf_counter()
         result = self._index.match(opening_criteria(details))
         metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
-        ids = result.subscriber_ids()
+        readers = list(zip(result.subscriber_ids(), result.digest_flags(), strict=True))
         now = self._runtime.clock.now()
         new = 0
         # A batch of readers at a time, recorded and queued before the next is read: the first
         # emails leave while the rest of a large audience is still being recorded.
-        for chunk in chunks(ids, self._batch_size):
+        for chunk in chunks(readers, self._batch_size):
             new += await self._record(opening_id, chunk, now=now)
         await self._repo.mark_announced(opening_id, version=details.version, now=now)
-        log.info("opening %s matched %d subscribers, %d new pairs", opening_id, len(ids), new)
+        log.info("opening %s matched %d subscribers, %d new pairs", opening_id, len(readers), new)
         return new
 
-    async def _record(self, opening_id: str, readers: Sequence[str], *, now: datetime) -> int:
-        """Ledger rows for ``readers`` (the channel from the frequency the index knows), and
-        delivery jobs for the new immediate ones; the number of new pairs. Nothing is read: the
-        index holds active subscribers only, and each email checks its reader again."""
+    async def _record(
+        self, opening_id: str, readers: Sequence[tuple[str, bool]], *, now: datetime
+    ) -> int:
+        """Ledger rows for ``readers`` (subscriber id, whether they take a digest: the index
+        knows), and delivery jobs for the new immediate ones; the number of new pairs. Nothing
+        is read: the index holds active subscribers only, and each email checks its reader
+        again."""
         rows = [
             ledger_row(
                 subscriber_id=subscriber_id,
                 opening_id=opening_id,
-                channel="digest" if self._index.takes_digest(subscriber_id) else "immediate",
+                channel="digest" if digest else "immediate",
                 now=now,
             )
-            for subscriber_id in readers
+            for subscriber_id, digest in readers
         ]
         inserted = set(await self._repo.add_pairs(rows))
         fresh = [row for row in rows if row["_id"] in inserted]

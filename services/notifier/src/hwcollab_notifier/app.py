@@ -30,6 +30,7 @@ from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.jobs import KafkaJobQueue
 from hwcollab_notifier.mail import SmtpSender
 from hwcollab_notifier.operations import sample_delivery_lag
+from hwcollab_notifier.reach import reach_router
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
 from hwcollab_notifier.wiring import composer_for, wire_use_cases
@@ -168,4 +169,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
     )
     app.include_router(fanout_router(ledger=fanout, require_admin=admin_guard(settings)))
+    app.include_router(reach_router(index=index, token=settings.reach_token))
     return app

@@ -38,6 +38,11 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+# Frequencies whose matches wait for a digest; every other one is emailed at once (the
+# announcer's channel of a ledger row, and the reach estimate's split).
+DIGEST_FREQUENCIES: Final = frozenset({"daily", "weekly"})
+
+
 def criteria_of(profile: SubscriberProfile) -> SubscriberCriteria:
     return subscriber_criteria(
         subscriber_id=profile.subscriber_id,
@@ -50,6 +55,7 @@ def criteria_of(profile: SubscriberProfile) -> SubscriberCriteria:
         radius_miles=float(profile.radius_miles),
         remote_ok=profile.remote_ok,
         min_pay_hourly=profile.min_pay_hourly,
+        digest=profile.frequency in DIGEST_FREQUENCIES,
     )
 
 

@@ -21,9 +21,13 @@ from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
     EmployerApproved,
     EmployerRegistered,
+    EmployerReinstated,
+    EmployerRejected,
+    EmployerSuspended,
     EmployerUpdated,
     OpeningClosed,
     OpeningPosted,
+    OpeningTakenDown,
     OpeningUpdated,
     SubscriberConfirmationRequested,
     SubscriberDeleted,
@@ -206,7 +210,19 @@ class ReadModel:
     # --- employers and openings ---------------------------------------------------------------
 
     async def on_employer(self, event: Event) -> None:
-        if not isinstance(event, EmployerRegistered | EmployerUpdated | EmployerApproved):
+        # A suspension or rejection is the employer's new status: deliveries and digests read it
+        # just before sending, so queued emails of its openings are dropped from then on. A
+        # reinstatement announces its openings again, which tells only readers never told: the
+        # ledger has one row per (subscriber, opening), ever.
+        if not isinstance(
+            event,
+            EmployerRegistered
+            | EmployerUpdated
+            | EmployerApproved
+            | EmployerRejected
+            | EmployerSuspended
+            | EmployerReinstated,
+        ):
             return
         profile = event.payload
         now = self._runtime.clock.now()
@@ -233,8 +249,13 @@ class ReadModel:
             await self._once(event, save)
             # Also on a repeated event: a crash may have come between saving and announcing.
             await self._announcer.announce(details.opening_id)
-        elif isinstance(event, OpeningClosed):
+        elif isinstance(event, OpeningClosed | OpeningTakenDown):
             closed = event.payload
+            closed_at = (
+                event.payload.taken_down_at
+                if isinstance(event, OpeningTakenDown)
+                else event.payload.closed_at
+            )
 
             async def close(session: AsyncClientSession) -> None:
                 current = await self._repo.opening_version(closed.opening_id, session=session)
@@ -243,7 +264,7 @@ class ReadModel:
                         closed.opening_id,
                         employer_id=closed.employer_id,
                         version=closed.version,
-                        closed_at=closed.closed_at,
+                        closed_at=closed_at,
                         session=session,
                     )
 

@@ -54,15 +54,10 @@ def change_from_document(doc: Document) -> IndexChange:
     return IndexChange(profile.subscriber_id, version, profile)
 
 
-DIGEST_FREQUENCIES = frozenset({"daily", "weekly"})
-
-
 class ReplicaIndex:
     def __init__(self) -> None:
         self.index = MatchIndex()
         self._versions: dict[str, int] = {}
-        self._digest_readers: set[str] = set()
-        """Active subscribers who take their openings in a digest; the others are immediate."""
         self._buffer: list[IndexChange] = []
         self.loaded = False
         self.watermark: datetime | None = None
@@ -84,7 +79,6 @@ class ReplicaIndex:
             self.index.remove(change.subscriber_id)
         else:
             self.index.upsert(criteria_of(change.profile))
-        self._note_frequency(change)
         INDEX_SIZE.set(len(self.index))
         return True
 
@@ -98,7 +92,6 @@ class ReplicaIndex:
             versions[change.subscriber_id] = change.version
             if change.profile is not None:
                 active.append(criteria_of(change.profile))
-            self._note_frequency(change)
         self.index.build(active)
         self._versions = versions
         self.watermark = now
@@ -129,16 +122,6 @@ class ReplicaIndex:
 
     def match(self, opening: OpeningCriteria) -> MatchResult:
         return self.index.match(opening)
-
-    def takes_digest(self, subscriber_id: str) -> bool:
-        """Whether this active subscriber asked for a daily or weekly digest."""
-        return subscriber_id in self._digest_readers
-
-    def _note_frequency(self, change: IndexChange) -> None:
-        if change.profile is not None and change.profile.frequency in DIGEST_FREQUENCIES:
-            self._digest_readers.add(change.subscriber_id)
-        else:
-            self._digest_readers.discard(change.subscriber_id)
 
     async def check_ready(self) -> None:
         """A readiness check: fails while the index is still loading."""

@@ -8,7 +8,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from hwcollab_common.dkim_keys import DkimKeyError, SigningKey, load_signing_key
-from hwcollab_common.settings import DEV_POSTAL_ADDRESS, ServiceSettings
+from hwcollab_common.settings import (
+    DEV_POSTAL_ADDRESS,
+    DEV_REACH_TOKEN,
+    MIN_SECRET_LENGTH,
+    ServiceSettings,
+)
 from hwcollab_schemas.topics import NOTIFIER_DELIVERY_GROUP, NOTIFIER_GROUP
 
 
@@ -75,6 +80,8 @@ class Settings(ServiceSettings):
     delivery_batch_jobs: int = Field(default=8, ge=1, le=500)
     """The most delivery jobs a consumer takes from Kafka at once."""
     lag_sample_seconds: float = Field(default=15.0, gt=0)
+    reach_token: SecretStr = SecretStr(DEV_REACH_TOKEN)
+    """The bearer token the employer service presents for reach estimates (the same value)."""
 
     @field_validator(
         "dkim_private_key", "dkim_private_key_file", "dkim_domain", "bounce_domain", mode="before"
@@ -104,11 +111,19 @@ class Settings(ServiceSettings):
                     f"DKIM_PRIVATE_KEY_FILE {self.dkim_private_key_file} cannot be read: "
                     f"{error.strerror}"
                 ) from None
-            return load_signing_key(pem)
+            try:
+                return load_signing_key(pem)
+            except DkimKeyError as error:
+                raise DkimKeyError(
+                    f"DKIM_PRIVATE_KEY_FILE {self.dkim_private_key_file}: {error}"
+                ) from None
         if self.dkim_private_key is not None:
             # A PEM in one line (as some secret stores hold it) has "\n" for its line breaks.
             text = self.dkim_private_key.get_secret_value().replace("\\n", "\n").strip()
-            return load_signing_key(text.encode())
+            try:
+                return load_signing_key(text.encode())
+            except DkimKeyError as error:
+                raise DkimKeyError(f"DKIM_PRIVATE_KEY: {error}") from None
         return None
 
     @property
@@ -133,9 +148,12 @@ class Settings(ServiceSettings):
             problems.append("POSTAL_ADDRESS must be the sender's real postal address (CAN-SPAM)")
         if "@" not in self.mail_from_address:
             problems.append("MAIL_FROM must contain an email address")
+        token = self.reach_token.get_secret_value()
+        if token == DEV_REACH_TOKEN or len(token) < MIN_SECRET_LENGTH:
+            problems.append(f"REACH_TOKEN must be a secret of {MIN_SECRET_LENGTH}+ characters")
         if self.dkim_private_key_file is None and self.dkim_private_key is None:
             problems.append(
-                "DKIM_PRIVATE_KEY (or DKIM_PRIVATE_KEY_FILE) must be set: Gmail and Yahoo send "
+                "DKIM_PRIVATE_KEY must be set (or DKIM_PRIVATE_KEY_FILE): Gmail and Yahoo send "
                 "unsigned bulk mail to spam (deploy/README.md, Sending domain)"
             )
         sender_domain = self.mail_from_address.rpartition("@")[2].lower()

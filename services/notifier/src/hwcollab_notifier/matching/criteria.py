@@ -38,6 +38,9 @@ class SubscriberCriteria:
     radius_miles: float
     remote_ok: bool
     min_pay_hourly: float | None = None
+    digest: bool = False
+    """Matches reach this subscriber in a digest (daily or weekly) rather than at once; the match
+    rule ignores it, the reach estimate counts by it."""
 
     def __post_init__(self) -> None:
         if not MIN_RADIUS_MILES <= self.radius_miles <= MAX_RADIUS_MILES:
@@ -81,6 +84,7 @@ def subscriber_criteria(
     radius_miles: float,
     remote_ok: bool,
     min_pay_hourly: float | None,
+    digest: bool = False,
 ) -> SubscriberCriteria:
     """Criteria from a profile as the subscriber chose it (role and family codes mixed)."""
     return SubscriberCriteria(
@@ -94,6 +98,7 @@ def subscriber_criteria(
         radius_miles=radius_miles,
         remote_ok=remote_ok,
         min_pay_hourly=min_pay_hourly,
+        digest=digest,
     )
 
 

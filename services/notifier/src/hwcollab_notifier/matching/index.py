@@ -46,8 +46,11 @@ from hwcollab_notifier.matching.criteria import OpeningCriteria, SubscriberCrite
 from hwcollab_notifier.matching.ids import format_uuids
 from hwcollab_notifier.matching.layout import (
     CREDENTIAL_BIT,
+    DIGEST,
     EMPLOYMENT_BIT,
+    N_EMPLOYMENT_MASKS,
     N_PAY_BUCKETS,
+    N_SETTING_MASKS,
     REMOTE_OK,
     ROLE_INDEX,
     SETTING_BIT,
@@ -78,9 +81,19 @@ class MatchResult:
     _store_lo: npt.NDArray[np.uint64]
     _verbatim: dict[int, str]
     _verbatim_rows: I64
+    _roles: npt.NDArray[np.uint16]
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def digest_count(self) -> int:
+        """How many of the matched subscribers take their matches in a digest."""
+        return int(np.count_nonzero(self._roles[self.rows] & DIGEST))
+
+    def digest_flags(self) -> list[bool]:
+        """Whether each matched subscriber (in the order of :meth:`subscriber_ids`) takes their
+        matches in a digest."""
+        return ((self._roles[self.rows] & DIGEST) != 0).tolist()  # type: ignore[no-any-return]
 
     def subscriber_ids(self) -> list[str]:
         ids = format_uuids(self._store_hi[self.rows], self._store_lo[self.rows])
@@ -164,8 +177,18 @@ class MatchIndex:
         """Bytes held by the index's arrays and id maps."""
         return self._store.nbytes
 
-    def match(self, opening: OpeningCriteria) -> MatchResult:
-        """Every active subscriber that ``opening`` matches (SPEC §3 items 2–7)."""
+    def match(
+        self,
+        opening: OpeningCriteria,
+        *,
+        any_setting: bool = False,
+        any_employment_type: bool = False,
+    ) -> MatchResult:
+        """Every active subscriber that ``opening`` matches (SPEC §3 items 2–7).
+
+        ``any_setting`` / ``any_employment_type`` relax that item, as if the opening were in
+        every setting or of every type (the reach estimate: how many people a choice leaves out).
+        """
         store = self._store
         role = ROLE_INDEX.get(opening.role)
         required = 0
@@ -176,8 +199,12 @@ class MatchIndex:
                 required |= CREDENTIAL_BIT[credential]
         if role is None:
             return self._result(np.empty(0, np.int64), np.empty(0, np.float64))
-        setting_bit = SETTING_BIT.get(opening.setting, 0)
-        employment_bit = EMPLOYMENT_BIT.get(opening.employment_type, 0)
+        setting_bit = N_SETTING_MASKS - 1 if any_setting else SETTING_BIT.get(opening.setting, 0)
+        employment_bit = (
+            N_EMPLOYMENT_MASKS - 1
+            if any_employment_type
+            else EMPLOYMENT_BIT.get(opening.employment_type, 0)
+        )
         table = accepting_profiles(
             setting_bit=setting_bit,
             employment_bit=employment_bit,
@@ -210,7 +237,12 @@ class MatchIndex:
             rows.append(remote)
             distances.append(np.full(len(remote), np.nan))
         delta_rows, delta_distances = self._scan_delta(
-            opening=opening, role_bit=1 << role, pay=pay, required=required
+            opening=opening,
+            role_bit=1 << role,
+            pay=pay,
+            required=required,
+            setting_bit=setting_bit,
+            employment_bit=employment_bit,
         )
         rows.append(delta_rows)
         distances.append(delta_distances)
@@ -230,6 +262,7 @@ class MatchIndex:
             _store_lo=store.lo,
             _verbatim=store.verbatim,
             _verbatim_rows=verbatim_rows,
+            _roles=store.roles,
         )
 
     def _near(
@@ -270,15 +303,22 @@ class MatchIndex:
         return rows
 
     def _scan_delta(
-        self, *, opening: OpeningCriteria, role_bit: int, pay: float | None, required: int
+        self,
+        *,
+        opening: OpeningCriteria,
+        role_bit: int,
+        pay: float | None,
+        required: int,
+        setting_bit: int,
+        employment_bit: int,
     ) -> tuple[I64, F64]:
         store = self._store
         first, end = store.indexed, store.size
         if first == end:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         table = accepting_profiles(
-            setting_bit=SETTING_BIT.get(opening.setting, 0),
-            employment_bit=EMPLOYMENT_BIT.get(opening.employment_type, 0),
+            setting_bit=setting_bit,
+            employment_bit=employment_bit,
             required=required,
             exclude_remote_ok=False,
         )

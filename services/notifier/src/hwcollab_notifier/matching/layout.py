@@ -43,6 +43,9 @@ ALIVE = 1 << 13
 PROFILE_SPACE = 1 << 14
 # Kept beside the role bits: the id is not a canonical UUID string, the index keeps it verbatim.
 VERBATIM_ID = 1 << 15
+# Kept beside the role bits too: the subscriber takes matches in a digest (the reach estimate).
+DIGEST = 1 << 14
+assert N_ROLES <= 14, "role bits, DIGEST and VERBATIM_ID share one uint16"
 
 
 def unit_vectors(

@@ -16,6 +16,7 @@ from hwcollab_notifier.matching.layout import (
     ALIVE,
     CREDENTIAL_BIT,
     CREDENTIAL_SHIFT,
+    DIGEST,
     EMPLOYMENT_BIT,
     EMPLOYMENT_SHIFT,
     GRIDS,
@@ -143,7 +144,9 @@ class RowStore:
             float(sub.radius_miles),
             min_pay,
             profile,
-            self._roles(sub.roles) | (0 if canonical else VERBATIM_ID),
+            self._roles(sub.roles)
+            | (0 if canonical else VERBATIM_ID)
+            | (DIGEST if sub.digest else 0),
         )
         if not canonical:
             self.verbatim[key] = sub.subscriber_id
