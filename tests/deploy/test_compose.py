@@ -148,6 +148,13 @@ def test_compose_runs_with_dev_settings_only(compose: dict[str, Any]) -> None:
     assert compose_environment(compose["services"]["employer"])["EMPLOYER_APPROVAL"] == "auto"
 
 
+def test_compose_sends_unsigned_unless_given_a_key(compose: dict[str, Any]) -> None:
+    """No DKIM key is committed: the notifier signs only with one passed from the shell or .env."""
+    notifier = compose_environment(compose["services"]["notifier"])
+    assert notifier["DKIM_PRIVATE_KEY"] == ""
+    assert "${DKIM_PRIVATE_KEY:-}" in COMPOSE_FILE.read_text()
+
+
 def test_embedded_scripts_parse(compose: dict[str, Any], tmp_path: Any) -> None:
     """The topic-creation shell script and the replica-set JavaScript are at least well formed."""
     script = interpolate(compose["services"]["kafka-topics"]["entrypoint"][-1])
