@@ -380,9 +380,10 @@ class EmailComposer:
             opening_ids=ids,
             subscriber_id=subscriber_id,
             data=data,
-            envelope_sender=(
-                self._bounces.address_for(message_id=message_id, subscriber_id=subscriber_id) or ""
-                if self._bounces is not None and subscriber_id
-                else ""
-            ),
+            envelope_sender=self._envelope_sender(message_id, subscriber_id),
         )
+
+    def _envelope_sender(self, message_id: str, subscriber_id: str) -> str:
+        if self._bounces is None or not subscriber_id:
+            return ""
+        return self._bounces.address_for(message_id=message_id, subscriber_id=subscriber_id) or ""
