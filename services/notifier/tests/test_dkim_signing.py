@@ -10,6 +10,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from dkim.canonicalization import Relaxed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ from hwcollab_common.dkim_keys import (
 )
 from hwcollab_notifier.mail.composer import EmailComposer, OutgoingEmail
 from hwcollab_notifier.mail.sender import _wire_format
-from hwcollab_notifier.mail.signing import DkimSigner, canonical_body
+from hwcollab_notifier.mail.signing import DkimSigner, canonical_body, canonical_header
 from hwcollab_notifier.mail.views import OpeningView, Recipient
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -238,6 +239,31 @@ def test_any_bulletin_verifies(subject: str, first_name: str, body: str) -> None
         recipient(first_name=first_name), bulletin_id="b", subject=subject, body_markdown=body
     )
     assert verifies(sent.data, key)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from([b"a", b"=", b".", b" ", b"\t", b"\r\n", b"\r\n "])).map(b"".join))
+def test_body_canonicalization_equals_dkimpys(body: bytes) -> None:
+    assert canonical_body(body) == Relaxed.canonicalize_body(body)
+
+
+@settings(max_examples=500)
+@given(
+    name=st.sampled_from([b"Subject", b"TO", b"list-ID", b"X-Kind"]),
+    before_colon=st.sampled_from([b"", b" ", b"\t "]),
+    value=st.lists(
+        st.sampled_from([b"a", b"=?utf-8?b?w5w=?=", b" ", b"\t", b"\r\n ", b"\r\n\t", b";"])
+    ).map(b"".join),
+)
+def test_header_canonicalization_equals_dkimpys(
+    name: bytes, before_colon: bytes, value: bytes
+) -> None:
+    ((expected_name, expected_value),) = Relaxed.canonicalize_headers(
+        [(name + before_colon, value)]
+    )
+    assert canonical_header(name + before_colon + b":" + value) == (
+        expected_name + b":" + expected_value
+    )
 
 
 def test_canonical_body_follows_rfc_6376() -> None:

@@ -54,14 +54,19 @@ _PREHASHED_SHA256 = utils.Prehashed(hashes.SHA256())
 
 def canonical_body(body: bytes) -> bytes:
     """Relaxed body canonicalization: whitespace runs become one space, whitespace at line ends
-    and empty lines at the end go. The composer's quoted-printable lines seldom have either, so
-    the common case is two substring scans and a slice."""
+    and empty lines at the end go, and a body not ending in CRLF gets one. The composer's
+    quoted-printable lines seldom have either kind of whitespace, so the common case is a few
+    substring scans and a slice."""
     if b"\t" in body or b"  " in body:
         body = _WSP_RUN.sub(b" ", body)
     if b" \r\n" in body:
         body = _TRAILING_WSP.sub(b"\r\n", body)
-    body = body.rstrip(b" \t\r\n")
-    return body + b"\r\n" if body else b""
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    end = len(body)
+    while body.endswith(b"\r\n\r\n", 0, end):
+        end -= 2
+    return b"" if end == 2 else body[:end]
 
 
 def canonical_header(field: bytes) -> bytes:
