@@ -18,11 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from typer.testing import CliRunner
 
+from hwcollab_cli.main import app as cli_app
 from hwcollab_common.tokens import Purpose
 from hwcollab_notifier.app import create_app as create_notifier
 from hwcollab_notifier.settings import Settings as NotifierSettings
@@ -58,6 +61,7 @@ class World:
         producer: AIOKafkaProducer,
         sink: SmtpSink,
         bounce_port: int,
+        notifier_url: str,
     ) -> None:
         self.subscribers = subscribers
         self.notifier = notifier
@@ -66,7 +70,15 @@ class World:
         self.producer = producer
         self.sink = sink
         self.bounce_port = bounce_port
+        self.notifier_url = notifier_url
         self.run = uuid.uuid4().hex[:6]
+
+    async def cli(self, *args: str) -> str:
+        """``hwcollab …`` against the notifier over HTTP, as an operator runs it."""
+        common = ["--notifier-url", self.notifier_url, "--admin-token", TOKEN]
+        result = await asyncio.to_thread(CliRunner().invoke, cli_app, [*args, *common])
+        assert result.exit_code == 0, result.output
+        return result.output
 
     async def subscribed(self, name: str) -> tuple[str, str]:
         """A confirmed immediate subscriber near Worcester, welcomed: (id, address)."""
@@ -248,15 +260,33 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
                 return (await notifier.get("/readyz")).status_code == 200
 
             await eventually(ready, timeout=60, what="notifier ready")
-            yield World(
-                subscribers=subscribers,
-                notifier=notifier,
-                links=subscriber_app.state.links,
-                subscriber_db=mongo[subscriber_db],
-                producer=producer,
-                sink=smtp_sink,
-                bounce_port=bounce_port,
+            # The same app over a real port too, for the operator CLI.
+            http_port = free_port()
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    notifier_app,
+                    host="127.0.0.1",
+                    port=http_port,
+                    lifespan="off",
+                    log_level="warning",
+                )
             )
+            serving = asyncio.create_task(server.serve())
+            await eventually(lambda: server.started, timeout=30, what="notifier on HTTP")
+            try:
+                yield World(
+                    subscribers=subscribers,
+                    notifier=notifier,
+                    links=subscriber_app.state.links,
+                    subscriber_db=mongo[subscriber_db],
+                    producer=producer,
+                    sink=smtp_sink,
+                    bounce_port=bounce_port,
+                    notifier_url=f"http://127.0.0.1:{http_port}",
+                )
+            finally:
+                server.should_exit = True
+                await serving
     finally:
         await producer.stop()
         await mongo.close()
@@ -289,8 +319,11 @@ async def test_a_hard_bounce_marks_the_subscriber_bounced_and_stops_their_mail(
     assert address in await world.suppressed()
     (record,) = [b for b in await world.bounces() if b.get("subscriber_id") == subscriber_id]
     assert (record["outcome"], record["status"], record["email"]) == ("hard", "5.1.1", address)
-    shown = await world.notifier.get(f"/api/admin/bounces/{record['bounce_id']}", headers=ADMIN)
-    assert "User unknown in virtual" in shown.json()["raw"]
+    listed = await world.cli("bounces", "list", "--outcome", "hard", "--json")
+    assert record["bounce_id"] in listed
+    shown = await world.cli("bounces", "show", record["bounce_id"])
+    assert "User unknown in virtual" in shown
+    assert "5.1.1" in shown
 
     before = len(world.sink.messages_to(address))
     second = await world.post_opening("second")
@@ -299,7 +332,7 @@ async def test_a_hard_bounce_marks_the_subscriber_bounced_and_stops_their_mail(
     assert await world.status_of(control_id) == "active"
 
 
-async def test_a_soft_bounce_counts_but_does_not_suppress(world: World) -> None:
+async def test_a_soft_bounce_counts_and_the_limit_of_them_counts_as_hard(world: World) -> None:
     subscriber_id, address = await world.subscribed("soft")
     opening = await world.post_opening("soft")
     return_path, alert = await world.alert(address, opening)
@@ -317,7 +350,25 @@ async def test_a_soft_bounce_counts_but_does_not_suppress(world: World) -> None:
     assert [(b["outcome"], b["soft_count"]) for b in records] == [("soft", 1), ("soft", 1)]
     assert address not in await world.suppressed()
     assert await world.status_of(subscriber_id) == "active"
-    await world.alert(address, await world.post_opening("after-soft"))
+    return_path, alert = await world.alert(address, await world.post_opening("after-soft"))
+
+    # The second soft bounce (of another email) within SOFT_BOUNCE_DAYS counts as hard.
+    again = world.report(
+        "mailbox_full_4.2.2.eml",
+        message_id=str(alert["Message-ID"]),
+        return_path=return_path,
+        recipient=address,
+    )
+    code, _reply = await world.deliver(again, to=return_path)
+    assert code == 250
+
+    async def bounced() -> bool:
+        return await world.status_of(subscriber_id) == "bounced"
+
+    await eventually(bounced, timeout=60, what=f"{address} bounced after two soft bounces")
+    assert address in await world.suppressed()
+    latest = next(b for b in await world.bounces() if b.get("subscriber_id") == subscriber_id)
+    assert (latest["outcome"], latest["soft_count"]) == ("hard", 2)
 
 
 async def test_a_spam_complaint_unsubscribes(world: World) -> None:
@@ -340,10 +391,8 @@ async def test_a_spam_complaint_unsubscribes(world: World) -> None:
     await eventually(unsubscribed, timeout=60, what=f"{address} unsubscribed")
     assert address in await world.suppressed()
 
-    forgiven = await world.notifier.post(
-        "/api/admin/bounces/forgive", json={"email": address}, headers=ADMIN
-    )
-    assert forgiven.json() == {"email": address, "unsuppressed": True, "bounces_forgiven": 1}
+    forgiven = await world.cli("bounces", "forgive", address)
+    assert f"{address} no longer suppressed; 1 bounce(s) forgiven" in forgiven
     assert address not in await world.suppressed()
 
 
