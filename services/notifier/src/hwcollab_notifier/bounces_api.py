@@ -112,7 +112,7 @@ def bounces_router(
         description="Takes the address off the suppression list; its stored bounces no longer "
         "count towards the soft-bounce limit. A bounced or unsubscribed subscriber is mailed "
         "again once they sign up again.",
-        responses=error_responses(400),
+        responses=error_responses(400, 413),
     )
     async def forgive(body: ForgiveIn) -> ForgivenOut:
         unsuppressed, forgiven = await forgive_address(
