@@ -55,6 +55,8 @@ OUTCOMES: tuple[Outcome, ...] = (
     "malformed",
     "ignored",
 )
+for _outcome in OUTCOMES:  # every outcome on the dashboard from the start, at 0
+    metrics.BOUNCES.labels(_outcome)
 KEPT_FOR = timedelta(days=30)
 """A stored report (and its raw bytes) is removed this long after it arrived."""
 COMPLAINT_TYPES = frozenset({"abuse", "fraud"})

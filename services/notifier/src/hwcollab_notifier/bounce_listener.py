@@ -91,6 +91,8 @@ class BounceListener:
             hostname=self._hostname,
             ident="hwcollab bounces",
             decode_data=False,
+            # A report about an email to an internationalized address may come that way.
+            enable_SMTPUTF8=True,
             timeout=60,
         )
 
