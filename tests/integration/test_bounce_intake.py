@@ -62,6 +62,7 @@ class World:
         sink: SmtpSink,
         bounce_port: int,
         notifier_url: str,
+        notifier_db: AsyncDatabase[Document],
     ) -> None:
         self.subscribers = subscribers
         self.notifier = notifier
@@ -71,6 +72,7 @@ class World:
         self.sink = sink
         self.bounce_port = bounce_port
         self.notifier_url = notifier_url
+        self.notifier_db = notifier_db  # read only to wait for the notifier, never to assert on
         self.run = uuid.uuid4().hex[:6]
 
     async def cli(self, *args: str) -> str:
@@ -283,6 +285,7 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
                     sink=smtp_sink,
                     bounce_port=bounce_port,
                     notifier_url=f"http://127.0.0.1:{http_port}",
+                    notifier_db=notifier_app.state.runtime.db,
                 )
             finally:
                 server.should_exit = True
@@ -394,6 +397,39 @@ async def test_a_spam_complaint_unsubscribes(world: World) -> None:
     forgiven = await world.cli("bounces", "forgive", address)
     assert f"{address} no longer suppressed; 1 bounce(s) forgiven" in forgiven
     assert address not in await world.suppressed()
+
+    # Forgiven, the address is mailed again: the person signs up again, the confirmation
+    # arrives, and so does the next opening.
+    before = len(world.sink.messages_to(address))
+    again = await world.subscribers.post(
+        "/api/subscribers",
+        json={
+            "email": address,
+            "roles": ["care_coordination"],
+            "settings": ["medical"],
+            "zip": "01608",
+            "radius_miles": 30,
+            "frequency": "immediate",
+        },
+    )
+    assert again.status_code == 202, again.text
+    await eventually(
+        lambda: len(world.sink.messages_to(address)) > before,
+        timeout=60,
+        what=f"a confirmation email to the forgiven {address}",
+    )
+    confirm = await world.subscribers.post(
+        "/api/subscribers/confirm",
+        json={"token": world.links.token(Purpose.CONFIRM, subscriber_id)},
+    )
+    assert confirm.status_code == 200, confirm.text
+
+    async def active_again() -> bool:
+        known = await world.notifier_db["subscribers"].find_one({"_id": subscriber_id})
+        return known is not None and known.get("status") == "active"
+
+    await eventually(active_again, timeout=60, what="the notifier sees the person active again")
+    await world.alert(address, await world.post_opening("forgiven"))
 
 
 async def test_hostile_reports_are_refused_or_counted_never_acted_on(world: World) -> None:
