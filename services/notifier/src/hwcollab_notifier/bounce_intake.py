@@ -18,10 +18,10 @@ token's hash and subscriber: no index on ``messages`` is needed for it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal, get_args
 from uuid import uuid4
 
 from pymongo import ASCENDING, DESCENDING
@@ -42,6 +42,7 @@ from hwcollab_schemas.events import (
     NotificationComplainedPayload,
     NotificationFailed,
     NotificationFailedPayload,
+    NotificationKind,
 )
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class BounceIntake:
         addresses: BounceAddresses,
         soft_limit: int,
         soft_window: timedelta,
-        on_commit: Any = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._clock = clock
         self._repository = repository
@@ -237,7 +238,12 @@ class BounceIntake:
         now: datetime,
     ) -> IntakeResult:
         email = str(document["email"])
-        kind = str(message.get("kind") or "immediate")
+        # Every kind the composer writes is a notification kind; an unknown one is not a reason
+        # to refuse the report.
+        recorded = str(message.get("kind"))
+        kind: NotificationKind = (
+            recorded if recorded in get_args(NotificationKind) else "immediate"  # type: ignore[assignment]
+        )
         message_id = str(message["_id"])
         if report.kind == "complaint":
             event: Event = NotificationComplained.create(
