@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from hwcollab_cli.components import existing_services
+from hwcollab_cli.components import DEV_BOUNCE_DOMAIN, existing_services
 from hwcollab_testing.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,7 +33,7 @@ def _stack_env(tmp_path: Path) -> dict[str, str]:
             "COLUMNS": "200",
         }
     )
-    for name in ("KAFKA", "MONGO", "SMTP", "INBOX", "SUBSCRIBER", "EMPLOYER", "NOTIFIER"):
+    for name in ("KAFKA", "MONGO", "SMTP", "INBOX", "SUBSCRIBER", "EMPLOYER", "NOTIFIER", "BOUNCE"):
         env[f"HWCOLLAB_{name}_PORT"] = str(free_port())
     return env
 
@@ -72,6 +73,8 @@ def test_stack_up_serves_every_component_and_stops_all_of_it(tmp_path: Path) -> 
             url = f"http://127.0.0.1:{env[f'HWCOLLAB_{name.upper()}_PORT']}"
             assert url in output
             assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        if "notifier" in existing_services():
+            _the_bounce_listener_answers(int(env["HWCOLLAB_BOUNCE_PORT"]))
         if {"employer", "notifier"} <= set(existing_services()):
             _estimates_reach_the_notifier(f"http://127.0.0.1:{env['HWCOLLAB_EMPLOYER_PORT']}")
         # Kafka, MongoDB, MailDev and each service run as children of the launcher.
@@ -90,6 +93,15 @@ def test_stack_up_serves_every_component_and_stops_all_of_it(tmp_path: Path) -> 
     _gone, alive = psutil.wait_procs(children, timeout=15)
     assert alive == [], f"left behind: {[p.pid for p in alive]}"
     assert "Stopped." in log.read_text(errors="replace")
+
+
+def _the_bounce_listener_answers(port: int) -> None:
+    """The notifier's bounce listener takes mail for the bounce domain only."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo("relay.test")
+        client.mail("<>")
+        assert client.rcpt("someone@elsewhere.example")[0] == 550
+        assert client.rcpt(f"postmaster@{DEV_BOUNCE_DOMAIN}")[0] == 250
 
 
 def _estimates_reach_the_notifier(employer: str) -> None:

@@ -20,6 +20,8 @@ from hwcollab_schemas.events import (
     ManageLinkRequestedPayload,
     NotificationBatchSent,
     NotificationBatchSentPayload,
+    NotificationComplained,
+    NotificationComplainedPayload,
     NotificationFailed,
     NotificationFailedPayload,
     NotificationSent,
@@ -197,6 +199,17 @@ EXAMPLES: list[Event] = [
             taken_down_at=NOW,
         ),
         producer="employer",
+        occurred_at=NOW,
+    ),
+    NotificationComplained.create(
+        NotificationComplainedPayload(
+            message_id="<a@b>",
+            subscriber_id="s-1",
+            kind="immediate",
+            feedback_type="abuse",
+            complained_at=NOW,
+        ),
+        producer="notifier",
         occurred_at=NOW,
     ),
 ]

@@ -42,6 +42,10 @@ EXPECTED_RETENTION = {name: str(topics.retention_ms(name)) for name in EXPECTED_
 _ENTRY = re.compile(r"(hwcollab\.[a-z0-9.]+[a-z0-9]):(\d+)")
 
 
+# Ports a service listens on besides HTTP: the notifier's bounce listener (BOUNCE_LISTEN_PORT).
+SMTP_PORTS = {"notifier": ("2525",)}
+
+
 def uvicorn_variable(name: str) -> bool:
     """UVICORN_* variables configure the server (click's auto_envvar_prefix), not the app."""
     return name.startswith("UVICORN_")
@@ -56,7 +60,7 @@ def test_ports_agree_everywhere(service: str, compose: dict[str, Any], rendered:
     compose_service = compose["services"][service]
     assert compose_service["build"]["args"]["PORT"] == str(port)
     container_ports = {str(mapping).rsplit(":", 1)[-1] for mapping in compose_service["ports"]}
-    assert container_ports == {str(port)}
+    assert container_ports == {str(port), *SMTP_PORTS.get(service, ())}
 
     deployment = deployments(rendered)[service]
     assert service_container(deployment)["ports"][0]["containerPort"] == port

@@ -346,13 +346,17 @@ async def test_deleting_a_subscriber_erases_their_data_and_keeps_only_hashes(
     assert n.mailer.to("gone@example.org")
     # the relay has published the notification events (they stay a while for audit)
     await n.runtime.db["outbox"].update_many({}, {"$set": {"status": "sent"}})
+    # a bounce report about one of their emails, kept for operators
+    await n.runtime.db["bounces"].insert_one(
+        {"_id": "b1", "subscriber_id": "gone", "email": "gone@example.org", "raw": b"To: gone"}
+    )
     await n.read_model.on_subscriber(
         at(n.clock, SubscriberDeleted, SubscriberDeletedPayload(subscriber_id="gone", version=2))
     )
     await n.read_model.on_subscriber(
         at(n.clock, SubscriberDeleted, SubscriberDeletedPayload(subscriber_id="weekly", version=2))
     )
-    for collection in ("subscribers", "ledger", "messages", "outbox"):
+    for collection in ("subscribers", "ledger", "messages", "outbox", "bounces"):
         async for doc in n.runtime.db[collection].find({}):
             text = repr(doc)
             assert "gone@example.org" not in text

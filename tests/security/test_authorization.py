@@ -172,6 +172,7 @@ NOTIFIER_MATRIX: dict[str, dict[str, Any] | None] = {
     "POST /api/admin/suppressions": {"email": "suppressed@security.example"},
     "DELETE /api/admin/suppressions/{email}": None,
     "POST /api/admin/bulletins": {"subject": "Matrix", "body_markdown": "Hello."},
+    "POST /api/admin/bounces/forgive": {"email": "forgiven@security.example"},
 }
 # Called by the employer service only, with a token of its own (REACH_TOKEN), not ADMIN_TOKEN.
 NOTIFIER_INTERNAL: dict[str, dict[str, Any]] = {

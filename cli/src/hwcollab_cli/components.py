@@ -274,6 +274,10 @@ def existing_services() -> list[str]:
     return [name for name in SERVICE_NAMES if service_exists(name)]
 
 
+DEV_BOUNCE_DOMAIN = "bounces.hwcollab.example"
+"""The bounce domain of a local stack (its listener is on localhost; no MX points there)."""
+
+
 def service_env(
     *,
     kafka_bootstrap: str,

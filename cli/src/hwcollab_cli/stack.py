@@ -42,6 +42,8 @@ class StackPorts:
     subscriber: int = 8001
     employer: int = 8002
     notifier: int = 8003
+    bounces: int = 2525
+    """The notifier's SMTP listener for bounce and complaint reports."""
 
     def service(self, name: str) -> int:
         port: int = getattr(self, name)
@@ -57,6 +59,8 @@ class StackPorts:
             (self.inbox, "MailDev web inbox"),
         ]
         wanted.extend((self.service(name), f"the {name} service") for name in services)
+        if "notifier" in services:
+            wanted.append((self.bounces, "the notifier's bounce listener"))
         return wanted
 
 
@@ -69,6 +73,7 @@ class StackInfo:
     smtp_port: int
     inbox_url: str
     service_urls: dict[str, str]
+    bounce_port: int | None = None
 
 
 @dataclass
@@ -160,6 +165,11 @@ class Stack:
         )
         # The employer service asks the notifier for reach estimates, wherever its port is.
         env["NOTIFIER_URL"] = public_urls["notifier"]
+        # Each email gets its own bounce address; reports sent there reach the notifier's
+        # listener (try `hwcollab bounces list` after delivering one to this port).
+        env["BOUNCE_DOMAIN"] = os.environ.get("BOUNCE_DOMAIN") or components.DEV_BOUNCE_DOMAIN
+        env["BOUNCE_LISTEN_HOST"] = components.HOST
+        env["BOUNCE_LISTEN_PORT"] = str(self.ports.bounces)
         started = [
             (
                 name,
@@ -179,6 +189,7 @@ class Stack:
             smtp_port=self.ports.smtp,
             inbox_url=f"http://{components.HOST}:{self.ports.inbox}",
             service_urls=service_urls,
+            bounce_port=self.ports.bounces if "notifier" in services else None,
         )
 
     def failed(self) -> ManagedProcess | None:
@@ -218,6 +229,8 @@ def print_urls(info: StackInfo, log_dir: Path) -> None:
     for name, url in info.service_urls.items():
         table.add_row(f"{name} service", url)
     table.add_row("inbox (MailDev)", info.inbox_url)
+    if info.bounce_port is not None:
+        table.add_row("bounce reports (SMTP)", f"{components.HOST}:{info.bounce_port}")
     table.add_row("Kafka", info.kafka_bootstrap)
     table.add_row("MongoDB", info.mongodb_url)
     table.add_row("logs", str(log_dir))
@@ -255,6 +268,12 @@ def up(
     subscriber_port: Annotated[int, typer.Option(envvar="HWCOLLAB_SUBSCRIBER_PORT")] = 8001,
     employer_port: Annotated[int, typer.Option(envvar="HWCOLLAB_EMPLOYER_PORT")] = 8002,
     notifier_port: Annotated[int, typer.Option(envvar="HWCOLLAB_NOTIFIER_PORT")] = 8003,
+    bounce_port: Annotated[
+        int,
+        typer.Option(
+            envvar="HWCOLLAB_BOUNCE_PORT", help="The notifier's SMTP port for bounce reports."
+        ),
+    ] = 2525,
     data_dir: Annotated[Path, typer.Option(envvar="HWCOLLAB_DATA_DIR")] = Path("var"),
     partitions: Annotated[int, typer.Option(envvar="HWCOLLAB_PARTITIONS")] = 4,
     demo: Annotated[bool, typer.Option(envvar="HWCOLLAB_DEMO")] = True,
@@ -269,6 +288,7 @@ def up(
         subscriber=subscriber_port,
         employer=employer_port,
         notifier=notifier_port,
+        bounces=bounce_port,
     )
     stack = Stack(ports=ports, data_dir=data_dir.resolve(), partitions=partitions)
     services = components.existing_services()

@@ -96,7 +96,7 @@ class SubscriberProfile(Payload):
 class SubscriberUnsubscribedPayload(Payload):
     subscriber_id: Id
     version: Version
-    reason: Literal["one_click", "page", "preferences", "bounce"] = "one_click"
+    reason: Literal["one_click", "page", "preferences", "bounce", "complaint"] = "one_click"
 
 
 class SubscriberDeletedPayload(Payload):
@@ -356,6 +356,17 @@ class NotificationFailedPayload(Payload):
     failed_at: AwareDatetime
 
 
+class NotificationComplainedPayload(Payload):
+    """The recipient of one email reported it as spam (an ARF report from their mailbox
+    provider): they must get nothing more."""
+
+    message_id: Annotated[str, Field(min_length=1, max_length=300)]
+    subscriber_id: Id
+    kind: NotificationKind
+    feedback_type: Annotated[str, Field(min_length=1, max_length=100)]
+    complained_at: AwareDatetime
+
+
 class NotificationBatchSentPayload(Payload):
     """Every email of one delivery batch that the SMTP server accepted: one record for a few
     hundred emails instead of one each. Each item means what one ``notification.sent`` means."""
@@ -388,6 +399,15 @@ class NotificationFailed(Event):
     payload: NotificationFailedPayload
 
 
+class NotificationComplained(Event):
+    """``notification.complained``: the subscriber service unsubscribes the person."""
+
+    TOPIC = NOTIFICATION_TOPIC
+    KEY_FIELD = "subscriber_id"
+    event_type: Literal["notification.complained"] = "notification.complained"
+    payload: NotificationComplainedPayload
+
+
 SubscriberEvent = (
     SubscriberRegistered
     | SubscriberUpdated
@@ -398,7 +418,9 @@ SubscriberEvent = (
 )
 EmployerEvent = EmployerRegistered | EmployerUpdated | EmployerApproved
 OpeningEvent = OpeningPosted | OpeningUpdated | OpeningClosed
-NotificationEvent = NotificationSent | NotificationBatchSent | NotificationFailed
+NotificationEvent = (
+    NotificationSent | NotificationBatchSent | NotificationFailed | NotificationComplained
+)
 
 EVENT_CLASSES: tuple[type[Event], ...] = (
     SubscriberRegistered,
@@ -420,4 +442,5 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     NotificationSent,
     NotificationBatchSent,
     NotificationFailed,
+    NotificationComplained,
 )

@@ -10,6 +10,8 @@ import pytest
 from hwcollab_common.clock import FixedClock
 from hwcollab_common.tokens import Purpose, TokenExpiredError, TokenInvalidError
 from hwcollab_schemas.events import (
+    NotificationComplained,
+    NotificationComplainedPayload,
     NotificationFailed,
     NotificationFailedPayload,
     SubscriberProfile,
@@ -259,6 +261,30 @@ async def test_permanent_bounce_marks_bounced_once(
         await service.set_paused(token, paused=False)
     await service.sign_up(SignUp.model_validate(body))
     assert store.only().status == "pending"
+
+
+async def test_spam_complaint_unsubscribes_once(
+    service: SubscriberService, store: Any, links: Links, body: dict[str, Any], helpers: Any
+) -> None:
+    subscriber_id = await confirmed(service, store, links, body)
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    event = NotificationComplained.create(
+        NotificationComplainedPayload(
+            message_id="m1",
+            subscriber_id=subscriber_id,
+            kind="immediate",
+            feedback_type="abuse",
+            complained_at=now,
+        ),
+        producer="notifier",
+        occurred_at=now,
+    )
+    await service.notification_complained(event)
+    await service.notification_complained(event)
+    assert store.only().status == "unsubscribed"
+    payload = helpers.payload_of(store.events, "subscriber.unsubscribed")
+    assert (payload.subscriber_id, payload.reason) == (subscriber_id, "complaint")
+    assert len(store.events_of("subscriber.unsubscribed")) == 1
 
 
 async def test_bounced_confirmation_is_not_announced(

@@ -19,6 +19,9 @@ from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_notifier.api import admin_guard, admin_router
+from hwcollab_notifier.bounce_intake import BounceIntake, BounceRecords
+from hwcollab_notifier.bounce_listener import BounceListener
+from hwcollab_notifier.bounces_api import bounces_router
 from hwcollab_notifier.consumers import (
     index_group_id,
     register_deliveries,
@@ -33,7 +36,7 @@ from hwcollab_notifier.operations import sample_delivery_lag
 from hwcollab_notifier.reach import reach_router
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
-from hwcollab_notifier.wiring import composer_for, wire_use_cases
+from hwcollab_notifier.wiring import bounce_addresses_for, composer_for, wire_use_cases
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     read_model, deliveries = uses.read_model, uses.deliveries
     digests, operations = uses.digests, uses.operations
     owner = f"{socket.gethostname()}:{os.getpid()}"
+    bounce_records = BounceRecords(runtime.db)
+    bounce_listener = _bounce_listener(settings, runtime, repository, bounce_records)
 
     # The broadcast index feed is registered (and so started) before the index loads.
     register_index_feed(runtime.broker, index, group_id=index_group_id())
@@ -129,7 +134,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await repository.ensure_indexes()
         await fanout.ensure_indexes()
+        await bounce_records.ensure_indexes()
         await runtime.start()
+        if bounce_listener is not None:
+            await bounce_listener.start()
         tasks = [
             asyncio.create_task(load_index(), name="index-load"),
             asyncio.create_task(
@@ -149,6 +157,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if bounce_listener is not None:
+                await bounce_listener.stop()
             await gauges.stop()
             await runtime.stop()
             await sender.close()
@@ -169,5 +179,44 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
     )
     app.include_router(fanout_router(ledger=fanout, require_admin=admin_guard(settings)))
+    app.include_router(
+        bounces_router(
+            repository=repository,
+            records=bounce_records,
+            clock=runtime.clock,
+            require_admin=admin_guard(settings),
+        )
+    )
     app.include_router(reach_router(index=index, token=settings.reach_token))
     return app
+
+
+def _bounce_listener(
+    settings: Settings,
+    runtime: ServiceRuntime,
+    repository: NotifierRepository,
+    records: BounceRecords,
+) -> BounceListener | None:
+    """The SMTP listener of the bounce domain, when BOUNCE_DOMAIN and BOUNCE_LISTEN_PORT are
+    set."""
+    addresses = bounce_addresses_for(settings)
+    if addresses is None or settings.bounce_listen_port == 0:
+        if settings.bounce_listen_port:
+            log.warning("BOUNCE_LISTEN_PORT is set without BOUNCE_DOMAIN: no bounce listener")
+        return None
+    intake = BounceIntake(
+        clock=runtime.clock,
+        repository=repository,
+        records=records,
+        addresses=addresses,
+        soft_limit=settings.soft_bounce_limit,
+        soft_window=timedelta(days=settings.soft_bounce_days),
+        on_commit=runtime.relay.wake,
+    )
+    return BounceListener(
+        intake=intake,
+        host=settings.bounce_listen_host,
+        port=settings.bounce_listen_port,
+        max_bytes=settings.bounce_max_bytes,
+        hostname=addresses.domain,
+    )

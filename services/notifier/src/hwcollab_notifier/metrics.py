@@ -35,3 +35,15 @@ CONSUMER_LAG = Gauge(
     "hwcollab_notifier_consumer_lag", "Messages not yet consumed by a group", ["group", "topic"]
 )
 SWEPT = Counter("hwcollab_notifier_swept_total", "Deliveries published again by the sweeper")
+BOUNCES = Counter(
+    "hwcollab_notifier_bounces_total",
+    "Bounce and complaint reports received, by what was done: hard (address suppressed, subscriber"
+    " bounced), soft (counted), complaint (suppressed, unsubscribed), unknown_message (names no"
+    " email we sent), malformed, ignored (a delay warning, an erased subscriber)",
+    ["outcome"],
+)
+BOUNCES_REFUSED = Counter(
+    "hwcollab_notifier_bounces_refused_total",
+    "SMTP commands the bounce listener refused, by reason",
+    ["reason"],
+)

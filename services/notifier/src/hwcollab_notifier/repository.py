@@ -119,6 +119,8 @@ class NotifierRepository(DeliveryStore):
             session=session,
         )
         await self.link_requests.delete_many({"subscriber_id": subscriber_id}, session=session)
+        # Bounce reports hold the address and the returned email: they go at once, not in 30 days.
+        await self.db["bounces"].delete_many({"subscriber_id": subscriber_id}, session=session)
         await self.ledger.update_many(
             {"subscriber_id": subscriber_id}, {"$unset": {"subscriber_id": ""}}, session=session
         )

@@ -52,6 +52,16 @@ class Settings(ServiceSettings):
     )
     """Set: each email's envelope sender is ``bounces+<signed token>@<bounce_domain>`` (VERP),
     naming its message and subscriber. Unset: the MAIL_FROM address."""
+    bounce_listen_host: str = "0.0.0.0"
+    bounce_listen_port: int = Field(default=0, ge=0, le=65535)
+    """The SMTP port on which this process receives bounces and complaint reports for
+    BOUNCE_DOMAIN (its MX delivers there); 0 (default) starts no listener."""
+    bounce_max_bytes: int = Field(default=1024 * 1024, ge=10 * 1024, le=50 * 1024 * 1024)
+    """A report larger than this is refused (552) before it is stored."""
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    soft_bounce_days: float = Field(default=7.0, gt=0, le=365)
+    """SOFT_BOUNCE_LIMIT soft bounces of one address (each of another email) within
+    SOFT_BOUNCE_DAYS count as a hard bounce."""
 
     digest_max_items: int = Field(default=25, ge=1, le=100)
     digest_interval_seconds: float = Field(default=60.0, gt=0)

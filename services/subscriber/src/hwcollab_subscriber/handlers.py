@@ -17,6 +17,7 @@ from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
     ConfirmationRequestedPayload,
     ManageLinkRequestedPayload,
+    NotificationComplained,
     NotificationFailed,
     SubscriberConfirmationRequested,
     SubscriberDeleted,
@@ -359,6 +360,30 @@ class SubscriberService:
             # A pending address was never announced, so there is nothing to tell the others.
             return None, [] if subscriber.status == "pending" else [self._updated(bounced)]
 
+        await self._once_retrying(event, work)
+
+    async def notification_complained(self, event: NotificationComplained) -> None:
+        """A spam complaint about one of our emails: the person is unsubscribed, as if they had
+        used the link (an erased or already unsubscribed person stays as they are)."""
+
+        async def work(subscribers: Subscribers) -> tuple[None, Sequence[Event]]:
+            subscriber = await subscribers.get(event.payload.subscriber_id)
+            if subscriber is None or subscriber.status == "unsubscribed":
+                return None, []
+            gone = subscriber.changed(now=self._clock.now(), status="unsubscribed")
+            await subscribers.save(gone, read_version=subscriber.version)
+            payload = SubscriberUnsubscribedPayload(
+                subscriber_id=gone.subscriber_id, version=gone.version, reason="complaint"
+            )
+            return None, [self._event(SubscriberUnsubscribed, payload)]
+
+        await self._once_retrying(event, work)
+
+    async def _once_retrying(
+        self,
+        event: Event,
+        work: Callable[[Subscribers], Awaitable[tuple[None, Sequence[Event]]]],
+    ) -> None:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 await self._store.transact_once(event, work)
