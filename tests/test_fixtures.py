@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import time
 import uuid
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiosmtplib
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
@@ -18,6 +20,8 @@ from pymongo.errors import DuplicateKeyError
 from hwcollab_cli import components
 from hwcollab_cli.processes import ManagedProcess, free_port, port_accepts
 from hwcollab_schemas.topics import OPENING_TOPIC, dlq_topic
+from hwcollab_testing import plugin
+from hwcollab_testing.plugin import ServiceStarter
 from hwcollab_testing.smtp import SmtpSink
 
 pytestmark = pytest.mark.integration
@@ -225,3 +229,33 @@ def test_a_kafka_node_without_its_jars_says_how_to_get_them(
     node = components.KafkaNode(port=1, controller_port=2, data_dir=tmp_path / "kafka")
     with pytest.raises(components.KafkaNotInstalledError, match="run `make install`"):
         node.argv()
+
+
+def test_a_service_whose_port_was_taken_meanwhile_starts_on_another(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    service_process: ServiceStarter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another process may bind a port between its picking and the service's start; the
+    starter must not take that process's answers for the service's."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    taken_port = taken.getsockname()[1]
+    ports = iter([taken_port])
+    monkeypatch.setattr(plugin, "free_port", lambda: next(ports, None) or free_port())
+    try:
+        employer = service_process(
+            "employer",
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "MONGODB_URL": mongo_url,
+                "MONGODB_DATABASE": f"test_port_taken_{uuid.uuid4().hex[:12]}",
+            },
+        )
+    finally:
+        taken.close()
+    assert employer.port != taken_port
+    assert plugin.listens(employer.pid, employer.port)
+    assert httpx.get(f"{employer.url}/healthz", timeout=5).status_code == 200

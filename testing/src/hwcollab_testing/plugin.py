@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from hwcollab_cli import components
@@ -139,6 +140,22 @@ class RunningService:
         self.process.kill()
 
 
+START_ATTEMPTS = 3
+
+
+class PortTakenError(RuntimeError):
+    """A service could not bind the port picked for it."""
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` listens on TCP ``port``."""
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in connections)
+
+
 class ServiceStarter(Protocol):
     def __call__(
         self, name: str, env: Mapping[str, str], *, port: int | None = None
@@ -154,7 +171,17 @@ class _ServiceFactory:
         self, name: str, env: Mapping[str, str], *, port: int | None = None
     ) -> RunningService:
         """``port``: when the caller must know it first (e.g. for the services' public URLs)."""
-        port = port or free_port()
+        if port:
+            return self._start(name, env, port=port)
+        for attempt in range(START_ATTEMPTS):
+            try:
+                return self._start(name, env, port=free_port())
+            except PortTakenError as taken:
+                # Between picking the port and binding it another process took it.
+                sys.stderr.write(f"{taken}; trying another port ({attempt + 1})\n")
+        raise RuntimeError(f"{name} found no free port in {START_ATTEMPTS} attempts")
+
+    def _start(self, name: str, env: Mapping[str, str], *, port: int) -> RunningService:
         log_path = self.log_dir / f"{name}-{port}.log"
         child_env = dict(os.environ)
         child_env.update(env)
@@ -173,8 +200,16 @@ class _ServiceFactory:
         )
         self.started.append(service)
         try:
-            process.wait_ready(lambda: http_ok(f"{url}/healthz"), timeout=STARTUP_TIMEOUT)
-        except Exception:
+            # Its own process must be the one answering: another server may hold the port.
+            process.wait_ready(
+                lambda: listens(process.pid, port) and http_ok(f"{url}/healthz"),
+                timeout=STARTUP_TIMEOUT,
+            )
+        except Exception as error:
+            if "address already in use" in process.log_tail(40):
+                self.started.remove(service)
+                _stop(process)
+                raise PortTakenError(f"{name}: port {port} is taken") from error
             sys.stderr.write(f"--- {name} log ({log_path}) ---\n{process.log_tail(40)}\n")
             raise
         return service
