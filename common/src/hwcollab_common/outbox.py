@@ -37,7 +37,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.errors import is_transient
-from hwcollab_common.mongo import Document, transactional_update_many
+from hwcollab_common.mongo import Document, transactional_update_many, update_in
 from hwcollab_common.tracing import SpanKind, context_from, span, trace_headers
 from hwcollab_schemas import Event
 
@@ -241,10 +241,12 @@ class OutboxRelay:
             done = set(published) | in_doubt
             unpublished = [e["_id"] for e in batch if e["_id"] not in done]
             if unpublished:  # give them back at once rather than waiting for the lease
-                await transactional_update_many(
+                await update_in(
                     self._outbox,
-                    {"_id": {"$in": unpublished}, "lease_owner": self._owner},
+                    "_id",
+                    unpublished,
                     {"$set": {"lease_until": None, "lease_owner": None}, "$inc": {"attempts": 1}},
+                    extra={"lease_owner": self._owner},
                 )
         if failure is not None:
             raise failure
@@ -284,10 +286,12 @@ class OutboxRelay:
                     len(waiting),
                     loop.time() - started,
                 )
-                await transactional_update_many(
+                await update_in(
                     self._outbox,
-                    {"_id": {"$in": [futures[f] for f in waiting]}, "lease_owner": self._owner},
+                    "_id",
+                    [futures[f] for f in waiting],
                     {"$set": {"lease_until": self._clock.now() + self._lease}},
+                    extra={"lease_owner": self._owner},
                 )
         return outcomes, {futures[future] for future in waiting}
 

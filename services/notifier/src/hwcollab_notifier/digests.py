@@ -104,7 +104,6 @@ class DigestRunner:
         unsettled = {
             str(message["subscriber_id"]): message
             for message in await self._store.unsettled_digests(profiles)
-            if message.get("digest_key")
         }
         digests: list[_Digest] = []
         for subscriber_id, profile in profiles.items():
