@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -46,7 +46,6 @@ class FakeRepository:
         self.employers: dict[str, Employer] = {}
         self.openings: dict[str, Opening] = {}
         self.api_keys_by_id: dict[str, ApiKeyRecord] = {}
-        self.reach: set[tuple[str, str]] = set()
         self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
 
     def snapshot(self) -> dict[str, Any]:
@@ -218,19 +217,13 @@ class FakeRepository:
         self.api_keys_by_id[key_id] = dataclasses.replace(record, revoked_at=now)
         return True
 
-    async def record_reach(self, pairs: Sequence[tuple[str, str]], *, session: Any) -> int:
-        added = 0
-        for opening_id, subscriber_id in pairs:
-            if (opening_id, subscriber_id) in self.reach:
-                continue
-            self.reach.add((opening_id, subscriber_id))
-            added += 1
+    async def count_reach(self, counts: Mapping[str, int], *, session: Any) -> None:
+        for opening_id, count in counts.items():
             opening = self.openings.get(opening_id)
             if opening is not None:
                 self.openings[opening_id] = dataclasses.replace(
-                    opening, notified=opening.notified + 1
+                    opening, notified=opening.notified + count
                 )
-        return added
 
 
 class FakeUnitOfWork:

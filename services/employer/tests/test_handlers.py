@@ -203,20 +203,18 @@ def _sent(subscriber_id: str, *opening_ids: str) -> NotificationSent:
     )
 
 
-async def test_reach_counts_distinct_subscribers_idempotently(
-    harness, signup, opening_json
-) -> None:
+async def test_reach_counts_each_event_once(harness, signup, opening_json) -> None:
     employer = await _employer(harness, signup)
     a = await _opening(harness, employer, opening_json)
     b = await _opening(harness, employer, opening_json, title="Care Manager", role="care_manager")
     first = _sent("s1", a.opening_id)
     await harness.service.record_notification(first)
     await harness.service.record_notification(first)  # redelivered
-    await harness.service.record_notification(_sent("s1", a.opening_id))  # another email, same pair
     await harness.service.record_notification(_sent("s2", a.opening_id, b.opening_id))
+    await harness.service.record_notification(_sent("s3", a.opening_id, a.opening_id))
     stats_a = await harness.service.stats(employer.employer_id, a.opening_id)
     stats_b = await harness.service.stats(employer.employer_id, b.opening_id)
-    assert (stats_a.notified, stats_b.notified) == (2, 1)
+    assert (stats_a.notified, stats_b.notified) == (3, 1)
 
 
 def _batch(*emails: tuple[str, tuple[str, ...]]) -> NotificationBatchSent:
@@ -232,7 +230,7 @@ def _batch(*emails: tuple[str, tuple[str, ...]]) -> NotificationBatchSent:
     )
 
 
-async def test_a_batch_counts_each_pair_once_in_one_transaction(
+async def test_a_batch_counts_each_of_its_pairs_once_in_one_transaction(
     harness, signup, opening_json
 ) -> None:
     employer = await _employer(harness, signup)
@@ -240,7 +238,7 @@ async def test_a_batch_counts_each_pair_once_in_one_transaction(
     b = await _opening(harness, employer, opening_json, title="Care Manager", role="care_manager")
     await harness.service.record_notification(_sent("s1", a.opening_id))
     batch = _batch(
-        ("s1", (a.opening_id,)),  # already counted from a single email
+        ("s0", (a.opening_id,)),
         ("s2", (a.opening_id, b.opening_id)),  # a digest naming both
         ("s3", (a.opening_id,)),
         ("s3", (a.opening_id,)),  # the same pair twice in one batch
@@ -250,7 +248,7 @@ async def test_a_batch_counts_each_pair_once_in_one_transaction(
     await harness.service.record_notification(batch)  # redelivered: applied once
     stats_a = await harness.service.stats(employer.employer_id, a.opening_id)
     stats_b = await harness.service.stats(employer.employer_id, b.opening_id)
-    assert (stats_a.notified, stats_b.notified) == (3, 1)
+    assert (stats_a.notified, stats_b.notified) == (4, 1)
     assert str(batch.event_id) in harness.uow.applied
 
 
@@ -258,20 +256,20 @@ async def test_a_batch_that_fails_changes_no_count(harness, signup, opening_json
     employer = await _employer(harness, signup)
     a = await _opening(harness, employer, opening_json)
     batch = _batch(("s1", (a.opening_id,)), ("s2", (a.opening_id,)))
-    record = harness.repository.record_reach
+    record = harness.repository.count_reach
     calls = 0
 
-    async def failing(pairs, *, session):  # type: ignore[no-untyped-def]
+    async def failing(counts, *, session):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
-        await record(pairs, session=session)
+        await record(counts, session=session)
         raise RuntimeError("the transaction is cut off")
 
-    harness.repository.record_reach = failing
+    harness.repository.count_reach = failing
     with pytest.raises(RuntimeError):
         await harness.service.record_notification(batch)
     assert calls == 1  # the whole batch is one write, not one per email
-    harness.repository.record_reach = record
+    harness.repository.count_reach = record
     assert (await harness.service.stats(employer.employer_id, a.opening_id)).notified == 0
     await harness.service.record_notification(batch)  # redelivered after the failure
     assert (await harness.service.stats(employer.employer_id, a.opening_id)).notified == 2

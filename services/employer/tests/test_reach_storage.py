@@ -1,8 +1,10 @@
-"""Reach storage: the fake repository and the MongoDB one give the same counts for the same
-pairs, and MongoDB records a batch of any size with two writes (the new pairs, the counts)."""
+"""Reach storage: the fake repository and the MongoDB one give the same counts, MongoDB adds a
+batch's counts with one write whatever their number, and the per-pair records reach once kept
+are dropped at startup."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -46,7 +48,7 @@ async def _openings(harness, signup, opening_json) -> tuple[Opening, Opening]:  
     return a, b
 
 
-async def test_mongodb_counts_reach_as_the_fake_does_in_two_bulk_writes(
+async def test_mongodb_counts_reach_as_the_fake_does_in_one_write(
     client: AsyncMongoClient[Document], harness, signup, opening_json
 ) -> None:
     database = client[f"reach_{uuid4().hex[:12]}"]
@@ -55,43 +57,39 @@ async def test_mongodb_counts_reach_as_the_fake_does_in_two_bulk_writes(
     a, b = await _openings(harness, signup, opening_json)
     for opening in (a, b):
         await mongo.add_opening(opening, session=None)
-    first = [(a.opening_id, "s1")]
-    batch = (
-        [(a.opening_id, f"s{n}") for n in range(300)]
-        + [(b.opening_id, f"s{n}") for n in range(0, 300, 3)]
-        + [(a.opening_id, "s7")]  # a pair twice in one batch
-    )
+    batches = [Counter({a.opening_id: 1}), Counter({a.opening_id: 299, b.opening_id: 100})]
 
-    async def record(pairs: list[tuple[str, str]]) -> int:
-        async def work(session: AsyncClientSession) -> int:
-            return await mongo.record_reach(pairs, session=session)
+    async def count(counts: Counter[str]) -> None:
+        async def work(session: AsyncClientSession) -> None:
+            await mongo.count_reach(counts, session=session)
 
-        return await in_transaction(client, work)
+        await in_transaction(client, work)
 
     try:
-        assert await record(first) == await fake.record_reach(first, session=None) == 1
+        for counts in batches:
+            before = _writes()
+            await count(counts)
+            assert _writes() - before == 1  # one bulk update of the counts, however many
+            await fake.count_reach(counts, session=None)
         before = _writes()
-        added = await record(batch)
-        writes = _writes() - before
-        assert added == await fake.record_reach(batch, session=None) == 299 + 100
-        assert await record(batch) == await fake.record_reach(batch, session=None) == 0
+        await count(Counter())  # nothing to add
+        assert _writes() == before
         stored = [await mongo.get_opening(o.opening_id) for o in (a, b)]
         faked = [await fake.get_opening(o.opening_id) for o in (a, b)]
         assert [o.notified if o else None for o in stored] == [300, 100]
         assert [o.notified if o else None for o in faked] == [300, 100]
-        assert writes == 2  # 400 pairs: one insert of the new pairs, one update of the counts
     finally:
         await client.drop_database(database.name)
 
 
-async def test_the_index_reach_no_longer_needs_is_dropped(
+async def test_the_old_per_pair_reach_records_are_dropped(
     client: AsyncMongoClient[Document],
 ) -> None:
     database = client[f"reach_{uuid4().hex[:12]}"]
-    await database["reach"].create_index("opening_id")
+    await database["reach"].insert_one({"_id": "o1:s1", "opening_id": "o1", "subscriber_id": "s1"})
     try:
         await MongoEmployerRepository(database).ensure_indexes()
-        assert list(await database["reach"].index_information()) == ["_id_"]
+        assert "reach" not in await database.list_collection_names()
         await MongoEmployerRepository(database).ensure_indexes()  # again: nothing to do
     finally:
         await client.drop_database(database.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -442,16 +443,17 @@ class EmployerService(OperatorDecisions):
 
     async def record_notification(self, event: NotificationSent | NotificationBatchSent) -> None:
         """Count each subscriber as reached for each opening in its email (once per pair, however
-        often an email names it); a batch of emails is applied in one transaction."""
+        often an email or a batch names it); a batch of emails is applied in one transaction."""
         sent = event.payload.sent if isinstance(event, NotificationBatchSent) else (event.payload,)
-        pairs = [
+        pairs = {
             (opening_id, item.subscriber_id) for item in sent for opening_id in item.opening_ids
-        ]
+        }
         if not pairs:
             return
+        counts = Counter(opening_id for opening_id, _ in pairs)
 
         async def work(session: Tx) -> None:
-            await self._repository.record_reach(pairs, session=session)
+            await self._repository.count_reach(counts, session=session)
 
         await self._uow.apply_once(event, work)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -111,10 +111,10 @@ class EmployerRepository(Protocol):
 
     async def revoke_api_key(self, employer_id: str, key_id: str, *, now: datetime) -> bool: ...
 
-    async def record_reach(self, pairs: Sequence[tuple[str, str]], *, session: Tx) -> int:
-        """Remember that each subscriber was told of each opening (``(opening_id,
-        subscriber_id)`` pairs), counting a pair on its opening the first time only; the number of
-        new pairs. One bulk write each for the pairs and the counts, whatever their number."""
+    async def count_reach(self, counts: Mapping[str, int], *, session: Tx) -> None:
+        """Add ``counts`` (opening id → subscribers newly told of it) to the openings' reach; one
+        bulk write whatever their number. The notifier emails each (subscriber, opening) pair at
+        most once, ever, and each of its events is applied once, so a count is never doubled."""
 
 
 Work = Callable[[Tx], Awaitable[tuple[T, Sequence[Event]]]]

@@ -6,11 +6,9 @@ coordinates are GeoJSON points, distances come back in miles.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from hwcollab_common.mongo import Document, find_in
+from hwcollab_common.mongo import Document
 from hwcollab_employer.documents import (
     api_key_from,
     employer_document,
@@ -52,7 +50,8 @@ log = logging.getLogger(__name__)
 METERS_PER_MILE = 1609.344
 # IndexOptionsConflict, IndexKeySpecsConflict: an equivalent index is already there.
 INDEX_EXISTS_CODES = frozenset({85, 86})
-OBSOLETE_REACH_INDEX = "opening_id_1"
+# Reach once kept a document per (opening, subscriber) pair; counts now come from the events.
+OBSOLETE_REACH = "reach"
 EXTERNAL_ID_INDEX = "employer_id_1_external_id_1"
 
 
@@ -75,10 +74,10 @@ def _geo_near(*, near: Any, radius_miles: int, query: Document) -> Document:
 
 class MongoEmployerRepository:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._db = database
         self._employers = database["employers"]
         self._openings = database["openings"]
         self._api_keys = database["api_keys"]
-        self._reach = database["reach"]
         self._idempotency = database["idempotency_keys"]
 
     async def ensure_indexes(self) -> None:
@@ -123,10 +122,9 @@ class MongoEmployerRepository:
                     raise
                 # Another replica created it at the same moment.
                 log.info("index of %s already exists: %s", collection.name, error)
-        # Reach is only ever read by id; an index no query used cost every email a write.
-        if OBSOLETE_REACH_INDEX in await self._reach.index_information():
-            with contextlib.suppress(OperationFailure):  # another replica dropped it first
-                await self._reach.drop_index(OBSOLETE_REACH_INDEX)
+        # The pairs of the old reach records cost every email a read and a write; nothing reads
+        # them now (dropping a collection that is not there is a no-op).
+        await self._db.drop_collection(OBSOLETE_REACH)
 
     # --- employers ---------------------------------------------------------------------------
 
@@ -399,30 +397,14 @@ class MongoEmployerRepository:
 
     # --- reach -------------------------------------------------------------------------------
 
-    async def record_reach(self, pairs: Sequence[tuple[str, str]], *, session: Tx) -> int:
-        """One read of the pairs known already and one insert of the others (in the caller's
-        transaction, which a concurrent insert of the same pair makes run again)."""
-        distinct = {f"{o}:{s}": (o, s) for o, s in pairs}
-        if not distinct:
-            return 0
-        known = await find_in(self._reach, "_id", distinct, projection={"_id": 1}, session=session)
-        new = [key for key in distinct if key not in {doc["_id"] for doc in known}]
-        if new:
-            await self._reach.insert_many(
-                [
-                    {"_id": key, "opening_id": distinct[key][0], "subscriber_id": distinct[key][1]}
-                    for key in new
-                ],
-                session=session,
-            )
-        added = Counter(distinct[key][0] for key in new)
-        if added:
-            await self._openings.bulk_write(
-                [
-                    UpdateOne({"_id": opening_id}, {"$inc": {"notified": count}})
-                    for opening_id, count in added.items()
-                ],
-                ordered=False,
-                session=session,
-            )
-        return sum(added.values())
+    async def count_reach(self, counts: Mapping[str, int], *, session: Tx) -> None:
+        if not counts:
+            return
+        await self._openings.bulk_write(
+            [
+                UpdateOne({"_id": opening_id}, {"$inc": {"notified": count}})
+                for opening_id, count in counts.items()
+            ],
+            ordered=False,
+            session=session,
+        )
