@@ -112,3 +112,19 @@ async def test_mongodb_groups_the_ledger_as_the_in_memory_ledger_does(mongo_url:
     finally:
         await client.drop_database(database.name)
         await client.close()
+
+
+async def test_the_ledger_index_for_progress_is_on_the_opening_alone(mongo_url: str) -> None:
+    """A settled row changes its status: an index with the status in its key (which an earlier
+    version created) would cost every settlement one more index write; startup replaces it."""
+    client = create_client(mongo_url, app_name="fanout-test")
+    database = client[f"fanout_{uuid4().hex[:12]}"]
+    await database["ledger"].create_index([("opening_id", 1), ("status", 1)])
+    try:
+        for _ in range(2):  # a restart finds nothing left to do
+            await MongoFanoutLedger(database).ensure_indexes()
+            indexes = await database["ledger"].index_information()
+            assert sorted(indexes) == ["_id_", "opening_id_1"]
+    finally:
+        await client.drop_database(database.name)
+        await client.close()

@@ -3,6 +3,7 @@ dropped or failed, read from the ledger (``GET /api/admin/openings/{id}/fanout``
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Protocol
@@ -11,10 +12,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from hwcollab_common.mongo import Document
 from hwcollab_common.openapi import error_responses
 
+OBSOLETE_INDEX = "opening_id_1_status_1"
 STATUSES = ("pending", "sent", "dropped", "failed")
 """Where a match stands: its ledger row's status (see :mod:`hwcollab_notifier.ledger`); a row an
 earlier version marked ``sending`` is still pending."""
@@ -52,7 +55,12 @@ class MongoFanoutLedger:
         self._openings = database["openings"]
 
     async def ensure_indexes(self) -> None:
-        await self._ledger.create_index([("opening_id", ASCENDING), ("status", ASCENDING)])
+        """The opening's rows by one index on ``opening_id`` alone: a status in its key would
+        cost every settlement of a row one more index write, for a read only operators make."""
+        await self._ledger.create_index([("opening_id", ASCENDING)])
+        if OBSOLETE_INDEX in await self._ledger.index_information():
+            with contextlib.suppress(OperationFailure):  # another replica dropped it first
+                await self._ledger.drop_index(OBSOLETE_INDEX)
 
     async def progress(self, opening_id: str) -> FanoutProgress | None:
         cursor = await self._ledger.aggregate(
