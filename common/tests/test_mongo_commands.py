@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from hwcollab_common.mongo import create_client
+from hwcollab_common.mongo import IN_CHUNK, create_client, delete_in, find_in, update_in
 
 
 def _count(app: str, command: str) -> float:
@@ -41,3 +41,27 @@ async def test_clients_of_different_services_are_counted_apart(mongo_url: str) -
         await client.close()
     assert _count("hwcollab-other", "find") == before + 1
     assert _count("hwcollab-counted-never", "find") == 0
+
+
+async def test_bulk_changes_by_id_go_in_chunks_in_one_transaction(mongo_url: str) -> None:
+    """``find_in``/``update_in``/``delete_in`` send one command per :data:`IN_CHUNK` ids (a
+    repeated id once), the writes of one call in one transaction."""
+    app = "hwcollab-chunked"
+    client = create_client(mongo_url, app_name=app)
+    collection = client["command_chunks"]["items"]
+    ids = [f"id-{n:04d}" for n in range(2 * IN_CHUNK + 1)]
+    try:
+        await collection.insert_many([{"_id": i, "n": n} for n, i in enumerate(ids)])
+        before = {c: _count(app, c) for c in ("find", "update", "delete", "commitTransaction")}
+        assert len(await find_in(collection, "_id", [*ids, ids[0]])) == len(ids)
+        assert await update_in(collection, "_id", ids[:150], {"$set": {"seen": True}}) == 150
+        assert await delete_in(collection, "_id", [*ids[100:], "id-none"]) == len(ids) - 100
+        assert await delete_in(collection, "_id", []) == 0
+        sent = {c: _count(app, c) - before[c] for c in before}
+        assert sent == {"find": 3, "update": 2, "delete": 2, "commitTransaction": 2}
+        left = await collection.find({}, {"seen": 1}).to_list()
+        assert [doc["_id"] for doc in left] == ids[:100]
+        assert all(doc["seen"] for doc in left)
+    finally:
+        await client.drop_database("command_chunks")
+        await client.close()

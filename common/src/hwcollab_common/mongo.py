@@ -249,5 +249,31 @@ async def update_in(
     return await in_transaction(collection.database.client, work)
 
 
+async def delete_in(
+    collection: AsyncCollection[Document],
+    field: str,
+    values: Iterable[Any],
+    *,
+    session: AsyncClientSession | None = None,
+) -> int:
+    """Delete the documents whose ``field`` is one of ``values``, one delete per
+    :data:`IN_CHUNK` values, all in one transaction (``session``'s or its own); the number of
+    documents deleted."""
+    chunks = list(in_chunks(values))
+    if not chunks:
+        return 0
+
+    async def work(own: AsyncClientSession) -> int:
+        deleted = 0
+        for chunk in chunks:
+            result = await collection.delete_many({field: {"$in": chunk}}, session=own)
+            deleted += result.deleted_count
+        return deleted
+
+    if session is not None:
+        return await work(session)
+    return await in_transaction(collection.database.client, work)
+
+
 async def ping(database: AsyncDatabase[Document]) -> None:
     await database.command("ping")

@@ -29,7 +29,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hwcollab_common.mongo import Document, find_in, in_chunks, in_transaction, update_in
+from hwcollab_common.mongo import Document, delete_in, find_in, in_transaction, update_in
 from hwcollab_common.outbox import OUTBOX_COLLECTION, stage_events
 from hwcollab_notifier.domain import hash_id, normalize_email
 from hwcollab_notifier.ports import (
@@ -455,8 +455,7 @@ class DeliveryStore:
         return [{"subscriber_id": doc.pop("_id"), **doc} for doc in found]
 
     async def forget_digests(self, subscriber_ids: Iterable[str], *, session: Session) -> None:
-        for chunk in in_chunks(subscriber_ids):
-            await self.open_digests.delete_many({"_id": {"$in": chunk}}, session=session)
+        await delete_in(self.open_digests, "_id", subscriber_ids, session=session)
 
     async def renew_claims(
         self, ids: Iterable[str], *, owner: str, now: datetime, lease: timedelta
