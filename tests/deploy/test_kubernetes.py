@@ -76,7 +76,7 @@ def test_the_keda_schema_rejects_a_misspelt_kafka_parameter(production: Rendered
 def test_one_deployment_and_service_per_service(rendered: Rendered) -> None:
     assert set(deployments(rendered)) == set(SERVICE_PORTS)
     services = {obj["metadata"]["name"]: obj for obj in rendered.of_kind("Service")}
-    assert set(services) == set(SERVICE_PORTS)
+    assert set(services) == {*SERVICE_PORTS, "notifier-bounces"}
     for name, port in SERVICE_PORTS.items():
         (service_port,) = services[name]["spec"]["ports"]
         assert service_port["port"] == port
@@ -86,7 +86,7 @@ def test_one_deployment_and_service_per_service(rendered: Rendered) -> None:
 def test_probes_check_readiness_and_liveness(rendered: Rendered) -> None:
     for name, deployment in deployments(rendered).items():
         container = service_container(deployment)
-        (port,) = container["ports"]
+        port = container["ports"][0]  # the notifier also listens for bounces (below)
         assert port == {"name": "http", "containerPort": SERVICE_PORTS[name], "protocol": "TCP"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -241,6 +241,29 @@ def test_production_overlay(production: Rendered) -> None:
     }
     assert autoscalers["subscriber"]["spec"]["minReplicas"] >= 3
     assert autoscalers["employer"]["spec"]["minReplicas"] >= 2
+
+
+def test_bounce_reports_reach_every_notifier_replica_s_listener(rendered: Rendered) -> None:
+    """The bounce domain's mail goes to port 25 of the notifier-bounces Service, which sends it
+    to the port every notifier pod listens on (BOUNCE_LISTEN_PORT), and the network policy lets
+    any mail server reach that port and only that one beside the HTTP rules."""
+    container = service_container(deployments(rendered)["notifier"])
+    listen_port = rendered.container_environment(container)["BOUNCE_LISTEN_PORT"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": SERVICE_PORTS["notifier"], "smtp-bounces": int(listen_port)}
+    service = rendered.get("Service", "notifier-bounces")
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "notifier"}
+    (port,) = service["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (25, "smtp-bounces")
+    policy = rendered.get("NetworkPolicy", "hwcollab-notifier")
+    open_rules = [rule for rule in policy["spec"]["ingress"] if "from" not in rule]
+    assert open_rules == [{"ports": [{"port": "smtp-bounces", "protocol": "TCP"}]}]
+
+
+def test_production_publishes_the_bounce_listener(production: Rendered) -> None:
+    service = production.get("Service", "notifier-bounces")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert production.get("Service", "notifier")["spec"]["type"] == "ClusterIP"
 
 
 def test_autoscalers_own_the_replica_counts(rendered: Rendered) -> None:
