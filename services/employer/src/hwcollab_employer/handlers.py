@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pydantic import ValidationError
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.emails import email_key
 from hwcollab_common.geo import ZipPlace, lookup_zip
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import domain
@@ -157,7 +158,7 @@ class EmployerService(OperatorDecisions):
 
     async def authenticate(self, email: str, password: str) -> Employer | None:
         """The employer these credentials belong to; None for any failure."""
-        employer = await self._repository.employer_by_email(domain.normalize_email(email))
+        employer = await self._repository.employer_by_email(email_key(email))
         stored = employer.password_hash if employer else None
         if not await asyncio.to_thread(self._passwords.verify, stored, password):
             return None

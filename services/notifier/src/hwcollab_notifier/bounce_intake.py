@@ -29,10 +29,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.emails import email_key
 from hwcollab_common.mongo import Document, in_transaction, transactional_update_many
 from hwcollab_common.outbox import stage_events
 from hwcollab_notifier import metrics
-from hwcollab_notifier.domain import hash_id, normalize_email
+from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.mail.bounces import BounceAddresses, BounceToken, message_hash
 from hwcollab_notifier.mail.reports import DeliveryReport, MalformedReportError, read_report
 from hwcollab_notifier.repository import NotifierRepository
@@ -120,7 +121,7 @@ class BounceRecords:
         """Mark the address's bounces forgiven (they no longer count); how many."""
         result = await transactional_update_many(
             self.bounces,
-            {"email_hash": hash_id(normalize_email(email)), "forgiven_at": None},
+            {"email_hash": hash_id(email_key(email)), "forgiven_at": None},
             {"$set": {"forgiven_at": now}},
         )
         return result.modified_count
@@ -201,7 +202,7 @@ class BounceIntake:
         document["subscriber_id"] = token.subscriber_id
         if not email:
             return await self._store(document, "ignored", "the subscriber has been erased")
-        document |= {"email": email, "email_hash": hash_id(normalize_email(email))}
+        document |= {"email": email, "email_hash": hash_id(email_key(email))}
         return await self._act(document, report=report, token=token, message=message, now=now)
 
     def _token(self, recipients: Sequence[str], report: DeliveryReport) -> BounceToken | None:

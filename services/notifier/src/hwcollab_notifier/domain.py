@@ -34,10 +34,6 @@ def pair_key(subscriber_id: str, opening_id: str) -> str:
     return hash_id(f"{subscriber_id}|{opening_id}")
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
 # Frequencies whose matches wait for a digest; every other one is emailed at once (the
 # announcer's channel of a ledger row, and the reach estimate's split).
 DIGEST_FREQUENCIES: Final = frozenset({"daily", "weekly"})

@@ -29,9 +29,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from hwcollab_common.emails import email_key as normalize_email
 from hwcollab_common.mongo import Document, find_in, in_chunks, in_transaction, update_in
 from hwcollab_common.outbox import OUTBOX_COLLECTION, stage_events
-from hwcollab_notifier.domain import hash_id, normalize_email
+from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.ports import (
     Channel,
     Claim,

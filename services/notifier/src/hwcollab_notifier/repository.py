@@ -15,9 +15,10 @@ from datetime import datetime
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hwcollab_common.emails import email_key
 from hwcollab_common.mongo import Document
 from hwcollab_common.outbox import OUTBOX_COLLECTION
-from hwcollab_notifier.domain import hash_id, normalize_email
+from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.ledger import OPEN_LEDGER, DeliveryStore, Session, by_id
 from hwcollab_notifier.ports import Channel
 from hwcollab_schemas.events import EmployerProfile, OpeningDetails, SubscriberProfile
@@ -82,7 +83,7 @@ class NotifierRepository(DeliveryStore):
         document: Document = {
             **profile.model_dump(mode="python"),
             "_id": profile.subscriber_id,
-            "email_hash": hash_id(normalize_email(profile.email)),
+            "email_hash": hash_id(email_key(profile.email)),
             "changed_at": now,
         }
         update: Document = {"$set": document}

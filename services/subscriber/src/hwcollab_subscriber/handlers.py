@@ -12,6 +12,7 @@ from typing import Literal, TypeVar
 from uuid import uuid4
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.emails import email_key, normalize_email
 from hwcollab_common.tokens import LinkSigner, Purpose
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
@@ -33,9 +34,7 @@ from hwcollab_subscriber.domain import (
     PreferencesChange,
     SignUp,
     Subscriber,
-    email_key,
     new_subscriber,
-    normalize_email,
     profile,
 )
 from hwcollab_subscriber.repository import (
