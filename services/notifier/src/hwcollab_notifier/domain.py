@@ -10,10 +10,10 @@ from typing import Any, Final, Literal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hwcollab_common.geo import haversine_miles
 from hwcollab_notifier.matching import (
     OpeningCriteria,
     SubscriberCriteria,
-    distance_miles,
     subscriber_criteria,
 )
 from hwcollab_schemas.events import OpeningDetails, SubscriberProfile
@@ -82,7 +82,7 @@ def announceable(details: OpeningDetails, *, employer_status: str | None, now: d
 def distance_between(profile: SubscriberProfile, details: OpeningDetails) -> float | None:
     if details.remote or details.lat is None or details.lon is None:
         return None
-    return distance_miles(profile.lat, profile.lon, details.lat, details.lon)
+    return haversine_miles(profile.lat, profile.lon, details.lat, details.lon)
 
 
 def see_all_url(employer_public_url: str, profile: SubscriberProfile) -> str:
