@@ -37,7 +37,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.errors import is_transient
-from hwcollab_common.mongo import Document, transactional_update_many, update_in
+from hwcollab_common.mongo import (
+    Document,
+    ensure_expiry_index,
+    transactional_update_many,
+    update_in,
+)
 from hwcollab_common.tracing import SpanKind, context_from, span, trace_headers
 from hwcollab_schemas import Event
 
@@ -109,8 +114,7 @@ async def ensure_outbox_indexes(database: AsyncDatabase[Document]) -> None:
     outbox = database[OUTBOX_COLLECTION]
     await outbox.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
     await outbox.create_index("lease_owner")
-    with contextlib.suppress(Exception):  # a store without TTL support keeps sent entries
-        await outbox.create_index("sent_at", expireAfterSeconds=int(SENT_RETENTION.total_seconds()))
+    await ensure_expiry_index(outbox, "sent_at", after=SENT_RETENTION)
 
 
 class OutboxRelay:

@@ -30,7 +30,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.emails import email_key
-from hwcollab_common.mongo import Document, in_transaction, transactional_update_many
+from hwcollab_common.mongo import (
+    Document,
+    ensure_expiry_index,
+    in_transaction,
+    transactional_update_many,
+)
 from hwcollab_common.outbox import stage_events
 from hwcollab_notifier import metrics
 from hwcollab_notifier.domain import hash_id
@@ -82,10 +87,7 @@ class BounceRecords:
     async def ensure_indexes(self) -> None:
         await self.bounces.create_index([("email_hash", ASCENDING), ("received_at", ASCENDING)])
         await self.bounces.create_index([("received_at", DESCENDING)])
-        try:
-            await self.bounces.create_index("expires_at", expireAfterSeconds=0)
-        except Exception:  # a store without TTL support keeps reports until removed by hand
-            log.warning("the bounces collection has no TTL index: old reports stay")
+        await ensure_expiry_index(self.bounces, "expires_at", after=timedelta(0))
 
     async def soft_bounced_messages(self, email_hash: str, *, since: datetime) -> set[str]:
         """Message-IDs of the address's soft bounces since ``since`` that were not forgiven."""

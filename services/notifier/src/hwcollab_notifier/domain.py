@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final, Literal
+from typing import Final, Literal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -147,7 +147,3 @@ class DigestSchedule:
     def key(self, slot: datetime) -> str:
         """Names one digest: the period and its scheduled instant (the Message-ID key)."""
         return f"{self.period}:{slot.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
-
-
-def profile_document(profile: SubscriberProfile) -> dict[str, Any]:
-    return profile.model_dump(mode="python")

@@ -138,13 +138,6 @@ class NotifierRepository(DeliveryStore):
                 {"_id": previous["email_hash"]}, {"$unset": {"email": ""}}, session=session
             )
 
-    async def finish_welcome(self, subscriber_id: str, *, now: datetime, session: Session) -> None:
-        await self.subscribers.update_one(
-            {"_id": subscriber_id},
-            {"$set": {"welcome_pending": False, "welcomed_at": now}},
-            session=session,
-        )
-
     def registered_since(self, moment: datetime) -> AsyncIterator[Document]:
         """Subscribers confirmed (welcome requested) at ``moment`` or later."""
         return aiter(self.subscribers.find({"welcome_requested_at": {"$gte": moment}}))

@@ -175,11 +175,6 @@ class Subscriber:
     def first_name(self) -> str | None:
         return self.preferences.first_name
 
-    @property
-    def is_subscribed(self) -> bool:
-        """Confirmed and not gone: the states in which preferences can be managed."""
-        return self.status in ("active", "paused", "bounced")
-
     def changed(self, *, now: datetime, **changes: Any) -> Subscriber:
         """A copy with ``changes`` applied, one version later."""
         return replace(self, version=self.version + 1, updated_at=now, **changes)
