@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from hwcollab_common.clock import Clock
 from hwcollab_common.emails import email_key
 from hwcollab_common.geo import ZipPlace, lookup_zip
+from hwcollab_common.retrying import retry, retry_policy
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import domain
 from hwcollab_employer.commands import (
@@ -288,12 +289,11 @@ class EmployerService(OperatorDecisions):
             )
             return first, events
 
-        for _ in range(KEY_RACE_ATTEMPTS):
-            try:
-                return await self._uow.commit(work)
-            except IdempotencyKeyTakenError:
-                continue
-        raise ConflictError(KEY_IN_PROGRESS)
+        policy = retry_policy(attempts=KEY_RACE_ATTEMPTS, on=IdempotencyKeyTakenError)
+        try:
+            return await retry(policy, self._uow.commit, work)
+        except IdempotencyKeyTakenError as error:
+            raise ConflictError(KEY_IN_PROGRESS) from error
 
     async def _add_opening(
         self, employer_id: str, fields: OpeningFields, *, opening_id: str, session: Tx
