@@ -44,6 +44,17 @@ class Backoff(wait_base):
         return self.delay(retry_state.attempt_number)
 
 
+class FixedBackoff(Backoff):
+    """The same wait after every failure."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def delay(self, failures: int) -> float:
+        return self.seconds
+
+
 class HalvedJitterBackoff(Backoff):
     """``base`` · 2ⁿ⁻¹ capped at ``cap``, then a random wait between half and all of it (so
     replicas do not retry in step)."""
