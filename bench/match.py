@@ -47,8 +47,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bench.harness import Figure, Output, benchmark, percentile_ms, write_result
+from hwcollab_common.geo import EARTH_RADIUS_MILES
 from hwcollab_notifier.matching import MatchIndex, OpeningCriteria, SubscriberCriteria, hourly_pay
-from hwcollab_notifier.matching.criteria import EARTH_RADIUS_MILES
 from hwcollab_notifier.matching.reference import match_all
 from hwcollab_notifier.reach import estimate
 from hwcollab_schemas.reach import ReachQuery

@@ -3,9 +3,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from hwcollab_common.clock import FixedClock
-from hwcollab_common.tokens import LinkSigner, Purpose, TokenExpiredError, TokenInvalidError
+from hwcollab_common.tokens import (
+    ExpiringSigner,
+    LinkSigner,
+    Purpose,
+    TokenExpiredError,
+    TokenInvalidError,
+)
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -72,3 +79,62 @@ def test_rotation_keeps_old_links_working() -> None:
     fresh = rotated.sign(Purpose.UNSUBSCRIBE, "sub-1")
     with pytest.raises(TokenInvalidError):
         old.verify(Purpose.UNSUBSCRIBE, fresh)
+
+
+def expiring(
+    clock: FixedClock, *, salt: str = "hwcollab.test", key: str = "k" * 40
+) -> ExpiringSigner:
+    return ExpiringSigner(key, salt=salt, clock=clock)
+
+
+def test_expiring_claims_round_trip_until_their_expiry() -> None:
+    clock = FixedClock(START)
+    s = expiring(clock)
+    token, expires = s.sign({"sub": "employer-1", "csrf": "c"}, ttl=timedelta(hours=1))
+
+    assert expires == START + timedelta(hours=1)
+    assert s.verify(token) == ({"sub": "employer-1", "csrf": "c"}, expires)
+    clock.advance(timedelta(minutes=59, seconds=59))
+    assert s.verify(token) is not None
+    clock.advance(timedelta(seconds=1))
+    assert s.verify(token) is None
+
+
+def test_expiring_claims_are_bound_to_their_salt_and_key() -> None:
+    clock = FixedClock(START)
+    token, _ = expiring(clock, salt="hwcollab.session").sign({"sub": "e"}, ttl=timedelta(hours=1))
+
+    assert expiring(clock, salt="hwcollab.access").verify(token) is None
+    assert expiring(clock, salt="hwcollab.session", key="z" * 40).verify(token) is None
+    assert expiring(clock, salt="hwcollab.session").verify(token[:-2] + "xx") is None
+    assert expiring(clock).verify("") is None
+    assert expiring(clock).verify(None) is None
+
+
+def test_a_retired_key_still_verifies_as_a_fallback() -> None:
+    clock = FixedClock(START)
+    token, _ = expiring(clock, key="old" * 14).sign({"sub": "e"}, ttl=timedelta(hours=1))
+    rotated = ExpiringSigner(
+        "new" * 14, salt="hwcollab.test", clock=clock, fallback_keys=("old" * 14,)
+    )
+    assert rotated.verify(token) == ({"sub": "e"}, START + timedelta(hours=1))
+
+
+def test_the_format_is_itsdangerous_url_safe_claims_with_exp() -> None:
+    """Tokens signed before this signer existed (the employer's sessions and bearer tokens:
+    ``URLSafeSerializer`` of the claims and ``exp``) verify; new ones are the same bytes."""
+    clock = FixedClock(START)
+    exp = int((START + timedelta(hours=2)).timestamp())
+    issued_before = URLSafeSerializer("k" * 40, salt="hwcollab.test").dumps(
+        {"sub": "e", "exp": exp}
+    )
+
+    assert expiring(clock).verify(issued_before) == ({"sub": "e"}, START + timedelta(hours=2))
+    assert expiring(clock).sign({"sub": "e"}, ttl=timedelta(hours=2))[0] == issued_before
+
+
+def test_claims_without_a_whole_second_expiry_are_refused() -> None:
+    clock = FixedClock(START)
+    serializer = URLSafeSerializer("k" * 40, salt="hwcollab.test")
+    for payload in ({"sub": "e"}, {"sub": "e", "exp": "never"}, ["sub", "e"]):
+        assert expiring(clock).verify(serializer.dumps(payload)) is None

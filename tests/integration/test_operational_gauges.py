@@ -19,6 +19,8 @@ from hwcollab_common.clock import FixedClock
 from hwcollab_common.kafka import ConsumerLag, create_broker
 from hwcollab_common.kafka_admin import ensure_topics
 from hwcollab_common.outbox import OUTBOX_COLLECTION, sample_backlog
+from hwcollab_notifier.operations import sample_delivery_lag
+from hwcollab_testing.kafka import topic_ends
 from hwcollab_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -69,6 +71,36 @@ async def test_lag_counts_what_the_group_has_not_committed(kafka_bootstrap: str)
     finally:
         release.set()
         await broker.stop()
+
+
+async def test_delivery_lag_is_measured_per_group(kafka_bootstrap: str) -> None:
+    """Two groups on one topic, one committed before five messages and one after: each has its
+    own lag, and a group that never committed is behind by everything on the topic."""
+    run = uuid.uuid4().hex[:8]
+    topic = f"test.delivery-lag.{run}"
+    behind, current, new = (f"test-delivery-lag-{name}-{run}" for name in ("a", "b", "c"))
+    await ensure_topics(kafka_bootstrap, [topic], partitions=2)
+    await topic_ends(kafka_bootstrap, [topic], group_id=behind)
+    broker = create_broker(kafka_bootstrap, client_id=f"test-delivery-lag-{run}")
+    await broker.start()
+    try:
+        for number in range(5):
+            await broker.publish(f"job {number}".encode(), topic, key=str(number).encode())
+    finally:
+        await broker.stop()
+    await topic_ends(kafka_bootstrap, [topic], group_id=current)
+
+    lags = {
+        group: await sample_delivery_lag(kafka_bootstrap, group_id=group, topic=topic)
+        for group in (behind, current, new)
+    }
+
+    assert lags == {behind: 5, current: 0, new: 5}
+    for group, lag in lags.items():
+        sample = REGISTRY.get_sample_value(
+            "hwcollab_notifier_consumer_lag", {"group": group, "topic": topic}
+        )
+        assert sample == lag
 
 
 async def test_outbox_backlog_counts_pending_events_and_ages_the_oldest(mongo_url: str) -> None:

@@ -37,6 +37,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hwcollab_common.errors import TransientError, is_transient
 from hwcollab_common.mongo import Document, in_transaction
+from hwcollab_common.retrying import HalvedJitterBackoff
 from hwcollab_common.tracing import SpanKind, batch_parent, context_from, span
 from hwcollab_schemas import Event, EventParseError, parse_event
 from hwcollab_schemas.topics import dlq_topic
@@ -277,15 +278,13 @@ class FailurePolicy:
         self.max_attempts = max_attempts
         self.base_seconds = base_seconds
         self.cap_seconds = cap_seconds
-        self._rng = rng or random.Random()
+        self._waits = HalvedJitterBackoff(base=base_seconds, cap=cap_seconds, rng=rng)
         self._failures = _Attempts()
         self._outages = _Attempts()
 
     def backoff(self, attempt: int) -> float:
         """The wait after the ``attempt``-th failed delivery (1-based), jitter included."""
-        exponent = min(attempt - 1, 64)  # 2**64 · base is past any cap
-        ceiling = min(self.cap_seconds, self.base_seconds * 2.0**exponent)
-        return self._rng.uniform(ceiling / 2, ceiling)
+        return self._waits.delay(attempt)
 
     def failed(self, tag: str, error: BaseException) -> FailureDecision:
         if is_transient(error):

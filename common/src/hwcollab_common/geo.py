@@ -53,10 +53,6 @@ def lookup_zip(zip_code: str) -> ZipPlace | None:
     return _load().get(zip_code.strip())
 
 
-def all_places() -> list[ZipPlace]:
-    return list(_load().values())
-
-
 def haversine_miles(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in miles between two points given in degrees."""
     phi1, phi2 = math.radians(lat1), math.radians(lat2)

@@ -9,8 +9,10 @@ that hit such an error answer 503 (:mod:`hwcollab_common.unavailable`); consumer
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -24,6 +26,8 @@ from pymongo.results import UpdateResult
 
 T = TypeVar("T")
 Document = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 CLIENT_DEFAULTS: Mapping[str, int] = {
     # How long an operation waits for a reachable server before failing: an outage answers
@@ -42,6 +46,33 @@ round trips stay under one per hundred documents."""
 TRANSACTION_RETRY_SECONDS = 30.0
 """How long a transaction that lost a write conflict is run again (pymongo's own helper keeps
 going for 120 s, and also through outages, which would hold an HTTP request for two minutes)."""
+
+
+EXPIRY_INDEX_FAILURES = Counter(
+    "hwcollab_mongo_expiry_index_failures_total",
+    "TTL indexes the database would not create: the collection keeps what they would remove",
+    ["collection", "field"],
+)
+
+
+async def ensure_expiry_index(
+    collection: AsyncCollection[Document], field: str, *, after: timedelta
+) -> bool:
+    """A TTL index that removes a document ``after`` its ``field``'s time. A store without TTL
+    support refuses it; the service still starts (the documents stay until removed by hand),
+    and the refusal is logged and counted. False when it was refused."""
+    try:
+        await collection.create_index(field, expireAfterSeconds=int(after.total_seconds()))
+    except Exception as error:  # whatever the store answers, starting matters more
+        EXPIRY_INDEX_FAILURES.labels(collection.name, field).inc()
+        log.warning(
+            "no TTL index on %s.%s, its documents stay until removed by hand: %r",
+            collection.name,
+            field,
+            error,
+        )
+        return False
+    return True
 
 
 def _options_in_url(url: str) -> set[str]:

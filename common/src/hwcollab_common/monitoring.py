@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 
 from prometheus_client import Counter
 
 from hwcollab_common.kafka import ConsumerLag
 from hwcollab_common.outbox import sample_backlog
+from hwcollab_common.periodic import PeriodicTask
 from hwcollab_common.runtime import ServiceRuntime
-
-log = logging.getLogger(__name__)
 
 SAMPLE_ERRORS = Counter(
     "hwcollab_gauge_sample_errors_total",
@@ -28,7 +25,7 @@ class OperationalGauges:
         self._runtime = runtime
         self._lag = ConsumerLag(runtime.broker)
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._runner = PeriodicTask("operational-gauges", self._sample_counted, interval=interval)
 
     async def sample(self) -> None:
         timeout = max(1.0, self._interval)
@@ -38,22 +35,14 @@ class OperationalGauges:
         await asyncio.wait_for(self._lag.sample(), timeout=timeout)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="operational-gauges")
+        self._runner.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._runner.stop(finish_run=False)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sample()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                SAMPLE_ERRORS.inc()
-                log.warning("sampling consumer lag and outbox backlog failed: %r", error)
-            await asyncio.sleep(self._interval)
+    async def _sample_counted(self) -> None:
+        try:
+            await self.sample()
+        except Exception:  # the runner logs it; this counter is the gauges' own
+            SAMPLE_ERRORS.inc()
+            raise

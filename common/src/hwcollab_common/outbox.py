@@ -37,7 +37,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.errors import is_transient
-from hwcollab_common.mongo import Document, transactional_update_many, update_in
+from hwcollab_common.mongo import (
+    Document,
+    ensure_expiry_index,
+    transactional_update_many,
+    update_in,
+)
+from hwcollab_common.retrying import HalvedJitterBackoff
 from hwcollab_common.tracing import SpanKind, context_from, span, trace_headers
 from hwcollab_schemas import Event
 
@@ -109,8 +115,7 @@ async def ensure_outbox_indexes(database: AsyncDatabase[Document]) -> None:
     outbox = database[OUTBOX_COLLECTION]
     await outbox.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
     await outbox.create_index("lease_owner")
-    with contextlib.suppress(Exception):  # a store without TTL support keeps sent entries
-        await outbox.create_index("sent_at", expireAfterSeconds=int(SENT_RETENTION.total_seconds()))
+    await ensure_expiry_index(outbox, "sent_at", after=SENT_RETENTION)
 
 
 class OutboxRelay:
@@ -127,6 +132,7 @@ class OutboxRelay:
         lease: timedelta = timedelta(seconds=30),
         max_backoff: float = 5.0,
         ack_report_seconds: float | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._outbox: AsyncCollection[Document] = database[OUTBOX_COLLECTION]
         self._publisher = publisher
@@ -134,7 +140,9 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._lease = lease
-        self._max_backoff = max(max_backoff, poll_seconds)
+        self._waits = HalvedJitterBackoff(
+            base=poll_seconds, cap=max(max_backoff, poll_seconds), rng=rng
+        )
         # Report (and renew the lease) well before the lease runs out.
         self._ack_report_seconds = ack_report_seconds or lease.total_seconds() / 3
         self._unmarked: list[str] = []
@@ -162,10 +170,6 @@ class OutboxRelay:
             await self._task
             self._task = None
 
-    def _backoff(self, failures: int) -> float:
-        ceiling = min(self._max_backoff, self._poll_seconds * 2.0 ** min(failures - 1, 32))
-        return random.uniform(ceiling / 2, ceiling)
-
     async def _run(self) -> None:
         failures = 0
         while not self._stopping:
@@ -174,7 +178,7 @@ class OutboxRelay:
             except Exception as error:
                 RELAY_ERRORS.inc()
                 failures += 1
-                delay = self._backoff(failures)
+                delay = self._waits.delay(failures)
                 if is_transient(error):
                     log.warning(
                         "outbox relay: Kafka or MongoDB unavailable (attempt %d), retrying in "

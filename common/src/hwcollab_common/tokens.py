@@ -1,4 +1,5 @@
-"""Signed, purpose-bound, expiring link tokens (confirm, manage, unsubscribe).
+"""Signed, purpose-bound, expiring link tokens (confirm, manage, unsubscribe), and signed claims
+that expire at a set time (:class:`ExpiringSigner`: sessions, bearer tokens).
 
 ``itsdangerous`` signs ``(subject id)`` with HMAC-SHA1 keyed per purpose (its salt) and checks in
 constant time. Key rotation: the current key signs; older keys listed as fallbacks still verify.
@@ -6,11 +7,18 @@ constant time. Key rotation: the current key signs; older keys listed as fallbac
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import (
+    BadData,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 
 from hwcollab_common.clock import Clock, SystemClock
 
@@ -88,3 +96,48 @@ class LinkSigner:
         if not isinstance(subject, str) or not subject:
             raise TokenInvalidError
         return subject
+
+
+class ExpiringSigner:
+    """Signs a few claims with their expiry inside the signed payload (``exp``, Unix seconds),
+    checked against an injected clock: sessions and bearer tokens that must end at a set time.
+
+    The token is ``itsdangerous.URLSafeSerializer``'s (JSON, HMAC keyed by ``salt``) of the claims
+    followed by ``exp``; a distinct salt per kind keeps one kind from being accepted as another.
+    Key rotation as for :class:`LinkSigner`: the current key signs, fallback keys still verify.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        salt: str,
+        clock: Clock,
+        fallback_keys: tuple[str, ...] = (),
+    ) -> None:
+        if not key:
+            raise ValueError("a signing key is required")
+        self._serializer = URLSafeSerializer([*fallback_keys, key], salt=salt)
+        self._clock = clock
+
+    def sign(self, claims: Mapping[str, object], *, ttl: timedelta) -> tuple[str, datetime]:
+        """The token and the moment it expires (whole seconds)."""
+        expires = int((self._clock.now() + ttl).timestamp())
+        token = self._serializer.dumps({**claims, "exp": expires})
+        return str(token), datetime.fromtimestamp(expires, tz=UTC)
+
+    def verify(self, token: str | None) -> tuple[dict[str, Any], datetime] | None:
+        """The claims (``exp`` taken out) and the expiry of a genuine, unexpired token; None
+        otherwise."""
+        if not token:
+            return None
+        try:
+            data = self._serializer.loads(token)
+        except BadData:
+            return None
+        if not isinstance(data, dict):
+            return None
+        expires = data.pop("exp", None)
+        if not isinstance(expires, int) or expires <= self._clock.now().timestamp():
+            return None
+        return data, datetime.fromtimestamp(expires, tz=UTC)

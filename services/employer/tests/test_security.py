@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from itsdangerous import URLSafeSerializer
 from pydantic import ValidationError
 
 from hwcollab_employer.security import TokenAuthority, api_key_hash, api_key_id, new_api_key
@@ -44,6 +45,26 @@ def test_sessions_expire(harness, tokens: TokenAuthority) -> None:
     cookie, _ = tokens.issue_session("employer-1")
     harness.clock.advance(timedelta(hours=8))
     assert tokens.read_session(cookie) is None
+
+
+def test_tokens_and_sessions_signed_before_stay_valid(harness, tokens: TokenAuthority) -> None:
+    """Sessions and bearer tokens already out there (itsdangerous, the expiry in the payload)."""
+    exp = int((harness.clock.now() + timedelta(hours=1)).timestamp())
+    access = URLSafeSerializer("k" * 40, salt="hwcollab.employer.access").dumps(
+        {"sub": "employer-1", "exp": exp}
+    )
+    cookie = URLSafeSerializer("k" * 40, salt="hwcollab.employer.session").dumps(
+        {"sub": "employer-1", "csrf": "form-token", "exp": exp}
+    )
+    operator = URLSafeSerializer("k" * 40, salt="hwcollab.employer.operator").dumps(
+        {"sub": "operator", "csrf": "operator-form", "exp": exp}
+    )
+
+    assert tokens.access_token_subject(access) == "employer-1"
+    session = tokens.read_session(cookie)
+    assert session is not None
+    assert (session.employer_id, session.csrf_token) == ("employer-1", "form-token")
+    assert tokens.read_operator_session(operator) == "operator-form"
 
 
 def test_api_keys_carry_their_id_and_are_stored_as_a_hash() -> None:

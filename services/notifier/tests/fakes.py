@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from hwcollab_common.emails import email_key
 from hwcollab_common.mongo import Document
-from hwcollab_notifier.domain import hash_id, normalize_email
+from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.ledger import MAX_CLAIMS
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome, SmtpUnavailableError
 from hwcollab_notifier.ports import Channel, Claim, MessageStatus, RowStatus, SettleWork
@@ -36,7 +37,7 @@ def subscriber_document(profile: SubscriberProfile, **fields: Any) -> Document:
     return {
         **profile.model_dump(mode="python"),
         "_id": profile.subscriber_id,
-        "email_hash": hash_id(normalize_email(profile.email)),
+        "email_hash": hash_id(email_key(profile.email)),
         **fields,
     }
 
@@ -78,7 +79,7 @@ class FakeSettlement:
         await self._store.finish_link_requests(request_ids, status=status, now=now)
 
     async def suppress(self, email: str, *, reason: str, now: datetime) -> None:
-        address = normalize_email(email)
+        address = email_key(email)
         self._store.collections["suppressions"].setdefault(
             hash_id(address), {"_id": hash_id(address), "email": address, "reason": reason}
         )
@@ -124,7 +125,7 @@ class FakeDeliveryStore:
         return self._by_id("link_requests", ids)
 
     async def suppressed_among(self, emails: Iterable[str]) -> set[str]:
-        addresses = [normalize_email(e) for e in emails]
+        addresses = [email_key(e) for e in emails]
         if addresses:
             self.calls["suppressions"] += 1
         stored = self.collections["suppressions"]

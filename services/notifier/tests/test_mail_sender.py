@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -184,6 +185,28 @@ async def test_start_opens_the_whole_pool_and_close_quits_it(
     wait_until(lambda: len(smtp_server.live) == 4)
     await sender.close()
     wait_until(lambda: not smtp_server.live)
+
+
+async def test_retries_wait_the_growing_jittered_delays(smtp_server: CountingController) -> None:
+    """Base 1 s, cap 3 s, up to 1 s of jitter, seeded: the waits are known before they happen
+    (recorded, not taken)."""
+    handler = handler_of(smtp_server)
+    handler.plan["slow@example.org"] = ["451 4.3.0 try later"] * 5
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    sender = sender_for(
+        smtp_server, backoff_base=1.0, backoff_max=3.0, rng=random.Random(5), sleep=record
+    )
+    outcome = await sender.send(outgoing(1, to="slow@example.org"))
+    await sender.close()
+
+    assert outcome.status == "transient_failure"
+    assert handler.data_attempts["slow@example.org"] == 4
+    jitter = random.Random(5)
+    assert waits == [min(grown + jitter.uniform(0, 1.0), 3.0) for grown in (1.0, 2.0, 4.0)]
 
 
 async def test_451_is_retried_until_it_succeeds(smtp_server: CountingController) -> None:

@@ -6,8 +6,8 @@ import math
 import uuid
 from dataclasses import replace
 
+from hwcollab_common.geo import haversine_miles
 from hwcollab_notifier.matching import MatchIndex, OpeningCriteria, SubscriberCriteria
-from hwcollab_notifier.matching.criteria import distance_miles
 
 HERE = (39.9526, -75.1652)
 THERE = (40.0, -75.0)
@@ -49,7 +49,7 @@ def test_match_reports_ids_and_distances() -> None:
     [(subscriber_id, distance)] = list(result)
     assert subscriber_id == sub.subscriber_id
     assert distance is not None
-    assert math.isclose(distance, distance_miles(*THERE, *HERE), rel_tol=1e-9)
+    assert math.isclose(distance, haversine_miles(*THERE, *HERE), rel_tol=1e-9)
 
 
 def test_remote_match_has_no_distance() -> None:

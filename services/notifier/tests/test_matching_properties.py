@@ -9,8 +9,8 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hwcollab_common.geo import haversine_miles
 from hwcollab_notifier.matching import MatchIndex, OpeningCriteria, SubscriberCriteria
-from hwcollab_notifier.matching.criteria import distance_miles
 from hwcollab_notifier.matching.reference import match_all
 from hwcollab_schemas.taxonomy import (
     CREDENTIAL_CODES,
@@ -85,7 +85,7 @@ def assert_same_answer(
         else:
             assert opening.lat is not None
             assert opening.lon is not None
-            reference = distance_miles(sub.lat, sub.lon, opening.lat, opening.lon)
+            reference = haversine_miles(sub.lat, sub.lon, opening.lat, opening.lon)
             assert math.isclose(distance, reference, rel_tol=1e-9, abs_tol=1e-9)
 
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from hwcollab_common.geo import haversine_miles
 from hwcollab_notifier.matching import (
     MatchIndex,
     OpeningCriteria,
     SubscriberCriteria,
-    distance_miles,
     hourly_pay,
     subscriber_criteria,
 )
@@ -151,7 +151,7 @@ def test_subscriber_must_hold_every_required_credential(engine: Engine) -> None:
 
 
 def test_radius_boundary_is_inclusive(engine: Engine) -> None:
-    far = distance_miles(*PHILADELPHIA, *HARRISBURG)
+    far = haversine_miles(*PHILADELPHIA, *HARRISBURG)
     assert 250 > far > 50
     exactly = subscriber(radius_miles=far)
     short = subscriber(radius_miles=far - 0.01)

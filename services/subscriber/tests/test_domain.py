@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from hwcollab_subscriber.domain import (
-    SignUp,
-    email_key,
-    new_subscriber,
-    normalize_email,
-    profile,
-)
+from hwcollab_common.emails import email_key, normalize_email
+from hwcollab_subscriber.domain import SignUp, new_subscriber, profile
 
 BASE: dict[str, Any] = {"email": "sam@example.org", "roles": ["care_manager"], "zip": "10001"}
 

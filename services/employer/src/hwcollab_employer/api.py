@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from hwcollab_common.emails import email_key
 from hwcollab_common.openapi import error_responses
 from hwcollab_common.ratelimit import client_ip
 from hwcollab_employer.commands import (
@@ -22,7 +23,7 @@ from hwcollab_employer.commands import (
     ProfilePatch,
 )
 from hwcollab_employer.context import Context
-from hwcollab_employer.domain import NotFoundError, Opening, normalize_email
+from hwcollab_employer.domain import NotFoundError, Opening
 from hwcollab_employer.idempotency import (
     IDEMPOTENCY_HEADER,
     KEY_MAX_LENGTH,
@@ -257,7 +258,7 @@ async def register(
 async def token(context: Context, request: Request, credentials: Credentials) -> AccessToken:
     limit = context.settings.login_rate_limit
     context.limiter.hit(limit, "login-ip", client_ip(request))
-    context.limiter.hit(limit, "login-email", normalize_email(credentials.email))
+    context.limiter.hit(limit, "login-email", email_key(credentials.email))
     employer = await context.service.authenticate(credentials.email, credentials.password)
     if employer is None:
         raise HTTPException(401, LOGIN_FAILED, UNAUTHENTICATED)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from hwcollab_common.emails import email_key
 from hwcollab_common.geo import ZipPlace
 from hwcollab_employer.commands import (
     EmployerSignup,
@@ -146,7 +147,7 @@ def register_employer(
         employer_id=employer_id,
         version=1,
         organization_name=signup.organization_name,
-        contact_email=normalize_email(signup.contact_email),
+        contact_email=email_key(signup.contact_email),
         password_hash=password_hash,
         website=signup.website,
         description=signup.description,
@@ -224,10 +225,6 @@ def _moderated(
         moderation_reason=reason,
         updated_at=now,
     )
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from prometheus_client import Counter
 
+from hwcollab_common.periodic import PeriodicTask
 from hwcollab_employer.handlers import EmployerService
 
 log = logging.getLogger(__name__)
@@ -16,31 +15,22 @@ EXPIRED = Counter("hwcollab_openings_expired_total", "Openings closed because th
 
 
 class ExpiryTask:
+    """Closes expired openings at start and then every ``interval_seconds``; a stop lets the
+    round in flight finish."""
+
     def __init__(self, service: EmployerService, *, interval_seconds: float) -> None:
         self._service = service
-        self._interval = interval_seconds
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._runner = PeriodicTask("opening-expiry", self.close_expired, interval=interval_seconds)
 
     def start(self) -> None:
-        self._stop.clear()
-        self._task = asyncio.create_task(self._run(), name="opening-expiry")
+        self._runner.start()
 
     async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        await self._runner.stop()
 
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                closed = await self._service.expire_due()
-            except Exception:
-                log.exception("closing expired openings failed; trying again next round")
-            else:
-                if closed:
-                    EXPIRED.inc(closed)
-                    log.info("closed %d expired openings", closed)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
+    async def close_expired(self) -> int:
+        closed = await self._service.expire_due()
+        if closed:
+            EXPIRED.inc(closed)
+            log.info("closed %d expired openings", closed)
+        return closed

@@ -12,7 +12,9 @@ from dataclasses import dataclass, replace
 from pydantic import ValidationError
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.emails import email_key
 from hwcollab_common.geo import ZipPlace, lookup_zip
+from hwcollab_common.retrying import retry, retry_policy
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import domain
 from hwcollab_employer.commands import (
@@ -158,7 +160,7 @@ class EmployerService(OperatorDecisions):
 
     async def authenticate(self, email: str, password: str) -> Employer | None:
         """The employer these credentials belong to; None for any failure."""
-        employer = await self._repository.employer_by_email(domain.normalize_email(email))
+        employer = await self._repository.employer_by_email(email_key(email))
         stored = employer.password_hash if employer else None
         if not await asyncio.to_thread(self._passwords.verify, stored, password):
             return None
@@ -288,12 +290,11 @@ class EmployerService(OperatorDecisions):
             )
             return first, events
 
-        for _ in range(KEY_RACE_ATTEMPTS):
-            try:
-                return await self._uow.commit(work)
-            except IdempotencyKeyTakenError:
-                continue
-        raise ConflictError(KEY_IN_PROGRESS)
+        policy = retry_policy(attempts=KEY_RACE_ATTEMPTS, on=IdempotencyKeyTakenError)
+        try:
+            return await retry(policy, self._uow.commit, work)
+        except IdempotencyKeyTakenError as error:
+            raise ConflictError(KEY_IN_PROGRESS) from error
 
     async def _add_opening(
         self, employer_id: str, fields: OpeningFields, *, opening_id: str, session: Tx

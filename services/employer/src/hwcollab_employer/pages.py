@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from hwcollab_common.emails import email_key
 from hwcollab_common.ratelimit import client_ip
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
 from hwcollab_employer.commands import EmployerSignup
 from hwcollab_employer.context import Context
 from hwcollab_employer.discovery import gone, job_posting, job_posting_script
-from hwcollab_employer.domain import InvalidFieldsError, NotFoundError, normalize_email
+from hwcollab_employer.domain import InvalidFieldsError, NotFoundError
 from hwcollab_employer.handlers import EmailTakenError
 from hwcollab_employer.listing import (
     BoardQuery,
@@ -246,7 +247,7 @@ async def login(request: Request, context: Context) -> Response:
     email = web.text(form, "email")
     limit = context.settings.login_rate_limit
     context.limiter.hit(limit, "login-ip", client_ip(request))
-    context.limiter.hit(limit, "login-email", normalize_email(email))
+    context.limiter.hit(limit, "login-email", email_key(email))
     employer = await context.service.authenticate(email, web.text(form, "password"))
     if employer is None:
         values = {"page_title": "Sign in", "email": email, "failure": LOGIN_FAILED}

@@ -7,13 +7,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadData, URLSafeSerializer
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.tokens import ExpiringSigner
 
 API_KEY_PREFIX = "hwk_"
 
@@ -72,17 +73,16 @@ class TokenAuthority:
         access_ttl: timedelta,
         session_ttl: timedelta,
     ) -> None:
-        self._access = URLSafeSerializer(key, salt="hwcollab.employer.access")
-        self._session = URLSafeSerializer(key, salt="hwcollab.employer.session")
+        self._access = ExpiringSigner(key, salt="hwcollab.employer.access", clock=clock)
+        self._session = ExpiringSigner(key, salt="hwcollab.employer.session", clock=clock)
         self._anonymous = URLSafeSerializer(key, salt="hwcollab.employer.csrf")
-        self._operator = URLSafeSerializer(key, salt="hwcollab.employer.operator")
-        self._clock = clock
+        self._operator = ExpiringSigner(key, salt="hwcollab.employer.operator", clock=clock)
         self.access_ttl = access_ttl
         self.session_ttl = session_ttl
 
     def issue_access_token(self, employer_id: str) -> str:
-        expires = self._clock.now() + self.access_ttl
-        return str(self._access.dumps({"sub": employer_id, "exp": int(expires.timestamp())}))
+        token, _ = self._access.sign({"sub": employer_id}, ttl=self.access_ttl)
+        return token
 
     def access_token_subject(self, token: str) -> str | None:
         """The employer id of a valid, unexpired access token; None otherwise."""
@@ -90,12 +90,11 @@ class TokenAuthority:
         return claims.subject if claims else None
 
     def issue_session(self, employer_id: str) -> tuple[str, Session]:
-        expires = self._clock.now() + self.session_ttl
-        session = Session(employer_id, secrets.token_urlsafe(24), expires)
-        cookie = self._session.dumps(
-            {"sub": employer_id, "csrf": session.csrf_token, "exp": int(expires.timestamp())}
+        csrf = secrets.token_urlsafe(24)
+        cookie, expires = self._session.sign(
+            {"sub": employer_id, "csrf": csrf}, ttl=self.session_ttl
         )
-        return str(cookie), session
+        return cookie, Session(employer_id, csrf, expires)
 
     def read_session(self, cookie: str | None) -> Session | None:
         claims = self._load(self._session, cookie)
@@ -107,11 +106,8 @@ class TokenAuthority:
         """(cookie value, CSRF token) of an operator signed in on the operator page with the
         ``ADMIN_TOKEN``; it expires like an employer's session."""
         csrf = secrets.token_urlsafe(24)
-        expires = self._clock.now() + self.session_ttl
-        cookie = self._operator.dumps(
-            {"sub": "operator", "csrf": csrf, "exp": int(expires.timestamp())}
-        )
-        return str(cookie), csrf
+        cookie, _ = self._operator.sign({"sub": "operator", "csrf": csrf}, ttl=self.session_ttl)
+        return cookie, csrf
 
     def read_operator_session(self, cookie: str | None) -> str | None:
         """The CSRF token of a valid, unexpired operator session; None otherwise."""
@@ -135,25 +131,15 @@ class TokenAuthority:
         token = data.get("csrf") if isinstance(data, dict) else None
         return token if isinstance(token, str) else None
 
-    def _load(self, serializer: URLSafeSerializer, token: str | None) -> _Claims | None:
-        if not token:
+    def _load(self, signer: ExpiringSigner, token: str | None) -> _Claims | None:
+        verified = signer.verify(token)
+        if verified is None:
             return None
-        try:
-            data = serializer.loads(token)
-        except BadData:
+        data, expires_at = verified
+        subject, csrf = data.get("sub"), data.get("csrf")
+        if not isinstance(subject, str) or not subject:
             return None
-        if not isinstance(data, dict):
-            return None
-        subject, expires, csrf = data.get("sub"), data.get("exp"), data.get("csrf")
-        if not isinstance(subject, str) or not subject or not isinstance(expires, int):
-            return None
-        if expires <= self._clock.now().timestamp():
-            return None
-        return _Claims(
-            subject,
-            datetime.fromtimestamp(expires, tz=UTC),
-            csrf if isinstance(csrf, str) else None,
-        )
+        return _Claims(subject, expires_at, csrf if isinstance(csrf, str) else None)
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, EmailStr, Field
 
+from hwcollab_common.emails import email_key
 from hwcollab_common.openapi import error_responses
 from hwcollab_notifier.digests import DigestRunner
 from hwcollab_notifier.operations import Operations, read_dead_letters, replay_dead_letters
@@ -247,7 +248,7 @@ def admin_router(
     async def add_suppression(body: SuppressionIn, request: Request) -> SuppressionAdded:
         now = request.app.state.runtime.clock.now()
         added = await repository.suppress(str(body.email), reason=body.reason, now=now)
-        return SuppressionAdded(email=str(body.email).lower(), added=added)
+        return SuppressionAdded(email=email_key(str(body.email)), added=added)
 
     @router.delete(
         "/suppressions/{email}",

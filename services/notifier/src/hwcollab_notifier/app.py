@@ -7,14 +7,17 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import FastAPI
+from tenacity import RetryCallState
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.ops import configure_observability, install_http_basics, ops_router
+from hwcollab_common.periodic import Lease, PeriodicTask
+from hwcollab_common.retrying import FixedBackoff, retry, retry_policy
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web.security import SecurityHeaders
@@ -41,16 +44,17 @@ from hwcollab_notifier.wiring import bounce_addresses_for, composer_for, wire_us
 log = logging.getLogger(__name__)
 
 
-async def _every(seconds: float, name: str, work: Callable[[], Awaitable[object]]) -> None:
-    """Run ``work`` every ``seconds`` until cancelled; a failure is logged, not fatal."""
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("periodic task %s failed; will run again", name)
+# The match index loads at start (and after any failure, this long later) before it answers.
+INDEX_LOAD_RETRY_SECONDS = 2.0
+
+
+def _index_load_failed(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.error(
+        "loading the match index failed; retrying in %.0f s",
+        INDEX_LOAD_RETRY_SECONDS,
+        exc_info=error,
+    )
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -101,34 +105,59 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
 
     async def load_index() -> None:
-        while True:
-            try:
-                await index.load(repository.all_subscribers(), now=runtime.clock.now())
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("loading the match index failed; retrying")
-                await asyncio.sleep(2)
+        policy = retry_policy(
+            attempts=None,
+            on=Exception,
+            wait=FixedBackoff(INDEX_LOAD_RETRY_SECONDS),
+            before_sleep=_index_load_failed,
+        )
+
+        async def load_once() -> None:  # a fresh read of the subscribers on every attempt
+            await index.load(repository.all_subscribers(), now=runtime.clock.now())
+
+        await retry(policy, load_once)
 
     async def refresh_index() -> None:
         if index.loaded:
             await index.refresh(repository.changed_since(index.since()), now=runtime.clock.now())
 
-    async def due_digests() -> None:
-        lease = timedelta(seconds=settings.digest_interval_seconds * 3)
-        if await repository.take_lock("digests", owner=owner, now=runtime.clock.now(), ttl=lease):
-            await digests.run_due()
+    def lease(name: str, interval: float) -> Lease:
+        """One replica at a time runs ``name``; a lease outlives three intervals."""
 
-    async def sweep() -> None:
-        lease = timedelta(seconds=settings.sweep_interval_seconds * 3)
-        if await repository.take_lock("sweep", owner=owner, now=runtime.clock.now(), ttl=lease):
-            await operations.sweep()
+        async def take() -> bool:
+            ttl = timedelta(seconds=interval * 3)
+            return await repository.take_lock(name, owner=owner, now=runtime.clock.now(), ttl=ttl)
+
+        return take
 
     async def lag() -> None:
         await sample_delivery_lag(
             settings.kafka_bootstrap_servers, group_id=settings.delivery_group
         )
+
+    periodic = [
+        PeriodicTask(
+            "index-refresh",
+            refresh_index,
+            interval=settings.index_refresh_seconds,
+            delay_first=True,
+        ),
+        PeriodicTask(
+            "digests",
+            digests.run_due,
+            interval=settings.digest_interval_seconds,
+            delay_first=True,
+            lease=lease("digests", settings.digest_interval_seconds),
+        ),
+        PeriodicTask(
+            "sweep",
+            operations.sweep,
+            interval=settings.sweep_interval_seconds,
+            delay_first=True,
+            lease=lease("sweep", settings.sweep_interval_seconds),
+        ),
+        PeriodicTask("lag", lag, interval=settings.lag_sample_seconds, delay_first=True),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -138,15 +167,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await runtime.start()
         if bounce_listener is not None:
             await bounce_listener.start()
-        tasks = [
-            asyncio.create_task(load_index(), name="index-load"),
-            asyncio.create_task(
-                _every(settings.index_refresh_seconds, "index-refresh", refresh_index)
-            ),
-            asyncio.create_task(_every(settings.digest_interval_seconds, "digests", due_digests)),
-            asyncio.create_task(_every(settings.sweep_interval_seconds, "sweep", sweep)),
-            asyncio.create_task(_every(settings.lag_sample_seconds, "lag", lag)),
-        ]
+        loading = asyncio.create_task(load_index(), name="index-load")
+        for task in periodic:
+            task.start()
         gauges.start()
         app.state.runtime = runtime
         app.state.index = index
@@ -154,9 +177,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            loading.cancel()
+            await asyncio.gather(
+                loading,
+                *(task.stop(finish_run=False) for task in periodic),
+                return_exceptions=True,
+            )
             if bounce_listener is not None:
                 await bounce_listener.stop()
             await gauges.stop()

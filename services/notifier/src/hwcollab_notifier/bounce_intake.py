@@ -29,10 +29,16 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.clock import Clock
-from hwcollab_common.mongo import Document, in_transaction, transactional_update_many
+from hwcollab_common.emails import email_key
+from hwcollab_common.mongo import (
+    Document,
+    ensure_expiry_index,
+    in_transaction,
+    transactional_update_many,
+)
 from hwcollab_common.outbox import stage_events
 from hwcollab_notifier import metrics
-from hwcollab_notifier.domain import hash_id, normalize_email
+from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.mail.bounces import BounceAddresses, BounceToken, message_hash
 from hwcollab_notifier.mail.reports import DeliveryReport, MalformedReportError, read_report
 from hwcollab_notifier.repository import NotifierRepository
@@ -81,10 +87,7 @@ class BounceRecords:
     async def ensure_indexes(self) -> None:
         await self.bounces.create_index([("email_hash", ASCENDING), ("received_at", ASCENDING)])
         await self.bounces.create_index([("received_at", DESCENDING)])
-        try:
-            await self.bounces.create_index("expires_at", expireAfterSeconds=0)
-        except Exception:  # a store without TTL support keeps reports until removed by hand
-            log.warning("the bounces collection has no TTL index: old reports stay")
+        await ensure_expiry_index(self.bounces, "expires_at", after=timedelta(0))
 
     async def soft_bounced_messages(self, email_hash: str, *, since: datetime) -> set[str]:
         """Message-IDs of the address's soft bounces since ``since`` that were not forgiven."""
@@ -120,7 +123,7 @@ class BounceRecords:
         """Mark the address's bounces forgiven (they no longer count); how many."""
         result = await transactional_update_many(
             self.bounces,
-            {"email_hash": hash_id(normalize_email(email)), "forgiven_at": None},
+            {"email_hash": hash_id(email_key(email)), "forgiven_at": None},
             {"$set": {"forgiven_at": now}},
         )
         return result.modified_count
@@ -201,7 +204,7 @@ class BounceIntake:
         document["subscriber_id"] = token.subscriber_id
         if not email:
             return await self._store(document, "ignored", "the subscriber has been erased")
-        document |= {"email": email, "email_hash": hash_id(normalize_email(email))}
+        document |= {"email": email, "email_hash": hash_id(email_key(email))}
         return await self._act(document, report=report, token=token, message=message, now=now)
 
     def _token(self, recipients: Sequence[str], report: DeliveryReport) -> BounceToken | None:

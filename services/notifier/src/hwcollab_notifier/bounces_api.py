@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, EmailStr, Field
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.emails import email_key
 from hwcollab_common.mongo import Document
 from hwcollab_common.openapi import error_responses
 from hwcollab_notifier.bounce_intake import OUTCOMES, BounceRecords, forgive_address
@@ -119,7 +120,7 @@ def bounces_router(
             str(body.email), repository=repository, records=records, now=clock.now()
         )
         return ForgivenOut(
-            email=str(body.email).lower(), unsuppressed=unsuppressed, bounces_forgiven=forgiven
+            email=email_key(str(body.email)), unsuppressed=unsuppressed, bounces_forgiven=forgiven
         )
 
     return router

@@ -6,14 +6,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final, Literal
+from typing import Final, Literal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hwcollab_common.geo import haversine_miles
 from hwcollab_notifier.matching import (
     OpeningCriteria,
     SubscriberCriteria,
-    distance_miles,
     subscriber_criteria,
 )
 from hwcollab_schemas.events import OpeningDetails, SubscriberProfile
@@ -32,10 +32,6 @@ def hash_id(value: str) -> str:
 def pair_key(subscriber_id: str, opening_id: str) -> str:
     """The ledger key of a (subscriber, opening) pair; holds no personal data."""
     return hash_id(f"{subscriber_id}|{opening_id}")
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 # Frequencies whose matches wait for a digest; every other one is emailed at once (the
@@ -86,7 +82,7 @@ def announceable(details: OpeningDetails, *, employer_status: str | None, now: d
 def distance_between(profile: SubscriberProfile, details: OpeningDetails) -> float | None:
     if details.remote or details.lat is None or details.lon is None:
         return None
-    return distance_miles(profile.lat, profile.lon, details.lat, details.lon)
+    return haversine_miles(profile.lat, profile.lon, details.lat, details.lon)
 
 
 def see_all_url(employer_public_url: str, profile: SubscriberProfile) -> str:
@@ -151,7 +147,3 @@ class DigestSchedule:
     def key(self, slot: datetime) -> str:
         """Names one digest: the period and its scheduled instant (the Message-ID key)."""
         return f"{self.period}:{slot.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
-
-
-def profile_document(profile: SubscriberProfile) -> dict[str, Any]:
-    return profile.model_dump(mode="python")

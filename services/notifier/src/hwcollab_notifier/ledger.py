@@ -18,7 +18,6 @@ suppressions, bulletins and the locks periodic tasks take.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,9 +28,17 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hwcollab_common.mongo import Document, delete_in, find_in, in_transaction, update_in
+from hwcollab_common.emails import email_key
+from hwcollab_common.mongo import (
+    Document,
+    delete_in,
+    ensure_expiry_index,
+    find_in,
+    in_transaction,
+    update_in,
+)
 from hwcollab_common.outbox import OUTBOX_COLLECTION, stage_events
-from hwcollab_notifier.domain import hash_id, normalize_email
+from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.ports import (
     Channel,
     Claim,
@@ -166,8 +173,7 @@ class DeliveryStore:
         )
         await self.link_requests.create_index([("status", ASCENDING), ("requested_at", ASCENDING)])
         await self.link_requests.create_index([("subscriber_id", ASCENDING)])
-        with contextlib.suppress(Exception):  # a store without TTL support keeps old requests
-            await self.link_requests.create_index("expires_at", expireAfterSeconds=0)
+        await ensure_expiry_index(self.link_requests, "expires_at", after=timedelta(0))
 
     # --- ledger -------------------------------------------------------------------------------
 
@@ -257,7 +263,7 @@ class DeliveryStore:
         return await by_id(self.bulletins, ids)
 
     async def suppressed_among(self, emails: Iterable[str]) -> set[str]:
-        addresses = {hash_id(normalize_email(e)): normalize_email(e) for e in emails}
+        addresses = {hash_id(email_key(e)): email_key(e) for e in emails}
         if not addresses:
             return set()
         found = await by_id(self.suppressions, addresses)
@@ -308,18 +314,6 @@ class DeliveryStore:
             fields["reason"] = reason
         await update_in(self.ledger, "_id", keys, {"$set": fields}, extra=OPEN, session=session)
 
-    async def retry_rows(
-        self, keys: Iterable[str], *, now: datetime, detail: str, count: bool = True
-    ) -> None:
-        """Rows back to ``pending`` for the sweeper; ``count=False`` when the failure was an
-        outage that says nothing about these emails."""
-        update: Document = {
-            "$set": {"status": "pending", "updated_at": now, "reason": detail[:300]}
-        }
-        if count:
-            update["$inc"] = {"attempts": 1}
-        await update_in(self.ledger, "_id", keys, update, extra=OPEN)
-
     async def switch_to_immediate(
         self, subscriber_id: str, *, now: datetime, session: Session
     ) -> None:
@@ -360,15 +354,6 @@ class DeliveryStore:
 
     async def link_request(self, request_id: str) -> Document | None:
         return await self.link_requests.find_one({"_id": request_id})
-
-    async def finish_link_request(
-        self, request_id: str, *, status: str, now: datetime, session: Session = None
-    ) -> None:
-        await self.link_requests.update_one(
-            {"_id": request_id, "status": "pending"},
-            {"$set": {"status": status, "finished_at": now}},
-            session=session,
-        )
 
     def pending_link_requests(self, *, requested_before: datetime) -> AsyncIterator[Document]:
         return aiter(
@@ -514,16 +499,14 @@ class DeliveryStore:
     # --- suppressions -------------------------------------------------------------------------
 
     async def is_suppressed(self, email: str) -> bool:
-        found = await self.suppressions.find_one(
-            {"_id": hash_id(normalize_email(email))}, {"_id": 1}
-        )
+        found = await self.suppressions.find_one({"_id": hash_id(email_key(email))}, {"_id": 1})
         return found is not None
 
     async def suppress(
         self, email: str, *, reason: str, now: datetime, session: Session = None
     ) -> bool:
         """Add ``email``; False when it was already suppressed."""
-        address = normalize_email(email)
+        address = email_key(email)
         result = await self.suppressions.update_one(
             {"_id": hash_id(address)},
             {"$setOnInsert": {"email": address, "reason": reason[:300], "created_at": now}},
@@ -533,7 +516,7 @@ class DeliveryStore:
         return result.upserted_id is not None
 
     async def unsuppress(self, email: str) -> bool:
-        result = await self.suppressions.delete_one({"_id": hash_id(normalize_email(email))})
+        result = await self.suppressions.delete_one({"_id": hash_id(email_key(email))})
         return result.deleted_count == 1
 
     async def list_suppressions(self, *, limit: int, offset: int) -> tuple[int, list[Document]]:

@@ -34,6 +34,11 @@ DIGEST_SIZE = Histogram(
 CONSUMER_LAG = Gauge(
     "hwcollab_notifier_consumer_lag", "Messages not yet consumed by a group", ["group", "topic"]
 )
+CLAIM_RENEWAL_FAILURES = Counter(
+    "hwcollab_notifier_claim_renewal_failures_total",
+    "Renewals of a sending batch's claims that failed (the batch goes on; a lease that runs out"
+    " lets another sender take the email over)",
+)
 SWEPT = Counter("hwcollab_notifier_swept_total", "Deliveries published again by the sweeper")
 BOUNCES = Counter(
     "hwcollab_notifier_bounces_total",

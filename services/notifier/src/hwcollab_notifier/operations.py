@@ -204,23 +204,24 @@ class Operations:
 
 
 async def sample_delivery_lag(
-    bootstrap_servers: str, *, group_id: str = NOTIFIER_DELIVERY_GROUP
+    bootstrap_servers: str, *, group_id: str = NOTIFIER_DELIVERY_GROUP, topic: str = DELIVERY_TOPIC
 ) -> int:
-    """Messages on the delivery topic that the delivery group has not consumed yet."""
+    """Messages on the delivery topic that ``group_id`` has not committed yet (every partition,
+    whichever process holds it: the figure the notifier scales on)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
     await admin.start()
     await consumer.start()
     try:
         committed: dict[Any, Any] = await admin.list_consumer_group_offsets(group_id)
-        partitions = await topic_partitions(bootstrap_servers, [DELIVERY_TOPIC])
+        partitions = await topic_partitions(bootstrap_servers, [topic])
         ends = await consumer.end_offsets(partitions) if partitions else {}
         lag = 0
         for tp, end in ends.items():
             meta = committed.get(tp)
             position = meta.offset if meta is not None and meta.offset >= 0 else 0
             lag += max(0, end - position)
-        metrics.CONSUMER_LAG.labels(group_id, DELIVERY_TOPIC).set(lag)
+        metrics.CONSUMER_LAG.labels(group_id, topic).set(lag)
         return lag
     finally:
         await consumer.stop()

@@ -15,8 +15,6 @@ the crash.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 import os
 import socket
@@ -26,8 +24,12 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import uuid4
 
+from tenacity import RetryCallState
+
 from hwcollab_common.clock import Clock
+from hwcollab_common.emails import email_key
 from hwcollab_common.errors import TransientError, is_transient
+from hwcollab_common.retrying import AddedJitterBackoff, Sleep, retry, retry_policy
 from hwcollab_common.tracing import SpanKind, span
 from hwcollab_notifier import metrics
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 BATCH_EVENT_ITEMS = 1000
 """The most accepted emails one ``notification.batch_sent`` carries."""
 SETTLE_RETRY_CAP_SECONDS = 5.0
+SETTLE_BACKOFF = AddedJitterBackoff(base=0.2, cap=SETTLE_RETRY_CAP_SECONDS, jitter=0.0)
+"""0.2 s, 0.4 s, … up to 5 s between attempts to settle a batch the SMTP server accepted."""
 
 
 class Mailer(Protocol):
@@ -105,8 +109,10 @@ class Postman:
         lease: timedelta,
         max_attempts: int,
         owner: str | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._clock = clock
+        self._sleep = sleep
         self._store = store
         self._mailer = mailer
         self._lease = lease
@@ -187,12 +193,18 @@ class Postman:
         every = self._lease.total_seconds() / 3
         while True:
             await asyncio.sleep(every)
-            try:
-                await self._store.renew_claims(
-                    message_ids, owner=self.owner, now=self._clock.now(), lease=self._lease
-                )
-            except Exception as error:  # the batch goes on; the lease may run out meanwhile
-                log.warning("renewing the claims of a batch failed: %r", error)
+            await self._renew(message_ids)
+
+    async def _renew(self, message_ids: list[str]) -> None:
+        """Extend the batch's leases; a failure is logged and counted, and the batch goes on (its
+        leases may run out meanwhile, and another sender may then take an email over)."""
+        try:
+            await self._store.renew_claims(
+                message_ids, owner=self.owner, now=self._clock.now(), lease=self._lease
+            )
+        except Exception as error:
+            metrics.CLAIM_RENEWAL_FAILURES.inc()
+            log.warning("renewing the claims of a batch failed: %r", error)
 
     async def _deliver(
         self,
@@ -208,7 +220,7 @@ class Postman:
         settling = _Settling(sent=[], dropped=[], failed=[])
         to_send: list[Outgoing] = []
         for item in batch:
-            if item.email.to.strip().lower() in suppressed:
+            if email_key(item.email.to) in suppressed:
                 settling.dropped.append(item)
             else:
                 to_send.append(item)
@@ -327,34 +339,38 @@ class Postman:
                 )
             return events
 
-        for attempt in itertools.count(1):
-            try:
-                await self._store.settle(work)
-                break
-            except Exception as error:
-                # The server accepted these emails: recording them is the only way on. An
-                # outage (or a conflict with a transaction a dead process left open) is waited
-                # out here, holding the claims, rather than leaving them to be sent again.
-                if not is_transient(error):
-                    raise
-                delay = min(SETTLE_RETRY_CAP_SECONDS, 0.1 * 2.0 ** min(attempt, 10))
-                log.warning(
-                    "settling a batch of %d emails failed for now (attempt %d), retrying in"
-                    " %.1f s: %s: %s",
-                    len(settling.sent) + len(settling.dropped) + len(settling.failed),
-                    attempt,
-                    delay,
-                    type(error).__name__,
-                    error,
-                )
-                await asyncio.sleep(delay)
-                with contextlib.suppress(Exception):
-                    await self._store.renew_claims(
-                        settling.message_ids,
-                        owner=self.owner,
-                        now=self._clock.now(),
-                        lease=self._lease,
-                    )
+        # The server accepted these emails: recording them is the only way on. An outage (or a
+        # conflict with a transaction a dead process left open) is waited out here, holding the
+        # claims, rather than leaving them to be sent again.
+        size = len(settling.sent) + len(settling.dropped) + len(settling.failed)
+
+        def waiting(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "settling a batch of %d emails failed for now (attempt %d), retrying in %.1f s: %r",
+                size,
+                state.attempt_number,
+                state.upcoming_sleep,
+                error,
+            )
+
+        tried = 0
+
+        async def settle_once() -> None:
+            nonlocal tried
+            tried += 1
+            if tried > 1:
+                await self._renew(settling.message_ids)  # held through the wait
+            await self._store.settle(work)
+
+        settle = retry_policy(
+            attempts=None,
+            on=is_transient,
+            wait=SETTLE_BACKOFF,
+            sleep=self._sleep,
+            before_sleep=waiting,
+        )
+        await retry(settle, settle_once)
         for item in settling.sent:
             metrics.EMAILS_SENT.labels(item.email.kind).inc()
         for item in settling.dropped:

@@ -15,9 +15,10 @@ from datetime import datetime
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hwcollab_common.emails import email_key
 from hwcollab_common.mongo import Document
 from hwcollab_common.outbox import OUTBOX_COLLECTION
-from hwcollab_notifier.domain import hash_id, normalize_email
+from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.ledger import OPEN_LEDGER, DeliveryStore, Session, by_id
 from hwcollab_notifier.ports import Channel
 from hwcollab_schemas.events import EmployerProfile, OpeningDetails, SubscriberProfile
@@ -82,7 +83,7 @@ class NotifierRepository(DeliveryStore):
         document: Document = {
             **profile.model_dump(mode="python"),
             "_id": profile.subscriber_id,
-            "email_hash": hash_id(normalize_email(profile.email)),
+            "email_hash": hash_id(email_key(profile.email)),
             "changed_at": now,
         }
         update: Document = {"$set": document}
@@ -136,13 +137,6 @@ class NotifierRepository(DeliveryStore):
             await self.suppressions.update_one(
                 {"_id": previous["email_hash"]}, {"$unset": {"email": ""}}, session=session
             )
-
-    async def finish_welcome(self, subscriber_id: str, *, now: datetime, session: Session) -> None:
-        await self.subscribers.update_one(
-            {"_id": subscriber_id},
-            {"$set": {"welcome_pending": False, "welcomed_at": now}},
-            session=session,
-        )
 
     def registered_since(self, moment: datetime) -> AsyncIterator[Document]:
         """Subscribers confirmed (welcome requested) at ``moment`` or later."""

@@ -8,17 +8,15 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from hwcollab_common.emails import InvalidEmailError, email_key, normalize_email
 from hwcollab_common.openapi import error_responses
 from hwcollab_common.ratelimit import RateLimiter, client_ip
 from hwcollab_schemas.taxonomy import taxonomy_document
 from hwcollab_subscriber.domain import (
-    InvalidEmailError,
     PreferencesChange,
     SignUp,
     Status,
     Subscriber,
-    email_key,
-    normalize_email,
 )
 from hwcollab_subscriber.handlers import SubscriberService
 from hwcollab_subscriber.settings import Settings
@@ -131,7 +129,7 @@ def limit_link_request(request: Request, address: str) -> None:
     limiter: RateLimiter = request.app.state.limiter
     settings: Settings = request.app.state.settings
     limiter.hit(settings.link_rate_limit, "link-ip", client_ip(request))
-    limiter.hit(settings.link_address_rate_limit, "link-address", address.strip().casefold())
+    limiter.hit(settings.link_address_rate_limit, "link-address", email_key(address))
 
 
 TOKEN_ERRORS = error_responses(

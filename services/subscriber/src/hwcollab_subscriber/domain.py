@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from hwcollab_common.emails import InvalidEmailError, email_key, normalize_email
 from hwcollab_common.geo import ZipPlace, lookup_zip
 from hwcollab_schemas import taxonomy
 from hwcollab_schemas.events import SubscriberProfile
@@ -30,24 +30,6 @@ Status = Literal["pending", "active", "paused", "unsubscribed", "bounced"]
 DEFAULT_RESEND_WINDOW = timedelta(minutes=10)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class InvalidEmailError(ValueError):
-    pass
-
-
-def normalize_email(raw: str) -> str:
-    """The address as we store and send to it (syntax checked, no DNS lookup)."""
-    try:
-        result = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as error:
-        raise InvalidEmailError(str(error)) from error
-    return str(result.normalized)
-
-
-def email_key(address: str) -> str:
-    """The key that makes one subscriber per address: case-insensitive in practice everywhere."""
-    return address.casefold()
 
 
 def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -192,11 +174,6 @@ class Subscriber:
     @property
     def first_name(self) -> str | None:
         return self.preferences.first_name
-
-    @property
-    def is_subscribed(self) -> bool:
-        """Confirmed and not gone: the states in which preferences can be managed."""
-        return self.status in ("active", "paused", "bounced")
 
     def changed(self, *, now: datetime, **changes: Any) -> Subscriber:
         """A copy with ``changes`` applied, one version later."""

@@ -12,6 +12,8 @@ from typing import Literal, TypeVar
 from uuid import uuid4
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.emails import email_key, normalize_email
+from hwcollab_common.retrying import LinearJitterBackoff, Sleep, retry, retry_policy
 from hwcollab_common.tokens import LinkSigner, Purpose
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
@@ -33,9 +35,7 @@ from hwcollab_subscriber.domain import (
     PreferencesChange,
     SignUp,
     Subscriber,
-    email_key,
     new_subscriber,
-    normalize_email,
     profile,
 )
 from hwcollab_subscriber.repository import (
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PRODUCER = "subscriber"
 MAX_ATTEMPTS = 12
+# The most a loser of a concurrent change waits before its n-th retry is n times this.
+CONTENTION_PAUSE_SECONDS = 0.005
 UnsubscribeReason = Literal["one_click", "page", "preferences"]
 
 
@@ -96,12 +98,18 @@ class SubscriberService:
         clock: Clock,
         resend_window: timedelta = DEFAULT_RESEND_WINDOW,
         new_id: Callable[[], str] = lambda: uuid4().hex,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store
         self._links = links
         self._clock = clock
         self._resend_window = resend_window
         self._new_id = new_id
+        # Concurrent changes of one subscriber or address: the loser runs again after a brief,
+        # random pause, so two contenders do not meet again in step.
+        self._contended = LinearJitterBackoff(step=CONTENTION_PAUSE_SECONDS, rng=rng)
+        self._sleep = sleep
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -109,14 +117,13 @@ class SubscriberService:
         self, work: Callable[[Subscribers], Awaitable[tuple[T, Sequence[Event]]]]
     ) -> T:
         """Run ``work`` again when a concurrent change of the same subscriber or address won."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                return await self._store.transact(work)
-            except (DuplicateEmailError, StaleSubscriberError):
-                if attempt == MAX_ATTEMPTS:
-                    raise
-                await asyncio.sleep(random.uniform(0, 0.005 * attempt))
-        raise AssertionError("unreachable")
+        policy = retry_policy(
+            attempts=MAX_ATTEMPTS,
+            on=(DuplicateEmailError, StaleSubscriberError),
+            wait=self._contended,
+            sleep=self._sleep,
+        )
+        return await retry(policy, self._store.transact, work)
 
     def _event(self, cls: type[Event], payload: object) -> Event:
         return cls.create(payload, producer=PRODUCER, occurred_at=self._clock.now())
@@ -384,11 +391,5 @@ class SubscriberService:
         event: Event,
         work: Callable[[Subscribers], Awaitable[tuple[None, Sequence[Event]]]],
     ) -> None:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                await self._store.transact_once(event, work)
-            except StaleSubscriberError:
-                if attempt == MAX_ATTEMPTS:
-                    raise
-            else:
-                return
+        policy = retry_policy(attempts=MAX_ATTEMPTS, on=StaleSubscriberError, sleep=self._sleep)
+        await retry(policy, self._store.transact_once, event, work)

@@ -12,15 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from hwcollab_common.emails import InvalidEmailError, normalize_email
 from hwcollab_common.openapi import page_route_responses
 from hwcollab_common.tokens import Purpose
 from hwcollab_subscriber.api import limit_link_request, limit_sign_up, service_of
 from hwcollab_subscriber.domain import (
-    InvalidEmailError,
     PreferencesChange,
     SignUp,
     Subscriber,
-    normalize_email,
 )
 from hwcollab_subscriber.handlers import SubscriptionGoneError
 from hwcollab_subscriber.rendering import (

@@ -11,14 +11,9 @@ from typing import Literal
 
 import aiosmtplib
 from prometheus_client import Counter
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from hwcollab_common.errors import TransientError
+from hwcollab_common.retrying import AddedJitterBackoff, Sleep, retry, retry_policy
 from hwcollab_notifier.mail.composer import OutgoingEmail
 
 log = logging.getLogger(__name__)
@@ -117,6 +112,8 @@ class SmtpSender:
         backoff_max: float = 10.0,
         timeout: float = 30.0,
         idle_check_after: float = 30.0,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if pool_size < 1 or max_attempts < 1:
             raise ValueError("pool_size and max_attempts must be at least 1")
@@ -129,8 +126,11 @@ class SmtpSender:
         self._idle_check_after = idle_check_after
         self._mail_from_bytes = mail_from_address.encode()
         self._max_attempts = max_attempts
-        self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
+        # Waits grow base, 2·base, 4·base … (capped), each plus up to one base of jitter.
+        self._waits = AddedJitterBackoff(
+            base=backoff_base, cap=backoff_max, jitter=backoff_base, rng=rng
+        )
+        self._sleep = sleep
         self._slots = [_Slot() for _ in range(pool_size)]
         # Last in, first out: a light load keeps reusing the warmest connections.
         self._idle: asyncio.LifoQueue[_Slot] = asyncio.LifoQueue()
@@ -186,20 +186,19 @@ class SmtpSender:
             return self._gave_up(email, first)
         log.info("SMTP send of %s will be retried: %s", email.message_id, first.detail)
         SMTP_RETRIES.inc()
-        # Waits grow base, 2·base, 4·base … (capped), each plus up to one base of jitter; the
-        # wait before the first retry is taken here, the later ones by tenacity.
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts - 1),
-            wait=wait_exponential_jitter(
-                multiplier=2 * self._backoff_base, max=self._backoff_max, jitter=self._backoff_base
-            ),
-            retry=retry_if_exception_type(_RetryableError),
+        # The first attempt failed outside the policy: its wait is taken here, the later ones
+        # by the policy.
+        policy = retry_policy(
+            attempts=self._max_attempts,
+            on=_RetryableError,
+            wait=self._waits,
+            sleep=self._sleep,
             before_sleep=lambda _state: SMTP_RETRIES.inc(),
-            reraise=True,
+            failed_before=1,
         )
         try:
-            await asyncio.sleep(self._backoff_base + random.uniform(0, self._backoff_base))
-            return await retrying(self._attempt, email)
+            await self._sleep(self._waits.delay(1))
+            return await retry(policy, self._attempt, email)
         except _RetryableError as last:
             return self._gave_up(email, last)
 

@@ -3,7 +3,6 @@
 from hwcollab_notifier.matching.criteria import (
     OpeningCriteria,
     SubscriberCriteria,
-    distance_miles,
     hourly_pay,
     subscriber_criteria,
 )
@@ -14,7 +13,6 @@ __all__ = [
     "MatchResult",
     "OpeningCriteria",
     "SubscriberCriteria",
-    "distance_miles",
     "hourly_pay",
     "subscriber_criteria",
 ]

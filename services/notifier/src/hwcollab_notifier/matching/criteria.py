@@ -7,13 +7,11 @@ reference in :mod:`.reference` and the index in :mod:`.index`) only ever sees th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hwcollab_schemas.taxonomy import HOURS_PER_YEAR, PayPeriod, expand_roles
 
-EARTH_RADIUS_MILES = 3958.8
 MIN_RADIUS_MILES = 1.0
 MAX_RADIUS_MILES = 250.0
 # Distances are compared with this slack (about 1.6 mm) so that the vectorized index and the plain
@@ -116,16 +114,6 @@ def hourly_pay(
     if pay_period == "year":
         return top / HOURS_PER_YEAR
     return float(top)
-
-
-def distance_miles(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle (haversine) distance in miles."""
-    phi1 = math.radians(lat1)
-    phi2 = math.radians(lat2)
-    half_dphi = (phi2 - phi1) / 2.0
-    half_dlambda = math.radians(lon2 - lon1) / 2.0
-    h = math.sin(half_dphi) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(half_dlambda) ** 2
-    return 2.0 * EARTH_RADIUS_MILES * math.asin(math.sqrt(min(1.0, h)))
 
 
 def within_radius(distance: float, radius_miles: float) -> bool:

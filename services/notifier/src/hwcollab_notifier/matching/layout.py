@@ -11,10 +11,8 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from hwcollab_notifier.matching.criteria import (
-    DISTANCE_TOLERANCE_MILES,
-    EARTH_RADIUS_MILES,
-)
+from hwcollab_common.geo import EARTH_RADIUS_MILES
+from hwcollab_notifier.matching.criteria import DISTANCE_TOLERANCE_MILES
 from hwcollab_schemas.taxonomy import (
     CREDENTIAL_CODES,
     EMPLOYMENT_TYPE_CODES,

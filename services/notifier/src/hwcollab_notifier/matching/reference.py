@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hwcollab_common.geo import haversine_miles
 from hwcollab_notifier.matching.criteria import (
     OpeningCriteria,
     SubscriberCriteria,
-    distance_miles,
     within_radius,
 )
 
@@ -22,7 +22,7 @@ def location_matches(sub: SubscriberCriteria, opening: OpeningCriteria) -> bool:
         return True
     if opening.lat is None or opening.lon is None:
         return False
-    distance = distance_miles(sub.lat, sub.lon, opening.lat, opening.lon)
+    distance = haversine_miles(sub.lat, sub.lon, opening.lat, opening.lon)
     return within_radius(distance, sub.radius_miles)
 
 
