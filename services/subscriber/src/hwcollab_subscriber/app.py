@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -29,6 +33,7 @@ from hwcollab_subscriber.handlers import (
     NotSubscribedError,
     SubscriberService,
     SubscriptionGoneError,
+    SunsetPolicy,
 )
 from hwcollab_subscriber.repository import MongoSubscriberStore
 from hwcollab_subscriber.settings import Settings
@@ -36,9 +41,68 @@ from hwcollab_subscriber.settings import Settings
 DESCRIPTION = """
 Sign-up with double opt-in, preferences, pause and resume, one-click unsubscribe and erasure for
 HWcollab job alerts. Links in emails carry signed, purpose-bound tokens (`confirm` 7 days,
-`manage` 90 days, `unsubscribe` never expires): a tampered or wrong-purpose token answers 400, an
-expired one 401. Events go to `hwcollab.subscriber.v1` through a transactional outbox.
+`manage` 90 days, `keep` 90 days, `unsubscribe` never expires): a tampered or wrong-purpose token
+answers 400, an expired one 401. Links to openings in alerts go through `GET /r?token=` (signed,
+one year), which records the reader's last engagement and redirects. Events go to
+`hwcollab.subscriber.v1` through a transactional outbox.
 """
+log = logging.getLogger(__name__)
+
+
+def sunset_policy(settings: Settings) -> SunsetPolicy:
+    after = settings.sunset_after_days
+    return SunsetPolicy(
+        after=timedelta(days=after) if after else None,
+        grace=timedelta(days=settings.sunset_grace_days),
+        batch=settings.sunset_batch,
+    )
+
+
+class SunsetTask:
+    """Every ``SUNSET_INTERVAL_SECONDS`` the replica holding the ``sunset`` lease runs the
+    sunset (the others find the lease taken and wait for the next round)."""
+
+    def __init__(
+        self,
+        service: SubscriberService,
+        store: MongoSubscriberStore,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self._service = service
+        self._store = store
+        self._interval = settings.sunset_interval_seconds
+        self._clock = clock
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run(), name="sunset")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def run_once(self) -> None:
+        lease = timedelta(seconds=self._interval * 3)
+        now = self._clock.now()
+        if await self._store.take_lease("sunset", owner=self._owner, now=now, ttl=lease):
+            await self._service.run_sunset()
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
+            if self._stop.is_set():
+                return
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("the sunset run failed; trying again next round")
 
 
 def _wants_html(request: Request) -> bool:
@@ -93,13 +157,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     runtime = ServiceRuntime(settings, name="subscriber", clock=clock)
     gauges = OperationalGauges(runtime, interval=settings.metrics_sample_seconds)
     store = MongoSubscriberStore(runtime)
-    links = Links(runtime.signer, public_url=settings.subscriber_public_url)
+    links = Links(
+        runtime.signer,
+        public_url=settings.subscriber_public_url,
+        employer_public_url=settings.employer_public_url,
+    )
     service = SubscriberService(
         store=store,
         links=links,
         clock=runtime.clock,
         resend_window=timedelta(seconds=settings.confirmation_resend_seconds),
+        sunset=sunset_policy(settings),
     )
+    sunset = SunsetTask(service, store, settings, runtime.clock)
     register_consumers(runtime.broker, service, group_suffix=settings.consumer_group_suffix)
 
     @asynccontextmanager
@@ -109,9 +179,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await store.ensure_indexes()
         await runtime.start()
         gauges.start()
+        if settings.sunset_after_days:
+            sunset.start()
         try:
             yield
         finally:
+            await sunset.stop()
             await gauges.stop()
             await runtime.stop()
             shutdown_tracing()
@@ -136,5 +209,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     web.mount_static(app)
     app.include_router(ops_router(runtime.readiness_checks()))
     app.include_router(api.router)
+    app.include_router(api.admin_router)
     app.include_router(pages.router)
     return app
