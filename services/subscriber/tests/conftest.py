@@ -115,7 +115,8 @@ class FakeStore:
         return [
             s.subscriber_id
             for s in self.rows.values()
-            if s.status == "active" and s.sunset_notice_at is not None
+            if s.status == "active"
+            and s.sunset_notice_at is not None
             and s.sunset_notice_at <= cutoff
         ][:limit]
 
@@ -170,7 +171,9 @@ def store() -> FakeStore:
 @pytest.fixture
 def links(clock: FixedClock) -> Links:
     return Links(
-        LinkSigner(SIGNING_KEY, clock=clock), public_url=PUBLIC_URL, employer_public_url=EMPLOYER_URL
+        LinkSigner(SIGNING_KEY, clock=clock),
+        public_url=PUBLIC_URL,
+        employer_public_url=EMPLOYER_URL,
     )
 
 
