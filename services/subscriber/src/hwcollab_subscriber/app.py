@@ -47,6 +47,7 @@ one year), which records the reader's last engagement and redirects. Events go t
 `hwcollab.subscriber.v1` through a transactional outbox.
 """
 log = logging.getLogger(__name__)
+FIRST_SUNSET_SECONDS = 60.0
 
 
 def sunset_policy(settings: Settings) -> SunsetPolicy:
@@ -94,11 +95,14 @@ class SunsetTask:
             await self._service.run_sunset()
 
     async def _run(self) -> None:
+        # The first round a minute after starting (frequent deploys must not starve it).
+        wait = min(self._interval, FIRST_SUNSET_SECONDS)
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
+                await asyncio.wait_for(self._stop.wait(), timeout=wait)
             if self._stop.is_set():
                 return
+            wait = self._interval
             try:
                 await self.run_once()
             except Exception:

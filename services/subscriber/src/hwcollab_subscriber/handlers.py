@@ -405,9 +405,8 @@ class SubscriberService:
                 )
             if not subscriber.awaits_answer:
                 return subscriber, []
-            kept = subscriber.changed(
-                now=self._clock.now(), **subscriber.interest_changes(now=self._clock.now())
-            )
+            now = self._clock.now()
+            kept = subscriber.changed(now=now, **subscriber.interest_changes(now=now))
             await subscribers.save(kept, read_version=subscriber.version)
             return kept, [self._updated(kept)] if kept.status != subscriber.status else []
 
