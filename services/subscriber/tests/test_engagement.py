@@ -316,3 +316,19 @@ async def test_a_run_asks_at_most_a_batch(
     assert (await service.run_sunset()).noticed == 2
     assert (await service.run_sunset()).noticed == 1
     assert (await service.run_sunset()).noticed == 0
+
+
+async def test_signing_up_again_starts_afresh(
+    service: SubscriberService, store: FakeStore, links: Links, clock: FixedClock, helpers: Any
+) -> None:
+    jordan = await confirmed(service, store, links, helpers, "jordan")
+    clock.advance(181 * DAY)
+    await service.run_sunset()
+    await service.unsubscribe(links.token(Purpose.UNSUBSCRIBE, jordan), reason="page")
+    clock.advance(30 * DAY)
+    await service.sign_up(SignUp.model_validate(helpers.sign_up_body(email="jordan@example.org")))
+    await service.confirm(links.token(Purpose.CONFIRM, jordan))
+    assert store.rows[jordan].sunset_notice_at is None
+    run = await service.run_sunset()
+    assert (run.noticed, run.paused) == (0, 0)
+    assert store.rows[jordan].status == "active"

@@ -275,7 +275,14 @@ class SubscriberService:
                     "This confirmation link is no longer valid. Please sign up again."
                 )
             now = self._clock.now()
-            active = subscriber.changed(now=now, status="active", confirmed_at=now)
+            # A new subscription: nothing left over from an earlier one (a notice, a pause).
+            active = subscriber.changed(
+                now=now,
+                status="active",
+                confirmed_at=now,
+                sunset_notice_at=None,
+                paused_reason=None,
+            )
             await subscribers.save(active, read_version=subscriber.version)
             return active, [self._event(SubscriberRegistered, profile(active))]
 
