@@ -90,6 +90,27 @@ async def test_with_delay_first_nothing_runs_before_the_first_interval() -> None
     assert runs == 0
 
 
+async def test_first_after_sets_the_first_wait_alone() -> None:
+    """A long interval with a short first wait (a job deploys must not starve): the first run
+    comes after ``first_after``, the next one an interval later."""
+    runs = 0
+    ran = asyncio.Event()
+
+    async def work() -> None:
+        nonlocal runs
+        runs += 1
+        ran.set()
+
+    task = PeriodicTask("test-first", work, interval=60.0, first_after=0.02)
+    task.start()
+    await asyncio.sleep(0.005)
+    assert runs == 0
+    await asyncio.wait_for(ran.wait(), timeout=5)
+    await asyncio.sleep(0.05)
+    await task.stop()
+    assert runs == 1
+
+
 async def test_stop_lets_the_run_in_flight_finish_unless_told_to_cancel_it() -> None:
     for finish_run in (True, False):
         started, finished = asyncio.Event(), asyncio.Event()

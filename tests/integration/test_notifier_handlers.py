@@ -680,6 +680,35 @@ async def test_link_emails_expire_and_leave_with_the_person(notifier: Notifier) 
     assert request["status"] == "dropped"
 
 
+async def test_a_still_interested_request_is_sent_once_with_its_keep_link(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    keep = "http://127.0.0.1:8001/keep?token=k-rosa"
+    ask = at(
+        n.clock,
+        SubscriberManageLinkRequested,
+        ManageLinkRequestedPayload(
+            subscriber_id="rosa",
+            email="rosa@example.org",
+            first_name="Rosa",
+            manage_url="http://127.0.0.1:8001/preferences?token=m-rosa",
+            reason="still_interested",
+            keep_url=keep,
+            pause_after=n.clock.now() + timedelta(days=14),
+        ),
+    )
+    await n.read_model.on_subscriber(ask)
+    await n.read_model.on_subscriber(ask)  # redelivered: queued again, sent once
+    assert await n.deliver_all() == ["sent", "done"]
+    [sent] = n.mailer.to("rosa@example.org")
+    assert sent.kind == "still_interested"
+    message = email.message_from_bytes(sent.data, policy=email.policy.default)
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert f"Keep me subscribed: {keep}" in plain.get_content()
+
+
 async def test_bulletins_reach_active_subscribers_who_opted_in(notifier: Notifier) -> None:
     n = notifier
     await register(

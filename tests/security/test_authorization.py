@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
@@ -76,6 +77,8 @@ class Case:
     purpose: Purpose = Purpose.MANAGE
     paused: bool = False
     """The subscriber is paused first (resuming an active one changes nothing)."""
+    asked: bool = False
+    """The subscriber has been asked "still interested?" (keeping otherwise changes nothing)."""
 
 
 REASON = {"reason": "Checked by the authorization matrix."}
@@ -164,6 +167,8 @@ SUBSCRIBER_MATRIX: dict[str, Case] = {
         "link", page=True, purpose=Purpose.UNSUBSCRIBE, form={"List-Unsubscribe": "One-Click"}
     ),
     "POST /erase": Case("link", page=True),
+    "POST /keep": Case("link", page=True, purpose=Purpose.KEEP, asked=True),
+    "POST /api/admin/sunset/run": Case("admin"),
 }
 
 NOTIFIER_MATRIX: dict[str, dict[str, Any] | None] = {
@@ -427,6 +432,11 @@ async def test_subscriber_link_routes(route: str, subscriber: Service) -> None:
                     "/pause", params={"token": token(Purpose.MANAGE, subscriber_id)}
                 )
                 assert paused.status_code == 200, paused.text
+    if case.asked:
+        for subscriber_id in (mine, theirs):
+            await collection.update_one(
+                {"_id": subscriber_id}, {"$set": {"sunset_notice_at": datetime.now(UTC)}}
+            )
     before = await collection.find_one({"_id": mine})
     async with subscriber.client() as anonymous, subscriber.client(**ADMIN) as admin:
         for name, caller in {"anonymous": anonymous, "admin token": admin}.items():
@@ -439,6 +449,24 @@ async def test_subscriber_link_routes(route: str, subscriber: Service) -> None:
         answer = await _subscriber_call(anonymous, method, path, case, token(case.purpose, mine))
         assert answer.status_code in (200, 202, 204), (route, answer.text[:300])
         assert await collection.find_one({"_id": mine}) != before, f"{route} did nothing"
+
+
+async def test_subscriber_admin_routes_are_for_operators_only(subscriber: Service) -> None:
+    routes = sorted(r for r, c in SUBSCRIBER_MATRIX.items() if c.who == "admin")
+    assert routes == ["POST /api/admin/sunset/run"]
+    manage = token(Purpose.MANAGE, await new_subscriber(subscriber))
+    async with subscriber.client() as anonymous, subscriber.client(**ADMIN) as admin:
+        for route in routes:
+            method, path = route.split(" ", 1)
+            for name, headers in {
+                "anonymous": {},
+                "a wrong token": {"Authorization": "Bearer not-the-admin-token"},
+                "a subscriber's link token": {"Authorization": f"Bearer {manage}"},
+            }.items():
+                answer = await anonymous.request(method, path, headers=headers)
+                assert answer.status_code == 401, (route, name, answer.text[:300])
+            answer = await admin.request(method, path)
+            assert answer.status_code == 200, (route, answer.text[:300])
 
 
 async def test_subscriber_public_write_routes(subscriber: Service) -> None:

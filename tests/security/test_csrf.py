@@ -188,6 +188,7 @@ async def test_subscriber_pages_set_no_cookies(subscriber: Service) -> None:
             await client.get("/preferences", params={"token": manage}),
             await client.post("/pause", params={"token": manage}),
             await client.get("/preferences/link"),
+            await client.get("/keep", params={"token": token(Purpose.KEEP, subscriber_id)}),
         ]
     for answer in answers:
         assert answer.status_code == 200, answer.text[:200]

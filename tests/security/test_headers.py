@@ -17,6 +17,7 @@ from hwcollab_common.tokens import Purpose
 
 from .support import (
     ADMIN_TOKEN,
+    SIGNER,
     Account,
     Service,
     csrf_of,
@@ -123,6 +124,7 @@ async def test_subscriber_pages(subscriber: Service) -> None:
             "/resume": (f"/resume?token={manage}", client),
             "/unsubscribe": (f"/unsubscribe?token={token(Purpose.UNSUBSCRIBE, active)}", client),
             "/erase": (f"/erase?token={manage}", client),
+            "/keep": (f"/keep?token={token(Purpose.KEEP, active)}", client),
         }
         assert await check_pages(subscriber.app, urls) == len(urls)
         await check_other_answers(subscriber, client, "/api/taxonomy")
@@ -131,6 +133,13 @@ async def test_subscriber_pages(subscriber: Service) -> None:
         assert (await client.get("/preferences?token=x")).headers["Referrer-Policy"] == (
             "no-referrer"
         )
+        # The click redirect's page for a bad link, and the redirect itself.
+        assert_secure_headers(await client.get("/r?token=x"), what="bad click link page")
+        click = SIGNER.sign_claims(Purpose.CLICK, (active, "op-1", "d", ""))
+        redirect = await client.get("/r", params={"token": click})
+        assert redirect.status_code == 303
+        assert redirect.headers["Referrer-Policy"] == "no-referrer"
+        assert redirect.headers["Cache-Control"] == "no-store"
 
 
 async def test_employer_pages(employer: Service) -> None:

@@ -259,6 +259,11 @@ def fuzz_stack(
             "GET /api/preferences": manage,
             "PUT /api/preferences": manage,
             "POST /unsubscribe": Real("query", "token", signer.sign(Purpose.UNSUBSCRIBE, kept)),
+            "GET /r": Real(
+                "query",
+                "token",
+                signer.sign_claims(Purpose.CLICK, (kept, employer.opening_id, "d", "")),
+            ),
             "GET /api/employers/{employer_id}": employer_id,
             "POST /api/admin/employers/{employer_id}/approve": employer_id,
             "POST /api/admin/employers/{employer_id}/reject": employer_id,

@@ -254,6 +254,14 @@ def every_email(text: str, opening: OpeningView) -> dict[str, OutgoingEmail]:
         "bulletin": mail.bulletin(
             who, bulletin_id="b1", subject=f"News {text}", body_markdown=f"Hello {text}"
         ),
+        "still interested": mail.still_interested(
+            subscriber_id="sub-1",
+            email="pat@example.org",
+            first_name=f"Pat {text}",
+            manage_url="http://subs.example:8001/preferences?token=M",
+            keep_url="http://subs.example:8001/keep?token=K",
+            pause_after=None,
+        ),
     }
 
 

@@ -34,7 +34,8 @@ Lease = Callable[[], Awaitable[bool]]
 class PeriodicTask:
     """Runs ``work`` every ``interval`` seconds from :meth:`start` until :meth:`stop`.
 
-    ``delay_first``: wait one interval before the first run (otherwise it runs at once).
+    ``delay_first``: wait one interval before the first run (otherwise it runs at once);
+    ``first_after``: wait this many seconds instead before the first run.
     ``lease``: asked before each run; ``False`` skips the turn (another replica holds it).
     """
 
@@ -46,6 +47,7 @@ class PeriodicTask:
         interval: float,
         jitter: float = 0.0,
         delay_first: bool = False,
+        first_after: float | None = None,
         lease: Lease | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -56,6 +58,7 @@ class PeriodicTask:
         self._interval = interval
         self._jitter = jitter
         self._delay_first = delay_first
+        self._first_after = first_after
         self._lease = lease
         self._rng = rng or random.Random()
         self._stop = asyncio.Event()
@@ -104,7 +107,10 @@ class PeriodicTask:
         return self._interval + (self._rng.uniform(0, self._jitter) if self._jitter else 0.0)
 
     async def _run(self) -> None:
-        if self._delay_first and await self._stopped_within(self.next_wait()):
+        first = self._first_after
+        if first is None:
+            first = self.next_wait() if self._delay_first else 0.0
+        if first > 0 and await self._stopped_within(first):
             return
         while not self._stop.is_set():
             await self.run_once()

@@ -1,5 +1,5 @@
-"""Signed, purpose-bound, expiring link tokens (confirm, manage, unsubscribe), and signed claims
-that expire at a set time (:class:`ExpiringSigner`: sessions, bearer tokens).
+"""Signed, purpose-bound, expiring link tokens (confirm, manage, unsubscribe, keep, click), and
+signed claims that expire at a set time (:class:`ExpiringSigner`: sessions, bearer tokens).
 
 ``itsdangerous`` signs ``(subject id)`` with HMAC-SHA1 keyed per purpose (its salt) and checks in
 constant time. Key rotation: the current key signs; older keys listed as fallbacks still verify.
@@ -27,12 +27,18 @@ class Purpose(StrEnum):
     CONFIRM = "confirm"
     MANAGE = "manage"
     UNSUBSCRIBE = "unsubscribe"
+    KEEP = "keep"
+    """The "keep me subscribed" button of the still-interested email."""
+    CLICK = "click"
+    """A link in an alert that goes through the click redirect (subscriber, opening, target)."""
 
 
 MAX_AGE: dict[Purpose, timedelta | None] = {
     Purpose.CONFIRM: timedelta(days=7),
     Purpose.MANAGE: timedelta(days=90),
     Purpose.UNSUBSCRIBE: None,
+    Purpose.KEEP: timedelta(days=90),
+    Purpose.CLICK: timedelta(days=365),
 }
 
 
@@ -70,32 +76,57 @@ class LinkSigner:
         # itsdangerous signs with the last key and verifies with any of them.
         self._keys = [*fallback_keys, key]
         self._clock = clock or SystemClock()
+        # Emails are composed in bulk (a digest signs a link per opening): build each
+        # purpose's serializer once.
+        self._serializers: dict[Purpose, URLSafeTimedSerializer] = {}
 
     def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(
-            self._keys,
-            salt=f"hwcollab.{purpose.value}",
-            signer=_ClockedSigner,
-            signer_kwargs={"clock": self._clock},
-        )
+        serializer = self._serializers.get(purpose)
+        if serializer is None:
+            serializer = self._serializers[purpose] = URLSafeTimedSerializer(
+                self._keys,
+                salt=f"hwcollab.{purpose.value}",
+                signer=_ClockedSigner,
+                signer_kwargs={"clock": self._clock},
+            )
+        return serializer
 
     def sign(self, purpose: Purpose, subject_id: str) -> str:
         return str(self._serializer(purpose).dumps(subject_id))
 
-    def verify(self, purpose: Purpose, token: str) -> str:
-        """The subject id the token was made for; raises :class:`TokenError` otherwise."""
+    def sign_claims(self, purpose: Purpose, claims: tuple[str, ...]) -> str:
+        """A token carrying several strings (e.g. subscriber, opening and target of a click)."""
+        return str(self._serializer(purpose).dumps(list(claims)))
+
+    def _load(self, purpose: Purpose, token: str) -> Any:
         max_age = MAX_AGE[purpose]
         try:
-            subject = self._serializer(purpose).loads(
+            return self._serializer(purpose).loads(
                 token, max_age=int(max_age.total_seconds()) if max_age else None
             )
         except SignatureExpired as error:
             raise TokenExpiredError from error
         except BadData as error:
             raise TokenInvalidError from error
+
+    def verify(self, purpose: Purpose, token: str) -> str:
+        """The subject id the token was made for; raises :class:`TokenError` otherwise."""
+        subject = self._load(purpose, token)
         if not isinstance(subject, str) or not subject:
             raise TokenInvalidError
         return subject
+
+    def verify_claims(self, purpose: Purpose, token: str, *, count: int) -> tuple[str, ...]:
+        """The ``count`` strings a :meth:`sign_claims` token carries; raises :class:`TokenError`
+        otherwise."""
+        claims = self._load(purpose, token)
+        if (
+            not isinstance(claims, list)
+            or len(claims) != count
+            or not all(isinstance(claim, str) for claim in claims)
+        ):
+            raise TokenInvalidError
+        return tuple(claims)
 
 
 class ExpiringSigner:

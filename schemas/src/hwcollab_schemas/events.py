@@ -58,7 +58,7 @@ SubscriberStatus = Literal["active", "paused", "bounced"]
 EmployerStatus = Literal["pending", "approved", "suspended", "rejected"]
 OpeningStatus = Literal["open", "closed"]
 NotificationKind = Literal[
-    "immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin"
+    "immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin", "still_interested"
 ]
 
 
@@ -114,13 +114,18 @@ class ConfirmationRequestedPayload(Payload):
 
 
 class ManageLinkRequestedPayload(Payload):
-    """Someone asked for their preferences link, or signed up again with an active address."""
+    """Someone asked for their preferences link, or signed up again with an active address, or
+    (``still_interested``) has not opened a job from our emails for a long time and is asked
+    once whether to keep them coming (``keep_url``: the one-click "keep me subscribed" page)."""
 
     subscriber_id: Id
     email: Annotated[str, Field(min_length=3, max_length=320)]
     first_name: Annotated[str, Field(max_length=100)] | None = None
     manage_url: Annotated[str, Field(pattern=r"^https?://", max_length=2000)]
-    reason: Literal["requested", "already_subscribed"] = "requested"
+    reason: Literal["requested", "already_subscribed", "still_interested"] = "requested"
+    keep_url: Annotated[str, Field(pattern=r"^https?://", max_length=2000)] | None = None
+    pause_after: AwareDatetime | None = None
+    """With ``still_interested``: when mail pauses unless the reader keeps it."""
 
 
 class SubscriberRegistered(Event):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -21,6 +22,7 @@ from hwcollab_subscriber.settings import Settings
 
 T = TypeVar("T")
 PUBLIC_URL = "https://alerts.example.org"
+EMPLOYER_URL = "https://jobs.example.org"
 SIGNING_KEY = "unit-test-link-signing-key-0123456789"
 
 
@@ -75,6 +77,52 @@ class FakeStore:
         self.processed.add(str(event.event_id))
         return True
 
+    async def record_engagement(
+        self, subscriber_id: str, *, now: datetime, every: timedelta
+    ) -> bool:
+        subscriber = self.rows.get(subscriber_id)
+        if subscriber is None or subscriber.status not in ("active", "paused"):
+            return False
+        if subscriber.last_engaged_at is not None and subscriber.last_engaged_at > now - every:
+            return False
+        self.rows[subscriber_id] = replace(
+            subscriber,
+            last_engaged_at=now,
+            sunset_notice_at=None,
+            updated_at=now,
+            version=subscriber.version + 1,
+        )
+        return True
+
+    async def silent_ids(self, *, cutoff: datetime, limit: int) -> list[str]:
+        def quiet(moment: datetime | None) -> bool:
+            return moment is None or moment <= cutoff
+
+        found = [
+            s
+            for s in self.rows.values()
+            if s.status == "active"
+            and s.sunset_notice_at is None
+            and s.confirmed_at is not None
+            and s.confirmed_at <= cutoff
+            and quiet(s.last_engaged_at)
+            and quiet(s.kept_at)
+        ]
+        found.sort(key=lambda s: s.confirmed_at or cutoff)
+        return [s.subscriber_id for s in found[:limit]]
+
+    async def unanswered_ids(self, *, cutoff: datetime, limit: int) -> list[str]:
+        return [
+            s.subscriber_id
+            for s in self.rows.values()
+            if s.status == "active"
+            and s.sunset_notice_at is not None
+            and s.sunset_notice_at <= cutoff
+        ][:limit]
+
+    async def take_lease(self, name: str, *, owner: str, now: datetime, ttl: timedelta) -> bool:
+        return True
+
     def events_of(self, event_type: str) -> list[Event]:
         return [e for e in self.events if e.event_type == event_type]
 
@@ -122,7 +170,11 @@ def store() -> FakeStore:
 
 @pytest.fixture
 def links(clock: FixedClock) -> Links:
-    return Links(LinkSigner(SIGNING_KEY, clock=clock), public_url=PUBLIC_URL)
+    return Links(
+        LinkSigner(SIGNING_KEY, clock=clock),
+        public_url=PUBLIC_URL,
+        employer_public_url=EMPLOYER_URL,
+    )
 
 
 @pytest.fixture
@@ -138,6 +190,7 @@ def make_app(
         Settings(
             link_signing_key=SIGNING_KEY,
             subscriber_public_url=PUBLIC_URL,
+            employer_public_url=EMPLOYER_URL,
             mongodb_database="unused",
             **settings,
         ),

@@ -348,6 +348,15 @@ class Deliveries:
                 confirm_url=confirm.confirm_url,
             )
         manage = ManageLinkRequestedPayload.model_validate(request["payload"])
+        if manage.reason == "still_interested" and manage.keep_url:
+            return self._composer.still_interested(
+                subscriber_id=manage.subscriber_id,
+                email=manage.email,
+                first_name=manage.first_name,
+                manage_url=manage.manage_url,
+                keep_url=manage.keep_url,
+                pause_after=manage.pause_after,
+            )
         return self._composer.manage_link(
             subscriber_id=manage.subscriber_id,
             email=manage.email,

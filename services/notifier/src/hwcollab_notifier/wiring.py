@@ -6,7 +6,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from hwcollab_common.clicks import ClickLinks
 from hwcollab_common.runtime import ServiceRuntime
+from hwcollab_common.tokens import LinkSigner
 from hwcollab_notifier.announce import Announcer
 from hwcollab_notifier.delivery import Deliveries, Mailer, Postman
 from hwcollab_notifier.digests import DigestRunner
@@ -68,6 +70,21 @@ def composer_for(settings: Settings, runtime: ServiceRuntime) -> EmailComposer:
         clock=runtime.clock,
         signer=dkim_signer_for(settings, runtime),
         bounces=bounce_addresses_for(settings),
+        clicks=click_links_for(settings, runtime),
+    )
+
+
+def click_links_for(settings: Settings, runtime: ServiceRuntime) -> ClickLinks:
+    """Links to openings through the subscriber service's click redirect."""
+    signer = LinkSigner(
+        settings.link_signing_key.get_secret_value(),
+        fallback_keys=settings.fallback_keys,
+        clock=runtime.clock,
+    )
+    return ClickLinks(
+        signer,
+        subscriber_public_url=settings.subscriber_public_url,
+        employer_public_url=settings.employer_public_url,
     )
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from hwcollab_common.emails import InvalidEmailError, email_key, normalize_email
 from hwcollab_common.openapi import error_responses
 from hwcollab_common.ratelimit import RateLimiter, client_ip
 from hwcollab_schemas.taxonomy import taxonomy_document
 from hwcollab_subscriber.domain import (
+    PausedReason,
     PreferencesChange,
     SignUp,
     Status,
@@ -98,6 +103,16 @@ class PreferencesView(PreferencesChange):
     subscriber_id: str
     email: str
     status: Status
+    last_engaged_at: datetime | None = Field(
+        default=None, description="When they last opened a job from one of our emails."
+    )
+    still_interested_asked_at: datetime | None = Field(
+        default=None,
+        description='When we asked "still interested?" (pending until kept, clicked or saved).',
+    )
+    paused_reason: PausedReason | None = Field(
+        default=None, description='"inactive" when we paused the alerts for lack of answer.'
+    )
 
     @classmethod
     def of(cls, subscriber: Subscriber) -> PreferencesView:
@@ -108,6 +123,11 @@ class PreferencesView(PreferencesChange):
                 "email": subscriber.email,
                 "status": subscriber.status,
                 "paused": subscriber.status == "paused",
+                "last_engaged_at": subscriber.last_engaged_at,
+                "still_interested_asked_at": subscriber.sunset_notice_at,
+                "paused_reason": subscriber.paused_reason
+                if subscriber.status == "paused"
+                else None,
             }
         )
 
@@ -256,3 +276,69 @@ async def request_link(request: Request, body: LinkRequest) -> Accepted:
     return Accepted(
         message="If this address is subscribed, we have emailed it a link to its preferences."
     )
+
+
+# --- operators ------------------------------------------------------------------------------------
+
+bearer = HTTPBearer(
+    scheme_name="OperatorToken", description="The operators' `ADMIN_TOKEN`.", auto_error=False
+)
+_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
+
+
+def _iso_instant(value: object) -> object:
+    """Only ISO-8601 text: a bare number would otherwise be read as a Unix timestamp."""
+    if isinstance(value, str) and not _ISO_INSTANT.match(value):
+        raise ValueError("must be an ISO-8601 instant with an offset, e.g. 2026-11-24T13:00:00Z")
+    return value
+
+
+def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """A 401 unless the bearer token is ADMIN_TOKEN."""
+    settings: Settings = request.app.state.settings
+    expected = settings.admin_token.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials else b""
+    if not hmac.compare_digest(given, expected):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid admin token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+class SunsetRunOut(BaseModel):
+    as_of: datetime
+    noticed: int = Field(description='Subscribers sent the "still interested?" email.')
+    paused: int = Field(description='Subscribers paused for not answering it (reason "inactive").')
+
+
+admin_router = APIRouter(
+    prefix="/api/admin",
+    tags=["operators"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(401, 503, s401="A valid admin token is required."),
+)
+
+
+@admin_router.post(
+    "/sunset/run",
+    summary="Ask the silent whether they are still interested, pause the unanswered",
+    description=(
+        "What the periodic sunset task does (`SUNSET_AFTER_DAYS`, `SUNSET_GRACE_DAYS`), at "
+        "`as_of` (default now), for operators and tests. Nothing happens when "
+        "`SUNSET_AFTER_DAYS` is 0."
+    ),
+)
+async def run_sunset(
+    request: Request,
+    as_of: Annotated[
+        AwareDatetime | None,
+        BeforeValidator(_iso_instant),
+        Query(description="ISO-8601 instant with offset", examples=["2026-11-24T13:00:00Z"]),
+    ] = None,
+) -> SunsetRunOut:
+    run = await service_of(request).run_sunset(as_of)
+    return SunsetRunOut(as_of=run.as_of, noticed=run.noticed, paused=run.paused)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -17,6 +20,7 @@ from hwcollab_common.clock import Clock
 from hwcollab_common.geo import lookup_zip
 from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.ops import configure_observability, install_http_basics, ops_router
+from hwcollab_common.periodic import PeriodicTask
 from hwcollab_common.ratelimit import RateLimiter
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tokens import TokenError, TokenExpiredError
@@ -29,6 +33,7 @@ from hwcollab_subscriber.handlers import (
     NotSubscribedError,
     SubscriberService,
     SubscriptionGoneError,
+    SunsetPolicy,
 )
 from hwcollab_subscriber.repository import MongoSubscriberStore
 from hwcollab_subscriber.settings import Settings
@@ -36,9 +41,44 @@ from hwcollab_subscriber.settings import Settings
 DESCRIPTION = """
 Sign-up with double opt-in, preferences, pause and resume, one-click unsubscribe and erasure for
 HWcollab job alerts. Links in emails carry signed, purpose-bound tokens (`confirm` 7 days,
-`manage` 90 days, `unsubscribe` never expires): a tampered or wrong-purpose token answers 400, an
-expired one 401. Events go to `hwcollab.subscriber.v1` through a transactional outbox.
+`manage` 90 days, `keep` 90 days, `unsubscribe` never expires): a tampered or wrong-purpose token
+answers 400, an expired one 401. Links to openings in alerts go through `GET /r?token=` (signed,
+one year), which records the reader's last engagement and redirects. Events go to
+`hwcollab.subscriber.v1` through a transactional outbox.
 """
+log = logging.getLogger(__name__)
+FIRST_SUNSET_SECONDS = 60.0
+
+
+def sunset_policy(settings: Settings) -> SunsetPolicy:
+    after = settings.sunset_after_days
+    return SunsetPolicy(
+        after=timedelta(days=after) if after else None,
+        grace=timedelta(days=settings.sunset_grace_days),
+        batch=settings.sunset_batch,
+    )
+
+
+def sunset_task(
+    service: SubscriberService, store: MongoSubscriberStore, settings: Settings, clock: Clock
+) -> PeriodicTask:
+    """Every ``SUNSET_INTERVAL_SECONDS`` the replica holding the ``sunset`` lease runs the
+    sunset (the others find the lease taken and wait for the next round); the first round a
+    minute after starting, so that frequent deploys do not starve it."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    interval = settings.sunset_interval_seconds
+
+    async def lease() -> bool:
+        ttl = timedelta(seconds=interval * 3)
+        return await store.take_lease("sunset", owner=owner, now=clock.now(), ttl=ttl)
+
+    return PeriodicTask(
+        "sunset",
+        service.run_sunset,
+        interval=interval,
+        first_after=min(interval, FIRST_SUNSET_SECONDS),
+        lease=lease,
+    )
 
 
 def _wants_html(request: Request) -> bool:
@@ -93,13 +133,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     runtime = ServiceRuntime(settings, name="subscriber", clock=clock)
     gauges = OperationalGauges(runtime, interval=settings.metrics_sample_seconds)
     store = MongoSubscriberStore(runtime)
-    links = Links(runtime.signer, public_url=settings.subscriber_public_url)
+    links = Links(
+        runtime.signer,
+        public_url=settings.subscriber_public_url,
+        employer_public_url=settings.employer_public_url,
+    )
     service = SubscriberService(
         store=store,
         links=links,
         clock=runtime.clock,
         resend_window=timedelta(seconds=settings.confirmation_resend_seconds),
+        sunset=sunset_policy(settings),
     )
+    sunset = sunset_task(service, store, settings, runtime.clock)
     register_consumers(runtime.broker, service, group_suffix=settings.consumer_group_suffix)
 
     @asynccontextmanager
@@ -109,9 +155,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await store.ensure_indexes()
         await runtime.start()
         gauges.start()
+        if settings.sunset_after_days:
+            sunset.start()
         try:
             yield
         finally:
+            await sunset.stop()
             await gauges.stop()
             await runtime.stop()
             shutdown_tracing()
@@ -136,5 +185,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     web.mount_static(app)
     app.include_router(ops_router(runtime.readiness_checks()))
     app.include_router(api.router)
+    app.include_router(api.admin_router)
     app.include_router(pages.router)
     return app

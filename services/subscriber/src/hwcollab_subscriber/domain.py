@@ -6,6 +6,13 @@ Life cycle (the status stored here; events carry only the statuses the notifier 
        ▲                   │  \\                      │
        │ sign up again     │   └─ permanent bounce ─► bounced
        └── unsubscribed ◄──┴──── unsubscribe ─────────┘
+
+Engagement and sunsetting: a click through the redirect of an alert sets ``last_engaged_at``. An
+active subscriber silent for ``SUNSET_AFTER_DAYS`` (counted from their last click, their last
+"keep me subscribed" or resume, or else their confirmation) is asked once whether to keep their
+alerts (``sunset_notice_at``); one who does not answer within ``SUNSET_GRACE_DAYS`` is paused
+with ``paused_reason`` "inactive". A click, a keep, a saved preferences page or a resume clears
+the notice; a keep or a resume also ends a pause for inactivity.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from hwcollab_schemas.events import SubscriberProfile
 from hwcollab_schemas.taxonomy import Frequency, Weekday
 
 Status = Literal["pending", "active", "paused", "unsubscribed", "bounced"]
+PausedReason = Literal["inactive"]
 
 # A pending address gets at most one confirmation email per window, however often it signs up;
 # an active one at most one "manage your preferences" email per window.
@@ -166,6 +174,14 @@ class Subscriber:
     confirmed_at: datetime | None = None
     confirmation_sent_at: datetime | None = None
     manage_link_sent_at: datetime | None = None
+    last_engaged_at: datetime | None = None
+    """The last click through the redirect of one of our alert emails."""
+    kept_at: datetime | None = None
+    """The last "keep me subscribed", resume or saved preferences page."""
+    sunset_notice_at: datetime | None = None
+    """When the "still interested?" email was asked for; None when none is pending."""
+    paused_reason: PausedReason | None = None
+    """Why the service (not the subscriber) paused the alerts."""
 
     @property
     def email_key(self) -> str:
@@ -181,6 +197,46 @@ class Subscriber:
 
     def may_resend(self, sent_at: datetime | None, *, now: datetime, window: timedelta) -> bool:
         return sent_at is None or now - sent_at >= window
+
+    @property
+    def paused_for_inactivity(self) -> bool:
+        return self.status == "paused" and self.paused_reason == "inactive"
+
+    @property
+    def last_sign_of_interest(self) -> datetime | None:
+        """The latest of the confirmation, the last click and the last keep (or resume)."""
+        moments = [m for m in (self.confirmed_at, self.last_engaged_at, self.kept_at) if m]
+        return max(moments) if moments else None
+
+    def is_silent(self, *, now: datetime, after: timedelta) -> bool:
+        """Active, not yet asked, and no sign of interest for ``after``."""
+        last = self.last_sign_of_interest
+        return (
+            self.status == "active"
+            and self.sunset_notice_at is None
+            and last is not None
+            and last <= now - after
+        )
+
+    def notice_unanswered(self, *, now: datetime, grace: timedelta) -> bool:
+        """Asked "still interested?" at least ``grace`` ago and still active without answering."""
+        return (
+            self.status == "active"
+            and self.sunset_notice_at is not None
+            and self.sunset_notice_at <= now - grace
+        )
+
+    def interest_changes(self, *, now: datetime) -> dict[str, Any]:
+        """What showing interest changes: no notice pending, and a pause for inactivity ends."""
+        changes: dict[str, Any] = {"sunset_notice_at": None, "kept_at": now}
+        if self.paused_for_inactivity:
+            changes |= {"status": "active", "paused_reason": None}
+        return changes
+
+    @property
+    def awaits_answer(self) -> bool:
+        """Asked "still interested?" and not answered yet, or paused for not answering."""
+        return self.sunset_notice_at is not None or self.paused_for_inactivity
 
 
 def new_subscriber(

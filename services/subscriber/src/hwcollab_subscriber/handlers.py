@@ -1,5 +1,6 @@
 """Use cases of the subscriber service: sign-up, double opt-in, preferences, pause, unsubscribe,
-erasure and bounces. Each one is a transaction of the store that returns the events to publish."""
+erasure, bounces, and engagement (clicks, "still interested?", pause for inactivity). Each one is
+a transaction of the store that returns the events to publish."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
-from typing import Literal, TypeVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
 from uuid import uuid4
 
+from hwcollab_common.clicks import Click, ClickLinks
 from hwcollab_common.clock import Clock
 from hwcollab_common.emails import email_key, normalize_email
+from hwcollab_common.errors import is_transient
 from hwcollab_common.retrying import LinearJitterBackoff, Sleep, retry, retry_policy
 from hwcollab_common.tokens import LinkSigner, Purpose
 from hwcollab_schemas import Event
@@ -52,6 +56,27 @@ MAX_ATTEMPTS = 12
 # The most a loser of a concurrent change waits before its n-th retry is n times this.
 CONTENTION_PAUSE_SECONDS = 0.005
 UnsubscribeReason = Literal["one_click", "page", "preferences"]
+ENGAGEMENT_EVERY = timedelta(hours=1)
+"""A subscriber's clicks are recorded at most once in this window (one write per click else)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SunsetPolicy:
+    """When silent subscribers are asked "still interested?", and paused when they do not say."""
+
+    after: timedelta | None = timedelta(days=180)
+    """No click, keep or resume for this long (since confirming): asked once. None: never."""
+    grace: timedelta = timedelta(days=14)
+    """Asked this long ago without an answer: paused with reason "inactive"."""
+    batch: int = 1000
+    """At most this many subscribers asked, and as many paused, per run."""
+
+
+@dataclass(frozen=True, slots=True)
+class SunsetRun:
+    as_of: datetime
+    noticed: int
+    paused: int
 
 
 class SubscriptionGoneError(Exception):
@@ -69,11 +94,16 @@ class NotSubscribedError(Exception):
 
 
 class Links:
-    """The signed links the subscriber service hands out, all under ``SUBSCRIBER_PUBLIC_URL``."""
+    """The signed links the subscriber service hands out, all under ``SUBSCRIBER_PUBLIC_URL``,
+    and the click-through links of alerts it follows."""
 
-    def __init__(self, signer: LinkSigner, *, public_url: str) -> None:
+    def __init__(self, signer: LinkSigner, *, public_url: str, employer_public_url: str) -> None:
         self._signer = signer
         self._base = public_url.rstrip("/")
+        self.clicks = ClickLinks(
+            signer, subscriber_public_url=public_url, employer_public_url=employer_public_url
+        )
+        self.job_board = f"{employer_public_url.rstrip('/')}/openings"
 
     def token(self, purpose: Purpose, subscriber_id: str) -> str:
         return self._signer.sign(purpose, subscriber_id)
@@ -83,6 +113,9 @@ class Links:
 
     def manage(self, subscriber_id: str) -> str:
         return f"{self._base}/preferences?token={self.token(Purpose.MANAGE, subscriber_id)}"
+
+    def keep(self, subscriber_id: str) -> str:
+        return f"{self._base}/keep?token={self.token(Purpose.KEEP, subscriber_id)}"
 
     def verify(self, purpose: Purpose, token: str) -> str:
         """The subscriber id; raises :class:`hwcollab_common.tokens.TokenError`."""
@@ -97,6 +130,7 @@ class SubscriberService:
         links: Links,
         clock: Clock,
         resend_window: timedelta = DEFAULT_RESEND_WINDOW,
+        sunset: SunsetPolicy | None = None,
         new_id: Callable[[], str] = lambda: uuid4().hex,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -105,6 +139,7 @@ class SubscriberService:
         self._links = links
         self._clock = clock
         self._resend_window = resend_window
+        self._sunset = sunset or SunsetPolicy()
         self._new_id = new_id
         # Concurrent changes of one subscriber or address: the loser runs again after a brief,
         # random pause, so two contenders do not meet again in step.
@@ -150,6 +185,20 @@ class SubscriberService:
                 first_name=subscriber.first_name,
                 manage_url=self._links.manage(subscriber.subscriber_id),
                 reason=reason,
+            ),
+        )
+
+    def _still_interested(self, subscriber: Subscriber, *, pause_after: datetime) -> Event:
+        return self._event(
+            SubscriberManageLinkRequested,
+            ManageLinkRequestedPayload(
+                subscriber_id=subscriber.subscriber_id,
+                email=subscriber.email,
+                first_name=subscriber.first_name,
+                manage_url=self._links.manage(subscriber.subscriber_id),
+                reason="still_interested",
+                keep_url=self._links.keep(subscriber.subscriber_id),
+                pause_after=pause_after,
             ),
         )
 
@@ -233,7 +282,14 @@ class SubscriberService:
                     "This confirmation link is no longer valid. Please sign up again."
                 )
             now = self._clock.now()
-            active = subscriber.changed(now=now, status="active", confirmed_at=now)
+            # A new subscription: nothing left over from an earlier one (a notice, a pause).
+            active = subscriber.changed(
+                now=now,
+                status="active",
+                confirmed_at=now,
+                sunset_notice_at=None,
+                paused_reason=None,
+            )
             await subscribers.save(active, read_version=subscriber.version)
             return active, [self._event(SubscriberRegistered, profile(active))]
 
@@ -284,16 +340,28 @@ class SubscriberService:
         (only a new sign-up, confirmed again, brings it back)."""
 
         async def work(subscribers: Subscribers) -> tuple[Subscriber, Sequence[Event]]:
-            subscriber = await self._load_managed(subscribers, token)
-            status = subscriber.status
+            current = await self._load_managed(subscribers, token)
+            now = self._clock.now()
+            status = current.status
             if status != "bounced":
                 status = "paused" if change.paused else "active"
             prefs = change.preferences()
-            if prefs == subscriber.preferences and status == subscriber.status:
-                return subscriber, []
-            changed = subscriber.changed(now=self._clock.now(), preferences=prefs, status=status)
-            await subscribers.save(changed, read_version=subscriber.version)
-            return changed, [self._updated(changed)]
+            # Saving the page answers a pending "still interested?"; unticking pause ends a
+            # pause for inactivity like the resume button does.
+            answered = current.sunset_notice_at is not None or (
+                status == "active" and current.paused_for_inactivity
+            )
+            if prefs == current.preferences and status == current.status and not answered:
+                return current, []
+            changes: dict[str, Any] = {"preferences": prefs, "status": status}
+            if answered:
+                changes = current.interest_changes(now=now) | changes
+            if status != current.status:
+                changes["paused_reason"] = None  # paused or resumed by the subscriber
+            changed = current.changed(now=now, **changes)
+            await subscribers.save(changed, read_version=current.version)
+            published = changed.status != current.status or prefs != current.preferences
+            return changed, [self._updated(changed)] if published else []
 
         return await self._retrying(work)
 
@@ -310,9 +378,104 @@ class SubscriberService:
             status = "paused" if paused else "active"
             if subscriber.status == status:
                 return subscriber, []
-            changed = subscriber.changed(now=self._clock.now(), status=status)
+            now = self._clock.now()
+            changes: dict[str, Any] = {"status": status, "paused_reason": None}
+            if not paused:
+                changes = subscriber.interest_changes(now=now) | changes
+            changed = subscriber.changed(now=now, **changes)
             await subscribers.save(changed, read_version=subscriber.version)
             return changed, [self._updated(changed)]
+
+        return await self._retrying(work)
+
+    # --- engagement and sunsetting ---------------------------------------------------------------
+
+    async def click(self, token: str) -> Click:
+        """A click through an alert's redirect: where it goes, with the reader's engagement
+        recorded (at most once per :data:`ENGAGEMENT_EVERY`). Raises
+        :class:`hwcollab_common.tokens.TokenError` for a bad token; an outage of the database
+        costs the record, never the reader's way to the opening."""
+        click = self._links.clicks.read(token)
+        try:
+            await self._store.record_engagement(
+                click.subscriber_id, now=self._clock.now(), every=ENGAGEMENT_EVERY
+            )
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.warning("could not record a click (%s); sending the reader on", error)
+        return click
+
+    async def keep(self, token: str) -> Subscriber:
+        """ "Keep me subscribed": the pending notice is answered, a pause for inactivity ends.
+        Repeating it changes nothing."""
+
+        async def work(subscribers: Subscribers) -> tuple[Subscriber, Sequence[Event]]:
+            subscriber = await self._load(subscribers, Purpose.KEEP, token)
+            if subscriber.status not in ("active", "paused"):
+                raise NotSubscribedError(
+                    "This subscription has ended, so there is nothing to keep. "
+                    "To get job alerts again, please sign up again."
+                )
+            if not subscriber.awaits_answer:
+                return subscriber, []
+            now = self._clock.now()
+            kept = subscriber.changed(now=now, **subscriber.interest_changes(now=now))
+            await subscribers.save(kept, read_version=subscriber.version)
+            return kept, [self._updated(kept)] if kept.status != subscriber.status else []
+
+        return await self._retrying(work)
+
+    async def run_sunset(self, as_of: datetime | None = None) -> SunsetRun:
+        """Pause those asked "still interested?" ``grace`` ago who did not answer, then ask the
+        newly silent (one email each). Each subscriber is one transaction, checked again on
+        the record read in it."""
+        now = as_of or self._clock.now()
+        policy = self._sunset
+        if policy.after is None:
+            return SunsetRun(as_of=now, noticed=0, paused=0)
+        paused = noticed = 0
+        grace = policy.grace
+        for subscriber_id in await self._store.unanswered_ids(
+            cutoff=now - grace, limit=policy.batch
+        ):
+            paused += await self._sunset_one(
+                subscriber_id,
+                lambda s: s.notice_unanswered(now=now, grace=grace),
+                lambda s: (
+                    s.changed(
+                        now=now, status="paused", paused_reason="inactive", sunset_notice_at=None
+                    ),
+                    self._updated,
+                ),
+            )
+        after = policy.after
+        for subscriber_id in await self._store.silent_ids(cutoff=now - after, limit=policy.batch):
+            noticed += await self._sunset_one(
+                subscriber_id,
+                lambda s: s.is_silent(now=now, after=after),
+                lambda s: (
+                    s.changed(now=now, sunset_notice_at=now),
+                    lambda asked: self._still_interested(asked, pause_after=now + grace),
+                ),
+            )
+        if noticed or paused:
+            log.info("sunset: %d asked whether still interested, %d paused", noticed, paused)
+        return SunsetRun(as_of=now, noticed=noticed, paused=paused)
+
+    async def _sunset_one(
+        self,
+        subscriber_id: str,
+        applies: Callable[[Subscriber], bool],
+        step: Callable[[Subscriber], tuple[Subscriber, Callable[[Subscriber], Event]]],
+    ) -> int:
+        async def work(subscribers: Subscribers) -> tuple[int, Sequence[Event]]:
+            subscriber = await subscribers.get(subscriber_id)
+            if subscriber is None or not applies(subscriber):
+                return 0, []
+            changed, event = step(subscriber)
+            await subscribers.save(changed, read_version=subscriber.version)
+            return 1, [event(changed)]
 
         return await self._retrying(work)
 

@@ -1,4 +1,5 @@
-"""HTML pages: sign-up, confirm, preferences, pause/resume, unsubscribe, erase.
+"""HTML pages: sign-up, confirm, preferences, pause/resume, "keep me subscribed", unsubscribe,
+erase, and the click redirect of alert emails.
 
 Forms post back to the same path (form-encoded); invalid input re-renders the form with 422 and
 messages tied to each field. Every link from an email opens a page whose only button POSTs, since
@@ -7,14 +8,16 @@ mail scanners follow GET links.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from hwcollab_common.clicks import CLICK_PATH
 from hwcollab_common.emails import InvalidEmailError, normalize_email
 from hwcollab_common.openapi import page_route_responses
-from hwcollab_common.tokens import Purpose
+from hwcollab_common.tokens import Purpose, TokenError, TokenExpiredError
 from hwcollab_subscriber.api import limit_link_request, limit_sign_up, service_of
 from hwcollab_subscriber.domain import (
     PreferencesChange,
@@ -128,6 +131,8 @@ def _preferences_page(
     errors: dict[str, str],
     saved: bool = False,
 ) -> HTMLResponse:
+    grace = timedelta(days=request.app.state.settings.sunset_grace_days)
+    notice = subscriber.sunset_notice_at
     return render(
         request,
         "preferences.html",
@@ -138,6 +143,8 @@ def _preferences_page(
             "unsubscribe_token": links_of(request).token(
                 Purpose.UNSUBSCRIBE, subscriber.subscriber_id
             ),
+            "keep_token": links_of(request).token(Purpose.KEEP, subscriber.subscriber_id),
+            "pause_after": notice + grace if notice else None,
             "values": values,
             "errors": errors,
             "saved": saved,
@@ -268,6 +275,104 @@ async def resume_submit(request: Request) -> HTMLResponse:
         heading="Your alerts are back on",
         paragraphs=["We will email you matching openings again."],
         links=[(with_token("/preferences", token), "Your preferences")],
+    )
+
+
+# --- engagement: the click redirect and "keep me subscribed" -------------------------------------
+
+
+@router.get(
+    CLICK_PATH,
+    tags=["subscribers"],
+    summary="Follow a link of an alert email (records the reader's last engagement)",
+    description=(
+        "Every opening link in alert, digest and welcome emails points here with a signed "
+        "token naming the reader, the opening and the link (its page, or the employer's apply "
+        "link). Answers 303 to that target and records when the reader last opened a job from "
+        "our email (at most once an hour). The target is never taken from the request. A token "
+        "that is not valid answers 400, an expired one (after a year) 410, both with a page "
+        "that links to the job board."
+    ),
+    response_class=RedirectResponse,
+    status_code=303,
+    responses={
+        303: {"description": "On to the opening's page or its apply link."},
+        400: {"description": "Token not valid (a page).", "content": {"text/html": {}}},
+        410: {"description": "Token expired (a page).", "content": {"text/html": {}}},
+        **page_route_responses(503),
+    },
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "token",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "The click token from the email's link.",
+            }
+        ]
+    },
+)
+async def click_redirect(request: Request) -> Response:
+    try:
+        click = await service_of(request).click(link_token(request))
+    except TokenError as error:
+        expired = isinstance(error, TokenExpiredError)
+        return render_message(
+            request,
+            heading="This link has expired" if expired else "This link is not valid",
+            paragraphs=[
+                "This link from one of our emails is too old to follow."
+                if expired
+                else "We could not read this link; it may have been cut short or changed.",
+                "The openings are all on the job board.",
+            ],
+            status_code=410 if expired else 400,
+            links=[(links_of(request).job_board, "See the job board")],
+        )
+    return RedirectResponse(click.target, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/keep", response_class=HTMLResponse, include_in_schema=False)
+async def keep_page(request: Request) -> HTMLResponse:
+    token = link_token(request)
+    subscriber = await service_of(request).lookup(Purpose.KEEP, token)
+    if subscriber is None:
+        raise SubscriptionGoneError
+    manage = links_of(request).manage(subscriber.subscriber_id)
+    if subscriber.status not in ("active", "paused") or not subscriber.awaits_answer:
+        return _kept(request, subscriber, manage)
+    return render_action(
+        request,
+        heading="Keep your job alerts?",
+        paragraphs=[
+            f"Press the button to keep getting job alerts at {subscriber.email}"
+            + (" (this also resumes them)." if subscriber.paused_for_inactivity else ".")
+        ],
+        action=with_token("/keep", token),
+        button="Keep me subscribed",
+        secondary_link=(manage, "Change my preferences instead"),
+    )
+
+
+@router.post("/keep", response_class=HTMLResponse, include_in_schema=False)
+async def keep_submit(request: Request) -> HTMLResponse:
+    subscriber = await service_of(request).keep(link_token(request))
+    return _kept(request, subscriber, links_of(request).manage(subscriber.subscriber_id))
+
+
+def _kept(request: Request, subscriber: Subscriber, manage_url: str) -> HTMLResponse:
+    if subscriber.status == "paused":
+        paragraphs = ["Your alerts are paused, as you chose; resume them on your preferences page."]
+    elif subscriber.status == "active":
+        paragraphs = ["Thanks! We will keep emailing you openings that match your preferences."]
+    else:
+        paragraphs = ["This subscription has ended. You can sign up again at any time."]
+    return render_message(
+        request,
+        heading="You are still subscribed" if subscriber.status == "active" else "Nothing to keep",
+        paragraphs=paragraphs,
+        links=[(manage_url, "Your preferences")],
     )
 
 

@@ -4,6 +4,7 @@ values the models validate (and their errors into one message per field)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -49,6 +50,11 @@ def _term_options(terms: Iterable[Mapping[str, str]]) -> list[tuple[str, str, st
     return [(t["code"], t["title"], t.get("description", "")) for t in terms]
 
 
+def long_date(moment: datetime) -> str:
+    """ "March 2, 2026" (UTC)."""
+    return f"{moment:%B} {moment.day}, {moment.year}"
+
+
 def create_templates() -> Jinja2Templates:
     return web.templates(
         TEMPLATES_DIR,
@@ -59,6 +65,7 @@ def create_templates() -> Jinja2Templates:
             "weekdays": list(zip(WEEKDAYS, WEEKDAY_NAMES, strict=True)),
             "tax": taxonomy_document(),
             "labels": LABELS,
+            "long_date": long_date,
             "nav_links": [("/", "Sign up"), ("/preferences/link", "Manage my alerts")],
         },
     )

@@ -9,10 +9,11 @@ per address however many sign-ups race.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from prometheus_client import Counter
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
@@ -26,6 +27,7 @@ from hwcollab_subscriber.domain import Preferences, Subscriber
 
 T = TypeVar("T")
 SUBSCRIBERS = "subscribers"
+LOCKS = "locks"
 COMMITTED = Counter(
     "hwcollab_subscriber_events_committed_total",
     "Subscriber life-cycle events committed with their change, by type",
@@ -78,6 +80,27 @@ class SubscriberStore(Protocol):
         """Like :meth:`transact`, but only the first time ``event`` is seen (False on a repeat)."""
         ...
 
+    async def record_engagement(
+        self, subscriber_id: str, *, now: datetime, every: timedelta
+    ) -> bool:
+        """One write: ``last_engaged_at`` becomes ``now`` and a pending "still interested?"
+        notice is cleared, for an active or paused subscriber whose last engagement is not
+        within ``every`` (False when nothing was written)."""
+        ...
+
+    async def silent_ids(self, *, cutoff: datetime, limit: int) -> list[str]:
+        """Active subscribers without a pending notice whose confirmation, last click and last
+        keep are all at or before ``cutoff``, oldest confirmation first (at most ``limit``)."""
+        ...
+
+    async def unanswered_ids(self, *, cutoff: datetime, limit: int) -> list[str]:
+        """Active subscribers asked "still interested?" at or before ``cutoff``."""
+        ...
+
+    async def take_lease(self, name: str, *, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """A lease that lets one replica at a time run a periodic task."""
+        ...
+
 
 def to_document(subscriber: Subscriber) -> Document:
     return {
@@ -92,6 +115,10 @@ def to_document(subscriber: Subscriber) -> Document:
         "confirmed_at": subscriber.confirmed_at,
         "confirmation_sent_at": subscriber.confirmation_sent_at,
         "manage_link_sent_at": subscriber.manage_link_sent_at,
+        "last_engaged_at": subscriber.last_engaged_at,
+        "kept_at": subscriber.kept_at,
+        "sunset_notice_at": subscriber.sunset_notice_at,
+        "paused_reason": subscriber.paused_reason,
     }
 
 
@@ -107,6 +134,10 @@ def from_document(document: Document) -> Subscriber:
         confirmed_at=document.get("confirmed_at"),
         confirmation_sent_at=document.get("confirmation_sent_at"),
         manage_link_sent_at=document.get("manage_link_sent_at"),
+        last_engaged_at=document.get("last_engaged_at"),
+        kept_at=document.get("kept_at"),
+        sunset_notice_at=document.get("sunset_notice_at"),
+        paused_reason=document.get("paused_reason"),
     )
 
 
@@ -161,10 +192,67 @@ class MongoSubscriberStore:
         self._runtime = runtime
         self._collection: AsyncCollection[Document] = runtime.db[SUBSCRIBERS]
         self._outbox: AsyncCollection[Document] = runtime.db[OUTBOX_COLLECTION]
+        self._locks: AsyncCollection[Document] = runtime.db[LOCKS]
 
     async def ensure_indexes(self) -> None:
         await self._collection.create_index([("email_key", ASCENDING)], unique=True)
         await self._collection.create_index([("status", ASCENDING)])
+
+    async def record_engagement(
+        self, subscriber_id: str, *, now: datetime, every: timedelta
+    ) -> bool:
+        result = await self._collection.update_one(
+            {
+                "_id": subscriber_id,
+                "status": {"$in": ["active", "paused"]},
+                "$or": [{"last_engaged_at": None}, {"last_engaged_at": {"$lte": now - every}}],
+            },
+            # The version moves so that a change read before this click saves again instead of
+            # writing the old engagement back.
+            {
+                "$set": {"last_engaged_at": now, "sunset_notice_at": None, "updated_at": now},
+                "$inc": {"version": 1},
+            },
+        )
+        return result.modified_count == 1
+
+    async def silent_ids(self, *, cutoff: datetime, limit: int) -> list[str]:
+        # Runs once per SUNSET_INTERVAL_SECONDS on the status index; no index of its own, which
+        # would cost every write of a subscriber.
+        cursor = self._collection.find(
+            {
+                "status": "active",
+                "sunset_notice_at": None,
+                "confirmed_at": {"$lte": cutoff},
+                "$and": [
+                    {"$or": [{"last_engaged_at": None}, {"last_engaged_at": {"$lte": cutoff}}]},
+                    {"$or": [{"kept_at": None}, {"kept_at": {"$lte": cutoff}}]},
+                ],
+            },
+            {"_id": 1},
+            limit=limit,
+        ).sort("confirmed_at", ASCENDING)
+        return [str(document["_id"]) async for document in cursor]
+
+    async def unanswered_ids(self, *, cutoff: datetime, limit: int) -> list[str]:
+        cursor = self._collection.find(
+            {"status": "active", "sunset_notice_at": {"$ne": None, "$lte": cutoff}},
+            {"_id": 1},
+            limit=limit,
+        )
+        return [str(document["_id"]) async for document in cursor]
+
+    async def take_lease(self, name: str, *, owner: str, now: datetime, ttl: timedelta) -> bool:
+        try:
+            document = await self._locks.find_one_and_update(
+                {"_id": name, "$or": [{"owner": owner}, {"until": {"$lt": now}}]},
+                {"$set": {"owner": owner, "until": now + ttl}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return False  # another replica holds it
+        return document is not None and document.get("owner") == owner
 
     def _subscribers(self, session: AsyncClientSession) -> MongoSubscribers:
         return MongoSubscribers(self._collection, self._outbox, session)

@@ -22,3 +22,13 @@ class Settings(ServiceSettings):
     """At most one confirmation (or reminder) email per address in this window."""
     max_body_bytes: int = Field(default=32 * 1024, ge=1024)
     """Larger request bodies are refused with 413."""
+    # Engagement and sunsetting (see the service's README).
+    sunset_after_days: int = Field(default=180, ge=0)
+    """Active subscribers with no click, keep or resume for this many days (counted from their
+    confirmation) get one "still interested?" email; 0 turns sunsetting off."""
+    sunset_grace_days: int = Field(default=14, ge=1)
+    """Unanswered this many days after that email, alerts pause (reason "inactive")."""
+    sunset_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often one replica (holding a lease) looks for silent subscribers."""
+    sunset_batch: int = Field(default=1000, ge=1, le=100_000)
+    """At most this many asked, and as many paused, per run; the rest the next run."""

@@ -1,11 +1,16 @@
 """Writes every email the notifier sends: HTML (Jinja2, CSS inlined once at load) + plain text,
-with the headers SPEC §7 asks for, as ready-to-send RFC 5322 bytes."""
+with the headers SPEC §7 asks for, as ready-to-send RFC 5322 bytes.
+
+Links to openings (their page and the apply link) in alerts, digests and welcome emails go through
+the subscriber service's click redirect (:mod:`hwcollab_common.clicks`), signed per reader and
+link here: no database work, one HMAC per link. No tracking pixel."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +21,7 @@ import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from hwcollab_common.clicks import ClickLinks
 from hwcollab_common.clock import Clock, SystemClock
 from hwcollab_notifier.mail.bounces import BounceAddresses
 from hwcollab_notifier.mail.mime import (
@@ -31,7 +37,9 @@ from hwcollab_notifier.mail.mime import (
 from hwcollab_notifier.mail.signing import DkimSigner
 from hwcollab_notifier.mail.views import OpeningView, Recipient
 
-EmailKind = Literal["immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin"]
+EmailKind = Literal[
+    "immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin", "still_interested"
+]
 KINDS: tuple[EmailKind, ...] = (
     "immediate",
     "digest",
@@ -39,6 +47,7 @@ KINDS: tuple[EmailKind, ...] = (
     "confirmation",
     "manage_link",
     "bulletin",
+    "still_interested",
 )
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
 DIGEST_LIMIT = 25
@@ -147,9 +156,11 @@ class EmailComposer:
         templates: EmailTemplates | None = None,
         signer: DkimSigner | None = None,
         bounces: BounceAddresses | None = None,
+        clicks: ClickLinks | None = None,
     ) -> None:
         """``signer``: every message gets its DKIM signature here, once, as it is written.
-        ``bounces``: every message gets a bounce address of its own as envelope sender."""
+        ``bounces``: every message gets a bounce address of its own as envelope sender.
+        ``clicks``: links to openings go through the click redirect (else straight to them)."""
         name, address = parseaddr(clean_header_text(mail_from))
         if "@" not in address:
             raise ValueError(f"MAIL_FROM has no address: {mail_from!r}")
@@ -166,6 +177,7 @@ class EmailComposer:
         self._bulletin_cache: tuple[str, Markup] | None = None
         self._signer = signer
         self._bounces = bounces
+        self._clicks = clicks
 
     def immediate(self, recipient: Recipient, opening: OpeningView) -> OutgoingEmail:
         """One new matching opening; subject "New opening: <title> at <organization>".
@@ -178,7 +190,7 @@ class EmailComposer:
             subject=subject,
             key=opening.opening_id,
             opening_ids=(opening.opening_id,),
-            context={"opening": opening},
+            context={"opening": self._tracked(recipient, opening)},
         )
 
     def digest(
@@ -207,7 +219,7 @@ class EmailComposer:
             key=digest_key,
             opening_ids=tuple(o.opening_id for o in shown),
             context={
-                "openings": shown,
+                "openings": [self._tracked(recipient, o) for o in shown],
                 "total": total,
                 "total_exceeds_shown": total > len(shown),
                 "see_all_url": see_all_url,
@@ -236,7 +248,7 @@ class EmailComposer:
             key="welcome",
             opening_ids=tuple(o.opening_id for o in shown),
             context={
-                "openings": shown,
+                "openings": [self._tracked(recipient, o) for o in shown],
                 "total": total,
                 "total_exceeds_shown": total > len(shown),
                 "see_all_url": see_all_url,
@@ -287,6 +299,36 @@ class EmailComposer:
             context={"manage_url": manage_url, "already_subscribed": already_subscribed},
         )
 
+    def still_interested(
+        self,
+        *,
+        subscriber_id: str,
+        email: str,
+        first_name: str | None,
+        manage_url: str,
+        keep_url: str,
+        pause_after: datetime | None,
+    ) -> OutgoingEmail:
+        """The one "still interested?" email to a subscriber who has not opened a job from our
+        emails for a long time, with the "keep me subscribed" link (transactional: no
+        List-Unsubscribe; the preferences page has it). Key: the keep URL."""
+        pause_date = (
+            f"{pause_after:%B} {pause_after.day}, {pause_after.year}"
+            if pause_after
+            else "two weeks"
+        )
+        return self._compose(
+            "still_interested",
+            None,
+            to=email,
+            first_name=first_name,
+            subscriber_id=subscriber_id,
+            subject="Do you still want HWcollab Opportunities job alerts?",
+            key=keep_url,
+            opening_ids=(),
+            context={"manage_url": manage_url, "keep_url": keep_url, "pause_date": pause_date},
+        )
+
     def bulletin(
         self, recipient: Recipient, *, bulletin_id: str, subject: str, body_markdown: str
     ) -> OutgoingEmail:
@@ -312,6 +354,20 @@ class EmailComposer:
         html = Markup(nh3.clean(self._markdown.render(body_markdown)))  # noqa: S704
         self._bulletin_cache = (body_markdown, html)
         return html
+
+    def _tracked(self, recipient: Recipient, opening: OpeningView) -> OpeningView:
+        """The opening with its links through the click redirect, for this reader."""
+        if self._clicks is None:
+            return opening
+        clicks, reader, opening_id = self._clicks, recipient.subscriber_id, opening.opening_id
+        apply_url = opening.apply_url
+        if apply_url.startswith(("https://", "http://")):  # the templates show no other
+            apply_url = clicks.url(reader, opening_id, "apply", apply_url=apply_url)
+        return replace(
+            opening,
+            details_url=clicks.url(reader, opening_id, "details"),
+            apply_url=apply_url,
+        )
 
     def _compose(
         self,
