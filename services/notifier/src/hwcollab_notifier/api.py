@@ -3,16 +3,16 @@ bulletins. Thin: parse, call the use case, shape the answer."""
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, EmailStr, Field
 
+from hwcollab_common.bearer import require_bearer
 from hwcollab_common.emails import email_key
 from hwcollab_common.openapi import error_responses
 from hwcollab_notifier.digests import DigestRunner
@@ -135,18 +135,11 @@ class BulletinOut(BaseModel):
 
 def admin_guard(settings: Settings) -> Callable[..., None]:
     """The dependency every admin route takes: a 401 unless the bearer token is ADMIN_TOKEN."""
-    expected = settings.admin_token.get_secret_value().encode()
 
     def require_admin(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        given = credentials.credentials.encode() if credentials else b""
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid admin token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        require_bearer(credentials, settings.admin_token, what="admin token")
 
     return require_admin
 

@@ -9,7 +9,6 @@ counts are exact; the employer service rounds them before anyone sees them
 
 from __future__ import annotations
 
-import hmac
 import time
 from dataclasses import replace
 from typing import Annotated
@@ -19,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Histogram
 from pydantic import SecretStr
 
+from hwcollab_common.bearer import require_bearer
 from hwcollab_common.openapi import error_responses
 from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.matching import MatchIndex, OpeningCriteria
@@ -86,18 +86,11 @@ def estimate(index: MatchIndex, query: ReachQuery) -> ReachCounts:
 
 
 def reach_router(*, index: ReplicaIndex, token: SecretStr) -> APIRouter:
-    expected = token.get_secret_value().encode()
 
     def require_reach_token(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(reach_bearer)],
     ) -> None:
-        given = credentials.credentials.encode() if credentials else b""
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid reach token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        require_bearer(credentials, token, what="reach token")
 
     router = APIRouter(prefix="/api/internal", tags=["internal"])
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from hwcollab_common.bearer import require_bearer
 from hwcollab_common.emails import InvalidEmailError, email_key, normalize_email
 from hwcollab_common.openapi import error_responses
 from hwcollab_common.ratelimit import RateLimiter, client_ip
@@ -299,14 +299,7 @@ def require_admin(
 ) -> None:
     """A 401 unless the bearer token is ADMIN_TOKEN."""
     settings: Settings = request.app.state.settings
-    expected = settings.admin_token.get_secret_value().encode()
-    given = credentials.credentials.encode() if credentials else b""
-    if not hmac.compare_digest(given, expected):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "a valid admin token is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    require_bearer(credentials, settings.admin_token, what="admin token")
 
 
 class SunsetRunOut(BaseModel):
