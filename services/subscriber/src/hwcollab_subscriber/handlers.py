@@ -177,18 +177,18 @@ class SubscriberService:
     def _manage_link(
         self, subscriber: Subscriber, reason: Literal["requested", "already_subscribed"]
     ) -> Event:
-        return self._event(
-            SubscriberManageLinkRequested,
-            ManageLinkRequestedPayload(
-                subscriber_id=subscriber.subscriber_id,
-                email=subscriber.email,
-                first_name=subscriber.first_name,
-                manage_url=self._links.manage(subscriber.subscriber_id),
-                reason=reason,
-            ),
-        )
+        return self._manage_link_event(subscriber, reason=reason)
 
     def _still_interested(self, subscriber: Subscriber, *, pause_after: datetime) -> Event:
+        return self._manage_link_event(
+            subscriber,
+            reason="still_interested",
+            keep_url=self._links.keep(subscriber.subscriber_id),
+            pause_after=pause_after,
+        )
+
+    def _manage_link_event(self, subscriber: Subscriber, **reasons: Any) -> Event:
+        """The manage-link email the notifier sends, for ``reason`` (and what goes with it)."""
         return self._event(
             SubscriberManageLinkRequested,
             ManageLinkRequestedPayload(
@@ -196,9 +196,7 @@ class SubscriberService:
                 email=subscriber.email,
                 first_name=subscriber.first_name,
                 manage_url=self._links.manage(subscriber.subscriber_id),
-                reason="still_interested",
-                keep_url=self._links.keep(subscriber.subscriber_id),
-                pause_after=pause_after,
+                **reasons,
             ),
         )
 
