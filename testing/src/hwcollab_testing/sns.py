@@ -167,7 +167,7 @@ def ses_bounce(
                     "emailAddress": recipient,
                     "action": "failed",
                     "status": status,
-                    "diagnosticCode": f"smtp; {status[0]}50 {status} user unknown",
+                    "diagnosticCode": f"smtp; {status[:1] or 5}50 {status} user unknown",
                 }
             ],
             "timestamp": datetime.now(UTC).isoformat(),

@@ -22,6 +22,9 @@ RAW_SHOWN = 256 * 1024
 class BounceOut(BaseModel):
     bounce_id: str
     received_at: datetime
+    source: str | None = Field(
+        None, description="ses, postmark or generic for a webhook's event; null for an email."
+    )
     outcome: str = Field(description=f"One of {', '.join(OUTCOMES)}.")
     detail: str
     kind: str | None = Field(None, description="hard, soft, complaint or delayed, as reported.")
@@ -40,7 +43,10 @@ class BounceDetailOut(BounceOut):
     diagnostic: str | None = None
     feedback_type: str | None = None
     reported_recipient: str | None = None
-    raw: str = Field(description=f"The report as received (its first {RAW_SHOWN} bytes).")
+    raw: str = Field(
+        description=f"The report as received (its first {RAW_SHOWN} bytes): the email, or the "
+        "webhook's request body."
+    )
 
 
 class BouncesOut(BaseModel):
