@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -62,6 +63,16 @@ WEBHOOK_EVENTS.labels("ses", "subscribed")
 WEBHOOK_EVENTS.labels("ses", "unsubscribed")
 
 
+VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "The body is not what the provider sends: a message per field.",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+        },
+    }
+}
+
+
 class WebhookOut(BaseModel):
     outcome: str = Field(
         description="What was done: hard, soft, complaint, unknown_message, ignored, duplicate "
@@ -71,6 +82,24 @@ class WebhookOut(BaseModel):
         None, description="The stored report (`GET /api/admin/bounces/{bounce_id}`)."
     )
     detail: str = ""
+
+
+class _CountedRoute(APIRoute):
+    """A webhook route that counts the requests it refuses as invalid (422)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        name = self.path.rsplit("/", 1)[-1]
+        source: Source = "generic" if name == "bounces" else name  # type: ignore[assignment]
+
+        async def counted(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError:
+                WEBHOOK_EVENTS.labels(source, "invalid").inc()
+                raise
+
+        return counted
 
 
 class OtherRoutesBodyLimit:
@@ -97,8 +126,7 @@ def _refuse(source: Source, reason: str, code: int, detail: str) -> HTTPExceptio
     return HTTPException(code, detail, headers=headers)
 
 
-def _invalid(source: Source, error: ValidationError, *, at: tuple[str, ...]) -> Exception:
-    WEBHOOK_EVENTS.labels(source, "invalid").inc()
+def _invalid(error: ValidationError, *, at: tuple[str, ...]) -> Exception:
     errors = error.errors(include_url=False, include_context=False, include_input=False)
     return RequestValidationError([dict(e) | {"loc": ("body", *at, *e["loc"])} for e in errors])
 
@@ -129,6 +157,7 @@ def webhooks_router(
     enabled = settings.bounce_webhooks
     router = APIRouter(
         prefix=PREFIX,
+        route_class=_CountedRoute,
         tags=["webhooks"],
         responses=error_responses(
             404, 413, 503, s404="This webhook is not enabled (BOUNCE_WEBHOOKS)."
@@ -172,8 +201,9 @@ def webhooks_router(
         "Notification's Message is an SES Bounce, Complaint or Delivery event.",
         dependencies=[Depends(require("ses"))],
         responses=error_responses(
-            401, 422, s401="Not signed by Amazon SNS for one of our topics; nothing recorded."
-        ),
+            401, s401="Not signed by Amazon SNS for one of our topics; nothing recorded."
+        )
+        | VALIDATION_ERROR,
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -189,7 +219,7 @@ def webhooks_router(
         try:
             message = SnsMessage.model_validate_json(raw)
         except ValidationError as error:
-            raise _invalid("ses", error, at=()) from None
+            raise _invalid(error, at=()) from None
         assert verifier is not None  # enabled means configured (Settings checks it)
         try:
             await verifier.verify(message)
@@ -214,7 +244,7 @@ def webhooks_router(
         try:
             event = SesEvent.model_validate_json(message.Message)
         except ValidationError as error:
-            raise _invalid("ses", error, at=("Message",)) from None
+            raise _invalid(error, at=("Message",)) from None
         report = ses_report(event, raw=raw)
         if report is None:
             WEBHOOK_EVENTS.labels("ses", "not_a_report").inc()
@@ -232,7 +262,7 @@ def webhooks_router(
         "record types (Delivery, Open, Click) are acknowledged and not stored.",
         dependencies=[Depends(require("postmark")), Depends(postmark_caller)],
         responses=error_responses(
-            401, 422, s401="Wrong or missing webhook credentials; nothing recorded."
+            400, 401, s401="Wrong or missing webhook credentials; nothing recorded."
         ),
     )
     async def postmark(body: PostmarkEvent, request: Request) -> WebhookOut:
@@ -248,7 +278,7 @@ def webhooks_router(
         description="Acted on only when `message_id` names an email we sent to `email`; "
         "otherwise kept and counted as unknown_message.",
         dependencies=[Depends(require("generic")), Depends(generic_caller)],
-        responses=error_responses(401, 422, s401="A valid webhook token is required."),
+        responses=error_responses(400, 401, s401="A valid webhook token is required."),
     )
     async def generic(body: GenericBounce, request: Request) -> WebhookOut:
         return await _record(intake, generic_report(body, raw=await request.body()))
