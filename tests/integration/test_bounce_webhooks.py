@@ -403,3 +403,44 @@ async def test_the_seven_day_rates_are_on_metrics(world: World) -> None:
     assert 0 < gauge(text, "hwcollab_bounce_rate_7d") <= 1
     assert 0 <= gauge(text, "hwcollab_complaint_rate_7d") <= 1
     assert subscriber_id
+
+
+async def test_text_no_database_can_store_is_never_a_crash(world: World, sns: SnsHost) -> None:
+    """JSON may escape a lone surrogate (``\\ud800``), which is no character: such an event is
+    refused with the fields named (and not echoed back), never a 500."""
+    bad = "\\ud800"
+    postmark = (
+        '{"RecordType": "Bounce", "ID": 7, "Type": "Hard'
+        + bad
+        + '", "Email": "a'
+        + bad
+        + '@example.org", "Metadata": {"message_id": "<x'
+        + bad
+        + '@y>"}}'
+    )
+    answer = await world.notifier.post(
+        "/api/webhooks/postmark",
+        content=postmark,
+        headers={"Content-Type": "application/json"},
+        auth=POSTMARK,
+    )
+    assert answer.status_code == 422, answer.text
+    assert {tuple(e["loc"]) for e in answer.json()["detail"]} == {
+        ("body", "Type"),
+        ("body", "Email"),
+    }
+    generic = (
+        '{"email": "a@example.org", "source": "x", "type": "hard", "message_id": "<x'
+        + bad
+        + '@y>"}'
+    )
+    answer = await world.notifier.post(
+        "/api/webhooks/bounces",
+        content=generic,
+        headers=GENERIC | {"Content-Type": "application/json"},
+    )
+    assert answer.status_code in (200, 422), answer.text
+    message = sns.notification(ses_bounce(message_id="<a@b>", recipient="a@example.org"))
+    raw = json.dumps(message).replace('"Message": "', '"Message": "' + bad, 1)
+    answer = await world.notifier.post("/api/webhooks/ses", content=raw, headers=SNS_HEADERS)
+    assert answer.status_code in (401, 422), answer.text

@@ -40,6 +40,7 @@ from hwcollab_notifier.provider_reports import (
     generic_report,
     postmark_report,
     ses_report,
+    text,
 )
 from hwcollab_notifier.settings import Settings
 
@@ -85,7 +86,8 @@ class WebhookOut(BaseModel):
 
 
 class _CountedRoute(APIRoute):
-    """A webhook route that counts the requests it refuses as invalid (422)."""
+    """A webhook route that counts the requests it refuses as invalid (422) and answers them
+    without echoing what was sent."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -95,9 +97,16 @@ class _CountedRoute(APIRoute):
         async def counted(request: Request) -> Response:
             try:
                 return await handler(request)
-            except RequestValidationError:
+            except RequestValidationError as error:
                 WEBHOOK_EVENTS.labels(source, "invalid").inc()
-                raise
+                # The field and the message, not the input: it is echoed back otherwise, and
+                # a lone surrogate in it would make the answer itself fail.
+                raise RequestValidationError(
+                    [
+                        {k: v for k, v in e.items() if k not in ("input", "ctx")}
+                        for e in error.errors()
+                    ]
+                ) from None
 
         return counted
 
@@ -207,10 +216,8 @@ def webhooks_router(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {
-                    "text/plain": {"schema": SnsMessage.model_json_schema()},
-                    "application/json": {"schema": SnsMessage.model_json_schema()},
-                },
+                # SNS declares text/plain; the body is the same JSON, read whatever the type.
+                "content": {"application/json": {"schema": SnsMessage.model_json_schema()}},
             }
         },
     )
@@ -248,7 +255,7 @@ def webhooks_router(
         report = ses_report(event, raw=raw)
         if report is None:
             WEBHOOK_EVENTS.labels("ses", "not_a_report").inc()
-            return WebhookOut(outcome="not_a_report", detail=f"an SES {event.type[:40]} event")
+            return WebhookOut(outcome="not_a_report", detail=f"an SES {text(event.type)} event")
         return await _record(intake, report)
 
     @router.post(
@@ -269,7 +276,7 @@ def webhooks_router(
         report = postmark_report(body, raw=await request.body())
         if report is None:
             WEBHOOK_EVENTS.labels("postmark", "not_a_report").inc()
-            return WebhookOut(outcome="not_a_report", detail=f"a {body.RecordType} record")
+            return WebhookOut(outcome="not_a_report", detail=f"a {text(body.RecordType)} record")
         return await _record(intake, report)
 
     @router.post(

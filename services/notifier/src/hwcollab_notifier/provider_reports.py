@@ -78,12 +78,15 @@ class ProviderReport:
         """The ``bounces`` id of an event with a provider id (32 hex digits, as the others)."""
         if not self.event_id:
             return None
-        return hashlib.sha256(f"{self.source}:{self.event_id}".encode()).hexdigest()[:32]
+        name = f"{self.source}:{self.event_id}".encode("utf-8", "surrogatepass")
+        return hashlib.sha256(name).hexdigest()[:32]
 
 
 def text(value: object) -> str:
-    """One line of at most MAX_FIELD characters (folds, CR and LF removed)."""
-    return " ".join(str(value or "").split())[:MAX_FIELD]
+    """One line of at most MAX_FIELD characters (folds, CR and LF removed), valid UTF-8 (JSON
+    may carry lone surrogates, which no database stores)."""
+    line = " ".join(str(value or "").split())[:MAX_FIELD]
+    return line.encode("utf-8", "replace").decode("utf-8")
 
 
 def message_id_of(value: object) -> str | None:
@@ -276,7 +279,7 @@ def postmark_report(event: PostmarkEvent, *, raw: bytes) -> ProviderReport | Non
     """The report in a Postmark webhook; None for a record that is no report."""
     if event.RecordType not in ("Bounce", "SpamComplaint"):
         return None
-    kind = "SpamComplaint" if event.RecordType == "SpamComplaint" else str(event.Type)
+    kind = "SpamComplaint" if event.RecordType == "SpamComplaint" else text(event.Type)
     action = POSTMARK_TYPES.get(kind, "ignored")
     recipient = text(event.Email)
     diagnostic = text(event.Details) or text(event.Description) or kind

@@ -80,7 +80,8 @@ def string_to_sign(message: SnsMessage) -> bytes:
                 continue
             raise SnsAuthenticationError(f"a {message.Type} without {name}")
         lines.extend((name, value))
-    return ("\n".join(lines) + "\n").encode()
+    # (A lone surrogate, which JSON can carry, stays as it is and fails the signature.)
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
 
 
 class SnsVerifier:
