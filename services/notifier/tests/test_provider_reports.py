@@ -3,6 +3,8 @@ generic payload; what is refused as malformed, and the production settings of th
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 from typing import Any
 
@@ -11,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
 
+from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier.provider_reports import (
     POSTMARK_TYPES,
     GenericBounce,
@@ -18,11 +21,15 @@ from hwcollab_notifier.provider_reports import (
     SesEvent,
     generic_report,
     message_id_of,
+    postmark_message_id,
     postmark_report,
     ses_report,
 )
 from hwcollab_notifier.settings import Settings
+from hwcollab_notifier.wiring import composer_for
 from hwcollab_testing.sns import LOCAL_CERT_URL_PATTERN, ses_bounce, ses_complaint
+
+from .mail_examples import opening, recipient
 
 OURS = "<immediate.1.abc@hwcollab.example>"
 SECRET = "s" * 40
@@ -301,3 +308,17 @@ def test_production_takes_webhooks_with_their_secrets_and_none_without() -> None
         bounce_webhook_token="t" * 40,
     )
     assert enabled.bounce_webhooks == {"ses", "postmark", "generic"}
+
+
+def test_with_the_postmark_webhook_each_email_names_its_message_id_in_postmarks_metadata() -> None:
+    """Postmark returns the metadata of an email with its bounce or complaint: that is how the
+    webhook finds our Message-ID (Postmark's own MessageID is another)."""
+    settings = Settings(bounce_webhooks="postmark")
+    composer = composer_for(settings, ServiceRuntime(settings, name="notifier"))
+    sent = composer.immediate(recipient(), opening())
+    message = email.message_from_bytes(sent.data, policy=email.policy.default)
+    assert message["X-PM-Metadata-message_id"] == sent.message_id
+    event = postmark(Metadata={"message_id": message["X-PM-Metadata-message_id"]})
+    assert postmark_message_id(event) == sent.message_id
+    plain = composer_for(Settings(), ServiceRuntime(Settings(), name="notifier"))
+    assert b"X-PM-Metadata" not in plain.immediate(recipient(), opening()).data

@@ -68,6 +68,7 @@ def composer_for(settings: Settings, runtime: ServiceRuntime) -> EmailComposer:
         clock=runtime.clock,
         signer=dkim_signer_for(settings, runtime),
         bounces=bounce_addresses_for(settings),
+        postmark_metadata="postmark" in settings.bounce_webhooks,
     )
 
 

@@ -147,9 +147,12 @@ class EmailComposer:
         templates: EmailTemplates | None = None,
         signer: DkimSigner | None = None,
         bounces: BounceAddresses | None = None,
+        postmark_metadata: bool = False,
     ) -> None:
         """``signer``: every message gets its DKIM signature here, once, as it is written.
-        ``bounces``: every message gets a bounce address of its own as envelope sender."""
+        ``bounces``: every message gets a bounce address of its own as envelope sender.
+        ``postmark_metadata``: every message names its Message-ID in Postmark's metadata
+        header (Postmark removes it and returns it with a bounce or complaint)."""
         name, address = parseaddr(clean_header_text(mail_from))
         if "@" not in address:
             raise ValueError(f"MAIL_FROM has no address: {mail_from!r}")
@@ -166,6 +169,7 @@ class EmailComposer:
         self._bulletin_cache: tuple[str, Markup] | None = None
         self._signer = signer
         self._bounces = bounces
+        self._postmark_metadata = postmark_metadata
 
     def immediate(self, recipient: Recipient, opening: OpeningView) -> OutgoingEmail:
         """One new matching opening; subject "New opening: <title> at <organization>".
@@ -364,6 +368,8 @@ class EmailComposer:
         if ids:
             headers.append(list_header("X-HWcollab-Opening-Ids", ids))
         headers.append(raw_header("X-HWcollab-Kind", kind))
+        if self._postmark_metadata:
+            headers.append(raw_header("X-PM-Metadata-message_id", message_id))
         values.update(context)
         data = alternative_message(
             headers=b"".join(headers),
