@@ -322,3 +322,9 @@ def test_with_the_postmark_webhook_each_email_names_its_message_id_in_postmarks_
     assert postmark_message_id(event) == sent.message_id
     plain = composer_for(Settings(), ServiceRuntime(Settings(), name="notifier"))
     assert b"X-PM-Metadata" not in plain.immediate(recipient(), opening()).data
+
+
+def test_postmark_fields_take_their_own_type_only() -> None:
+    for changes in ({"TypeCode": False}, {"ID": "42"}, {"Email": 5}, {"Metadata": {"a": 1}}):
+        with pytest.raises(ValidationError):
+            postmark(**changes)

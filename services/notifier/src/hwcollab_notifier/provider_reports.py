@@ -102,13 +102,15 @@ def message_id_of(value: object) -> str | None:
 
 
 class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class _SesModel(BaseModel):
     """SES's camelCase fields under Python names."""
 
-    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="ignore", strict=True, alias_generator=to_camel, populate_by_name=True
+    )
 
 
 class SesHeader(_SesModel):
@@ -318,7 +320,7 @@ def postmark_report(event: PostmarkEvent, *, raw: bytes) -> ProviderReport | Non
 class GenericBounce(BaseModel):
     """A bounce or complaint any system can post (as listmonk's ``/webhooks/bounce``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     email: EmailStr = Field(description="The address that bounced or complained.")
     source: str = Field(

@@ -48,7 +48,7 @@ SnsType = Literal["Notification", "SubscriptionConfirmation", "UnsubscribeConfir
 class SnsMessage(BaseModel):
     """The JSON document SNS posts (its field names as AWS spells them)."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     Type: SnsType
     MessageId: str = Field(min_length=1, max_length=100)
