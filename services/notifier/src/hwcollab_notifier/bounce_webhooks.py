@@ -85,14 +85,16 @@ class WebhookOut(BaseModel):
     detail: str = ""
 
 
+_SOURCE_OF_PATH: dict[str, Source] = {"ses": "ses", "postmark": "postmark", "bounces": "generic"}
+
+
 class _CountedRoute(APIRoute):
     """A webhook route that counts the requests it refuses as invalid (422) and answers them
     without echoing what was sent."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        name = self.path.rsplit("/", 1)[-1]
-        source: Source = "generic" if name == "bounces" else name  # type: ignore[assignment]
+        source = _SOURCE_OF_PATH[self.path.rsplit("/", 1)[-1]]
 
         async def counted(request: Request) -> Response:
             try:
