@@ -19,8 +19,9 @@ from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_notifier.api import admin_guard, admin_router
-from hwcollab_notifier.bounce_intake import BounceIntake, BounceRecords
+from hwcollab_notifier.bounce_intake import BounceIntake
 from hwcollab_notifier.bounce_listener import BounceListener
+from hwcollab_notifier.bounce_records import BounceRecords
 from hwcollab_notifier.bounce_webhooks import OtherRoutesBodyLimit, webhooks_router
 from hwcollab_notifier.bounces_api import bounces_router
 from hwcollab_notifier.consumers import (

@@ -13,7 +13,8 @@ from pydantic import BaseModel, EmailStr, Field
 from hwcollab_common.clock import Clock
 from hwcollab_common.mongo import Document
 from hwcollab_common.openapi import error_responses
-from hwcollab_notifier.bounce_intake import OUTCOMES, BounceRecords, forgive_address
+from hwcollab_notifier.bounce_intake import OUTCOMES
+from hwcollab_notifier.bounce_records import BounceRecords, forgive_address
 from hwcollab_notifier.repository import NotifierRepository
 
 RAW_SHOWN = 256 * 1024
