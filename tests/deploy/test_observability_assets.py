@@ -150,8 +150,22 @@ def test_the_dashboard_shows_the_main_figures() -> None:
         "hwcollab_notifier_emails_failed_total",
         "hwcollab_notifier_emails_retried_total",
         "hwcollab_notifier_digest_openings_bucket",
+        "hwcollab_bounce_rate_7d",
+        "hwcollab_complaint_rate_7d",
+        "hwcollab_notifier_bounce_webhooks_total",
     ):
         assert figure in shown
+
+
+def test_the_complaint_rate_warns_and_pages_at_gmails_thresholds() -> None:
+    """Gmail: keep spam complaints under 0.1 %, never reach 0.3 %; a bounce-rate alert too."""
+    thresholds = {
+        rule["labels"]["severity"]: float(found.group(1))
+        for rule in alert_rules()
+        if (found := re.search(r"hwcollab_complaint_rate_7d\) >= ([0-9.]+)", rule["expr"]))
+    }
+    assert thresholds == {"warning": 0.001, "critical": 0.003}
+    assert any("hwcollab_bounce_rate_7d" in rule["expr"] for rule in alert_rules())
 
 
 def test_alert_rules_are_well_formed() -> None:

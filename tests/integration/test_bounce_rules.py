@@ -13,7 +13,8 @@ import pytest
 
 from hwcollab_common.clock import FixedClock
 from hwcollab_common.runtime import ServiceRuntime
-from hwcollab_notifier.bounce_intake import BounceIntake, BounceRecords, forgive_address
+from hwcollab_notifier.bounce_intake import BounceIntake
+from hwcollab_notifier.bounce_records import BounceRecords, forgive_address
 from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.mail import BounceAddresses
 from hwcollab_notifier.repository import NotifierRepository

@@ -18,6 +18,7 @@ from hwcollab_notifier.app import create_app as create_notifier_app
 from hwcollab_notifier.settings import Settings as NotifierSettings
 from hwcollab_subscriber.app import create_app as create_subscriber_app
 from hwcollab_testing.plugin import SmtpSink, private_kafka
+from hwcollab_testing.sns import TOPIC
 
 from .support import (
     EMPLOYER_URL,
@@ -65,6 +66,10 @@ async def notifier(
         smtp_host=smtp_sink.host,
         smtp_port=smtp_sink.port,
         digest_interval_seconds=86400,
+        # The provider webhooks answer, with the development credentials (SNS: Amazon's
+        # certificate hosts only, so no message signed here is taken).
+        bounce_webhooks="ses,postmark,generic",
+        ses_sns_topic_arns=TOPIC,
     )
     app = create_notifier_app(settings)
     async with LifespanManager(app, startup_timeout=90, shutdown_timeout=30) as manager:

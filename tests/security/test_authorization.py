@@ -10,7 +10,9 @@ matrix below fails the test, so that nobody adds one without deciding who may ca
   sign-in page (303 → /login).
 - Subscriber routes carry a signed link token instead of a session: without one → 4xx and no
   change; a token acts only on the subscriber it names.
-- Notifier routes are all operator routes.
+- Notifier routes are operator routes, but for the reach estimate (the employer service's own
+  token) and the provider webhooks (an SNS signature, Postmark's credentials, the generic
+  webhook's token): neither the admin token nor another's credentials open them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from hwcollab_common.settings import DEV_REACH_TOKEN
 from hwcollab_common.tokens import Purpose
 from hwcollab_employer.app import create_app as create_employer_app
 from hwcollab_employer.reach import NotifierReach, reach_source
+from hwcollab_notifier.settings import DEV_BOUNCE_WEBHOOK_TOKEN, DEV_POSTMARK_WEBHOOK_PASSWORD
+from hwcollab_testing.sns import ses_bounce, sns_host
 from hwcollab_testing.waiting import eventually
 
 from .support import (
@@ -191,12 +195,31 @@ NOTIFIER_INTERNAL: dict[str, dict[str, Any]] = {
 }
 
 
+# Called by email providers, each authenticated its own way (tests/security/conftest.py enables
+# them with the development credentials).
+POSTMARK_BOUNCE = {
+    "RecordType": "Bounce",
+    "ID": 42,
+    "Type": "HardBounce",
+    "Email": "nobody@security.example",
+    "Metadata": {"message_id": "<never.sent@hwcollab.example>"},
+}
+GENERIC_BOUNCE = {"email": "nobody@security.example", "source": "matrix", "type": "hard"}
+NOTIFIER_WEBHOOKS = (
+    "POST /api/webhooks/ses",
+    "POST /api/webhooks/postmark",
+    "POST /api/webhooks/bounces",
+)
+
+
 def test_every_write_route_has_a_matrix_entry(
     subscriber: Service, employer: Service, notifier: Service
 ) -> None:
     assert write_routes(employer.app) == set(EMPLOYER_MATRIX)
     assert write_routes(subscriber.app) == set(SUBSCRIBER_MATRIX)
-    assert write_routes(notifier.app) == set(NOTIFIER_MATRIX) | set(NOTIFIER_INTERNAL)
+    assert write_routes(notifier.app) == set(NOTIFIER_MATRIX) | set(NOTIFIER_INTERNAL) | set(
+        NOTIFIER_WEBHOOKS
+    )
 
 
 # --- employer --------------------------------------------------------------------------------
@@ -571,3 +594,54 @@ async def test_another_employer_learns_nothing_of_an_unlisted_opening(
         await pending.close()
         await other.close()
         await app.state.runtime.mongo.close()
+
+
+async def test_provider_webhooks_want_their_own_credentials(
+    notifier: Service, accounts: tuple[Account, Account]
+) -> None:
+    owner, _ = accounts
+    bearers = {
+        "anonymous": {},
+        "employer": {"Authorization": f"Bearer {owner.token}"},
+        "operator": ADMIN,
+        "reach token": {"Authorization": f"Bearer {DEV_REACH_TOKEN}"},
+        "wrong token": {"Authorization": f"Bearer {DEV_BOUNCE_WEBHOOK_TOKEN}x"},
+    }
+    for name, headers in bearers.items():
+        async with notifier.client(**headers) as caller:
+            for path, body in (
+                ("/api/webhooks/bounces", GENERIC_BOUNCE),
+                ("/api/webhooks/postmark", POSTMARK_BOUNCE),
+            ):
+                answer = await caller.post(path, json=body)
+                assert answer.status_code == 401, (path, name, answer.status_code)
+    async with notifier.client() as caller:
+        for user, password in (
+            ("postmark", DEV_POSTMARK_WEBHOOK_PASSWORD + "x"),
+            ("admin", ADMIN_TOKEN),
+        ):
+            answer = await caller.post(
+                "/api/webhooks/postmark", json=POSTMARK_BOUNCE, auth=(user, password)
+            )
+            assert answer.status_code == 401, (user, answer.status_code)
+        # Signed, but by a key of our own whose certificate is not on an SNS host: refused, as
+        # is the same message presented with any bearer token.
+        with sns_host() as host:
+            message = host.notification(
+                ses_bounce(message_id="<never.sent@hwcollab.example>", recipient="a@b.example")
+            )
+            for headers in bearers.values():
+                answer = await caller.post("/api/webhooks/ses", json=message, headers=headers)
+                assert answer.status_code == 401, answer.text
+                assert "certificate" in answer.json()["detail"]  # (the topic is allowed)
+            assert host.fetches() == 0
+        right = await caller.post(
+            "/api/webhooks/postmark",
+            json=POSTMARK_BOUNCE,
+            auth=("postmark", DEV_POSTMARK_WEBHOOK_PASSWORD),
+        )
+        assert right.status_code == 200, right.text
+    async with notifier.client(Authorization=f"Bearer {DEV_BOUNCE_WEBHOOK_TOKEN}") as provider:
+        right = await provider.post("/api/webhooks/bounces", json=GENERIC_BOUNCE)
+        assert right.status_code == 200, right.text
+        assert right.json()["outcome"] == "unknown_message"

@@ -12,6 +12,7 @@ subscriber's links, a suppressed address), so that it reaches past 401 and 404 i
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import uuid
@@ -92,6 +93,8 @@ class FuzzStack:
     admin_token: str
     reach_token: str
     employer_token: str
+    webhook_token: str
+    postmark: tuple[str, str]
     real: dict[str, Real]
     """By operation label: the parameter that names an existing resource, and its value."""
 
@@ -196,6 +199,8 @@ def fuzz_stack(
     admin_token = secrets.token_urlsafe(24)
     reach_token = secrets.token_urlsafe(32)
     signing_key = secrets.token_urlsafe(32)
+    webhook_token = secrets.token_urlsafe(32)
+    postmark = ("postmark-fuzz", secrets.token_urlsafe(32))
     ports = {name: free_port() for name in SERVICES}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     unlimited = "100000/minute"
@@ -223,6 +228,12 @@ def fuzz_stack(
         "LINK_RATE_LIMIT": unlimited,
         "LINK_ADDRESS_RATE_LIMIT": unlimited,
         "DIGEST_INTERVAL_SECONDS": "86400",
+        # The provider webhooks answer (SNS messages the fuzzer makes are signed by nobody).
+        "BOUNCE_WEBHOOKS": "ses,postmark,generic",
+        "SES_SNS_TOPIC_ARNS": "arn:aws:sns:us-east-1:123456789012:hwcollab-ses",
+        "BOUNCE_WEBHOOK_TOKEN": webhook_token,
+        "POSTMARK_WEBHOOK_USER": postmark[0],
+        "POSTMARK_WEBHOOK_PASSWORD": postmark[1],
         # The security tests' own broker (the fuzzer's sign-ups and dead-letter replays stay off
         # the shared one); the notifier starts at its end, so it emails nobody from other tests.
         "CONSUMER_GROUP_SUFFIX": asyncio.run(fresh_notifier_groups(security_kafka, label="fuzz")),
@@ -292,6 +303,8 @@ def fuzz_stack(
             admin_token=admin_token,
             reach_token=reach_token,
             employer_token=employer.token,
+            webhook_token=webhook_token,
+            postmark=postmark,
             real=real,
         )
     finally:
@@ -300,14 +313,18 @@ def fuzz_stack(
 
 
 def _credentials(case: Case[Any], stack: FuzzStack) -> dict[str, str]:
-    """The bearer token of the security scheme the operation documents, if any."""
+    """The credentials of the security scheme the operation documents, if any."""
     tokens = {
         "EmployerToken": stack.employer_token,
         "OperatorToken": stack.admin_token,
         "ReachToken": stack.reach_token,
+        "BounceWebhookToken": stack.webhook_token,
     }
     for requirement in case.operation.definition.raw.get("security", []):
         for scheme in requirement:
+            if scheme == "PostmarkWebhook":
+                basic = base64.b64encode(":".join(stack.postmark).encode()).decode()
+                return {"Authorization": f"Basic {basic}"}
             return {"Authorization": f"Bearer {tokens[scheme]}"}
     return {}
 

@@ -113,3 +113,37 @@ def test_each_development_secret_is_named_on_its_own(
     for name, value in GOOD.items():
         monkeypatch.setenv(name, value)
     assert SETTINGS[service]().hwcollab_env == "prod"
+
+
+WEBHOOK_SECRETS = {
+    "SES_SNS_TOPIC_ARNS": "arn:aws:sns:us-east-1:123456789012:hwcollab-ses",
+    "POSTMARK_WEBHOOK_PASSWORD": "w" * 40,
+    "BOUNCE_WEBHOOK_TOKEN": "v" * 40,
+}
+
+
+def test_an_enabled_webhook_wants_its_own_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the provider webhooks on, each of their secrets left out (or a development or short
+    one) is named on its own; off (the default), none is needed."""
+    for name, value in (environment() | GOOD).items():
+        monkeypatch.setenv(name, value)
+    for name in WEBHOOK_SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    assert NotifierSettings().bounce_webhooks == frozenset()
+    monkeypatch.setenv("BOUNCE_WEBHOOKS", "ses,postmark,generic")
+    for setting in WEBHOOK_SECRETS:
+        for name, value in WEBHOOK_SECRETS.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv(setting)
+        with pytest.raises(ValidationError) as refused:
+            NotifierSettings()
+        message = str(refused.value)
+        assert f"{setting} must" in message, (setting, message)
+        assert not any(f"{other} must" in message for other in WEBHOOK_SECRETS if other != setting)
+    for name, value in WEBHOOK_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("BOUNCE_WEBHOOK_TOKEN", "short")
+    with pytest.raises(ValidationError, match="BOUNCE_WEBHOOK_TOKEN must"):
+        NotifierSettings()
+    monkeypatch.setenv("BOUNCE_WEBHOOK_TOKEN", WEBHOOK_SECRETS["BOUNCE_WEBHOOK_TOKEN"])
+    assert NotifierSettings().bounce_webhooks == {"ses", "postmark", "generic"}

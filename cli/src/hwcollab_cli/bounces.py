@@ -45,13 +45,14 @@ def list_bounces(
         console.print_json(json.dumps(body))
         return
     table = Table(title=f"bounce reports ({body['total']})")
-    for column in ("id", "received", "outcome", "status", "email", "detail"):
+    for column in ("id", "received", "source", "outcome", "status", "email", "detail"):
         table.add_column(column, overflow="fold")
     for item in body["items"]:
         forgiven = " (forgiven)" if item.get("forgiven_at") else ""
         table.add_row(
             item["bounce_id"],
             item["received_at"],
+            item.get("source") or "email",
             item["outcome"] + forgiven,
             item.get("status") or "",
             item.get("email") or "",
@@ -77,6 +78,7 @@ def show(
         "received_at",
         "outcome",
         "detail",
+        "source",
         "kind",
         "status",
         "diagnostic",

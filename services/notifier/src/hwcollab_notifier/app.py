@@ -22,8 +22,10 @@ from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_notifier.api import admin_guard, admin_router
-from hwcollab_notifier.bounce_intake import BounceIntake, BounceRecords
+from hwcollab_notifier.bounce_intake import BounceIntake
 from hwcollab_notifier.bounce_listener import BounceListener
+from hwcollab_notifier.bounce_records import BounceRecords
+from hwcollab_notifier.bounce_webhooks import OtherRoutesBodyLimit, webhooks_router
 from hwcollab_notifier.bounces_api import bounces_router
 from hwcollab_notifier.consumers import (
     index_group_id,
@@ -31,10 +33,12 @@ from hwcollab_notifier.consumers import (
     register_index_feed,
     register_read_model,
 )
+from hwcollab_notifier.delivery_rates import DeliveryRates
 from hwcollab_notifier.fanout import MongoFanoutLedger, fanout_router
 from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.jobs import KafkaJobQueue
 from hwcollab_notifier.mail import SmtpSender
+from hwcollab_notifier.mail.sns import SnsVerifier
 from hwcollab_notifier.operations import sample_delivery_lag
 from hwcollab_notifier.reach import reach_router
 from hwcollab_notifier.repository import NotifierRepository
@@ -42,6 +46,7 @@ from hwcollab_notifier.settings import Settings
 from hwcollab_notifier.wiring import bounce_addresses_for, composer_for, wire_use_cases
 
 log = logging.getLogger(__name__)
+USUAL_MAX_BODY_BYTES = 64 * 1024
 
 
 # The match index loads at start (and after any failure, this long later) before it answers.
@@ -91,7 +96,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     digests, operations = uses.digests, uses.operations
     owner = f"{socket.gethostname()}:{os.getpid()}"
     bounce_records = BounceRecords(runtime.db)
-    bounce_listener = _bounce_listener(settings, runtime, repository, bounce_records)
+    intake = BounceIntake(
+        clock=runtime.clock,
+        repository=repository,
+        records=bounce_records,
+        addresses=bounce_addresses_for(settings),
+        soft_limit=settings.soft_bounce_limit,
+        soft_window=timedelta(days=settings.soft_bounce_days),
+        on_commit=runtime.relay.wake,
+    )
+    bounce_listener = _bounce_listener(settings, intake)
+    sns = (
+        SnsVerifier(
+            topic_arns=settings.ses_sns_topic_arns,
+            cert_url_pattern=settings.ses_sns_cert_url_pattern,
+        )
+        if "ses" in settings.bounce_webhooks
+        else None
+    )
+    rates = DeliveryRates(runtime.db, clock=runtime.clock)
 
     # The broadcast index feed is registered (and so started) before the index loads.
     register_index_feed(runtime.broker, index, group_id=index_group_id())
@@ -157,6 +180,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             lease=lease("sweep", settings.sweep_interval_seconds),
         ),
         PeriodicTask("lag", lag, interval=settings.lag_sample_seconds, delay_first=True),
+        PeriodicTask(
+            "rates", rates.refresh, interval=settings.delivery_rates_seconds, delay_first=True
+        ),
     ]
 
     @contextlib.asynccontextmanager
@@ -164,6 +190,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await repository.ensure_indexes()
         await fanout.ensure_indexes()
         await bounce_records.ensure_indexes()
+        await rates.ensure_indexes()
         await runtime.start()
         if bounce_listener is not None:
             await bounce_listener.start()
@@ -183,8 +210,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 *(task.stop(finish_run=False) for task in periodic),
                 return_exceptions=True,
             )
+            try:  # what this process sent since the last tally
+                await rates.tally()
+            except Exception as error:
+                log.warning("the last tally of sent emails was not recorded: %r", error)
             if bounce_listener is not None:
                 await bounce_listener.stop()
+            if sns is not None:
+                await sns.close()
             await gauges.stop()
             await runtime.stop()
             await sender.close()
@@ -196,7 +229,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         summary="Matches openings to subscribers and sends their emails; admin endpoints.",
         lifespan=lifespan,
     )
-    install_http_basics(app)
+    # Webhooks take bodies up to BOUNCE_WEBHOOK_MAX_BYTES; every other route the usual 64 KiB.
+    app.add_middleware(OtherRoutesBodyLimit, max_bytes=USUAL_MAX_BODY_BYTES)
+    install_http_basics(app, max_body_bytes=settings.bounce_webhook_max_bytes)
     app.add_middleware(SecurityHeaders)
     app.include_router(ops_router(runtime.readiness_checks() | {"match_index": index.check_ready}))
     app.include_router(
@@ -214,15 +249,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
     )
     app.include_router(reach_router(index=index, token=settings.reach_token))
+    app.include_router(webhooks_router(settings=settings, intake=intake, verifier=sns))
     return app
 
 
-def _bounce_listener(
-    settings: Settings,
-    runtime: ServiceRuntime,
-    repository: NotifierRepository,
-    records: BounceRecords,
-) -> BounceListener | None:
+def _bounce_listener(settings: Settings, intake: BounceIntake) -> BounceListener | None:
     """The SMTP listener of the bounce domain, when BOUNCE_DOMAIN and BOUNCE_LISTEN_PORT are
     set."""
     addresses = bounce_addresses_for(settings)
@@ -230,15 +261,6 @@ def _bounce_listener(
         if settings.bounce_listen_port:
             log.warning("BOUNCE_LISTEN_PORT is set without BOUNCE_DOMAIN: no bounce listener")
         return None
-    intake = BounceIntake(
-        clock=runtime.clock,
-        repository=repository,
-        records=records,
-        addresses=addresses,
-        soft_limit=settings.soft_bounce_limit,
-        soft_window=timedelta(days=settings.soft_bounce_days),
-        on_commit=runtime.relay.wake,
-    )
     return BounceListener(
         intake=intake,
         host=settings.bounce_listen_host,

@@ -13,6 +13,12 @@ notifier already settles an SMTP server's 5xx:
 
 The message is found by its ``_id`` (the Message-ID the report returns) and checked against the
 token's hash and subscriber: no index on ``messages`` is needed for it.
+
+Provider webhooks (SES, Postmark, the generic endpoint: :mod:`hwcollab_notifier.bounce_webhooks`)
+come in through :meth:`BounceIntake.receive_provider_report` and meet the same rules and the
+same storage. They carry no VERP token: the message is found by the Message-ID they name, and
+the address they report must be the one its subscriber has, or nothing is done. An event the
+provider sent twice (same provider id) is recorded once.
 """
 
 from __future__ import annotations
@@ -24,23 +30,19 @@ from datetime import datetime, timedelta
 from typing import Literal, get_args
 from uuid import uuid4
 
-from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.emails import email_key
-from hwcollab_common.mongo import (
-    Document,
-    ensure_expiry_index,
-    in_transaction,
-    transactional_update_many,
-)
+from hwcollab_common.mongo import Document, in_transaction
 from hwcollab_common.outbox import stage_events
 from hwcollab_notifier import metrics
+from hwcollab_notifier.bounce_records import BounceRecords
 from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.mail.bounces import BounceAddresses, BounceToken, message_hash
 from hwcollab_notifier.mail.reports import DeliveryReport, MalformedReportError, read_report
+from hwcollab_notifier.provider_reports import ProviderReport
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
@@ -53,7 +55,9 @@ from hwcollab_schemas.events import (
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["hard", "soft", "complaint", "unknown_message", "malformed", "ignored"]
+Outcome = Literal[
+    "hard", "soft", "complaint", "unknown_message", "malformed", "ignored", "duplicate"
+]
 OUTCOMES: tuple[Outcome, ...] = (
     "hard",
     "soft",
@@ -61,6 +65,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     "unknown_message",
     "malformed",
     "ignored",
+    "duplicate",
 )
 for _outcome in OUTCOMES:  # every outcome on the dashboard from the start, at 0
     metrics.BOUNCES.labels(_outcome)
@@ -77,58 +82,6 @@ class IntakeResult:
     detail: str
 
 
-class BounceRecords:
-    """The ``bounces`` collection: one document per report received."""
-
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
-        self.db = database
-        self.bounces = database["bounces"]
-
-    async def ensure_indexes(self) -> None:
-        await self.bounces.create_index([("email_hash", ASCENDING), ("received_at", ASCENDING)])
-        await self.bounces.create_index([("received_at", DESCENDING)])
-        await ensure_expiry_index(self.bounces, "expires_at", after=timedelta(0))
-
-    async def soft_bounced_messages(self, email_hash: str, *, since: datetime) -> set[str]:
-        """Message-IDs of the address's soft bounces since ``since`` that were not forgiven."""
-        cursor = self.bounces.find(
-            {
-                "email_hash": email_hash,
-                "outcome": {"$in": ["soft", "hard"]},
-                "kind": "soft",
-                "received_at": {"$gte": since},
-                "forgiven_at": None,
-            },
-            {"message_id": 1},
-        )
-        return {str(doc["message_id"]) async for doc in cursor if doc.get("message_id")}
-
-    async def list(
-        self, *, limit: int, offset: int, outcome: str | None = None
-    ) -> tuple[int, list[Document]]:
-        query: Document = {} if outcome is None else {"outcome": outcome}
-        total = await self.bounces.count_documents(query)
-        cursor = (
-            self.bounces.find(query, {"raw": 0})
-            .sort("received_at", DESCENDING)
-            .skip(offset)
-            .limit(limit)
-        )
-        return total, [doc async for doc in cursor]
-
-    async def get(self, bounce_id: str) -> Document | None:
-        return await self.bounces.find_one({"_id": bounce_id})
-
-    async def forgive(self, email: str, *, now: datetime) -> int:
-        """Mark the address's bounces forgiven (they no longer count); how many."""
-        result = await transactional_update_many(
-            self.bounces,
-            {"email_hash": hash_id(email_key(email)), "forgiven_at": None},
-            {"$set": {"forgiven_at": now}},
-        )
-        return result.modified_count
-
-
 class BounceIntake:
     """Reads, stores and acts on one report at a time (see the module's rules)."""
 
@@ -138,7 +91,7 @@ class BounceIntake:
         clock: Clock,
         repository: NotifierRepository,
         records: BounceRecords,
-        addresses: BounceAddresses,
+        addresses: BounceAddresses | None,
         soft_limit: int,
         soft_window: timedelta,
         on_commit: Callable[[], None] | None = None,
@@ -155,6 +108,8 @@ class BounceIntake:
         """Whether a report may be addressed to ``address``: any address at the bounce domain
         (feedback loops and postmaster mail arrive there too), but a VERP address only when its
         token is ours."""
+        if self._addresses is None:
+            return False
         local, at, domain = address.strip().strip("<>").rpartition("@")
         if not at or domain.lower() != self._addresses.domain:
             return False
@@ -205,10 +160,74 @@ class BounceIntake:
         if not email:
             return await self._store(document, "ignored", "the subscriber has been erased")
         document |= {"email": email, "email_hash": hash_id(email_key(email))}
-        return await self._act(document, report=report, token=token, message=message, now=now)
+        return await self._act(
+            document, report=report, subscriber_id=token.subscriber_id, message=message, now=now
+        )
+
+    async def receive_provider_report(self, event: ProviderReport) -> IntakeResult:
+        """Record (and act on) a provider's event: the same rules as a report by email, the
+        message found by the Message-ID it names and checked against the address it reports."""
+        now = self._clock.now()
+        report = event.report
+        document: Document = {
+            "_id": event.record_id or uuid4().hex,
+            "source": event.source,
+            "received_at": now,
+            "expires_at": now + KEPT_FOR,
+            "mail_from": "",
+            "recipients": [r[:320] for r in event.recipients[:10]],
+            "size": len(event.raw),
+            "raw": event.raw,
+            "forgiven_at": None,
+        }
+        if report is None:
+            return await self._store(document, "ignored", event.ignored)
+        document |= {
+            "kind": report.kind,
+            "status": report.status,
+            "diagnostic": report.diagnostic,
+            "feedback_type": report.feedback_type,
+            "message_id": report.original_message_id,
+            "reported_recipient": report.recipient,
+        }
+        if report.kind == "delayed":
+            return await self._store(document, "ignored", "a delay warning, not a failure")
+        if report.kind == "complaint" and report.feedback_type not in COMPLAINT_TYPES:
+            return await self._store(
+                document, "ignored", f"feedback type {report.feedback_type} is not a complaint"
+            )
+        message_id = report.original_message_id
+        if message_id is None:
+            return await self._store(
+                document, "unknown_message", "the event names no Message-ID of ours"
+            )
+        message = await self._repository.message(message_id)
+        if message is None:
+            return await self._store(document, "unknown_message", "no such message was sent")
+        subscriber_id = message.get("subscriber_id")
+        subscriber = (
+            await self._repository.subscriber(str(subscriber_id)) if subscriber_id else None
+        )
+        email = (subscriber or {}).get("email")
+        if not subscriber_id or not email:
+            return await self._store(document, "ignored", "the subscriber has been erased")
+        document["subscriber_id"] = str(subscriber_id)
+        reported = {email_key(r) for r in event.recipients}
+        if email_key(str(email)) not in reported:
+            # Another address than the subscriber's: they changed it since, or the event is
+            # not about this email. Acting would suppress an address nobody reported.
+            return await self._store(
+                document, "unknown_message", "the reported address is not the subscriber's"
+            )
+        document |= {"email": email, "email_hash": hash_id(email_key(str(email)))}
+        return await self._act(
+            document, report=report, subscriber_id=str(subscriber_id), message=message, now=now
+        )
 
     def _token(self, recipients: Sequence[str], report: DeliveryReport) -> BounceToken | None:
         # The envelope recipient first (VERP), then what the report says was the sender.
+        if self._addresses is None:
+            return None
         for address in (*recipients, *report.return_paths):
             token = self._addresses.parse(address)
             if token is not None:
@@ -236,7 +255,7 @@ class BounceIntake:
         document: Document,
         *,
         report: DeliveryReport,
-        token: BounceToken,
+        subscriber_id: str,
         message: Document,
         now: datetime,
     ) -> IntakeResult:
@@ -252,7 +271,7 @@ class BounceIntake:
             event: Event = NotificationComplained.create(
                 NotificationComplainedPayload(
                     message_id=message_id,
-                    subscriber_id=token.subscriber_id,
+                    subscriber_id=subscriber_id,
                     kind=kind,
                     feedback_type=report.feedback_type or "abuse",
                     complained_at=now,
@@ -281,7 +300,7 @@ class BounceIntake:
         event = NotificationFailed.create(
             NotificationFailedPayload(
                 message_id=message_id,
-                subscriber_id=token.subscriber_id,
+                subscriber_id=subscriber_id,
                 kind=kind,
                 opening_ids=tuple(message.get("opening_ids") or ()),
                 permanent=True,
@@ -314,21 +333,16 @@ class BounceIntake:
                 )
             await stage_events(self._repository.db, events, session=session)
 
-        await in_transaction(self._repository.db.client, work)
+        try:
+            await in_transaction(self._repository.db.client, work)
+        except DuplicateKeyError:
+            # The provider delivered this event before (its id makes the record's): recorded
+            # and acted on once.
+            metrics.BOUNCES.labels("duplicate").inc()
+            log.info("bounce report %s received again; ignored", document["_id"])
+            return IntakeResult(str(document["_id"]), "duplicate", "received before")
         if events and self._on_commit is not None:
             self._on_commit()
         metrics.BOUNCES.labels(outcome).inc()
         log.info("bounce report %s: %s (%s)", document["_id"], outcome, detail[:200])
         return IntakeResult(str(document["_id"]), outcome, detail)
-
-
-async def forgive_address(
-    email: str, *, repository: NotifierRepository, records: BounceRecords, now: datetime
-) -> tuple[bool, int]:
-    """Let the address be mailed again: off the suppression list, its bounces no longer
-    counting; (whether it was suppressed, how many bounces were forgiven). Whether the person
-    hears from us again is theirs to decide: a bounced or unsubscribed subscriber signs up again.
-    """
-    unsuppressed = await repository.unsuppress(email)
-    forgiven = await records.forgive(email, now=now)
-    return unsuppressed, forgiven

@@ -14,7 +14,8 @@ from hwcollab_common.clock import Clock
 from hwcollab_common.emails import email_key
 from hwcollab_common.mongo import Document
 from hwcollab_common.openapi import error_responses
-from hwcollab_notifier.bounce_intake import OUTCOMES, BounceRecords, forgive_address
+from hwcollab_notifier.bounce_intake import OUTCOMES
+from hwcollab_notifier.bounce_records import BounceRecords, forgive_address
 from hwcollab_notifier.repository import NotifierRepository
 
 RAW_SHOWN = 256 * 1024
@@ -23,6 +24,9 @@ RAW_SHOWN = 256 * 1024
 class BounceOut(BaseModel):
     bounce_id: str
     received_at: datetime
+    source: str | None = Field(
+        None, description="ses, postmark or generic for a webhook's event; null for an email."
+    )
     outcome: str = Field(description=f"One of {', '.join(OUTCOMES)}.")
     detail: str
     kind: str | None = Field(None, description="hard, soft, complaint or delayed, as reported.")
@@ -41,7 +45,10 @@ class BounceDetailOut(BounceOut):
     diagnostic: str | None = None
     feedback_type: str | None = None
     reported_recipient: str | None = None
-    raw: str = Field(description=f"The report as received (its first {RAW_SHOWN} bytes).")
+    raw: str = Field(
+        description=f"The report as received (its first {RAW_SHOWN} bytes): the email, or the "
+        "webhook's request body."
+    )
 
 
 class BouncesOut(BaseModel):

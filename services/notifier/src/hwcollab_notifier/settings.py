@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from hwcollab_common.dkim_keys import DkimKeyError, SigningKey, load_signing_key
 from hwcollab_common.settings import (
@@ -14,7 +17,13 @@ from hwcollab_common.settings import (
     MIN_SECRET_LENGTH,
     ServiceSettings,
 )
+from hwcollab_notifier.mail.sns import AWS_CERT_URL_PATTERN
 from hwcollab_schemas.topics import NOTIFIER_DELIVERY_GROUP, NOTIFIER_GROUP
+
+# Public on purpose, for development: production refuses them for an enabled webhook.
+DEV_POSTMARK_WEBHOOK_PASSWORD = "dev-only-postmark-webhook-password"  # noqa: S105
+DEV_BOUNCE_WEBHOOK_TOKEN = "dev-only-bounce-webhook-token"  # noqa: S105
+Webhook = Literal["ses", "postmark", "generic"]
 
 
 class Settings(ServiceSettings):
@@ -58,6 +67,22 @@ class Settings(ServiceSettings):
     BOUNCE_DOMAIN (its MX delivers there); 0 (default) starts no listener."""
     bounce_max_bytes: int = Field(default=1024 * 1024, ge=10 * 1024, le=50 * 1024 * 1024)
     """A report larger than this is refused (552) before it is stored."""
+    bounce_webhooks: Annotated[frozenset[Webhook], NoDecode] = frozenset()
+    """The provider webhooks that answer (``ses,postmark,generic``); the others answer 404."""
+    bounce_webhook_max_bytes: int = Field(default=256 * 1024, ge=64 * 1024, le=1024 * 1024)
+    """A webhook body larger than this is refused (413); other routes keep the usual limit."""
+    ses_sns_topic_arns: Annotated[frozenset[str], NoDecode] = frozenset()
+    """The SNS topics (ARNs, comma-separated) whose SES notifications are accepted."""
+    ses_sns_cert_url_pattern: str = AWS_CERT_URL_PATTERN
+    """Where an SNS signing certificate may be fetched from (a regular expression over the
+    URL); production accepts only Amazon's."""
+    postmark_webhook_user: str = Field(default="postmark", max_length=200)
+    postmark_webhook_password: SecretStr = SecretStr(DEV_POSTMARK_WEBHOOK_PASSWORD)
+    """The HTTP Basic credentials of the Postmark webhook URL."""
+    bounce_webhook_token: SecretStr = SecretStr(DEV_BOUNCE_WEBHOOK_TOKEN)
+    """The bearer token of the generic bounce webhook."""
+    delivery_rates_seconds: float = Field(default=60.0, gt=0)
+    """How often the 7-day bounce and complaint rates are recomputed (and sends tallied)."""
     soft_bounce_limit: int = Field(default=3, ge=1, le=100)
     soft_bounce_days: float = Field(default=7.0, gt=0, le=365)
     """SOFT_BOUNCE_LIMIT soft bounces of one address (each of another email) within
@@ -92,6 +117,22 @@ class Settings(ServiceSettings):
     lag_sample_seconds: float = Field(default=15.0, gt=0)
     reach_token: SecretStr = SecretStr(DEV_REACH_TOKEN)
     """The bearer token the employer service presents for reach estimates (the same value)."""
+
+    @field_validator("bounce_webhooks", "ses_sns_topic_arns", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("ses_sns_cert_url_pattern")
+    @classmethod
+    def _a_regular_expression(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        return value
 
     @field_validator(
         "dkim_private_key", "dkim_private_key_file", "dkim_domain", "bounce_domain", mode="before"
@@ -166,6 +207,7 @@ class Settings(ServiceSettings):
                 "DKIM_PRIVATE_KEY must be set (or DKIM_PRIVATE_KEY_FILE): Gmail and Yahoo send "
                 "unsigned bulk mail to spam (deploy/README.md, Sending domain)"
             )
+        problems.extend(self._webhook_problems())
         sender_domain = self.mail_from_address.rpartition("@")[2].lower()
         signing_domain = self.dkim_signing_domain
         if sender_domain != signing_domain and not sender_domain.endswith("." + signing_domain):
@@ -173,4 +215,27 @@ class Settings(ServiceSettings):
                 f"DKIM_DOMAIN {signing_domain} must be MAIL_FROM's domain {sender_domain} or a "
                 "parent of it, or DMARC does not count the signature"
             )
+        return problems
+
+    def _webhook_problems(self) -> list[str]:
+        problems = []
+        if "ses" in self.bounce_webhooks:
+            if not self.ses_sns_topic_arns:
+                problems.append("SES_SNS_TOPIC_ARNS must name the SNS topics of the SES webhook")
+            if self.ses_sns_cert_url_pattern != AWS_CERT_URL_PATTERN:
+                problems.append("SES_SNS_CERT_URL_PATTERN must be Amazon's (unset it)")
+        if "postmark" in self.bounce_webhooks:
+            password = self.postmark_webhook_password.get_secret_value()
+            if password == DEV_POSTMARK_WEBHOOK_PASSWORD or len(password) < MIN_SECRET_LENGTH:
+                problems.append(
+                    f"POSTMARK_WEBHOOK_PASSWORD must be a secret of {MIN_SECRET_LENGTH}+ characters"
+                )
+            if not self.postmark_webhook_user.strip():
+                problems.append("POSTMARK_WEBHOOK_USER must be set")
+        if "generic" in self.bounce_webhooks:
+            token = self.bounce_webhook_token.get_secret_value()
+            if token == DEV_BOUNCE_WEBHOOK_TOKEN or len(token) < MIN_SECRET_LENGTH:
+                problems.append(
+                    f"BOUNCE_WEBHOOK_TOKEN must be a secret of {MIN_SECRET_LENGTH}+ characters"
+                )
         return problems

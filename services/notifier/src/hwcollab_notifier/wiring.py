@@ -71,6 +71,7 @@ def composer_for(settings: Settings, runtime: ServiceRuntime) -> EmailComposer:
         signer=dkim_signer_for(settings, runtime),
         bounces=bounce_addresses_for(settings),
         clicks=click_links_for(settings, runtime),
+        postmark_metadata="postmark" in settings.bounce_webhooks,
     )
 
 

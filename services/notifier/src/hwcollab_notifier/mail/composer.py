@@ -157,10 +157,13 @@ class EmailComposer:
         signer: DkimSigner | None = None,
         bounces: BounceAddresses | None = None,
         clicks: ClickLinks | None = None,
+        postmark_metadata: bool = False,
     ) -> None:
         """``signer``: every message gets its DKIM signature here, once, as it is written.
         ``bounces``: every message gets a bounce address of its own as envelope sender.
-        ``clicks``: links to openings go through the click redirect (else straight to them)."""
+        ``clicks``: links to openings go through the click redirect (else straight to them).
+        ``postmark_metadata``: every message names its Message-ID in Postmark's metadata
+        header (Postmark removes it and returns it with a bounce or complaint)."""
         name, address = parseaddr(clean_header_text(mail_from))
         if "@" not in address:
             raise ValueError(f"MAIL_FROM has no address: {mail_from!r}")
@@ -178,6 +181,7 @@ class EmailComposer:
         self._signer = signer
         self._bounces = bounces
         self._clicks = clicks
+        self._postmark_metadata = postmark_metadata
 
     def immediate(self, recipient: Recipient, opening: OpeningView) -> OutgoingEmail:
         """One new matching opening; subject "New opening: <title> at <organization>".
@@ -420,6 +424,8 @@ class EmailComposer:
         if ids:
             headers.append(list_header("X-HWcollab-Opening-Ids", ids))
         headers.append(raw_header("X-HWcollab-Kind", kind))
+        if self._postmark_metadata:
+            headers.append(raw_header("X-PM-Metadata-message_id", message_id))
         values.update(context)
         data = alternative_message(
             headers=b"".join(headers),
