@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import sys
@@ -13,6 +14,8 @@ from uuid import uuid4
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from pydantic import BaseModel, Field
@@ -127,6 +130,23 @@ def install_http_basics(app: FastAPI, *, max_body_bytes: int = 64 * 1024) -> Non
     app.add_middleware(TracingMiddleware)
     app.add_middleware(RequestId)  # outermost: every line of the request carries its id
     install_unavailable_handler(app)  # MongoDB unreachable: 503 with Retry-After, not 500
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: text that cannot be UTF-8 (a lone surrogate
+    that a client sent as ``\\ud800``) is answered as it came instead of failing the answer."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+async def invalid_request(request: Request, error: Exception) -> Response:
+    """FastAPI's 422 (``{"detail": [{loc, msg, type, input, …}]}``) for invalid input, whatever
+    characters the input held."""
+    if not isinstance(error, RequestValidationError):
+        raise error
+    return AsciiJSONResponse({"detail": jsonable_encoder(error.errors())}, status_code=422)
 
 
 def configure_observability(settings: ServiceSettings, *, service: str) -> None:

@@ -101,8 +101,8 @@ class _CountedRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as error:
                 WEBHOOK_EVENTS.labels(source, "invalid").inc()
-                # The field and the message, not the input: it is echoed back otherwise, and
-                # a lone surrogate in it would make the answer itself fail.
+                # The field and the message, not the input: a provider's payload is not echoed
+                # back to whoever sent it.
                 raise RequestValidationError(
                     [
                         {k: v for k, v in e.items() if k not in ("input", "ctx")}
