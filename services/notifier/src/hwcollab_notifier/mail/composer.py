@@ -4,8 +4,10 @@ with the headers SPEC §7 asks for, as ready-to-send RFC 5322 bytes."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -30,8 +32,21 @@ from hwcollab_notifier.mail.mime import (
 )
 from hwcollab_notifier.mail.signing import DkimSigner
 from hwcollab_notifier.mail.views import OpeningView, Recipient
+from hwcollab_schemas.events import AccountEmailKind
 
-EmailKind = Literal["immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin"]
+EmailKind = Literal[
+    "immediate",
+    "digest",
+    "welcome",
+    "confirmation",
+    "manage_link",
+    "bulletin",
+    "employer_verify_signup",
+    "employer_already_registered",
+    "employer_password_reset",
+    "employer_email_change_confirm",
+    "employer_email_change_notice",
+]
 KINDS: tuple[EmailKind, ...] = (
     "immediate",
     "digest",
@@ -39,7 +54,36 @@ KINDS: tuple[EmailKind, ...] = (
     "confirmation",
     "manage_link",
     "bulletin",
+    "employer_verify_signup",
+    "employer_already_registered",
+    "employer_password_reset",
+    "employer_email_change_confirm",
+    "employer_email_change_notice",
 )
+EMPLOYER_KINDS: Mapping[AccountEmailKind, EmailKind] = {
+    "verify_signup": "employer_verify_signup",
+    "already_registered": "employer_already_registered",
+    "password_reset": "employer_password_reset",
+    "email_change_confirm": "employer_email_change_confirm",
+    "email_change_notice": "employer_email_change_notice",
+}
+EMPLOYER_SUBJECTS: Mapping[AccountEmailKind, str] = {
+    "verify_signup": "Confirm your HWcollab employer account",
+    "already_registered": "You already have an HWcollab employer account",
+    "password_reset": "Reset your HWcollab employer password",
+    "email_change_confirm": "Confirm your new HWcollab contact email",
+    "email_change_notice": "Your HWcollab contact email is being changed",
+}
+EMPLOYER_RECIPIENT_PREFIX = "employer:"
+"""Account emails are recorded under ``employer:<employer id>`` where subscribers' emails have
+the subscriber id: no subscriber has such an id, so what the subscriber service does with a
+bounce or complaint (mark the person bounced, unsubscribe them) touches nobody."""
+
+
+def employer_recipient(employer_id: str) -> str:
+    return f"{EMPLOYER_RECIPIENT_PREFIX}{employer_id}"
+
+
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
 DIGEST_LIMIT = 25
 """A digest or welcome email lists at most this many openings, then links to the rest."""
@@ -129,6 +173,18 @@ def _greeting(first_name: str | None) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _time_left(expires_at: datetime | None, *, now: datetime) -> str:
+    """How long a link still works, as a reader takes it in: "30 minutes", "48 hours", "7 days"
+    (rounded up; empty when the link does not expire)."""
+    if expires_at is None:
+        return ""
+    minutes = max(1, math.ceil((expires_at - now).total_seconds() / 60))
+    if minutes <= 120:
+        return _plural(minutes, "minute")
+    hours = math.ceil(minutes / 60)
+    return _plural(hours, "hour") if hours <= 72 else _plural(math.ceil(hours / 24), "day")
 
 
 class EmailComposer:
@@ -285,6 +341,37 @@ class EmailComposer:
             key=manage_url,
             opening_ids=(),
             context={"manage_url": manage_url, "already_subscribed": already_subscribed},
+        )
+
+    def employer_account(
+        self,
+        *,
+        request_id: str,
+        employer_id: str,
+        email: str,
+        organization_name: str,
+        kind: AccountEmailKind,
+        url: str | None,
+        expires_at: datetime | None = None,
+    ) -> OutgoingEmail:
+        """An email about an employer's account (transactional: no List-Unsubscribe). Key: the
+        request (one email per event of the employer service)."""
+        base = self.employer_public_url
+        return self._compose(
+            EMPLOYER_KINDS[kind],
+            None,
+            to=email,
+            subscriber_id=employer_recipient(employer_id),
+            subject=EMPLOYER_SUBJECTS[kind],
+            key=request_id,
+            opening_ids=(),
+            context={
+                "organization_name": clean_header_text(organization_name),
+                "url": url or "",
+                "link_life": _time_left(expires_at, now=self._clock.now()),
+                "sign_in_url": f"{base}/login",
+                "reset_url": f"{base}/forgot-password",
+            },
         )
 
     def bulletin(
