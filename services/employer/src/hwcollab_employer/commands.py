@@ -23,11 +23,11 @@ from pydantic import (
 )
 
 from hwcollab_common.geo import lookup_zip
+from hwcollab_employer.password_rules import NewPassword
 from hwcollab_schemas import taxonomy
 
 TITLE_MAX = 120
 DESCRIPTION_MAX = 5000
-PASSWORD_MIN = 12
 EXTERNAL_ID_MAX = 200
 # An employer's own reference for an opening (its ATS's requisition id): printable ASCII without
 # spaces or slashes, and with a letter or digit (never "." or ".."), so that it can stand in a URL
@@ -181,7 +181,7 @@ class ProfileFields(BaseModel):
 
 class EmployerSignup(ProfileFields):
     contact_email: EmailStr = Field(max_length=320)
-    password: Annotated[str, Field(min_length=PASSWORD_MIN, max_length=256)]
+    password: NewPassword
 
 
 class ProfilePatch(BaseModel):
