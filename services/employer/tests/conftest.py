@@ -30,6 +30,7 @@ from hwcollab_employer.ports import (
     DuplicateEmailError,
     DuplicateExternalIdError,
     IdempotencyKeyTakenError,
+    PasswordResetRecord,
 )
 from hwcollab_employer.security import Passwords
 from hwcollab_employer.settings import Settings
@@ -48,6 +49,7 @@ class FakeRepository:
         self.api_keys_by_id: dict[str, ApiKeyRecord] = {}
         self.reach: set[tuple[str, str]] = set()
         self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.password_resets: dict[str, PasswordResetRecord] = {}
 
     def snapshot(self) -> dict[str, Any]:
         return {k: (v.copy() if hasattr(v, "copy") else v) for k, v in vars(self).items()}
@@ -218,6 +220,26 @@ class FakeRepository:
         self.api_keys_by_id[key_id] = dataclasses.replace(record, revoked_at=now)
         return True
 
+    async def add_password_reset(self, record: PasswordResetRecord, *, session: Any) -> None:
+        self.password_resets[record.token_hash] = record
+
+    async def password_reset(self, token_hash: str, *, now: datetime) -> PasswordResetRecord | None:
+        record = self.password_resets.get(token_hash)
+        return record if record is not None and record.expires_at > now else None
+
+    async def take_password_reset(
+        self, token_hash: str, *, now: datetime, session: Any
+    ) -> PasswordResetRecord | None:
+        record = await self.password_reset(token_hash, now=now)
+        if record is not None:
+            del self.password_resets[token_hash]
+        return record
+
+    async def drop_password_resets(self, employer_id: str, *, session: Any) -> None:
+        self.password_resets = {
+            h: r for h, r in self.password_resets.items() if r.employer_id != employer_id
+        }
+
     async def record_reach(self, pairs: Sequence[tuple[str, str]], *, session: Any) -> int:
         added = 0
         for opening_id, subscriber_id in pairs:
@@ -292,9 +314,10 @@ class Harness:
             employer_context(self.settings, service=self.service, clock=self.clock)
         )
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self, ip: str = "127.0.0.1") -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://employer.test"
+            transport=httpx.ASGITransport(app=self.app, client=(ip, 123)),
+            base_url="http://employer.test",
         )
 
 

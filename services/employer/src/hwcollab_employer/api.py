@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Body,
+    Depends,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+)
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,9 +29,11 @@ from hwcollab_employer.commands import (
     EmployerSignup,
     OpeningFields,
     OpeningPatch,
+    PasswordResetConfirmation,
+    PasswordResetRequest,
     ProfilePatch,
 )
-from hwcollab_employer.context import Context
+from hwcollab_employer.context import Context, EmployerContext
 from hwcollab_employer.domain import NotFoundError, Opening, normalize_email
 from hwcollab_employer.idempotency import (
     IDEMPOTENCY_HEADER,
@@ -48,6 +60,7 @@ from hwcollab_employer.reach import (
     estimate_reach,
 )
 from hwcollab_employer.resources import (
+    Accepted,
     AccessToken,
     ApiKeyOut,
     DirectoryPage,
@@ -97,12 +110,16 @@ def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str | None:
 
 
 async def current_employer_id(context: Context, credentials: Bearer) -> str:
-    """The employer a bearer access token or API key belongs to; 401 otherwise."""
+    """The employer a bearer access token or API key belongs to; 401 otherwise (also for an
+    access token from before the employer's last password reset or change)."""
     token = _bearer(credentials)
     employer_id: str | None = None
     if token:
-        employer_id = context.tokens.access_token_subject(token)
-        if employer_id is None:
+        claims = context.tokens.read_access_token(token)
+        if claims is not None:
+            current = await context.service.session_version(claims.employer_id)
+            employer_id = claims.employer_id if current == claims.session_version else None
+        else:
             employer_id = await context.service.employer_of_api_key(token)
     if employer_id is None:
         raise HTTPException(401, "Not signed in or the token has expired.", UNAUTHENTICATED)
@@ -262,9 +279,88 @@ async def token(context: Context, request: Request, credentials: Credentials) ->
     if employer is None:
         raise HTTPException(401, LOGIN_FAILED, UNAUTHENTICATED)
     return AccessToken(
-        access_token=context.tokens.issue_access_token(employer.employer_id),
+        access_token=context.tokens.issue_access_token(
+            employer.employer_id, session_version=employer.session_version
+        ),
         expires_in=int(context.tokens.access_ttl.total_seconds()),
     )
+
+
+RESET_REQUESTED = (
+    "If an employer account uses this address, we have emailed it a link to choose a new "
+    "password. The link works once, for 30 minutes."
+)
+CHANGED_MESSAGE = "Your password has been changed. Sign in with it."
+RESET_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Always this answer, whether or not an account uses the address; the "
+        "email (when there is an account) goes out a moment later",
+        "content": {"application/json": {"example": {"detail": RESET_REQUESTED}}},
+    },
+    **error_responses(
+        400,
+        413,
+        429,
+        s429="Too many requests from this client or about this address "
+        "(`PASSWORD_RESET_RATE_LIMIT`); wait `Retry-After` seconds.",
+    ),
+}
+
+
+def request_reset_later(
+    context: EmployerContext, request: Request, email: str, background: BackgroundTasks
+) -> None:
+    """Count the request against both limits, then ask for the email after the answer is sent:
+    known and unknown addresses answer alike, in the same time."""
+    limit = context.settings.password_reset_rate_limit
+    context.limiter.hit(limit, "reset-ip", client_ip(request))
+    context.limiter.hit(limit, "reset-email", normalize_email(email))
+    background.add_task(context.service.request_password_reset, email)
+
+
+@router.post(
+    "/employers/password-reset",
+    status_code=202,
+    tags=["accounts"],
+    summary="Forgot your password? Email a link to choose a new one",
+    responses=RESET_RESPONSES,
+)
+async def request_password_reset(
+    context: Context,
+    request: Request,
+    body: Annotated[
+        PasswordResetRequest,
+        Body(openapi_examples={"reset": {"value": {"email": "hr@cmcp.example"}}}),
+    ],
+    background: BackgroundTasks,
+) -> Accepted:
+    """A single-use link valid for 30 minutes goes to the address when an account uses it. The
+    answer is the same either way."""
+    request_reset_later(context, request, str(body.email), background)
+    return Accepted(detail=RESET_REQUESTED)
+
+
+@router.post(
+    "/employers/password-reset/confirm",
+    tags=["accounts"],
+    summary="Choose a new password with the emailed link's token",
+    responses={
+        200: {"content": {"application/json": {"example": {"detail": CHANGED_MESSAGE}}}},
+        422: {
+            "description": "The password is too short or too common (`password`), or the link "
+            "has expired or was already used (`token`)",
+        },
+        **error_responses(400, 413, 429),
+    },
+)
+async def confirm_password_reset(
+    context: Context, request: Request, body: PasswordResetConfirmation
+) -> Accepted:
+    """Uses the link up, ends every session and access token of the account (its API keys keep
+    working), and stops its other reset links."""
+    context.limiter.hit(context.settings.login_rate_limit, "reset-confirm-ip", client_ip(request))
+    await context.service.reset_password(body.token, body.password)
+    return Accepted(detail=CHANGED_MESSAGE)
 
 
 @router.get(

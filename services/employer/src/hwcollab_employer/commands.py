@@ -202,6 +202,27 @@ class Credentials(BaseModel):
     password: Annotated[str, Field(max_length=256)]
 
 
+LinkToken = Annotated[str, Field(min_length=1, max_length=200, description="The link's `token`")]
+
+
+class PasswordResetRequest(BaseModel):
+    """``POST /api/employers/password-reset``: the contact email of the account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+
+
+class PasswordResetConfirmation(BaseModel):
+    """``POST /api/employers/password-reset/confirm``: the emailed link's token and the new
+    password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: LinkToken
+    password: NewPassword
+
+
 class OpeningFields(BaseModel):
     """An opening as posted (``POST /api/openings``) or as it stands after an edit."""
 

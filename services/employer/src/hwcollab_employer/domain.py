@@ -78,6 +78,9 @@ class Employer:
     approved_at: datetime | None = None
     moderation_reason: str | None = None
     """Why an operator rejected, suspended or reinstated the employer (shown to it)."""
+    session_version: int = 1
+    """Raised by every password reset or change: sessions and access tokens of an older version
+    no longer count (API keys are not sessions and keep working)."""
 
     @property
     def approved(self) -> bool:
@@ -222,6 +225,17 @@ def _moderated(
         version=employer.version + 1,
         status=status,
         moderation_reason=reason,
+        updated_at=now,
+    )
+
+
+def with_password(employer: Employer, *, password_hash: str, now: datetime) -> Employer:
+    """A new password: every session signed in with the old one ends (the profile, and so its
+    ``version``, is unchanged)."""
+    return replace(
+        employer,
+        password_hash=password_hash,
+        session_version=employer.session_version + 1,
         updated_at=now,
     )
 

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -52,6 +53,7 @@ from hwcollab_employer.ports import (
     DuplicateExternalIdError,
     EmployerRepository,
     IdempotencyKeyTakenError,
+    PasswordResetRecord,
     Tx,
     UnitOfWork,
 )
@@ -61,10 +63,15 @@ from hwcollab_employer.security import (
     api_key_hash,
     api_key_id,
     constant_time_equal,
+    link_token_hash,
     new_api_key,
+    new_link_token,
 )
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
+    AccountEmailKind,
+    AccountEmailRequestedPayload,
+    EmployerAccountEmailRequested,
     EmployerApproved,
     EmployerRegistered,
     EmployerUpdated,
@@ -81,6 +88,12 @@ log = logging.getLogger(__name__)
 # run finds that request's answer (a transaction still running holds the key with a write
 # conflict, which the unit of work waits out).
 KEY_RACE_ATTEMPTS = 3
+RESET_LIFETIME = timedelta(minutes=30)
+"""How long a "Forgot your password?" link works (once)."""
+RESET_LINK_INVALID = (
+    "This link has expired or was already used. Ask for a new one on the sign-in page."
+)
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8002"
 
 
 class EmailTakenError(ValueError):
@@ -119,6 +132,7 @@ class EmployerService(OperatorDecisions):
         clock: Clock,
         passwords: Passwords,
         auto_approve: bool,
+        public_url: str = DEFAULT_PUBLIC_URL,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._repository = repository
@@ -126,6 +140,7 @@ class EmployerService(OperatorDecisions):
         self._clock = clock
         self._passwords = passwords
         self._auto_approve = auto_approve
+        self._public_url = public_url.rstrip("/")
         self._new_id = new_id
 
     # --- accounts ----------------------------------------------------------------------------
@@ -162,6 +177,83 @@ class EmployerService(OperatorDecisions):
         if not await asyncio.to_thread(self._passwords.verify, stored, password):
             return None
         return employer
+
+    async def session_version(self, employer_id: str) -> int | None:
+        """The employer's current session version (None when there is no such employer): a
+        session or access token of another one was ended by a password reset or change."""
+        employer = await self._repository.get_employer(employer_id)
+        return employer.session_version if employer else None
+
+    # --- account emails and password resets ---------------------------------------------------
+
+    def _account_email(
+        self,
+        employer: Employer,
+        kind: AccountEmailKind,
+        *,
+        to: str | None = None,
+        url: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Event:
+        """The event that has the notifier send an account email (this service sends none)."""
+        payload = AccountEmailRequestedPayload(
+            employer_id=employer.employer_id,
+            email=to or employer.contact_email,
+            organization_name=employer.organization_name,
+            kind=kind,
+            url=url,
+            expires_at=expires_at,
+        )
+        return self._event(EmployerAccountEmailRequested, payload)
+
+    async def request_password_reset(self, email: str) -> None:
+        """Email a single-use link valid for RESET_LIFETIME to the account of ``email``; nothing
+        (and nothing different to see) for an address without one. The callers answer before
+        this runs, so its time tells nothing either; the work is still the same up to the
+        write: the lookup, a token and its hash, one transaction."""
+        now = self._clock.now()
+        token, token_hash = new_link_token()
+        employer = await self._repository.employer_by_email(domain.normalize_email(email))
+        expires_at = now + RESET_LIFETIME
+
+        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
+            if employer is None:
+                return None, []
+            record = PasswordResetRecord(token_hash, employer.employer_id, now, expires_at)
+            await self._repository.add_password_reset(record, session=session)
+            url = f"{self._public_url}/reset-password?token={token}"
+            event = self._account_email(employer, "password_reset", url=url, expires_at=expires_at)
+            return None, [event]
+
+        await self._uow.commit(work)
+
+    async def password_reset_usable(self, token: str) -> bool:
+        """Whether a reset link still works; reading it uses nothing up."""
+        found = await self._repository.password_reset(link_token_hash(token), now=self._clock.now())
+        return found is not None
+
+    async def reset_password(self, token: str, password: str) -> Employer:
+        """Set the password of the reset link's employer and use the link up; every other reset
+        link of the employer stops working and every session ends (API keys keep working).
+        An expired, used or unknown link is a 422 on ``token``."""
+        if not await self.password_reset_usable(token):
+            raise InvalidFieldsError({"token": RESET_LINK_INVALID})
+        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+
+        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
+            now = self._clock.now()
+            record = await self._repository.take_password_reset(
+                link_token_hash(token), now=now, session=session
+            )
+            if record is None:  # used by a request at the same moment
+                raise InvalidFieldsError({"token": RESET_LINK_INVALID})
+            current = await self._employer_in(record.employer_id, session)
+            updated = domain.with_password(current, password_hash=password_hash, now=now)
+            await self._repository.save_employer(updated, session=session)
+            await self._repository.drop_password_resets(current.employer_id, session=session)
+            return updated, []
+
+        return await self._uow.commit(work)
 
     async def employer(self, employer_id: str) -> Employer:
         employer = await self._repository.get_employer(employer_id)

@@ -218,7 +218,7 @@ async def signup(request: Request, context: Context) -> Response:
             errors = {"contact_email": "An account with this email already exists. Sign in."}
         else:
             response = web.redirect("/dashboard")
-            web.sign_in(response, context, employer.employer_id)
+            web.sign_in(response, context, employer)
             return response
     values = {
         "page_title": "Create an employer account",
@@ -252,7 +252,7 @@ async def login(request: Request, context: Context) -> Response:
         values = {"page_title": "Sign in", "email": email, "failure": LOGIN_FAILED}
         return web.render(request, context, who, "employer/login.html", values, status_code=401)
     response = web.redirect("/dashboard")
-    web.sign_in(response, context, employer.employer_id)
+    web.sign_in(response, context, employer)
     return response
 
 
