@@ -3,10 +3,12 @@ clients for each kind of caller, and employer accounts signed in over the API an
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -65,6 +67,7 @@ def employer_settings(kafka_bootstrap: str, mongo_url: str, **changes: Any) -> E
         "login_rate_limit": GENEROUS,
         "signup_rate_limit": GENEROUS,
         "write_rate_limit": GENEROUS,
+        "password_reset_rate_limit": GENEROUS,
     }
     return EmployerSettings(**(values | changes))
 
@@ -179,6 +182,24 @@ async def owner_state(owner: Account) -> list[Any]:
             answer = [{k: v for k, v in item.items() if k != "notified"} for item in answer]
         state.append(answer)
     return state
+
+
+async def emailed_link(employer: Service, employer_id: str, kind: str) -> str:
+    """The link of the newest account email of ``kind`` the employer service asked for (read
+    from its outbox, as the notifier gets it)."""
+    cursor = employer.db["outbox"].find({"event_type": "employer.account_email_requested"})
+    urls = [
+        event["payload"]["url"]
+        async for document in cursor
+        if (event := json.loads(document["value"]))["payload"]["employer_id"] == employer_id
+        and event["payload"]["kind"] == kind
+    ]
+    assert urls, f"no {kind} email for {employer_id}"
+    return str(urls[-1])
+
+
+def token_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["token"][0]
 
 
 async def sign_in_browser(browser: httpx.AsyncClient, email: str) -> httpx.Response:

@@ -37,6 +37,7 @@ from .support import (
     Account,
     Service,
     csrf_of,
+    emailed_link,
     employer_settings,
     employer_signup,
     new_account,
@@ -45,6 +46,7 @@ from .support import (
     sign_in_browser,
     subscriber_signup,
     token,
+    token_of,
     unique,
     write_routes,
 )
@@ -92,6 +94,8 @@ PROFILE_FORM = {
 EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /api/employers": Case("public"),
     "POST /api/auth/token": Case("public"),
+    "POST /api/employers/password-reset": Case("public"),
+    "POST /api/employers/password-reset/confirm": Case("public"),  # the emailed token is the key
     "PATCH /api/employers/me": Case("self", json={"description": "Changed."}),
     "POST /api/employers/me/api-keys": Case("self", json={"name": "matrix"}),
     "DELETE /api/employers/me/api-keys/{key_id}": Case("owner", resource="api_key"),
@@ -117,6 +121,8 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     ),
     "POST /signup": Case("public", page=True),
     "POST /login": Case("public", page=True),
+    "POST /forgot-password": Case("public", page=True),
+    "POST /reset-password": Case("public", page=True),  # the emailed token is the key
     "POST /logout": Case("public", page=True),  # signs out whoever sends it (CSRF-checked)
     "POST /dashboard/openings/new": Case("self", page=True, form=OPENING_FORM),
     "POST /dashboard/openings/estimate": Case("self", page=True, form=OPENING_FORM),
@@ -393,6 +399,46 @@ async def test_employer_public_write_routes(
         answer = await browser.post("/signup", data=signup)
         assert answer.status_code == 303
         assert answer.headers["location"] == "/dashboard"
+    await _anyone_may_reset_a_password_with_the_emailed_link_only(employer)
+
+
+async def _anyone_may_reset_a_password_with_the_emailed_link_only(employer: Service) -> None:
+    account = await new_account(employer, name="reset")
+    async with employer.client() as anonymous:
+        asked = await anonymous.post("/api/employers/password-reset", json={"email": account.email})
+        assert asked.status_code == 202
+        token = token_of(await emailed_link(employer, account.employer_id, "password_reset"))
+        guessed = await anonymous.post(
+            "/api/employers/password-reset/confirm",
+            json={"token": token[:-2] + "xx", "password": "a guessed long passphrase"},
+        )
+        assert guessed.status_code == 422
+        reset = await anonymous.post(
+            "/api/employers/password-reset/confirm",
+            json={"token": token, "password": "a new long passphrase"},
+        )
+        assert reset.status_code == 200
+        form = await anonymous.get("/forgot-password")
+        page = await anonymous.post(
+            "/forgot-password",
+            data={"csrf_token": csrf_of(form.text), "email": account.email},
+        )
+        assert page.status_code == 202
+        token = token_of(await emailed_link(employer, account.employer_id, "password_reset"))
+        form = await anonymous.get(f"/reset-password?token={token}")
+        forged = await anonymous.post(
+            "/reset-password",
+            data={"csrf_token": csrf_of(form.text), "token": "forged", "password": PASSWORD},
+        )
+        assert forged.status_code == 410
+        chosen = await anonymous.post(
+            "/reset-password",
+            data={"csrf_token": csrf_of(form.text), "token": token, "password": PASSWORD},
+        )
+        assert chosen.status_code == 303
+    # The reset ended the account's API session (access token) of before.
+    assert (await account.api.get("/api/employers/me")).status_code == 401
+    await account.close()
 
 
 # --- subscriber ------------------------------------------------------------------------------

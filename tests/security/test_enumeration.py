@@ -1,8 +1,9 @@
 """No account enumeration: a known and an unknown address get the same status and body, and take
-the same class of time, on subscriber sign-up and manage-link requests (API and pages) and on
-employer sign-in (API and page). Timing: medians of a few interleaved requests each, within 3x
-of each other; and the slow step (Argon2) runs exactly as often for an unknown address as for a
-known one, so that the timing does not depend on the machine's load.
+the same class of time, on subscriber sign-up and manage-link requests (API and pages), on
+employer sign-in (API and page) and on "Forgot your password?" (API and page). Timing: medians
+of a few interleaved requests each, within 3x of each other; and the slow step (Argon2) runs
+exactly as often for an unknown address as for a known one, so that the timing does not depend
+on the machine's load.
 
 Employer sign-up is the exception, and the test says so: it answers the new account's id (SPEC
 6), so a taken address must be refused (409) — and a caller who signs up with an address that is
@@ -169,6 +170,30 @@ async def test_employer_sign_in(employer: Service, monkeypatch: pytest.MonkeyPat
                 call, known=account.email, unknown=fresh, rounds=EMPLOYER_ROUNDS
             )
             assert answer.status_code == 401
+            assert_same_timing_class(known_median, unknown_median, what=what)
+    await account.close()
+
+
+async def test_employer_password_reset_requests(employer: Service) -> None:
+    """The answer comes before the work (which is the same anyway: one lookup, one transaction
+    that stores a reset — a decoy for an unknown address)."""
+    account = await new_account(employer, name="reset")
+    async with employer.client() as client, employer.client() as browser:
+
+        async def api(address: str) -> httpx.Response:
+            return await client.post("/api/employers/password-reset", json={"email": address})
+
+        async def page(address: str) -> httpx.Response:
+            form = await browser.get("/forgot-password")
+            data = {"csrf_token": csrf_of(form.text), "email": address}
+            return await browser.post("/forgot-password", data=data)
+
+        for what, call in {"reset API": api, "reset page": page}.items():
+            answer = await call(account.email)
+            assert answer.status_code == 202, answer.text
+            known_median, unknown_median = await compare(
+                call, known=account.email, unknown=fresh, rounds=SUBSCRIBER_ROUNDS
+            )
             assert_same_timing_class(known_median, unknown_median, what=what)
     await account.close()
 

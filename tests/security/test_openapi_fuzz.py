@@ -220,6 +220,7 @@ def fuzz_stack(
         "LOGIN_RATE_LIMIT": unlimited,
         "WRITE_RATE_LIMIT": unlimited,
         "ESTIMATE_RATE_LIMIT": unlimited,
+        "PASSWORD_RESET_RATE_LIMIT": unlimited,
         "LINK_RATE_LIMIT": unlimited,
         "LINK_ADDRESS_RATE_LIMIT": unlimited,
         "DIGEST_INTERVAL_SECONDS": "86400",

@@ -35,6 +35,7 @@ from hwcollab_employer.commands import (
 )
 from hwcollab_employer.context import Context, EmployerContext
 from hwcollab_employer.domain import NotFoundError, Opening, normalize_email
+from hwcollab_employer.handlers import RESET_LINK_INVALID
 from hwcollab_employer.idempotency import (
     IDEMPOTENCY_HEADER,
     KEY_MAX_LENGTH,
@@ -297,6 +298,23 @@ RESET_RESPONSES: dict[int | str, dict[str, Any]] = {
         "email (when there is an account) goes out a moment later",
         "content": {"application/json": {"example": {"detail": RESET_REQUESTED}}},
     },
+    422: {
+        "description": "The email is not a valid address",
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/HTTPValidationError"},
+                "example": {
+                    "detail": [
+                        {
+                            "loc": ["body", "email"],
+                            "msg": "value is not a valid email address",
+                            "type": "value_error",
+                        }
+                    ]
+                },
+            }
+        },
+    },
     **error_responses(
         400,
         413,
@@ -349,6 +367,20 @@ async def request_password_reset(
         422: {
             "description": "The password is too short or too common (`password`), or the link "
             "has expired or was already used (`token`)",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/HTTPValidationError"},
+                    "example": {
+                        "detail": [
+                            {
+                                "loc": ["body", "token"],
+                                "msg": RESET_LINK_INVALID,
+                                "type": "value_error",
+                            }
+                        ]
+                    },
+                }
+            },
         },
         **error_responses(400, 413, 429),
     },

@@ -94,6 +94,7 @@ RESET_LINK_INVALID = (
     "This link has expired or was already used. Ask for a new one on the sign-in page."
 )
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8002"
+DECOY_EMPLOYER_ID = ""
 
 
 class EmailTakenError(ValueError):
@@ -217,10 +218,13 @@ class EmployerService(OperatorDecisions):
         expires_at = now + RESET_LIFETIME
 
         async def work(session: Tx) -> tuple[None, Sequence[Event]]:
+            # An unknown address stores a decoy nobody holds the token of (its employer id is
+            # empty, and the TTL index removes it with the others).
+            owner = employer.employer_id if employer else DECOY_EMPLOYER_ID
+            record = PasswordResetRecord(token_hash, owner, now, expires_at)
+            await self._repository.add_password_reset(record, session=session)
             if employer is None:
                 return None, []
-            record = PasswordResetRecord(token_hash, employer.employer_id, now, expires_at)
-            await self._repository.add_password_reset(record, session=session)
             url = f"{self._public_url}/reset-password?token={token}"
             event = self._account_email(employer, "password_reset", url=url, expires_at=expires_at)
             return None, [event]
@@ -246,6 +250,8 @@ class EmployerService(OperatorDecisions):
                 link_token_hash(token), now=now, session=session
             )
             if record is None:  # used by a request at the same moment
+                raise InvalidFieldsError({"token": RESET_LINK_INVALID})
+            if record.employer_id == DECOY_EMPLOYER_ID:  # cannot happen: nobody has its token
                 raise InvalidFieldsError({"token": RESET_LINK_INVALID})
             current = await self._employer_in(record.employer_id, session)
             updated = domain.with_password(current, password_hash=password_hash, now=now)
