@@ -131,3 +131,65 @@ def test_reset_requests_over_http_tell_nobody_whether_an_account_exists(
     with httpx.Client(base_url=stack.employer_url, timeout=20.0) as api:
         bad = api.post("/api/employers/password-reset", json={"email": "not an address"})
     assert bad.status_code == 422
+
+
+def _signup_body(address: str) -> dict[str, object]:
+    return {
+        "organization_name": "Probe Sign-up Care",
+        "contact_email": address,
+        "password": PASSWORD,
+        "address": {"city": "Worcester", "state": "MA", "zip": "01608"},
+        "settings": ["medical"],
+    }
+
+
+def test_sign_up_over_http_tells_nobody_whether_an_account_exists(
+    stack: Stack, inbox: Inbox
+) -> None:
+    contact = stack.address("hr.signupprobe")
+    stack.register_employer(
+        name="Sign-up Probe Partners", contact=contact, zip_code="01608", city="Worcester"
+    )
+    rounds = 3  # each request hashes a password with Argon2, on purpose slow
+    free_addresses: list[str] = []
+    times: dict[str, list[float]] = {"taken": [], "free": []}
+    answers: set[tuple[int, str]] = set()
+    with stack.employer_api() as api:
+        for round_ in range(rounds + 1):
+            free = stack.address(f"newcomer{round_}")
+            free_addresses.append(free)
+            for which, address in (("taken", contact), ("free", free)):
+                started = time.perf_counter()
+                answer = api.post("/api/employers", json=_signup_body(address))
+                elapsed = time.perf_counter() - started
+                answers.add((answer.status_code, answer.text))
+                if round_:
+                    times[which].append(elapsed)
+    assert len(answers) == 1, answers
+    [(status, _)] = answers
+    assert status == 202
+    taken, free_median = statistics.median(times["taken"]), statistics.median(times["free"])
+    ratio = max(taken, free_median) / max(min(taken, free_median), 1e-4)
+    print(f"sign-up over HTTP: taken {taken * 1000:.1f} ms, free {free_median * 1000:.1f} ms")
+    assert ratio < MAX_RATIO, (taken, free_median)
+
+    # The owner of the taken address reads that they have an account; each free address gets a
+    # link that makes its account usable.
+    already = inbox.wait(
+        contact, lambda m: m.kind == "employer_already_registered", what="already registered"
+    )
+    assert "already have" in already.text
+    assert already.link("/forgot-password")
+    newcomer = free_addresses[-1]
+    verification = inbox.wait(
+        newcomer, lambda m: m.kind == "employer_verify_signup", what="the confirmation email"
+    )
+    token = httpx.URL(verification.link("/verify-email")).params["token"]
+    with stack.employer_api() as api:
+        before = api.post("/api/auth/token", json={"email": newcomer, "password": PASSWORD})
+        verified = api.post("/api/employers/verify", json={"token": token})
+        after = api.post("/api/auth/token", json={"email": newcomer, "password": PASSWORD})
+    assert before.status_code == 403
+    assert verified.status_code == 200
+    assert verified.json()["status"] == "approved"
+    assert after.status_code == 200

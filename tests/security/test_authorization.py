@@ -44,6 +44,7 @@ from .support import (
     new_subscriber,
     owner_state,
     sign_in_browser,
+    signed_up,
     subscriber_signup,
     token,
     token_of,
@@ -93,6 +94,10 @@ PROFILE_FORM = {
 
 EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /api/employers": Case("public"),
+    "POST /api/employers/verify": Case("public"),  # the emailed token is the key
+    "POST /api/admin/employers": Case(
+        "admin", json=employer_signup(f"{unique('matrix-admin')}@security.example")
+    ),
     "POST /api/auth/token": Case("public"),
     "POST /api/employers/password-reset": Case("public"),
     "POST /api/employers/password-reset/confirm": Case("public"),  # the emailed token is the key
@@ -120,6 +125,7 @@ EMPLOYER_MATRIX: dict[str, Case] = {
         "admin", resource="opening", json=REASON
     ),
     "POST /signup": Case("public", page=True),
+    "POST /verify-email": Case("public", page=True),  # the emailed token is the key
     "POST /login": Case("public", page=True),
     "POST /forgot-password": Case("public", page=True),
     "POST /reset-password": Case("public", page=True),  # the emailed token is the key
@@ -373,9 +379,7 @@ async def test_employer_public_write_routes(
     owner, _ = accounts
     async with employer.client() as anonymous:
         email = f"{unique('public')}@security.example"
-        assert (
-            await anonymous.post("/api/employers", json=employer_signup(email))
-        ).status_code == 201
+        await signed_up(employer, anonymous, employer_signup(email))
         credentials = {"email": email, "password": PASSWORD}
         assert (await anonymous.post("/api/auth/token", json=credentials)).status_code == 200
     async with employer.client() as browser:
@@ -397,6 +401,16 @@ async def test_employer_public_write_routes(
             "settings": "medical",
         }
         answer = await browser.post("/signup", data=signup)
+        assert answer.status_code == 202  # "Check your inbox"
+        link = await emailed_link(employer, "", "verify_signup", email=signup["contact_email"])
+        form = await browser.get(link.removeprefix(EMPLOYER_URL))
+        forged = await browser.post(
+            "/verify-email", data={"csrf_token": csrf_of(form.text), "token": "forged"}
+        )
+        assert forged.status_code == 410
+        answer = await browser.post(
+            "/verify-email", data={"csrf_token": csrf_of(form.text), "token": token_of(link)}
+        )
         assert answer.status_code == 303
         assert answer.headers["location"] == "/dashboard"
     await _anyone_may_reset_a_password_with_the_emailed_link_only(employer)

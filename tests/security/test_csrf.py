@@ -43,6 +43,8 @@ FORMS: dict[str, dict[str, Any]] = {
         "zip": "01608",
     },
     "POST /login": {"email": "{email}", "password": PASSWORD},
+    # A token nobody was sent: the genuine submission is refused by the link (410), not CSRF.
+    "POST /verify-email": {"token": "not-a-sent-token"},
     "POST /forgot-password": {"email": "{email}"},
     # A token nobody was sent: the genuine submission is refused by the link (410), not CSRF.
     "POST /reset-password": {"token": "not-a-sent-token", "password": "a new long passphrase"},
@@ -62,7 +64,7 @@ FORMS: dict[str, dict[str, Any]] = {
 }
 
 
-SIGNED_OUT_FORMS = ("/signup", "/login", "/forgot-password", "/reset-password")
+SIGNED_OUT_FORMS = ("/signup", "/login", "/verify-email", "/forgot-password", "/reset-password")
 
 
 # The operator page's forms: checked against the operator session's own token.

@@ -17,13 +17,17 @@ from hwcollab_common.tokens import Purpose
 
 from .support import (
     ADMIN_TOKEN,
+    EMPLOYER_URL,
     Account,
     Service,
     csrf_of,
+    emailed_link,
+    employer_signup,
     new_account,
     new_subscriber,
     routes_of,
     token,
+    unique,
 )
 
 pytestmark = pytest.mark.integration
@@ -133,6 +137,16 @@ async def test_subscriber_pages(subscriber: Service) -> None:
         )
 
 
+async def _link(employer: Service, client: httpx.AsyncClient, kind: str) -> str:
+    """A working link of an account email of ``kind`` (a new sign-up's, or its reset's)."""
+    email = f"{unique('linked')}@security.example"
+    await client.post("/api/employers", json=employer_signup(email))
+    if kind == "password_reset":
+        await client.post("/api/employers/password-reset", json={"email": email})
+    link = await emailed_link(employer, "", kind, email=email)
+    return link.removeprefix(EMPLOYER_URL)
+
+
 async def test_employer_pages(employer: Service) -> None:
     owner: Account = await new_account(employer, name="headers")
     try:
@@ -155,6 +169,9 @@ async def test_employer_pages(employer: Service) -> None:
                 "/openings/{opening_id}": (f"/openings/{opening_id}", anonymous),
                 "/signup": ("/signup", anonymous),
                 "/login": ("/login", anonymous),
+                "/forgot-password": ("/forgot-password", anonymous),
+                "/verify-email": (await _link(employer, anonymous, "verify_signup"), anonymous),
+                "/reset-password": (await _link(employer, anonymous, "password_reset"), anonymous),
                 "/logout": ("/logout", owner.browser),
                 "/dashboard": ("/dashboard", owner.browser),
                 "/dashboard/openings/new": ("/dashboard/openings/new", owner.browser),
@@ -165,6 +182,9 @@ async def test_employer_pages(employer: Service) -> None:
                 "/dashboard/profile": ("/dashboard/profile", owner.browser),
             }
             assert await check_pages(employer.app, urls) == len(urls)
+            for linked in ("/verify-email", "/reset-password"):  # their URL carries a token
+                answer = await anonymous.get(urls[linked][0])
+                assert answer.headers["Referrer-Policy"] == "no-referrer", linked
             await check_other_answers(employer, anonymous, "/api/taxonomy")
             script = await anonymous.get("/assets/employer/employer.js")
             assert script.status_code == 200

@@ -24,6 +24,7 @@ from .support import (
     Service,
     csrf_of,
     employer_settings,
+    signed_up,
     subscriber_settings,
     unique,
 )
@@ -147,7 +148,7 @@ async def test_employer_routes(limited_employer: Service) -> None:
         "settings": ["medical"],
     }
     async with client_of(limited_employer) as setup:
-        assert (await setup.post("/api/employers", json=signup)).status_code == 201
+        await signed_up(limited_employer, setup, signup)
         credentials = {"email": owner_email, "password": PASSWORD}
         issued = await setup.post("/api/auth/token", json=credentials)
         assert issued.status_code == 200, issued.text
@@ -192,6 +193,12 @@ async def test_employer_routes(limited_employer: Service) -> None:
                 "state": "MA",
                 "zip": "01608",
             },
+        ),
+        "POST /api/employers/verify": lambda c, n: c.post(
+            "/api/employers/verify", json={"token": f"guess-{n}"}
+        ),
+        "POST /verify-email": lambda c, n: page_post(
+            c, "/verify-email", {"token": f"guess-{n}"}, form_page="/login"
         ),
         "POST /api/employers/password-reset": lambda c, n: c.post(
             "/api/employers/password-reset", json={"email": fresh()}

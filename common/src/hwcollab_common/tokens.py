@@ -19,12 +19,15 @@ class Purpose(StrEnum):
     CONFIRM = "confirm"
     MANAGE = "manage"
     UNSUBSCRIBE = "unsubscribe"
+    EMPLOYER_VERIFY = "employer-verify"
+    """An employer's sign-up: confirms its contact email."""
 
 
 MAX_AGE: dict[Purpose, timedelta | None] = {
     Purpose.CONFIRM: timedelta(days=7),
     Purpose.MANAGE: timedelta(days=90),
     Purpose.UNSUBSCRIBE: None,
+    Purpose.EMPLOYER_VERIFY: timedelta(hours=48),
 }
 
 

@@ -40,6 +40,8 @@ T = TypeVar("T")
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 ADMIN_TOKEN = "test-admin-token"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+"""Tests create accounts as an operator does (verified at once); sign-up has tests of its own."""
 
 
 class FakeRepository:
@@ -65,7 +67,7 @@ class FakeRepository:
     async def get_employer(self, employer_id: str, *, session: Any = None) -> Employer | None:
         return self.employers.get(employer_id)
 
-    async def employer_by_email(self, email: str) -> Employer | None:
+    async def employer_by_email(self, email: str, *, session: Any = None) -> Employer | None:
         return next((e for e in self.employers.values() if e.contact_email == email), None)
 
     async def save_employer(self, employer: Employer, *, session: Any) -> None:

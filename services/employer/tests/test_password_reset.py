@@ -12,6 +12,7 @@ from hwcollab_employer.handlers import RESET_LINK_INVALID
 from hwcollab_employer.password_rules import TOO_COMMON
 from hwcollab_employer.security import link_token_hash
 
+from .conftest import ADMIN_HEADERS
 from .test_pages import _csrf
 
 PASSWORD = "a very long passphrase"
@@ -20,7 +21,7 @@ EMAIL = "hr@worcester-care.example"
 
 
 async def _sign_up(client, signup, email=EMAIL) -> str:
-    response = await client.post("/api/employers", json=signup(email))
+    response = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
     assert response.status_code == 201, response.text
     return str(response.json()["employer_id"])
 

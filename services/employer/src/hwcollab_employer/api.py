@@ -18,7 +18,7 @@ from fastapi import (
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hwcollab_common.openapi import error_responses
 from hwcollab_common.ratelimit import client_ip
@@ -27,6 +27,7 @@ from hwcollab_employer.commands import (
     EXTERNAL_ID_PATTERN,
     Credentials,
     EmployerSignup,
+    LinkToken,
     OpeningFields,
     OpeningPatch,
     PasswordResetConfirmation,
@@ -35,7 +36,7 @@ from hwcollab_employer.commands import (
 )
 from hwcollab_employer.context import Context, EmployerContext
 from hwcollab_employer.domain import NotFoundError, Opening, normalize_email
-from hwcollab_employer.handlers import RESET_LINK_INVALID
+from hwcollab_employer.handlers import RESET_LINK_INVALID, UNVERIFIED, VERIFY_LINK_INVALID
 from hwcollab_employer.idempotency import (
     IDEMPOTENCY_HEADER,
     KEY_MAX_LENGTH,
@@ -246,23 +247,78 @@ SIGNUP_EXAMPLE = {
 }
 
 
+SIGNUP_ACCEPTED = (
+    "Thank you. We have emailed the address a link to confirm it; the account can sign in and "
+    "post openings once it is confirmed. Already have an account? Sign in, or reset your "
+    "password."
+)
+
+
 @router.post(
     "/employers",
-    status_code=201,
+    status_code=202,
     tags=["accounts"],
-    summary="Create an employer account",
-    description="Approved at once or after an operator's review, as the deployment is set up.",
-    responses=error_responses(
-        400, 409, 413, 429, s409="An account with this email already exists; sign in instead."
-    ),
+    summary="Sign up: create an employer account",
+    description="Always `202` with the same body, whether the address is new or already has an "
+    "account: a new address gets an email with a link that confirms it (`POST "
+    "/api/employers/verify`), an address with an account an email that says so. Once "
+    "confirmed, the account is approved at once or after an operator's review, as the "
+    "deployment is set up.",
+    responses={
+        202: {"content": {"application/json": {"example": {"detail": SIGNUP_ACCEPTED}}}},
+        **error_responses(400, 413, 429),
+    },
 )
 async def register(
     context: Context,
     request: Request,
     signup: Annotated[EmployerSignup, Body(openapi_examples={"signup": {"value": SIGNUP_EXAMPLE}})],
-) -> Registered:
-    context.limiter.hit(context.settings.signup_rate_limit, "signup", client_ip(request))
-    employer = await context.service.register(signup)
+) -> Accepted:
+    limit = context.settings.signup_rate_limit
+    context.limiter.hit(limit, "signup", client_ip(request))
+    context.limiter.hit(limit, "signup-email", normalize_email(str(signup.contact_email)))
+    await context.service.sign_up(signup)
+    return Accepted(detail=SIGNUP_ACCEPTED)
+
+
+class Verification(BaseModel):
+    """``POST /api/employers/verify``: the token of the emailed confirmation link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: LinkToken
+
+
+@router.post(
+    "/employers/verify",
+    tags=["accounts"],
+    summary="Confirm the contact email of a new account with the emailed link's token",
+    responses={
+        200: {"description": "The account (confirmed now or before) and its status"},
+        422: {
+            "description": "The link is forged, has expired, or belongs to an earlier sign-up "
+            "with the same address (`token`)",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/HTTPValidationError"},
+                    "example": {
+                        "detail": [
+                            {
+                                "loc": ["body", "token"],
+                                "msg": VERIFY_LINK_INVALID,
+                                "type": "value_error",
+                            }
+                        ]
+                    },
+                }
+            },
+        },
+        **error_responses(400, 413, 429),
+    },
+)
+async def verify(context: Context, request: Request, body: Verification) -> Registered:
+    context.limiter.hit(context.settings.login_rate_limit, "verify-ip", client_ip(request))
+    employer, _ = await context.service.verify_email(body.token)
     return Registered(employer_id=employer.employer_id, status=employer.status)
 
 
@@ -270,7 +326,7 @@ async def register(
     "/auth/token",
     tags=["accounts"],
     summary="Sign in: a bearer token for the API",
-    responses=error_responses(400, 401, 413, 429, s401=LOGIN_FAILED),
+    responses=error_responses(400, 401, 403, 413, 429, s401=LOGIN_FAILED, s403=UNVERIFIED),
 )
 async def token(context: Context, request: Request, credentials: Credentials) -> AccessToken:
     limit = context.settings.login_rate_limit
@@ -279,6 +335,8 @@ async def token(context: Context, request: Request, credentials: Credentials) ->
     employer = await context.service.authenticate(credentials.email, credentials.password)
     if employer is None:
         raise HTTPException(401, LOGIN_FAILED, UNAUTHENTICATED)
+    if not employer.verified:
+        raise HTTPException(403, UNVERIFIED)
     return AccessToken(
         access_token=context.tokens.issue_access_token(
             employer.employer_id, session_version=employer.session_version

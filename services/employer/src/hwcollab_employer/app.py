@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         passwords=Passwords(),
         auto_approve=settings.employer_approval == "auto",
         public_url=settings.employer_public_url,
+        signer=runtime.signer,
     )
     context = employer_context(settings, service=service, clock=runtime.clock)
     reach = NotifierReach(

@@ -21,7 +21,9 @@ from hwcollab_schemas.events import (
     OpeningTakenDownPayload,
 )
 
-EmployerStatus = Literal["pending", "approved", "suspended", "rejected"]
+EmployerStatus = Literal["unverified", "pending", "approved", "suspended", "rejected"]
+"""``unverified``: signed up, contact email not confirmed yet. Such an account cannot sign in,
+is never listed and is in no event: the rest of the product meets it when it is verified."""
 OpeningStatus = Literal["open", "closed"]
 CloseReason = Literal["closed", "expired", "taken_down"]
 
@@ -86,6 +88,10 @@ class Employer:
     def approved(self) -> bool:
         return self.status == "approved"
 
+    @property
+    def verified(self) -> bool:
+        return self.status != "unverified"
+
     def moderation(self) -> EmployerModeration:
         return EmployerModeration(
             **self.profile().model_dump(), reason=self.moderation_reason or None
@@ -144,7 +150,20 @@ def register_employer(
     zip_place: ZipPlace,
     auto_approve: bool,
     now: datetime,
+    verified: bool = True,
 ) -> Employer:
+    """A new account: ``unverified`` until its contact email is confirmed (a sign-up), or
+    verified at once (created by an operator), then approved or pending as configured."""
+    if not verified:
+        employer = register_employer(
+            signup,
+            employer_id=employer_id,
+            password_hash=password_hash,
+            zip_place=zip_place,
+            auto_approve=False,
+            now=now,
+        )
+        return replace(employer, status="unverified")
     return Employer(
         employer_id=employer_id,
         version=1,
@@ -160,6 +179,43 @@ def register_employer(
         created_at=now,
         updated_at=now,
         approved_at=now if auto_approve else None,
+    )
+
+
+def signed_up_again(
+    employer: Employer,
+    signup: EmployerSignup,
+    *,
+    password_hash: str,
+    zip_place: ZipPlace,
+    now: datetime,
+) -> Employer:
+    """A new sign-up with the address of an account not verified yet replaces its details and
+    password: whoever confirms the address gets the account as they entered it, and the links
+    sent before stop working (they carry the older session version)."""
+    assert not employer.verified
+    return replace(
+        employer,
+        organization_name=signup.organization_name,
+        password_hash=password_hash,
+        website=signup.website,
+        description=signup.description,
+        phone=signup.phone,
+        place=place_of(signup, zip_place),
+        settings=tuple(signup.settings),
+        session_version=employer.session_version + 1,
+        updated_at=now,
+    )
+
+
+def verify(employer: Employer, *, auto_approve: bool, now: datetime) -> Employer:
+    """The contact email is confirmed: approved at once or waiting for an operator."""
+    assert not employer.verified
+    return replace(
+        employer,
+        status="approved" if auto_approve else "pending",
+        approved_at=now if auto_approve else None,
+        updated_at=now,
     )
 
 

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from hwcollab_common.clock import Clock
 from hwcollab_common.geo import ZipPlace, lookup_zip
+from hwcollab_common.settings import DEV_LINK_SIGNING_KEY
+from hwcollab_common.tokens import MAX_AGE, LinkSigner, Purpose, TokenError
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import domain
 from hwcollab_employer.commands import (
@@ -95,10 +97,20 @@ RESET_LINK_INVALID = (
 )
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8002"
 DECOY_EMPLOYER_ID = ""
+VERIFY_LIFETIME = MAX_AGE[Purpose.EMPLOYER_VERIFY] or timedelta(hours=48)
+"""How long a sign-up's confirmation link works."""
+VERIFY_LINK_INVALID = (
+    "This confirmation link has expired or is no longer valid. Sign up again with the same "
+    "details to get a new one."
+)
+UNVERIFIED = (
+    "Please confirm your email address first: open the link we emailed when you signed up. "
+    "No email? Sign up again with the same details and we will send a new one."
+)
 
 
 class EmailTakenError(ValueError):
-    """Sign-up with an address that already has an account."""
+    """An operator created an account with an address that already has one."""
 
 
 def _zip_place(zip_code: str | None) -> ZipPlace | None:
@@ -134,6 +146,7 @@ class EmployerService(OperatorDecisions):
         passwords: Passwords,
         auto_approve: bool,
         public_url: str = DEFAULT_PUBLIC_URL,
+        signer: LinkSigner | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._repository = repository
@@ -142,13 +155,58 @@ class EmployerService(OperatorDecisions):
         self._passwords = passwords
         self._auto_approve = auto_approve
         self._public_url = public_url.rstrip("/")
+        self._signer = signer or LinkSigner(DEV_LINK_SIGNING_KEY, clock=clock)
         self._new_id = new_id
 
     # --- accounts ----------------------------------------------------------------------------
 
-    async def register(self, signup: EmployerSignup) -> Employer:
+    async def sign_up(self, signup: EmployerSignup) -> None:
+        """A public sign-up; the same answer, and the same work, whatever the address: the
+        password is hashed, the address looked up and one transaction writes one email request.
+
+        - a new address: an ``unverified`` account and the ``verify_signup`` email (its link);
+        - an account not verified yet: its details replaced by these, a new ``verify_signup``
+          email (the links sent before stop working);
+        - a verified account: nothing changes; the ``already_registered`` email goes to it.
+        """
         now = self._clock.now()
         # Argon2 takes tens of milliseconds of CPU on purpose: off the event loop.
+        password_hash = await asyncio.to_thread(self._passwords.hash, signup.password)
+        zip_place = _required_place(signup.address.zip, field="address.zip")
+        new = domain.register_employer(
+            signup,
+            employer_id=self._new_id(),
+            password_hash=password_hash,
+            zip_place=zip_place,
+            auto_approve=self._auto_approve,
+            now=now,
+            verified=False,
+        )
+
+        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
+            existing = await self._repository.employer_by_email(new.contact_email, session=session)
+            if existing is None:
+                await self._repository.add_employer(new, session=session)
+                return None, [self._verification_email(new)]
+            if not existing.verified:
+                again = domain.signed_up_again(
+                    existing, signup, password_hash=password_hash, zip_place=zip_place, now=now
+                )
+                await self._repository.save_employer(again, session=session)
+                return None, [self._verification_email(again)]
+            return None, [self._account_email(existing, "already_registered")]
+
+        for _ in range(2):
+            try:
+                await self._uow.commit(work)
+            except DuplicateEmailError:
+                continue  # signed up at the same moment: the next run finds that account
+            return
+
+    async def create_employer(self, signup: EmployerSignup) -> Employer:
+        """An account an operator creates: its address counts as verified (the operator vouches
+        for it), and it is approved at once or waits as configured."""
+        now = self._clock.now()
         password_hash = await asyncio.to_thread(self._passwords.hash, signup.password)
         employer = domain.register_employer(
             signup,
@@ -164,10 +222,65 @@ class EmployerService(OperatorDecisions):
                 await self._repository.add_employer(employer, session=session)
             except DuplicateEmailError as error:
                 raise EmailTakenError(employer.contact_email) from error
-            events = [self._event(EmployerRegistered, employer.profile())]
-            if employer.approved:
-                events.append(self._event(EmployerApproved, employer.profile()))
-            return employer, events
+            return employer, self._registration_events(employer)
+
+        return await self._uow.commit(work)
+
+    def _registration_events(self, employer: Employer) -> list[Event]:
+        """What the rest of the product hears of a new (verified) account."""
+        events = [self._event(EmployerRegistered, employer.profile())]
+        if employer.approved:
+            events.append(self._event(EmployerApproved, employer.profile()))
+        return events
+
+    def _verification_email(self, employer: Employer) -> Event:
+        subject = f"{employer.employer_id}:{employer.session_version}"
+        token = self._signer.sign(Purpose.EMPLOYER_VERIFY, subject)
+        return self._account_email(
+            employer,
+            "verify_signup",
+            url=f"{self._public_url}/verify-email?token={token}",
+            expires_at=self._clock.now() + VERIFY_LIFETIME,
+        )
+
+    def _verification_subject(self, token: str) -> tuple[str, int]:
+        try:
+            subject = self._signer.verify(Purpose.EMPLOYER_VERIFY, token)
+        except TokenError as error:
+            raise InvalidFieldsError({"token": VERIFY_LINK_INVALID}) from error
+        employer_id, _, version = subject.rpartition(":")
+        if not employer_id or not version.isdigit():
+            raise InvalidFieldsError({"token": VERIFY_LINK_INVALID})
+        return employer_id, int(version)
+
+    async def verification_usable(self, token: str) -> bool:
+        """Whether a verification link is genuine and unexpired (reading it changes nothing)."""
+        try:
+            self._verification_subject(token)
+        except InvalidFieldsError:
+            return False
+        return True
+
+    async def verify_email(self, token: str) -> tuple[Employer, bool]:
+        """Confirm the contact email of the sign-up the link was sent for; the account and
+        whether this confirmed it (False: it was confirmed before, and nothing changes). A link
+        of an earlier sign-up with the same address, or a forged or expired one, is a 422 on
+        ``token``."""
+        employer_id, version = self._verification_subject(token)
+
+        async def work(session: Tx) -> tuple[tuple[Employer, bool], Sequence[Event]]:
+            current = await self._repository.get_employer(employer_id, session=session)
+            if current is None:
+                raise InvalidFieldsError({"token": VERIFY_LINK_INVALID})
+            if current.verified:
+                return (current, False), []
+            if current.session_version != version:
+                raise InvalidFieldsError({"token": VERIFY_LINK_INVALID})
+            verified = domain.verify(
+                current, auto_approve=self._auto_approve, now=self._clock.now()
+            )
+            await self._repository.save_employer(verified, session=session)
+            return (verified, True), self._registration_events(verified)
 
         return await self._uow.commit(work)
 
@@ -255,9 +368,13 @@ class EmployerService(OperatorDecisions):
                 raise InvalidFieldsError({"token": RESET_LINK_INVALID})
             current = await self._employer_in(record.employer_id, session)
             updated = domain.with_password(current, password_hash=password_hash, now=now)
+            events: list[Event] = []
+            if not updated.verified:  # the link went to the address: that confirms it too
+                updated = domain.verify(updated, auto_approve=self._auto_approve, now=now)
+                events = self._registration_events(updated)
             await self._repository.save_employer(updated, session=session)
             await self._repository.drop_password_resets(current.employer_id, session=session)
-            return updated, []
+            return updated, events
 
         return await self._uow.commit(work)
 

@@ -151,8 +151,8 @@ class MongoEmployerRepository:
         document = await self._employers.find_one({"_id": employer_id}, session=session)
         return employer_from(document) if document else None
 
-    async def employer_by_email(self, email: str) -> Employer | None:
-        document = await self._employers.find_one({"contact_email": email})
+    async def employer_by_email(self, email: str, *, session: Tx = None) -> Employer | None:
+        document = await self._employers.find_one({"contact_email": email}, session=session)
         return employer_from(document) if document else None
 
     async def save_employer(self, employer: Employer, *, session: Tx) -> None:
