@@ -193,3 +193,60 @@ def test_sign_up_over_http_tells_nobody_whether_an_account_exists(
     assert verified.status_code == 200
     assert verified.json()["status"] == "approved"
     assert after.status_code == 200
+
+
+def test_an_employer_changes_the_password_and_the_contact_email(
+    stack: Stack, inbox: Inbox, visitors: Visitors, camera: Camera
+) -> None:
+    contact = stack.address("hr.moving")
+    new_contact = stack.address("talent.moving")
+    stack.register_employer(
+        name="Moving Care Collaborative", contact=contact, zip_code="01608", city="Worcester"
+    )
+    elsewhere = visitors.new_page()
+    _sign_in(elsewhere, stack, contact)
+    page = visitors.new_page()
+    _sign_in(page, stack, contact)
+    page.get_by_role("link", name="Password and contact email").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Account")
+    camera.shoot(page, "account", phone=True)
+
+    # The password, with the current one.
+    page.get_by_label("Current password").fill("not my password")
+    page.get_by_label("New password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#field-current_password-error")).to_have_text("Incorrect password.")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status")).to_contain_text("Your password has been changed")
+    elsewhere.goto(stack.employer_url + "/dashboard")
+    expect(elsewhere).to_have_url(re.compile(r"/login"))  # the other browser is signed out
+
+    # The contact email: confirmed from the new address, the old one told.
+    page.get_by_label("New contact email").fill(new_contact)
+    page.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Send confirmation link").click()
+    expect(page.get_by_role("status")).to_contain_text("We have emailed the new address")
+    expect(page.locator("main")).to_contain_text(contact)  # not changed yet
+    notice = inbox.wait(
+        contact, lambda m: m.kind == "employer_email_change_notice", what="the notice"
+    )
+    assert "Moving Care Collaborative" in notice.text
+    assert new_contact not in notice.text
+    confirm = inbox.wait(
+        new_contact, lambda m: m.kind == "employer_email_change_confirm", what="the link"
+    )
+    page.goto(confirm.link("/confirm-email"))
+    page.get_by_role("button", name="Confirm this address").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Your contact email is now {new_contact}")
+
+    with stack.employer_api() as api:
+        old = api.post("/api/auth/token", json={"email": contact, "password": NEW_PASSWORD})
+        new = api.post("/api/auth/token", json={"email": new_contact, "password": NEW_PASSWORD})
+    assert (old.status_code, new.status_code) == (401, 200)
+    # From now on the account's emails go to the new address.
+    page.goto(stack.employer_url + "/forgot-password")
+    page.get_by_label("Email").fill(new_contact)
+    page.get_by_role("button", name="Email me a link").click()
+    _reset_mail(inbox, new_contact)

@@ -18,6 +18,7 @@ from hwcollab_common.tokens import Purpose
 from .support import (
     ADMIN_TOKEN,
     EMPLOYER_URL,
+    PASSWORD,
     Account,
     Service,
     csrf_of,
@@ -147,6 +148,14 @@ async def _link(employer: Service, client: httpx.AsyncClient, kind: str) -> str:
     return link.removeprefix(EMPLOYER_URL)
 
 
+async def _email_change_link(employer: Service, owner: Account) -> str:
+    body = {"new_email": f"{unique('moved')}@security.example", "password": PASSWORD}
+    asked = await owner.api.post("/api/employers/me/email", json=body)
+    assert asked.status_code == 202, asked.text
+    link = await emailed_link(employer, owner.employer_id, "email_change_confirm")
+    return link.removeprefix(EMPLOYER_URL)
+
+
 async def test_employer_pages(employer: Service) -> None:
     owner: Account = await new_account(employer, name="headers")
     try:
@@ -180,9 +189,12 @@ async def test_employer_pages(employer: Service) -> None:
                     owner.browser,
                 ),
                 "/dashboard/profile": ("/dashboard/profile", owner.browser),
+                "/dashboard/account": ("/dashboard/account", owner.browser),
+                "/confirm-email": (await _email_change_link(employer, owner), anonymous),
             }
             assert await check_pages(employer.app, urls) == len(urls)
-            for linked in ("/verify-email", "/reset-password"):  # their URL carries a token
+            # Their URL carries a token.
+            for linked in ("/verify-email", "/reset-password", "/confirm-email"):
                 answer = await anonymous.get(urls[linked][0])
                 assert answer.headers["Referrer-Policy"] == "no-referrer", linked
             await check_other_answers(employer, anonymous, "/api/taxonomy")

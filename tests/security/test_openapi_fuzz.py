@@ -56,6 +56,8 @@ SLOW_OPERATIONS = {
     "POST /api/employers": 8,
     "POST /api/admin/employers": 8,
     "POST /api/auth/token": 8,
+    "POST /api/employers/me/password": 8,
+    "POST /api/employers/me/email": 8,
 }
 # Unknown query parameters are ignored, as HTTP APIs do; credentials are always sent (the
 # authorization matrix is tested on its own); 413 and 429 are refusals too.
@@ -68,7 +70,13 @@ with-security-parameters = false
 expected-statuses = [400, 401, 403, 404, 409, 413, 422, 429]
 
 [[operations]]
-include-name = ["POST /api/employers", "POST /api/admin/employers", "POST /api/auth/token"]
+include-name = [
+    "POST /api/employers",
+    "POST /api/admin/employers",
+    "POST /api/auth/token",
+    "POST /api/employers/me/password",
+    "POST /api/employers/me/email",
+]
 phases.coverage.enabled = false
 """
 CHECKS = [

@@ -200,6 +200,14 @@ async def test_employer_routes(limited_employer: Service) -> None:
         "POST /verify-email": lambda c, n: page_post(
             c, "/verify-email", {"token": f"guess-{n}"}, form_page="/login"
         ),
+        "POST /api/employers/me/password": lambda c, n: c.post(
+            "/api/employers/me/password",
+            json={"current_password": f"guess {n}", "new_password": "a new long passphrase"},
+            headers=bearer,
+        ),
+        "POST /api/employers/email/confirm": lambda c, n: c.post(
+            "/api/employers/email/confirm", json={"token": f"guess-{n}"}
+        ),
         "POST /api/employers/password-reset": lambda c, n: c.post(
             "/api/employers/password-reset", json={"email": fresh()}
         ),

@@ -21,6 +21,8 @@ class Purpose(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     EMPLOYER_VERIFY = "employer-verify"
     """An employer's sign-up: confirms its contact email."""
+    EMPLOYER_EMAIL_CHANGE = "employer-email-change"
+    """An employer's new contact email: confirms it."""
 
 
 MAX_AGE: dict[Purpose, timedelta | None] = {
@@ -28,6 +30,7 @@ MAX_AGE: dict[Purpose, timedelta | None] = {
     Purpose.MANAGE: timedelta(days=90),
     Purpose.UNSUBSCRIBE: None,
     Purpose.EMPLOYER_VERIFY: timedelta(hours=48),
+    Purpose.EMPLOYER_EMAIL_CHANGE: timedelta(hours=24),
 }
 
 

@@ -71,6 +71,11 @@ class FakeRepository:
         return next((e for e in self.employers.values() if e.contact_email == email), None)
 
     async def save_employer(self, employer: Employer, *, session: Any) -> None:
+        if any(
+            e.contact_email == employer.contact_email and e.employer_id != employer.employer_id
+            for e in self.employers.values()
+        ):
+            raise DuplicateEmailError(employer.contact_email)
         self.employers[employer.employer_id] = employer
 
     async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:

@@ -223,6 +223,24 @@ class PasswordResetConfirmation(BaseModel):
     password: NewPassword
 
 
+class PasswordChange(BaseModel):
+    """``POST /api/employers/me/password``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, Field(max_length=256)]
+    new_password: NewPassword
+
+
+class EmailChange(BaseModel):
+    """``POST /api/employers/me/email``: the new contact email, and the password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_email: EmailStr = Field(max_length=320)
+    password: Annotated[str, Field(max_length=256)]
+
+
 class OpeningFields(BaseModel):
     """An opening as posted (``POST /api/openings``) or as it stands after an edit."""
 

@@ -296,6 +296,11 @@ def with_password(employer: Employer, *, password_hash: str, now: datetime) -> E
     )
 
 
+def with_contact_email(employer: Employer, email: str, *, now: datetime) -> Employer:
+    """The confirmed new contact email (not part of the published profile)."""
+    return replace(employer, contact_email=normalize_email(email), updated_at=now)
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 

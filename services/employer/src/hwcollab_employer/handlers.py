@@ -103,6 +103,13 @@ VERIFY_LINK_INVALID = (
     "This confirmation link has expired or is no longer valid. Sign up again with the same "
     "details to get a new one."
 )
+WRONG_CURRENT = "Incorrect password."
+SAME_EMAIL = "This is already your contact email."
+EMAIL_CHANGE_LIFETIME = MAX_AGE[Purpose.EMPLOYER_EMAIL_CHANGE] or timedelta(hours=24)
+"""How long the link that confirms a new contact email works."""
+EMAIL_LINK_INVALID = (
+    "This link has expired or is no longer valid. Ask for a new one on your account page."
+)
 UNVERIFIED = (
     "Please confirm your email address first: open the link we emailed when you signed up. "
     "No email? Sign up again with the same details and we will send a new one."
@@ -375,6 +382,104 @@ class EmployerService(OperatorDecisions):
             await self._repository.save_employer(updated, session=session)
             await self._repository.drop_password_resets(current.employer_id, session=session)
             return updated, events
+
+        return await self._uow.commit(work)
+
+    # --- changing the password and the contact email -----------------------------------------
+
+    async def _check_password(self, employer: Employer, password: str, *, field: str) -> None:
+        if not await asyncio.to_thread(self._passwords.verify, employer.password_hash, password):
+            raise InvalidFieldsError({field: WRONG_CURRENT})
+
+    async def change_password(self, employer_id: str, *, current: str, new: str) -> Employer:
+        """A signed-in employer's new password (the current one required, 422 on
+        ``current_password`` otherwise): every session and access token ends but the one the
+        caller is given anew; reset links stop working; API keys keep working."""
+        await self._check_password(
+            await self.employer(employer_id), current, field="current_password"
+        )
+        password_hash = await asyncio.to_thread(self._passwords.hash, new)
+
+        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
+            current_employer = await self._employer_in(employer_id, session)
+            updated = domain.with_password(
+                current_employer, password_hash=password_hash, now=self._clock.now()
+            )
+            await self._repository.save_employer(updated, session=session)
+            await self._repository.drop_password_resets(employer_id, session=session)
+            return updated, []
+
+        return await self._uow.commit(work)
+
+    async def request_email_change(
+        self, employer_id: str, *, new_email: str, password: str
+    ) -> None:
+        """Ask to make ``new_email`` the contact email (the password required, 422 on
+        ``password``): a link that confirms it goes to the new address and a notice to the old
+        one; nothing changes until the link is used. A new address that another account has
+        gets the "already registered" email instead, and the answer is the same."""
+        employer = await self.employer(employer_id)
+        await self._check_password(employer, password, field="password")
+        new = domain.normalize_email(new_email)
+        if new == employer.contact_email:
+            raise InvalidFieldsError({"new_email": SAME_EMAIL})
+
+        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
+            owner = await self._repository.employer_by_email(new, session=session)
+            notice = self._account_email(employer, "email_change_notice")
+            if owner is not None:
+                return None, [notice, self._account_email(owner, "already_registered")]
+            subject = "\n".join((employer.employer_id, employer.contact_email, new))
+            token = self._signer.sign(Purpose.EMPLOYER_EMAIL_CHANGE, subject)
+            confirm = self._account_email(
+                employer,
+                "email_change_confirm",
+                to=new,
+                url=f"{self._public_url}/confirm-email?token={token}",
+                expires_at=self._clock.now() + EMAIL_CHANGE_LIFETIME,
+            )
+            return None, [confirm, notice]
+
+        await self._uow.commit(work)
+
+    def _email_change_subject(self, token: str) -> tuple[str, str, str]:
+        try:
+            subject = self._signer.verify(Purpose.EMPLOYER_EMAIL_CHANGE, token)
+        except TokenError as error:
+            raise InvalidFieldsError({"token": EMAIL_LINK_INVALID}) from error
+        parts = subject.split("\n")
+        if len(parts) != 3 or not all(parts):
+            raise InvalidFieldsError({"token": EMAIL_LINK_INVALID})
+        return parts[0], parts[1], parts[2]
+
+    async def email_change_usable(self, token: str) -> bool:
+        """Whether the link is genuine and unexpired (reading it changes nothing)."""
+        try:
+            self._email_change_subject(token)
+        except InvalidFieldsError:
+            return False
+        return True
+
+    async def confirm_email_change(self, token: str) -> tuple[Employer, bool]:
+        """Make the link's new address the contact email; the account and whether this changed
+        it (False: it was changed before). A link from before another change of the address, an
+        address another account took meanwhile, a forged or expired link: 422 on ``token``."""
+        employer_id, old, new = self._email_change_subject(token)
+
+        async def work(session: Tx) -> tuple[tuple[Employer, bool], Sequence[Event]]:
+            current = await self._repository.get_employer(employer_id, session=session)
+            if current is None:
+                raise InvalidFieldsError({"token": EMAIL_LINK_INVALID})
+            if current.contact_email == new:
+                return (current, False), []
+            if current.contact_email != old:
+                raise InvalidFieldsError({"token": EMAIL_LINK_INVALID})
+            changed = domain.with_contact_email(current, new, now=self._clock.now())
+            try:
+                await self._repository.save_employer(changed, session=session)
+            except DuplicateEmailError as error:
+                raise InvalidFieldsError({"token": EMAIL_LINK_INVALID}) from error
+            return (changed, True), []
 
         return await self._uow.commit(work)
 

@@ -65,7 +65,8 @@ class EmployerRepository(Protocol):
 
     async def employer_by_email(self, email: str, *, session: Tx = None) -> Employer | None: ...
 
-    async def save_employer(self, employer: Employer, *, session: Tx) -> None: ...
+    async def save_employer(self, employer: Employer, *, session: Tx) -> None:
+        """Raises :class:`DuplicateEmailError` when another account has its contact email."""
 
     async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
         """Employers in ``status``, oldest first (for operators)."""

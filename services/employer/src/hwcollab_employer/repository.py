@@ -158,9 +158,12 @@ class MongoEmployerRepository:
     async def save_employer(self, employer: Employer, *, session: Tx) -> None:
         changes = employer_document(employer)
         del changes["_id"]
-        await self._employers.update_one(
-            {"_id": employer.employer_id}, {"$set": changes}, session=session
-        )
+        try:
+            await self._employers.update_one(
+                {"_id": employer.employer_id}, {"$set": changes}, session=session
+            )
+        except DuplicateKeyError as error:  # a new contact email another account has
+            raise DuplicateEmailError(employer.contact_email) from error
 
     async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
         cursor = self._employers.find({"status": status}).sort("created_at", ASCENDING).limit(limit)
