@@ -225,7 +225,7 @@ def test_an_employer_changes_the_password_and_the_contact_email(
 
     # The contact email: confirmed from the new address, the old one told.
     page.get_by_label("New contact email").fill(new_contact)
-    page.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
+    page.locator("#field-password").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Send confirmation link").click()
     expect(page.get_by_role("status")).to_contain_text("We have emailed the new address")
     expect(page.locator("main")).to_contain_text(contact)  # not changed yet
