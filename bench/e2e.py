@@ -206,11 +206,12 @@ def opening_fields(place: Place) -> dict[str, object]:
     }
 
 
-def employer_token(http: httpx.Client, employer_url: str, *, run: str) -> str:
-    """A new (auto-approved) employer account and a bearer token for it."""
+def employer_token(http: httpx.Client, employer_url: str, *, run: str, admin_token: str) -> str:
+    """A new (auto-approved) employer account, created by an operator, and a bearer token."""
     email, password = f"hr-{run}@bench.example", "a long benchmark passphrase"
     answer = http.post(
-        f"{employer_url}/api/employers",
+        f"{employer_url}/api/admin/employers",
+        headers={"Authorization": f"Bearer {admin_token}"},
         json={
             "organization_name": "Benchmark Care Partners",
             "contact_email": email,
@@ -331,7 +332,7 @@ def run_e2e(plan: Plan, workdir: Path) -> dict[str, Figure]:
         print(f"e2e: {indexed} subscribers in the read model and the index in {load_seconds:.1f} s")
 
         with httpx.Client(timeout=30.0) as http:
-            token = employer_token(http, employer.url, run=run)
+            token = employer_token(http, employer.url, run=run, admin_token=stack.admin_token)
             headers = {"Authorization": f"Bearer {token}"}
 
             def post_via_api(i: int, place: Place) -> str:

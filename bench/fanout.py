@@ -360,7 +360,7 @@ def run_fanout(plan: Plan, workdir: Path) -> Outcome:
         immediate = {p.email for p in profiles[: plan.immediate]}
         daily = {p.email for p in profiles[plan.immediate :]}
         with httpx.Client(timeout=60.0) as http:
-            token = employer_token(http, employer.url, run=run)
+            token = employer_token(http, employer.url, run=run, admin_token=stack.admin_token)
 
             def burst(label: str) -> Burst:
                 opening: list[str] = []

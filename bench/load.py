@@ -151,7 +151,7 @@ NO_REQUESTS = Summary("", 0, 0, 0.0, math.nan, math.nan, math.nan)
 
 
 def seed_employers(stack: BenchStack, employer: Service, *, count: int) -> list[str]:
-    """Sign up the employers, approve them as an operator, post two openings each; their
+    """Create the employers and approve them as an operator, post two openings each; their
     bearer tokens."""
     admin = {"Authorization": f"Bearer {stack.admin_token}"}
     tokens = []
@@ -159,7 +159,8 @@ def seed_employers(stack: BenchStack, employer: Service, *, count: int) -> list[
         for i, (name, street, city, state, zip_code, settings) in enumerate(EMPLOYERS[:count]):
             email = f"hr{i}-{stack.run_id}@employer{i}.example"
             answer = http.post(
-                "/api/employers",
+                "/api/admin/employers",
+                headers=admin,
                 json={
                     "organization_name": name,
                     "contact_email": email,

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from hwcollab_cli.components import DEV_BOUNCE_DOMAIN, existing_services
+from hwcollab_common.settings import DEV_ADMIN_TOKEN
 from hwcollab_testing.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -110,7 +111,8 @@ def _estimates_reach_the_notifier(employer: str) -> None:
     password = "a long passphrase for tests"
     with httpx.Client(base_url=employer, timeout=20) as api:
         created = api.post(
-            "/api/employers",
+            "/api/admin/employers",  # as an operator: verified at once
+            headers={"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"},
             json={
                 "organization_name": "Stack Care",
                 "contact_email": contact,

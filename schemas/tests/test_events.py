@@ -8,7 +8,9 @@ import pytest
 from hwcollab_schemas import Event, EventParseError, parse_event
 from hwcollab_schemas.events import (
     EVENT_CLASSES,
+    AccountEmailRequestedPayload,
     ConfirmationRequestedPayload,
+    EmployerAccountEmailRequested,
     EmployerApproved,
     EmployerModeration,
     EmployerProfile,
@@ -44,7 +46,12 @@ from hwcollab_schemas.events import (
     SubscriberUpdated,
 )
 from hwcollab_schemas.registry import MAX_EVENT_BYTES
-from hwcollab_schemas.topics import NOTIFICATION_TOPIC, OPENING_TOPIC, SUBSCRIBER_TOPIC
+from hwcollab_schemas.topics import (
+    EMPLOYER_TOPIC,
+    NOTIFICATION_TOPIC,
+    OPENING_TOPIC,
+    SUBSCRIBER_TOPIC,
+)
 
 NOW = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
 
@@ -212,6 +219,18 @@ EXAMPLES: list[Event] = [
         producer="notifier",
         occurred_at=NOW,
     ),
+    EmployerAccountEmailRequested.create(
+        AccountEmailRequestedPayload(
+            employer_id="e-1",
+            email="hr@cmcp.example",
+            organization_name="Central Mass Care Partners",
+            kind="password_reset",
+            url="https://employers.hwcollab.example/reset-password?token=abc",
+            expires_at=NOW + timedelta(minutes=30),
+        ),
+        producer="employer",
+        occurred_at=NOW,
+    ),
 ]
 
 
@@ -332,3 +351,34 @@ def test_pay_is_converted_to_hourly() -> None:
     assert hourly.pay_max_hourly() == 25
     unstated = OPENING.model_copy(update={"pay_min": None, "pay_max": None})
     assert unstated.pay_max_hourly() is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "valid"),
+    [
+        ("verify_signup", "https://e.example/verify?token=t", True),
+        ("password_reset", None, False),
+        ("already_registered", None, True),
+        ("email_change_notice", "https://e.example/x", False),
+    ],
+)
+def test_account_emails_carry_a_link_exactly_when_their_kind_has_one(
+    kind: str, url: str | None, valid: bool
+) -> None:
+    body = {
+        "employer_id": "e-1",
+        "email": "hr@cmcp.example",
+        "organization_name": "Central Mass Care Partners",
+        "kind": kind,
+        "url": url,
+    }
+    if valid:
+        assert AccountEmailRequestedPayload.model_validate(body).url == url
+    else:
+        with pytest.raises(ValueError, match="url is required"):
+            AccountEmailRequestedPayload.model_validate(body)
+
+
+def test_the_account_email_event_is_keyed_by_employer_on_the_employer_topic() -> None:
+    [event] = [e for e in EXAMPLES if isinstance(e, EmployerAccountEmailRequested)]
+    assert (event.topic, event.key) == (EMPLOYER_TOPIC, "e-1")

@@ -94,6 +94,7 @@ def stack(
         "LOGIN_RATE_LIMIT": "1000/minute",
         "WRITE_RATE_LIMIT": "1000/minute",
         "LINK_RATE_LIMIT": "1000/minute",
+        "PASSWORD_RESET_RATE_LIMIT": "1000/minute",
         # Digests run only when a journey asks (as_of an 08:00 of its choosing).
         "DIGEST_INTERVAL_SECONDS": "86400",
         # The notifier's consumer groups are this stack's own, whatever ran on this Kafka before.

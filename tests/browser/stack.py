@@ -44,10 +44,12 @@ class Stack:
         settings: tuple[str, ...] = ("medical",),
         description: str = "",
     ) -> str:
-        """A signed-up (auto-approved) employer; answers its API access token."""
+        """An (auto-approved) employer created by an operator, so verified at once; answers its
+        API access token. The journeys of sign-up itself go through the pages and the inbox."""
         with self.employer_api() as api:
             created = api.post(
-                "/api/employers",
+                "/api/admin/employers",
+                headers={"Authorization": f"Bearer {self.admin_token}"},
                 json={
                     "organization_name": name,
                     "contact_email": contact,

@@ -74,6 +74,14 @@ def test_journey2_employer_posts_and_the_care_manager_hears_within_seconds(
     camera.shoot(page, "signup-error")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
+    # The address is confirmed from the email before the account can be used.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your inbox")
+    verification = inbox.wait(
+        contact, lambda m: m.kind == "employer_verify_signup", what="the confirmation email"
+    )
+    assert organization in verification.text
+    page.goto(verification.link("/verify-email"))
+    page.get_by_role("button", name="Confirm my email address").click()
     expect(page).to_have_url(re.compile(r"/dashboard"))
     expect(page.get_by_role("heading", level=1)).to_have_text(organization)
 

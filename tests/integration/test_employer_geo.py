@@ -11,6 +11,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from hwcollab_common.settings import DEV_ADMIN_TOKEN
 from hwcollab_employer.app import create_app
 from hwcollab_employer.settings import Settings
 
@@ -50,7 +51,8 @@ async def board(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[dict[str,
         for city, (zip_code, setting, _) in PLACES.items():
             email = f"jobs@{city.lower()}.example"
             created = await client.post(
-                "/api/employers",
+                "/api/admin/employers",  # as an operator: verified at once
+                headers={"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"},
                 json={
                     "organization_name": f"{city} Community Care",
                     "contact_email": email,

@@ -13,6 +13,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from hwcollab_common.settings import DEV_ADMIN_TOKEN
 from hwcollab_employer.app import create_app
 from hwcollab_employer.settings import Settings
 
@@ -61,7 +62,9 @@ async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             "address": {"city": "Worcester", "state": "MA", "zip": "01608"},
             "settings": ["medical"],
         }
-        assert (await client.post("/api/employers", json=signup)).status_code == 201
+        admin = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}  # as an operator: verified at once
+        created = await client.post("/api/admin/employers", json=signup, headers=admin)
+        assert created.status_code == 201
         token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
         client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
         yield client

@@ -92,6 +92,24 @@ class TopicReader:
             if k == key and (event_type is None or event.event_type == event_type)
         ]
 
+    async def wait_for_account_email(self, email: str, kind: str) -> list[Event]:
+        """The account emails of ``kind`` the employer service asked for, to ``email``."""
+
+        def found() -> list[Event]:
+            return [
+                event
+                for _, event in self.events
+                if event.event_type == "employer.account_email_requested"
+                and getattr(event.payload, "email", None) == email
+                and getattr(event.payload, "kind", None) == kind
+            ]
+
+        async def arrived() -> bool:
+            return bool(found())
+
+        await eventually(arrived, timeout=45, what=f"a {kind} email to {email}")
+        return found()
+
     async def wait_for(self, key: str, event_type: str, count: int = 1) -> list[Event]:
         async def arrived() -> bool:
             return len(self.of(key, event_type)) >= count
@@ -162,7 +180,8 @@ def opening(**changes: Any) -> dict[str, Any]:
 async def register(
     client: httpx.AsyncClient, email: str, **kwargs: Any
 ) -> tuple[str, dict[str, str]]:
-    created = await client.post("/api/employers", json=signup(email, **kwargs))
+    # As an operator: verified at once (the verified sign-up has journeys of its own).
+    created = await client.post("/api/admin/employers", json=signup(email, **kwargs), headers=ADMIN)
     assert created.status_code == 201, created.text
     token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
     assert token.status_code == 200, token.text
@@ -463,9 +482,17 @@ async def test_pages_journey_sign_up_post_and_see_reach(
             "settings": ["medical"],
         },
     )
-    assert signed_up.status_code == 303
+    assert signed_up.status_code == 202  # "Check your inbox"
+    [asked] = await reader.wait_for_account_email(email, "verify_signup")
+    link = httpx.URL(str(asked.payload.url))
+    form = await client.get(f"{link.path}?{link.query.decode()}")
+    token = link.params["token"]
+    confirmed = await client.post(
+        "/verify-email", data={"csrf_token": _csrf(form.text), "token": token}
+    )
+    assert confirmed.status_code == 303
     dashboard = await client.get("/dashboard")
-    assert "Awaiting approval" in dashboard.text
+    assert "Awaiting approval" in dashboard.text  # manual approval, after verification
 
     form = await client.get("/dashboard/openings/new")
     posted = await client.post(
@@ -492,6 +519,56 @@ async def test_pages_journey_sign_up_post_and_see_reach(
     dashboard = await client.get("/dashboard")
     assert f'id="opening-{opening_id}"' in dashboard.text
     assert 'data-notified="0"' in dashboard.text
+
+
+async def test_verified_sign_up_and_password_reset_over_the_topics(
+    service: Running, reader: TopicReader
+) -> None:
+    """Sign-up answers alike for a new and a taken address; the emails are asked of the notifier
+    on the employer topic; the account is in no other event until verified (and still pending
+    under manual approval); a reset link ends the access token and leaves the API key."""
+    client = service.client
+    taken_email, new_email = unique_email("taken"), unique_email("new")
+    taken_id, taken_auth = await register(client, taken_email)
+    taken = await client.post("/api/employers", json=signup(taken_email))
+    new = await client.post("/api/employers", json=signup(new_email))
+    assert (taken.status_code, taken.json()) == (new.status_code, new.json())
+    assert new.status_code == 202
+    [already] = await reader.wait_for_account_email(taken_email, "already_registered")
+    assert already.key == taken_id
+    [verify] = await reader.wait_for_account_email(new_email, "verify_signup")
+    new_id = verify.payload.employer_id
+    unverified = await client.post(
+        "/api/auth/token", json={"email": new_email, "password": PASSWORD}
+    )
+    assert unverified.status_code == 403
+    assert reader.of(new_id, "employer.registered") == []
+    token = httpx.URL(str(verify.payload.url)).params["token"]
+    verified = await client.post("/api/employers/verify", json={"token": token})
+    assert verified.json() == {"employer_id": new_id, "status": "pending"}
+    [registered] = await reader.wait_for(new_id, "employer.registered")
+    assert registered.payload.status == "pending"
+
+    key = await client.post("/api/employers/me/api-keys", headers=taken_auth, json={"name": "ats"})
+    by_key = {"Authorization": f"Bearer {key.json()['api_key']}"}
+    asked = await client.post("/api/employers/password-reset", json={"email": taken_email})
+    assert asked.status_code == 202
+    [reset] = await reader.wait_for_account_email(taken_email, "password_reset")
+    assert reset.payload.expires_at is not None
+    changed = await client.post(
+        "/api/employers/password-reset/confirm",
+        json={
+            "token": httpx.URL(str(reset.payload.url)).params["token"],
+            "password": "a new integration passphrase",
+        },
+    )
+    assert changed.status_code == 200
+    assert (await client.get("/api/employers/me", headers=taken_auth)).status_code == 401
+    assert (await client.get("/api/employers/me", headers=by_key)).status_code == 200
+    stored = await service.app.state.runtime.db["password_resets"].count_documents(
+        {"employer_id": taken_id}
+    )
+    assert stored == 0
 
 
 async def test_a_restart_keeps_accounts_and_openings(kafka_bootstrap: str, mongo_url: str) -> None:

@@ -53,7 +53,8 @@ async def employer_url(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[st
 async def _employer(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
     email = f"cli-{uuid.uuid4().hex[:8]}@care.example"
     created = await client.post(
-        "/api/employers",
+        "/api/admin/employers",  # as an operator: verified at once
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         json={
             "organization_name": "Moderated Care",
             "contact_email": email,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ from hwcollab_notifier.wiring import composer_for, wire_use_cases
 from hwcollab_schemas import Event
 from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
+    AccountEmailRequestedPayload,
     ConfirmationRequestedPayload,
+    EmployerAccountEmailRequested,
     EmployerApproved,
     EmployerModeration,
     EmployerProfile,
@@ -707,6 +710,74 @@ async def test_a_still_interested_request_is_sent_once_with_its_keep_link(
     plain = message.get_body(preferencelist=("plain",))
     assert plain is not None
     assert f"Keep me subscribed: {keep}" in plain.get_content()
+
+
+def account_email(n: Notifier, kind: str, *, minutes: int | None = 30) -> Event:
+    link = kind in {"verify_signup", "password_reset", "email_change_confirm"}
+    return at(
+        n.clock,
+        EmployerAccountEmailRequested,
+        AccountEmailRequestedPayload.model_validate(
+            {
+                "employer_id": "e-9",
+                "email": "hr@cmcp.example",
+                "organization_name": "Central Mass Care Partners",
+                "kind": kind,
+                "url": f"http://127.0.0.1:8002/{kind}?token=t" if link else None,
+                "expires_at": n.clock.now() + timedelta(minutes=minutes) if minutes else None,
+            }
+        ),
+    )
+
+
+async def test_employer_account_emails_go_through_the_link_path_once_per_request(
+    notifier: Notifier,
+) -> None:
+    n = notifier
+    reset = account_email(n, "password_reset")
+    notice = account_email(n, "already_registered", minutes=None)
+    for event in (reset, reset, notice):  # the reset redelivered: queued again, sent once
+        await n.read_model.on_employer(event)
+    assert n.mailer.sent == []  # the read model only stores and queues
+    jobs = list(n.jobs.jobs)
+    assert {(j.kind, j.subscriber_id) for j in jobs} == {("link", "employer:e-9")}
+    assert await n.deliver_all() == ["sent", "done", "sent"]
+    by_kind = {e.kind: e for e in n.mailer.to("hr@cmcp.example")}
+    assert set(by_kind) == {"employer_password_reset", "employer_already_registered"}
+    message = email.message_from_bytes(
+        by_kind["employer_password_reset"].data, policy=email.policy.default
+    )
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert "http://127.0.0.1:8002/password_reset?token=t" in plain.get_content()
+    assert "30 minutes" in plain.get_content()
+    request = await n.repo.link_request(str(reset.event_id))
+    assert request is not None
+    assert (request["status"], request["employer_id"], request.get("subscriber_id")) == (
+        "sent",
+        "e-9",
+        None,
+    )
+    # The settled batch is published like every other email's, under the employer recipient.
+    batches = await n.outbox("notification.batch_sent")
+    sent = [item for b in batches for item in json.loads(b["value"])["payload"]["sent"]]
+    assert {(item["subscriber_id"], item["kind"]) for item in sent} == {
+        ("employer:e-9", "employer_password_reset"),
+        ("employer:e-9", "employer_already_registered"),
+    }
+
+
+async def test_an_account_email_is_never_sent_after_its_link_expired(notifier: Notifier) -> None:
+    n = notifier
+    reset = account_email(n, "password_reset", minutes=30)
+    await n.read_model.on_employer(reset)
+    n.jobs.take()  # the job is lost: the sweeper finds the request, but too late
+    n.clock.advance(timedelta(minutes=31))
+    await n.operations.sweep()
+    assert n.mailer.sent == []
+    request = await n.repo.link_request(str(reset.event_id))
+    assert request is not None
+    assert request["status"] == "dropped"
 
 
 async def test_bulletins_reach_active_subscribers_who_opted_in(notifier: Notifier) -> None:

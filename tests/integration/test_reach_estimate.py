@@ -144,7 +144,8 @@ async def test_the_estimate_is_the_reach_and_the_form_works_without_the_notifier
     async with httpx.AsyncClient(base_url=employer.url, timeout=30.0) as api:
         contact = f"hr.{run}@reach.example"
         created = await api.post(
-            "/api/employers",
+            "/api/admin/employers",  # as an operator: verified at once
+            headers={"Authorization": f"Bearer {admin_token}"},
             json={
                 "organization_name": "Reach Care Partners",
                 "contact_email": contact,

@@ -31,6 +31,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from pymongo import AsyncMongoClient
 
 from hwcollab_common.geo import ZipPlace, lookup_zip
+from hwcollab_common.settings import DEV_ADMIN_TOKEN
 from hwcollab_schemas.topics import DELIVERY_TOPIC, OPENING_TOPIC
 from hwcollab_testing.events import event_publisher, registered
 from hwcollab_testing.kafka import fresh_notifier_groups
@@ -204,7 +205,8 @@ async def test_the_email_of_a_posted_opening_is_in_the_trace_of_the_post(
         await eventually(welcomed, timeout=90, what="welcome email")
 
         created = await http.post(
-            f"{employer.url}/api/employers",
+            f"{employer.url}/api/admin/employers",  # as an operator: verified at once
+            headers={"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"},
             json={
                 "organization_name": f"Big Sky Care {run}",
                 "contact_email": f"employer-{run}@care.example",

@@ -31,6 +31,7 @@ from pymongo import AsyncMongoClient
 from hwcollab_common.clock import SystemClock
 from hwcollab_common.kafka import KafkaEventPublisher
 from hwcollab_common.outbox import OutboxRelay, stage_events
+from hwcollab_common.settings import DEV_ADMIN_TOKEN
 from hwcollab_schemas import EventParseError, parse_event
 from hwcollab_schemas.events import SubscriberDeleted, SubscriberDeletedPayload
 from hwcollab_schemas.topics import EMPLOYER_TOPIC, OPENING_TOPIC, SUBSCRIBER_TOPIC
@@ -111,7 +112,8 @@ class Writer:
         email = f"{label}-{self._run}@care.example"
         created = await self._call(
             "POST",
-            f"{self._employer.url}/api/employers",
+            f"{self._employer.url}/api/admin/employers",  # as an operator: verified at once
+            headers={"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"},
             json={
                 "organization_name": f"Outage Care {label} {self._run}",
                 "contact_email": email,

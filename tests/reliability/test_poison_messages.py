@@ -205,7 +205,8 @@ async def ready_stack(stack: Stack) -> Stack:
         employer = stack.urls["employer"]
         contact = f"hr.{stack.run}@poison.example"
         created = await http.post(
-            f"{employer}/api/employers",
+            f"{employer}/api/admin/employers",  # as an operator: verified at once
+            headers={"Authorization": f"Bearer {stack.admin_token}"},
             json={
                 "organization_name": "Tongass Care Partners",
                 "contact_email": contact,

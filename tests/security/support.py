@@ -3,10 +3,12 @@ clients for each kind of caller, and employer accounts signed in over the API an
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -65,6 +67,7 @@ def employer_settings(kafka_bootstrap: str, mongo_url: str, **changes: Any) -> E
         "login_rate_limit": GENEROUS,
         "signup_rate_limit": GENEROUS,
         "write_rate_limit": GENEROUS,
+        "password_reset_rate_limit": GENEROUS,
     }
     return EmployerSettings(**(values | changes))
 
@@ -181,6 +184,36 @@ async def owner_state(owner: Account) -> list[Any]:
     return state
 
 
+async def emailed_link(
+    employer: Service, employer_id: str, kind: str, *, email: str | None = None
+) -> str:
+    """The link of the newest account email of ``kind`` the employer service asked for, for
+    the employer (or to ``email``): read from its outbox, as the notifier gets it."""
+    cursor = employer.db["outbox"].find({"event_type": "employer.account_email_requested"})
+    urls = [
+        payload["url"]
+        async for document in cursor
+        if (payload := json.loads(document["value"])["payload"])["kind"] == kind
+        and (payload["employer_id"] == employer_id or payload["email"] == email)
+    ]
+    assert urls, f"no {kind} email for {employer_id or email}"
+    return str(urls[-1])
+
+
+async def signed_up(employer: Service, client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    """Sign up as an employer does, and confirm with the emailed link; the new account's id."""
+    sent = await client.post("/api/employers", json=body)
+    assert sent.status_code == 202, sent.text
+    link = await emailed_link(employer, "", "verify_signup", email=body["contact_email"].lower())
+    verified = await client.post("/api/employers/verify", json={"token": token_of(link)})
+    assert verified.status_code == 200, verified.text
+    return str(verified.json()["employer_id"])
+
+
+def token_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["token"][0]
+
+
 async def sign_in_browser(browser: httpx.AsyncClient, email: str) -> httpx.Response:
     """Sign in through the pages as a browser does: the form's CSRF token, then POST."""
     form = await browser.get("/login")
@@ -193,8 +226,7 @@ async def sign_in_browser(browser: httpx.AsyncClient, email: str) -> httpx.Respo
 async def new_account(employer: Service, *, name: str = "employer") -> Account:
     email = f"{unique(name)}@security.example"
     async with employer.client() as anonymous:
-        created = await anonymous.post("/api/employers", json=employer_signup(email))
-        assert created.status_code == 201, created.text
+        employer_id = await signed_up(employer, anonymous, employer_signup(email))
         credentials = {"email": email, "password": PASSWORD}
         issued = await anonymous.post("/api/auth/token", json=credentials)
         assert issued.status_code == 200, issued.text
@@ -203,7 +235,7 @@ async def new_account(employer: Service, *, name: str = "employer") -> Account:
     signed_in = await sign_in_browser(browser, email)
     assert signed_in.status_code == 303, signed_in.text
     return Account(
-        employer_id=created.json()["employer_id"],
+        employer_id=employer_id,
         email=email,
         token=token,
         api=employer.client(Authorization=f"Bearer {token}"),

@@ -42,14 +42,17 @@ from .support import (
     Account,
     Service,
     csrf_of,
+    emailed_link,
     employer_settings,
     employer_signup,
     new_account,
     new_subscriber,
     owner_state,
     sign_in_browser,
+    signed_up,
     subscriber_signup,
     token,
+    token_of,
     unique,
     write_routes,
 )
@@ -83,6 +86,9 @@ class Case:
     """The subscriber is paused first (resuming an active one changes nothing)."""
     asked: bool = False
     """The subscriber has been asked "still interested?" (keeping otherwise changes nothing)."""
+    own_account: bool = False
+    """It ends the caller's other sessions (a password change): run on an account of its own,
+    not on the accounts the other cases share."""
 
 
 REASON = {"reason": "Checked by the authorization matrix."}
@@ -98,8 +104,22 @@ PROFILE_FORM = {
 
 EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /api/employers": Case("public"),
+    "POST /api/employers/verify": Case("public"),  # the emailed token is the key
+    "POST /api/admin/employers": Case(
+        "admin", json=employer_signup(f"{unique('matrix-admin')}@security.example")
+    ),
     "POST /api/auth/token": Case("public"),
+    "POST /api/employers/password-reset": Case("public"),
+    "POST /api/employers/password-reset/confirm": Case("public"),  # the emailed token is the key
     "PATCH /api/employers/me": Case("self", json={"description": "Changed."}),
+    # The caller's own account; the current password is part of the request.
+    "POST /api/employers/me/password": Case(
+        "self", json={"current_password": PASSWORD, "new_password": PASSWORD}, own_account=True
+    ),
+    "POST /api/employers/me/email": Case(
+        "self", json={"new_email": "matrix-new@security.example", "password": PASSWORD}
+    ),
+    "POST /api/employers/email/confirm": Case("public"),  # the emailed token is the key
     "POST /api/employers/me/api-keys": Case("self", json={"name": "matrix"}),
     "DELETE /api/employers/me/api-keys/{key_id}": Case("owner", resource="api_key"),
     "POST /api/openings": Case("self", json=OPENING),
@@ -123,7 +143,10 @@ EMPLOYER_MATRIX: dict[str, Case] = {
         "admin", resource="opening", json=REASON
     ),
     "POST /signup": Case("public", page=True),
+    "POST /verify-email": Case("public", page=True),  # the emailed token is the key
     "POST /login": Case("public", page=True),
+    "POST /forgot-password": Case("public", page=True),
+    "POST /reset-password": Case("public", page=True),  # the emailed token is the key
     "POST /logout": Case("public", page=True),  # signs out whoever sends it (CSRF-checked)
     "POST /dashboard/openings/new": Case("self", page=True, form=OPENING_FORM),
     "POST /dashboard/openings/estimate": Case("self", page=True, form=OPENING_FORM),
@@ -134,6 +157,16 @@ EMPLOYER_MATRIX: dict[str, Case] = {
     "POST /dashboard/api-keys": Case("self", page=True, form={"name": "matrix"}),
     "POST /dashboard/api-keys/{key_id}/revoke": Case("owner", page=True, resource="api_key"),
     "POST /dashboard/profile": Case("self", page=True, form=PROFILE_FORM),
+    "POST /dashboard/account/password": Case(
+        "self",
+        page=True,
+        form={"current_password": PASSWORD, "new_password": PASSWORD},
+        own_account=True,
+    ),
+    "POST /dashboard/account/email": Case(
+        "self", page=True, form={"new_email": "matrix-page@security.example", "password": PASSWORD}
+    ),
+    "POST /confirm-email": Case("public", page=True),  # the emailed token is the key
     "POST /operators/login": Case("public", page=True),
     "POST /operators/logout": Case("admin", page=True),
     "POST /operators/employers/{employer_id}/approve": Case(
@@ -340,6 +373,18 @@ async def test_employer_write_routes(
 ) -> None:
     owner, other = accounts
     case = EMPLOYER_MATRIX[route]
+    if case.own_account:
+        owner = await new_account(employer, name="own")
+    try:
+        await _check_employer_route(route, case, employer, owner, other)
+    finally:
+        if case.own_account:
+            await owner.close()
+
+
+async def _check_employer_route(
+    route: str, case: Case, employer: Service, owner: Account, other: Account
+) -> None:
     method, path = route.split(" ", 1)
     url = await _resource_url(case, path, owner, employer)
     before = await owner_state(owner)
@@ -378,7 +423,7 @@ async def test_employer_write_routes(
             what = f"{route} as {name}"
             allowed = name == allowed_caller
             if allowed:
-                assert answer.status_code in (200, 201, 204), (what, answer.text[:300])
+                assert answer.status_code in (200, 201, 202, 204), (what, answer.text[:300])
             elif name == "other" and case.who == "owner":
                 _refused_as_another_employer(answer, url, what=what)
             else:
@@ -395,9 +440,7 @@ async def test_employer_public_write_routes(
     owner, _ = accounts
     async with employer.client() as anonymous:
         email = f"{unique('public')}@security.example"
-        assert (
-            await anonymous.post("/api/employers", json=employer_signup(email))
-        ).status_code == 201
+        await signed_up(employer, anonymous, employer_signup(email))
         credentials = {"email": email, "password": PASSWORD}
         assert (await anonymous.post("/api/auth/token", json=credentials)).status_code == 200
     async with employer.client() as browser:
@@ -419,8 +462,58 @@ async def test_employer_public_write_routes(
             "settings": "medical",
         }
         answer = await browser.post("/signup", data=signup)
+        assert answer.status_code == 202  # "Check your inbox"
+        link = await emailed_link(employer, "", "verify_signup", email=signup["contact_email"])
+        form = await browser.get(link.removeprefix(EMPLOYER_URL))
+        forged = await browser.post(
+            "/verify-email", data={"csrf_token": csrf_of(form.text), "token": "forged"}
+        )
+        assert forged.status_code == 410
+        answer = await browser.post(
+            "/verify-email", data={"csrf_token": csrf_of(form.text), "token": token_of(link)}
+        )
         assert answer.status_code == 303
         assert answer.headers["location"] == "/dashboard"
+    await _anyone_may_reset_a_password_with_the_emailed_link_only(employer)
+
+
+async def _anyone_may_reset_a_password_with_the_emailed_link_only(employer: Service) -> None:
+    account = await new_account(employer, name="reset")
+    async with employer.client() as anonymous:
+        asked = await anonymous.post("/api/employers/password-reset", json={"email": account.email})
+        assert asked.status_code == 202
+        token = token_of(await emailed_link(employer, account.employer_id, "password_reset"))
+        guessed = await anonymous.post(
+            "/api/employers/password-reset/confirm",
+            json={"token": token[:-2] + "xx", "password": "a guessed long passphrase"},
+        )
+        assert guessed.status_code == 422
+        reset = await anonymous.post(
+            "/api/employers/password-reset/confirm",
+            json={"token": token, "password": "a new long passphrase"},
+        )
+        assert reset.status_code == 200
+        form = await anonymous.get("/forgot-password")
+        page = await anonymous.post(
+            "/forgot-password",
+            data={"csrf_token": csrf_of(form.text), "email": account.email},
+        )
+        assert page.status_code == 202
+        token = token_of(await emailed_link(employer, account.employer_id, "password_reset"))
+        form = await anonymous.get(f"/reset-password?token={token}")
+        forged = await anonymous.post(
+            "/reset-password",
+            data={"csrf_token": csrf_of(form.text), "token": "forged", "password": PASSWORD},
+        )
+        assert forged.status_code == 410
+        chosen = await anonymous.post(
+            "/reset-password",
+            data={"csrf_token": csrf_of(form.text), "token": token, "password": PASSWORD},
+        )
+        assert chosen.status_code == 303
+    # The reset ended the account's API session (access token) of before.
+    assert (await account.api.get("/api/employers/me")).status_code == 401
+    await account.close()
 
 
 # --- subscriber ------------------------------------------------------------------------------

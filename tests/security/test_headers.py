@@ -17,14 +17,19 @@ from hwcollab_common.tokens import Purpose
 
 from .support import (
     ADMIN_TOKEN,
+    EMPLOYER_URL,
+    PASSWORD,
     SIGNER,
     Account,
     Service,
     csrf_of,
+    emailed_link,
+    employer_signup,
     new_account,
     new_subscriber,
     routes_of,
     token,
+    unique,
 )
 
 pytestmark = pytest.mark.integration
@@ -142,6 +147,24 @@ async def test_subscriber_pages(subscriber: Service) -> None:
         assert redirect.headers["Cache-Control"] == "no-store"
 
 
+async def _link(employer: Service, client: httpx.AsyncClient, kind: str) -> str:
+    """A working link of an account email of ``kind`` (a new sign-up's, or its reset's)."""
+    email = f"{unique('linked')}@security.example"
+    await client.post("/api/employers", json=employer_signup(email))
+    if kind == "password_reset":
+        await client.post("/api/employers/password-reset", json={"email": email})
+    link = await emailed_link(employer, "", kind, email=email)
+    return link.removeprefix(EMPLOYER_URL)
+
+
+async def _email_change_link(employer: Service, owner: Account) -> str:
+    body = {"new_email": f"{unique('moved')}@security.example", "password": PASSWORD}
+    asked = await owner.api.post("/api/employers/me/email", json=body)
+    assert asked.status_code == 202, asked.text
+    link = await emailed_link(employer, owner.employer_id, "email_change_confirm")
+    return link.removeprefix(EMPLOYER_URL)
+
+
 async def test_employer_pages(employer: Service) -> None:
     owner: Account = await new_account(employer, name="headers")
     try:
@@ -164,6 +187,9 @@ async def test_employer_pages(employer: Service) -> None:
                 "/openings/{opening_id}": (f"/openings/{opening_id}", anonymous),
                 "/signup": ("/signup", anonymous),
                 "/login": ("/login", anonymous),
+                "/forgot-password": ("/forgot-password", anonymous),
+                "/verify-email": (await _link(employer, anonymous, "verify_signup"), anonymous),
+                "/reset-password": (await _link(employer, anonymous, "password_reset"), anonymous),
                 "/logout": ("/logout", owner.browser),
                 "/dashboard": ("/dashboard", owner.browser),
                 "/dashboard/openings/new": ("/dashboard/openings/new", owner.browser),
@@ -172,8 +198,14 @@ async def test_employer_pages(employer: Service) -> None:
                     owner.browser,
                 ),
                 "/dashboard/profile": ("/dashboard/profile", owner.browser),
+                "/dashboard/account": ("/dashboard/account", owner.browser),
+                "/confirm-email": (await _email_change_link(employer, owner), anonymous),
             }
             assert await check_pages(employer.app, urls) == len(urls)
+            # Their URL carries a token.
+            for linked in ("/verify-email", "/reset-password", "/confirm-email"):
+                answer = await anonymous.get(urls[linked][0])
+                assert answer.headers["Referrer-Policy"] == "no-referrer", linked
             await check_other_answers(employer, anonymous, "/api/taxonomy")
             script = await anonymous.get("/assets/employer/employer.js")
             assert script.status_code == 200

@@ -53,7 +53,13 @@ PASSWORD = "correct horse battery staple"
 MAX_EXAMPLES = int(os.environ.get("HWCOLLAB_FUZZ_EXAMPLES", "15"))
 # Each valid request to these hashes a password with Argon2 (slow by design): fewer examples and
 # no coverage phase (its boundary cases are mostly valid requests, a hash each).
-SLOW_OPERATIONS = {"POST /api/employers": 8, "POST /api/auth/token": 8}
+SLOW_OPERATIONS = {
+    "POST /api/employers": 8,
+    "POST /api/admin/employers": 8,
+    "POST /api/auth/token": 8,
+    "POST /api/employers/me/password": 8,
+    "POST /api/employers/me/email": 8,
+}
 # Unknown query parameters are ignored, as HTTP APIs do; credentials are always sent (the
 # authorization matrix is tested on its own); 413 and 429 are refusals too.
 CONFIG = """
@@ -65,7 +71,13 @@ with-security-parameters = false
 expected-statuses = [400, 401, 403, 404, 409, 413, 422, 429]
 
 [[operations]]
-include-name = ["POST /api/employers", "POST /api/auth/token"]
+include-name = [
+    "POST /api/employers",
+    "POST /api/admin/employers",
+    "POST /api/auth/token",
+    "POST /api/employers/me/password",
+    "POST /api/employers/me/email",
+]
 phases.coverage.enabled = false
 """
 CHECKS = [
@@ -108,12 +120,13 @@ class Employer:
     external_id: str
 
 
-def _employer(url: str, *, run: str) -> Employer:
-    """An approved employer with an opening and an API key."""
+def _employer(url: str, *, run: str, admin_token: str) -> Employer:
+    """An approved employer (created by an operator) with an opening and an API key."""
     contact = f"hr.fuzz.{run}@employer.example"
     with httpx.Client(base_url=url, timeout=20.0) as api:
         created = api.post(
-            "/api/employers",
+            "/api/admin/employers",
+            headers={"Authorization": f"Bearer {admin_token}"},
             json={
                 "organization_name": "Fuzz Care Partners",
                 "contact_email": contact,
@@ -225,6 +238,7 @@ def fuzz_stack(
         "LOGIN_RATE_LIMIT": unlimited,
         "WRITE_RATE_LIMIT": unlimited,
         "ESTIMATE_RATE_LIMIT": unlimited,
+        "PASSWORD_RESET_RATE_LIMIT": unlimited,
         "LINK_RATE_LIMIT": unlimited,
         "LINK_ADDRESS_RATE_LIMIT": unlimited,
         "DIGEST_INTERVAL_SECONDS": "86400",
@@ -246,7 +260,7 @@ def fuzz_stack(
             services.append(session_service_process(name, service_env, port=ports[name]))
         for name in SERVICES:
             wait_until_ready(urls[name], timeout=READY_TIMEOUT)
-        employer = _employer(urls["employer"], run=run)
+        employer = _employer(urls["employer"], run=run, admin_token=admin_token)
         signer = LinkSigner(signing_key)
         kept, erased = (
             _subscriber(

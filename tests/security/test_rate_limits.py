@@ -24,6 +24,7 @@ from .support import (
     Service,
     csrf_of,
     employer_settings,
+    signed_up,
     subscriber_settings,
     unique,
 )
@@ -64,6 +65,7 @@ async def limited_employer(security_kafka: str, mongo_url: str) -> AsyncIterator
             login_rate_limit=LIMIT,
             write_rate_limit=LIMIT,
             estimate_rate_limit=LIMIT,
+            password_reset_rate_limit=LIMIT,
         )
     )
     yield Service(app, app, app.state.runtime.db, EMPLOYER_URL)
@@ -146,7 +148,7 @@ async def test_employer_routes(limited_employer: Service) -> None:
         "settings": ["medical"],
     }
     async with client_of(limited_employer) as setup:
-        assert (await setup.post("/api/employers", json=signup)).status_code == 201
+        await signed_up(limited_employer, setup, signup)
         credentials = {"email": owner_email, "password": PASSWORD}
         issued = await setup.post("/api/auth/token", json=credentials)
         assert issued.status_code == 200, issued.text
@@ -165,10 +167,10 @@ async def test_employer_routes(limited_employer: Service) -> None:
         return signup | {"contact_email": f"{unique(f'limit{n}')}@security.example"}
 
     async def page_post(
-        client: httpx.AsyncClient, path: str, form: dict[str, str]
+        client: httpx.AsyncClient, path: str, form: dict[str, str], *, form_page: str = ""
     ) -> httpx.Response:
         client.cookies.clear()  # a sign-up signs in; the next one starts signed out
-        page = await client.get(path)
+        page = await client.get(form_page or path)
         return await client.post(path, data=form | {"csrf_token": csrf_of(page.text)})
 
     first_opening, second_opening = await opening_id(), await opening_id()
@@ -191,6 +193,34 @@ async def test_employer_routes(limited_employer: Service) -> None:
                 "state": "MA",
                 "zip": "01608",
             },
+        ),
+        "POST /api/employers/verify": lambda c, n: c.post(
+            "/api/employers/verify", json={"token": f"guess-{n}"}
+        ),
+        "POST /verify-email": lambda c, n: page_post(
+            c, "/verify-email", {"token": f"guess-{n}"}, form_page="/login"
+        ),
+        "POST /api/employers/me/password": lambda c, n: c.post(
+            "/api/employers/me/password",
+            json={"current_password": f"guess {n}", "new_password": "a new long passphrase"},
+            headers=bearer,
+        ),
+        "POST /api/employers/email/confirm": lambda c, n: c.post(
+            "/api/employers/email/confirm", json={"token": f"guess-{n}"}
+        ),
+        "POST /api/employers/password-reset": lambda c, n: c.post(
+            "/api/employers/password-reset", json={"email": fresh()}
+        ),
+        "POST /forgot-password": lambda c, n: page_post(c, "/forgot-password", {"email": fresh()}),
+        "POST /api/employers/password-reset/confirm": lambda c, n: c.post(
+            "/api/employers/password-reset/confirm",
+            json={"token": f"guess-{n}", "password": "a new long passphrase"},
+        ),
+        "POST /reset-password": lambda c, n: page_post(
+            c,
+            "/reset-password",
+            {"token": f"guess-{n}", "password": "a new long passphrase"},
+            form_page="/login",  # a link nobody was sent shows no form; its CSRF cookie is one
         ),
         "PATCH /api/employers/me": lambda c, n: c.patch(
             "/api/employers/me", json={"description": f"Changed {n}"}, headers=bearer
@@ -224,3 +254,15 @@ async def test_employer_routes(limited_employer: Service) -> None:
 
     async with client_of(limited_employer) as unused:
         await assert_limited(unused, from_new_client, what="sign-in for one address")
+
+    # So is "Forgot your password?", for a known address and an unknown one alike.
+    for asked_about in (owner_email, fresh()):
+
+        async def reset_from_new_client(
+            _: httpx.AsyncClient, n: int, email: str = asked_about
+        ) -> httpx.Response:
+            async with client_of(limited_employer) as client:
+                return await client.post("/api/employers/password-reset", json={"email": email})
+
+        async with client_of(limited_employer) as unused:
+            await assert_limited(unused, reset_from_new_client, what="reset for one address")

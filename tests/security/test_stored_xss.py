@@ -19,7 +19,7 @@ from hwcollab_notifier.mail.composer import EmailComposer, OutgoingEmail
 from hwcollab_notifier.mail.views import OpeningView, Recipient
 from hwcollab_schemas.events import OpeningDetails
 
-from .support import PASSWORD, Service, sign_in_browser, unique
+from .support import PASSWORD, Service, sign_in_browser, signed_up, unique
 
 HOSTILE = (
     """"'><script>alert(1)</script><img src=x onerror=alert(2)>"""
@@ -115,9 +115,7 @@ async def test_employer_pages_render_hostile_fields_as_text(employer: Service) -
             json=profile | {"contact_email": f"js{contact}", "website": "javascript:alert(1)"},
         )
         assert refused.status_code == 422  # a javascript: URL is never stored
-        created = await anonymous.post("/api/employers", json=profile)
-        assert created.status_code == 201, created.text
-        employer_id = created.json()["employer_id"]
+        employer_id = await signed_up(employer, anonymous, profile)
         issued = await anonymous.post(
             "/api/auth/token", json={"email": contact, "password": PASSWORD}
         )

@@ -88,7 +88,11 @@ def load(
     openings = 0
     with httpx.Client(base_url=employer_url, timeout=30.0) as client:
         for employer in EMPLOYERS:
-            registered = client.post("/api/employers", json=employer.signup_body(password=password))
+            registered = client.post(
+                "/api/admin/employers",
+                json=employer.signup_body(password=password),
+                headers={"Authorization": f"Bearer {admin_token}"},
+            )
             if registered.status_code == 409:
                 continue  # created by an earlier, interrupted load
             account = _check(registered, f"sign up {employer.organization_name}")

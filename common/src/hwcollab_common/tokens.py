@@ -31,6 +31,10 @@ class Purpose(StrEnum):
     """The "keep me subscribed" button of the still-interested email."""
     CLICK = "click"
     """A link in an alert that goes through the click redirect (subscriber, opening, target)."""
+    EMPLOYER_VERIFY = "employer-verify"
+    """An employer's sign-up: confirms its contact email."""
+    EMPLOYER_EMAIL_CHANGE = "employer-email-change"
+    """An employer's new contact email: confirms it."""
 
 
 MAX_AGE: dict[Purpose, timedelta | None] = {
@@ -39,6 +43,8 @@ MAX_AGE: dict[Purpose, timedelta | None] = {
     Purpose.UNSUBSCRIBE: None,
     Purpose.KEEP: timedelta(days=90),
     Purpose.CLICK: timedelta(days=365),
+    Purpose.EMPLOYER_VERIFY: timedelta(hours=48),
+    Purpose.EMPLOYER_EMAIL_CHANGE: timedelta(hours=24),
 }
 
 

@@ -57,8 +57,37 @@ Zip = Annotated[str, Field(pattern=r"^\d{5}$")]
 SubscriberStatus = Literal["active", "paused", "bounced"]
 EmployerStatus = Literal["pending", "approved", "suspended", "rejected"]
 OpeningStatus = Literal["open", "closed"]
+AccountEmailKind = Literal[
+    "verify_signup",
+    "already_registered",
+    "password_reset",
+    "email_change_confirm",
+    "email_change_notice",
+]
+ACCOUNT_EMAIL_KINDS: tuple[AccountEmailKind, ...] = (
+    "verify_signup",
+    "already_registered",
+    "password_reset",
+    "email_change_confirm",
+    "email_change_notice",
+)
+ACCOUNT_LINK_KINDS: frozenset[str] = frozenset(
+    {"verify_signup", "password_reset", "email_change_confirm"}
+)
+"""The account emails that carry a link of their own (the others point at the sign-in page)."""
 NotificationKind = Literal[
-    "immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin", "still_interested"
+    "immediate",
+    "digest",
+    "welcome",
+    "confirmation",
+    "manage_link",
+    "bulletin",
+    "still_interested",
+    "employer_verify_signup",
+    "employer_already_registered",
+    "employer_password_reset",
+    "employer_email_change_confirm",
+    "employer_email_change_notice",
 ]
 
 
@@ -245,6 +274,42 @@ class EmployerReinstated(Event):
     KEY_FIELD = "employer_id"
     event_type: Literal["employer.reinstated"] = "employer.reinstated"
     payload: EmployerModeration
+
+
+class AccountEmailRequestedPayload(Payload):
+    """An email about an employer's account that the notifier sends (the employer service sends
+    none itself): the sign-up's verification link, the "you already have an account" answer to a
+    sign-up with a taken address, a password reset link, the link that confirms a new contact
+    email, and the notice of that change to the old address."""
+
+    employer_id: Id
+    email: Annotated[str, Field(min_length=3, max_length=320)]
+    """The address to write to (for ``email_change_confirm`` the new one, for
+    ``email_change_notice`` the old one)."""
+    organization_name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: AccountEmailKind
+    url: Annotated[str, Field(pattern=r"^https?://", max_length=2000)] | None = None
+    """The link of ``verify_signup``, ``password_reset`` and ``email_change_confirm``."""
+    expires_at: AwareDatetime | None = None
+    """When the link stops working: an email not sent by then is dropped, never sent late."""
+
+    @model_validator(mode="after")
+    def _link_when_the_kind_has_one(self) -> AccountEmailRequestedPayload:
+        if (self.kind in ACCOUNT_LINK_KINDS) != (self.url is not None):
+            raise ValueError(
+                f"url is required for {', '.join(sorted(ACCOUNT_LINK_KINDS))} and only for them"
+            )
+        return self
+
+
+class EmployerAccountEmailRequested(Event):
+    """``employer.account_email_requested``: the notifier sends one account email (claimed,
+    retried, DKIM-signed like the subscribers' link emails); other consumers ignore it."""
+
+    TOPIC = EMPLOYER_TOPIC
+    KEY_FIELD = "employer_id"
+    event_type: Literal["employer.account_email_requested"] = "employer.account_email_requested"
+    payload: AccountEmailRequestedPayload
 
 
 # --- opening.v1 ----------------------------------------------------------------------------------
@@ -440,6 +505,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     EmployerRejected,
     EmployerSuspended,
     EmployerReinstated,
+    EmployerAccountEmailRequested,
     OpeningPosted,
     OpeningUpdated,
     OpeningClosed,

@@ -30,6 +30,7 @@ from hwcollab_employer.ports import (
     DuplicateEmailError,
     DuplicateExternalIdError,
     IdempotencyKeyTakenError,
+    PasswordResetRecord,
 )
 from hwcollab_employer.security import Passwords
 from hwcollab_employer.settings import Settings
@@ -39,6 +40,8 @@ T = TypeVar("T")
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 ADMIN_TOKEN = "test-admin-token"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+"""Tests create accounts as an operator does (verified at once); sign-up has tests of its own."""
 
 
 class FakeRepository:
@@ -47,6 +50,7 @@ class FakeRepository:
         self.openings: dict[str, Opening] = {}
         self.api_keys_by_id: dict[str, ApiKeyRecord] = {}
         self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.password_resets: dict[str, PasswordResetRecord] = {}
 
     def snapshot(self) -> dict[str, Any]:
         return {k: (v.copy() if hasattr(v, "copy") else v) for k, v in vars(self).items()}
@@ -62,10 +66,15 @@ class FakeRepository:
     async def get_employer(self, employer_id: str, *, session: Any = None) -> Employer | None:
         return self.employers.get(employer_id)
 
-    async def employer_by_email(self, email: str) -> Employer | None:
+    async def employer_by_email(self, email: str, *, session: Any = None) -> Employer | None:
         return next((e for e in self.employers.values() if e.contact_email == email), None)
 
     async def save_employer(self, employer: Employer, *, session: Any) -> None:
+        if any(
+            e.contact_email == employer.contact_email and e.employer_id != employer.employer_id
+            for e in self.employers.values()
+        ):
+            raise DuplicateEmailError(employer.contact_email)
         self.employers[employer.employer_id] = employer
 
     async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
@@ -217,6 +226,26 @@ class FakeRepository:
         self.api_keys_by_id[key_id] = dataclasses.replace(record, revoked_at=now)
         return True
 
+    async def add_password_reset(self, record: PasswordResetRecord, *, session: Any) -> None:
+        self.password_resets[record.token_hash] = record
+
+    async def password_reset(self, token_hash: str, *, now: datetime) -> PasswordResetRecord | None:
+        record = self.password_resets.get(token_hash)
+        return record if record is not None and record.expires_at > now else None
+
+    async def take_password_reset(
+        self, token_hash: str, *, now: datetime, session: Any
+    ) -> PasswordResetRecord | None:
+        record = await self.password_reset(token_hash, now=now)
+        if record is not None:
+            del self.password_resets[token_hash]
+        return record
+
+    async def drop_password_resets(self, employer_id: str, *, session: Any) -> None:
+        self.password_resets = {
+            h: r for h, r in self.password_resets.items() if r.employer_id != employer_id
+        }
+
     async def count_reach(self, counts: Mapping[str, int], *, session: Any) -> None:
         for opening_id, count in counts.items():
             opening = self.openings.get(opening_id)
@@ -285,9 +314,10 @@ class Harness:
             employer_context(self.settings, service=self.service, clock=self.clock)
         )
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self, ip: str = "127.0.0.1") -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://employer.test"
+            transport=httpx.ASGITransport(app=self.app, client=(ip, 123)),
+            base_url="http://employer.test",
         )
 
 

@@ -6,11 +6,13 @@ from datetime import timedelta
 
 import pytest
 
+from .conftest import ADMIN_HEADERS
+
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 
 async def _register(client, signup, email):
-    response = await client.post("/api/employers", json=signup(email))
+    response = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
     assert response.status_code == 201, response.text
     return response.json()["employer_id"]
 
@@ -191,11 +193,19 @@ async def test_api_keys_are_shown_once_work_as_bearer_and_can_be_revoked(harness
     assert revoked.status_code == forged.status_code == 401
 
 
-async def test_signup_answers_201_with_id_and_status(manual_harness, signup) -> None:
+async def test_an_operator_creates_an_account_with_201_id_and_status(
+    manual_harness, signup
+) -> None:
     async with manual_harness.client() as client:
-        response = await client.post("/api/employers", json=signup())
-        again = await client.post("/api/employers", json=signup())
-        short = await client.post("/api/employers", json=signup("x@y.example", password="short"))
+        anonymous = await client.post("/api/admin/employers", json=signup())
+        response = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup())
+        again = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup())
+        short = await client.post(
+            "/api/admin/employers",
+            headers=ADMIN_HEADERS,
+            json=signup("x@y.example", password="short"),
+        )
+    assert anonymous.status_code == 401
     assert response.status_code == 201
     assert set(response.json()) == {"employer_id", "status"}
     assert response.json()["status"] == "pending"

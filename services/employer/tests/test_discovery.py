@@ -19,6 +19,8 @@ import pytest
 
 from hwcollab_employer.discovery import CLOSED_GRACE, job_posting_script
 
+from .conftest import ADMIN_HEADERS
+
 PASSWORD = "a very long passphrase"
 SCHEMA = "https://schema.org/"
 # Google's structured data for job postings: required, then recommended properties.
@@ -93,7 +95,7 @@ def ld_json(page: str) -> list[dict[str, Any]]:
 
 
 async def signed_in(client: Any, signup: Any, email: str) -> dict[str, str]:
-    created = await client.post("/api/employers", json=signup(email))
+    created = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
     assert created.status_code == 201, created.text
     token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -246,7 +248,9 @@ async def test_an_employer_feed_lists_its_open_openings_only_when_it_is_public(
     manual_harness, signup, opening_json
 ) -> None:
     async with manual_harness.client() as client:
-        created = await client.post("/api/employers", json=signup("hr@pending.example"))
+        created = await client.post(
+            "/api/admin/employers", headers=ADMIN_HEADERS, json=signup("hr@pending.example")
+        )
         employer_id = created.json()["employer_id"]
         assert (await client.get(f"/employers/{employer_id}/openings.atom")).status_code == 404
         assert (await client.get(f"/employers/{employer_id}/embed")).status_code == 404
@@ -308,13 +312,19 @@ async def test_the_sitemap_lists_public_pages_and_robots_points_to_it(
 ) -> None:
     harness = manual_harness
     async with harness.client() as client:
-        created = await client.post("/api/employers", json=signup("hr@listed.example"))
+        created = await client.post(
+            "/api/admin/employers", headers=ADMIN_HEADERS, json=signup("hr@listed.example")
+        )
         listed = created.json()["employer_id"]
         owner = await approve(client, listed, "hr@listed.example")
         opening_id = await post(client, owner, opening_json())
         closed_id = await post(client, owner, opening_json(title="Closed soon"))
         await client.post(f"/api/openings/{closed_id}/close", headers=owner)
-        pending = (await client.post("/api/employers", json=signup("hr@pending.example"))).json()
+        pending = (
+            await client.post(
+                "/api/admin/employers", headers=ADMIN_HEADERS, json=signup("hr@pending.example")
+            )
+        ).json()
         answer = await client.get("/sitemap.xml")
         robots = await client.get("/robots.txt")
     assert answer.headers["content-type"].startswith("application/xml")

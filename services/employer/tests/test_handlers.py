@@ -14,7 +14,9 @@ from hwcollab_schemas.events import NotificationBatchSent, NotificationSent
 
 
 async def _employer(harness, signup, email="hr@worcester-care.example", **changes):
-    return await harness.service.register(EmployerSignup.model_validate(signup(email, **changes)))
+    return await harness.service.create_employer(
+        EmployerSignup.model_validate(signup(email, **changes))
+    )
 
 
 async def _opening(harness, employer, opening_json, **changes):

@@ -17,11 +17,15 @@ from hwcollab_employer.idempotency import (
 )
 from hwcollab_employer.ports import IdempotencyKeyTakenError
 
+from .conftest import ADMIN_HEADERS
+
 PASSWORD = "a very long passphrase"
 
 
 async def _bearer(client: Any, signup: Any, email: str) -> dict[str, str]:
-    assert (await client.post("/api/employers", json=signup(email))).status_code == 201
+    assert (
+        await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
+    ).status_code == 201
     answer = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
     assert answer.status_code == 200, answer.text
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}

@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 
+from .conftest import ADMIN_HEADERS
+
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 PASSWORD = "a very long passphrase"
 
 
 async def _employer(client: Any, signup: Any, email: str) -> tuple[str, dict[str, str]]:
-    created = await client.post("/api/employers", json=signup(email))
+    created = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
     assert created.status_code == 201, created.text
     token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
     return created.json()["employer_id"], {

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from .conftest import ADMIN_HEADERS
+
 ADMIN_TOKEN = "test-admin-token"
 PASSWORD = "a very long passphrase"
 
@@ -26,7 +28,7 @@ async def _sign_in(client: Any, token: str = ADMIN_TOKEN) -> Any:
 
 
 async def _employer(client: Any, signup: Any, email: str) -> tuple[str, dict[str, str]]:
-    created = await client.post("/api/employers", json=signup(email))
+    created = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
     token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
     return created.json()["employer_id"], {
         "Authorization": f"Bearer {token.json()['access_token']}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 PASSWORD = "a very long passphrase"
 
@@ -31,14 +32,31 @@ def _signup_form(csrf: str, **changes: str) -> dict[str, object]:
     return form | changes
 
 
-async def _sign_up(client, **changes: str):
+async def _sign_up(client, harness, **changes: str):
+    """Sign up on the page, then confirm with the emailed link (as its button does)."""
     page = await client.get("/signup")
-    return await client.post("/signup", data=_signup_form(_csrf(page.text), **changes))
+    sent = await client.post("/signup", data=_signup_form(_csrf(page.text), **changes))
+    if sent.status_code != 202:
+        return sent
+    return await _confirm(client, harness)
+
+
+def _verification_link(harness) -> str:
+    emails = harness.uow.of_type("employer.account_email_requested")
+    url = [e for e in emails if e.payload.kind == "verify_signup"][-1].payload.url
+    return str(url).removeprefix("http://127.0.0.1:8002")
+
+
+async def _confirm(client, harness):
+    link = _verification_link(harness)
+    page = await client.get(link)
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    return await client.post("/verify-email", data={"csrf_token": _csrf(page.text), "token": token})
 
 
 async def test_signup_signs_in_with_a_safe_session_cookie(harness) -> None:
     async with harness.client() as client:
-        response = await _sign_up(client)
+        response = await _sign_up(client, harness)
         assert response.status_code == 303
         assert response.headers["location"] == "/dashboard"
         cookie = next(
@@ -66,7 +84,7 @@ async def test_forms_without_the_csrf_token_are_refused(harness) -> None:
 
 async def test_signup_errors_are_shown_next_to_the_fields(harness) -> None:
     async with harness.client() as client:
-        response = await _sign_up(client, zip="00000", password="short")
+        response = await _sign_up(client, harness, zip="00000", password="short")
     assert response.status_code == 422
     assert 'id="field-zip-error"' in response.text
     assert 'id="field-password-error"' in response.text
@@ -76,7 +94,7 @@ async def test_signup_errors_are_shown_next_to_the_fields(harness) -> None:
 
 async def test_pending_dashboard_says_it_awaits_approval(manual_harness) -> None:
     async with manual_harness.client() as client:
-        await _sign_up(client)
+        await _sign_up(client, manual_harness)
         dashboard = await client.get("/dashboard")
     assert "Awaiting approval" in dashboard.text
 
@@ -91,7 +109,7 @@ async def test_dashboard_needs_a_session(harness) -> None:
 
 async def test_login_page_failure_is_generic_and_success_signs_in(harness) -> None:
     async with harness.client() as client:
-        await _sign_up(client)
+        await _sign_up(client, harness)
         await client.post("/logout", data={"csrf_token": _csrf((await client.get("/logout")).text)})
         assert (await client.get("/dashboard")).status_code == 303
         page = await client.get("/login")
@@ -141,7 +159,7 @@ async def _opening_form(client, **changes: object) -> dict[str, object]:
 
 async def test_post_an_opening_from_the_dashboard_with_a_suggested_role(harness) -> None:
     async with harness.client() as client:
-        await _sign_up(client)
+        await _sign_up(client, harness)
         suggested = await client.post(
             "/dashboard/openings/new", data=await _opening_form(client, action="suggest")
         )
@@ -168,7 +186,7 @@ async def test_post_an_opening_from_the_dashboard_with_a_suggested_role(harness)
 
 async def test_edit_and_close_from_the_dashboard(harness) -> None:
     async with harness.client() as client:
-        await _sign_up(client)
+        await _sign_up(client, harness)
         await client.post(
             "/dashboard/openings/new", data=await _opening_form(client, role="care_manager")
         )
@@ -190,12 +208,12 @@ async def test_edit_and_close_from_the_dashboard(harness) -> None:
 
 async def test_another_employer_cannot_edit_through_the_pages(harness) -> None:
     async with harness.client() as first, harness.client() as second:
-        await _sign_up(first)
+        await _sign_up(first, harness)
         await first.post(
             "/dashboard/openings/new", data=await _opening_form(first, role="care_manager")
         )
         [opening] = harness.repository.openings.values()
-        await _sign_up(second, contact_email="jobs@other.example")
+        await _sign_up(second, harness, contact_email="jobs@other.example")
         page = await second.get(f"/dashboard/openings/{opening.opening_id}/edit")
         close = await second.post(
             f"/dashboard/openings/{opening.opening_id}/close",
@@ -207,7 +225,7 @@ async def test_another_employer_cannot_edit_through_the_pages(harness) -> None:
 
 async def test_directory_and_job_board_pages_list_nearest_first(harness) -> None:
     async with harness.client() as client:
-        await _sign_up(client)
+        await _sign_up(client, harness)
         await client.post(
             "/dashboard/openings/new", data=await _opening_form(client, role="care_manager")
         )
@@ -227,7 +245,7 @@ async def test_directory_and_job_board_pages_list_nearest_first(harness) -> None
 
 async def test_job_board_page_searches_words_and_can_leave_out_remote(harness) -> None:
     async with harness.client() as client:
-        await _sign_up(client)
+        await _sign_up(client, harness)
         await client.post(
             "/dashboard/openings/new", data=await _opening_form(client, role="care_manager")
         )

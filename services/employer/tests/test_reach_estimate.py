@@ -14,7 +14,7 @@ from hwcollab_employer.settings import Settings
 from hwcollab_schemas.reach import ReachCounts, ReachQuery, Relaxed
 from hwcollab_testing.processes import free_port
 
-from .conftest import ADMIN_TOKEN, Harness
+from .conftest import ADMIN_HEADERS, ADMIN_TOKEN, Harness
 
 PASSWORD = "a very long passphrase"
 
@@ -46,7 +46,9 @@ def _with_reach(harness: Harness, counts: ReachCounts | None) -> FakeReach:
 
 
 async def _signed_up(client, signup, email: str = "hr@worcester-care.example") -> dict[str, str]:
-    assert (await client.post("/api/employers", json=signup(email))).status_code == 201
+    assert (
+        await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
+    ).status_code == 201
     token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
@@ -180,7 +182,9 @@ FORM = {
 
 
 async def _signed_in_page(client, signup) -> str:
-    await client.post("/api/employers", json=signup("hr@worcester-care.example"))
+    await client.post(
+        "/api/admin/employers", headers=ADMIN_HEADERS, json=signup("hr@worcester-care.example")
+    )
     login = await client.get("/login")
     signed_in = await client.post(
         "/login",

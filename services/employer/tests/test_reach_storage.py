@@ -39,7 +39,7 @@ async def client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Document]]:
 
 
 async def _openings(harness, signup, opening_json) -> tuple[Opening, Opening]:  # type: ignore[no-untyped-def]
-    employer = await harness.service.register(EmployerSignup.model_validate(signup()))
+    employer = await harness.service.create_employer(EmployerSignup.model_validate(signup()))
     fields = [opening_json(), opening_json(title="Care Manager", role="care_manager")]
     a, b = [
         await harness.service.post_opening(employer.employer_id, OpeningFields.model_validate(body))

@@ -113,11 +113,28 @@ def every_kind(composer: EmailComposer) -> dict[str, OutgoingEmail]:
             manage_url="http://subs.example:8001/preferences?token=M",
             already_subscribed=True,
         ),
+        "employer_password_reset": composer.employer_account(
+            request_id="r-1",
+            employer_id="e-1",
+            email="hr@cmcp.example",
+            organization_name="Central Mass Care Partners",
+            kind="password_reset",
+            url="http://jobs.example:8002/reset-password?token=R",
+        ),
     }
 
 
 @pytest.mark.parametrize(
-    "kind", ["immediate", "digest", "welcome", "bulletin", "confirmation", "manage_link"]
+    "kind",
+    [
+        "immediate",
+        "digest",
+        "welcome",
+        "bulletin",
+        "confirmation",
+        "manage_link",
+        "employer_password_reset",
+    ],
 )
 def test_every_kind_of_email_is_signed_and_verifies(kind: str, key: SigningKey) -> None:
     sent = every_kind(composer_with(key))[kind]
@@ -136,7 +153,7 @@ def test_every_kind_of_email_is_signed_and_verifies(kind: str, key: SigningKey) 
     assert listed[:7] == ["from", "from", "to", "to", "subject", "subject", "date"]
     assert {"message-id", "mime-version", "content-type"} <= set(listed)
     bulk = {"list-id", "list-unsubscribe", "list-unsubscribe-post"}
-    if kind in {"confirmation", "manage_link"}:
+    if kind in {"confirmation", "manage_link", "employer_password_reset"}:
         assert not bulk & set(listed)
     else:
         assert bulk <= set(listed)

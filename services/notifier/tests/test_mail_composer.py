@@ -2,7 +2,7 @@
 
 import email
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default
 
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hwcollab_common.clock import FixedClock
 from hwcollab_notifier.mail.composer import DIGEST_LIMIT, EmailComposer, OutgoingEmail
 from hwcollab_notifier.mail.mime import clean_header_text
+from hwcollab_schemas.events import AccountEmailKind
 
 from .mail_examples import opening, recipient
 
@@ -265,6 +266,70 @@ def test_manage_link_email(composer: EmailComposer, already_subscribed: bool) ->
     assert url in text
     assert ("already subscribed" in text) is already_subscribed
     assert "100 Main Street" in text
+
+
+ACCOUNT_URL = "http://jobs.example:8002/account/link?token=T"
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "subject", "says"),
+    [
+        ("verify_signup", ACCOUNT_URL, "Confirm your HWcollab employer account", "48 hours"),
+        ("already_registered", None, "You already have an HWcollab employer account", "Sign in"),
+        ("password_reset", ACCOUNT_URL, "Reset your HWcollab employer password", "30 minutes"),
+        (
+            "email_change_confirm",
+            ACCOUNT_URL,
+            "Confirm your new HWcollab contact email",
+            "24 hours",
+        ),
+        ("email_change_notice", None, "Your HWcollab contact email is being changed", "change"),
+    ],
+)
+def test_employer_account_emails(
+    composer: EmailComposer, kind: AccountEmailKind, url: str | None, subject: str, says: str
+) -> None:
+    lives = {"verify_signup": 48 * 60, "password_reset": 30, "email_change_confirm": 24 * 60}
+    expires_at = NOW + timedelta(minutes=lives[kind]) if kind in lives else None
+    sent = composer.employer_account(
+        request_id="event-1",
+        employer_id="e-1",
+        email="hr@cmcp.example",
+        organization_name="Central Mass Care Partners",
+        kind=kind,
+        url=url,
+        expires_at=expires_at,
+    )
+    message = parse(sent)
+    assert (sent.kind, sent.to, message["Subject"]) == (
+        f"employer_{kind}",
+        "hr@cmcp.example",
+        subject,
+    )
+    assert message["List-Unsubscribe"] is None  # transactional
+    assert sent.subscriber_id == "employer:e-1"  # no subscriber's id: bounces touch nobody
+    assert re.fullmatch(rf"<employer_{kind}\.[0-9a-f]{{32}}@hwcollab\.example>", sent.message_id)
+    text, html = bodies(message)
+    for body in (text, html):
+        assert "Central Mass Care Partners" in body
+        assert says in body
+        assert "100 Main Street" in body
+    if url is None:
+        assert "http://jobs.example:8002/login" in text
+        assert 'href="http://jobs.example:8002/forgot-password"' in html
+    else:
+        assert url in text
+        assert f'href="{url}"' in html
+    again = composer.employer_account(
+        request_id="event-1",
+        employer_id="e-1",
+        email="hr@cmcp.example",
+        organization_name="Central Mass Care Partners",
+        kind=kind,
+        url=url,
+        expires_at=expires_at,
+    )
+    assert again.message_id == sent.message_id  # a redelivered request is the same email
 
 
 def test_bulletin_markdown_is_rendered_and_sanitized(composer: EmailComposer) -> None:

@@ -10,7 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import TypeVar
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hwcollab_common.clock import Clock
@@ -28,6 +28,7 @@ from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web import mount_static
 from hwcollab_common.web.security import SecurityHeaders
 from hwcollab_employer import (
+    account_pages,
     api,
     dashboard,
     errors,
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         clock=runtime.clock,
         passwords=Passwords(),
         auto_approve=settings.employer_approval == "auto",
+        public_url=settings.employer_public_url,
+        signer=runtime.signer,
     )
     context = employer_context(settings, service=service, clock=runtime.clock)
     reach = NotifierReach(
@@ -136,6 +139,8 @@ def build_app(
         summary="Employer accounts, Find a Local Employer, openings and their reach.",
         version="1.0.0",
         lifespan=lifespan,
+        # Every page reads the session cookie; this ends those of an older session version.
+        dependencies=[Depends(web.check_session)],
     )
     app.state.employer = context
     install_http_basics(app)
@@ -146,6 +151,7 @@ def build_app(
     app.include_router(operators_api.router)
     app.include_router(feeds.router)
     app.include_router(pages.router)
+    app.include_router(account_pages.router)
     app.include_router(dashboard.router)
     app.include_router(reach_form.router)
     app.include_router(operator_pages.router)

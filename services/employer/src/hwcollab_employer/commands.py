@@ -23,11 +23,11 @@ from pydantic import (
 )
 
 from hwcollab_common.geo import lookup_zip
+from hwcollab_employer.password_rules import NewPassword
 from hwcollab_schemas import taxonomy
 
 TITLE_MAX = 120
 DESCRIPTION_MAX = 5000
-PASSWORD_MIN = 12
 EXTERNAL_ID_MAX = 200
 # An employer's own reference for an opening (its ATS's requisition id): printable ASCII without
 # spaces or slashes, and with a letter or digit (never "." or ".."), so that it can stand in a URL
@@ -181,7 +181,7 @@ class ProfileFields(BaseModel):
 
 class EmployerSignup(ProfileFields):
     contact_email: EmailStr = Field(max_length=320)
-    password: Annotated[str, Field(min_length=PASSWORD_MIN, max_length=256)]
+    password: NewPassword
 
 
 class ProfilePatch(BaseModel):
@@ -199,6 +199,45 @@ class ProfilePatch(BaseModel):
 
 class Credentials(BaseModel):
     email: Annotated[str, Field(max_length=320)]
+    password: Annotated[str, Field(max_length=256)]
+
+
+LinkToken = Annotated[str, Field(min_length=1, max_length=200, description="The link's `token`")]
+
+
+class PasswordResetRequest(BaseModel):
+    """``POST /api/employers/password-reset``: the contact email of the account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+
+
+class PasswordResetConfirmation(BaseModel):
+    """``POST /api/employers/password-reset/confirm``: the emailed link's token and the new
+    password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: LinkToken
+    password: NewPassword
+
+
+class PasswordChange(BaseModel):
+    """``POST /api/employers/me/password``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, Field(max_length=256)]
+    new_password: NewPassword
+
+
+class EmailChange(BaseModel):
+    """``POST /api/employers/me/email``: the new contact email, and the password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_email: EmailStr = Field(max_length=320)
     password: Annotated[str, Field(max_length=256)]
 
 

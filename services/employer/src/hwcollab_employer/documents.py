@@ -10,7 +10,7 @@ from hwcollab_common.mongo import Document
 from hwcollab_employer.commands import OpeningFields
 from hwcollab_employer.domain import Employer, Opening, Place
 from hwcollab_employer.idempotency import IdempotencyClaim, IdempotencyRecord, StoredAnswer
-from hwcollab_employer.ports import ApiKeyRecord
+from hwcollab_employer.ports import ApiKeyRecord, PasswordResetRecord
 
 
 def point(place: Place) -> Document:
@@ -59,6 +59,7 @@ def employer_document(employer: Employer) -> Document:
         "updated_at": employer.updated_at,
         "approved_at": employer.approved_at,
         "moderation_reason": employer.moderation_reason,
+        "session_version": employer.session_version,
     }
 
 
@@ -81,6 +82,7 @@ def employer_from(document: Document) -> Employer:
         updated_at=document["updated_at"],
         approved_at=document.get("approved_at"),
         moderation_reason=document.get("moderation_reason"),
+        session_version=document.get("session_version", 1),
     )
 
 
@@ -170,6 +172,24 @@ def idempotency_from(document: Document) -> IdempotencyRecord:
             fingerprint=document["fingerprint"],
         ),
         answer=StoredAnswer(status=document["status"], body=dict(document["body"])),
+        created_at=document["created_at"],
+        expires_at=document["expires_at"],
+    )
+
+
+def password_reset_document(record: PasswordResetRecord) -> Document:
+    return {
+        "_id": record.token_hash,
+        "employer_id": record.employer_id,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+    }
+
+
+def password_reset_from(document: Document) -> PasswordResetRecord:
+    return PasswordResetRecord(
+        token_hash=document["_id"],
+        employer_id=document["employer_id"],
         created_at=document["created_at"],
         expires_at=document["expires_at"],
     )

@@ -22,7 +22,9 @@ from hwcollab_schemas.events import (
     OpeningTakenDownPayload,
 )
 
-EmployerStatus = Literal["pending", "approved", "suspended", "rejected"]
+EmployerStatus = Literal["unverified", "pending", "approved", "suspended", "rejected"]
+"""``unverified``: signed up, contact email not confirmed yet. Such an account cannot sign in,
+is never listed and is in no event: the rest of the product meets it when it is verified."""
 OpeningStatus = Literal["open", "closed"]
 CloseReason = Literal["closed", "expired", "taken_down"]
 
@@ -79,10 +81,17 @@ class Employer:
     approved_at: datetime | None = None
     moderation_reason: str | None = None
     """Why an operator rejected, suspended or reinstated the employer (shown to it)."""
+    session_version: int = 1
+    """Raised by every password reset or change: sessions and access tokens of an older version
+    no longer count (API keys are not sessions and keep working)."""
 
     @property
     def approved(self) -> bool:
         return self.status == "approved"
+
+    @property
+    def verified(self) -> bool:
+        return self.status != "unverified"
 
     def moderation(self) -> EmployerModeration:
         return EmployerModeration(
@@ -142,7 +151,20 @@ def register_employer(
     zip_place: ZipPlace,
     auto_approve: bool,
     now: datetime,
+    verified: bool = True,
 ) -> Employer:
+    """A new account: ``unverified`` until its contact email is confirmed (a sign-up), or
+    verified at once (created by an operator), then approved or pending as configured."""
+    if not verified:
+        employer = register_employer(
+            signup,
+            employer_id=employer_id,
+            password_hash=password_hash,
+            zip_place=zip_place,
+            auto_approve=False,
+            now=now,
+        )
+        return replace(employer, status="unverified")
     return Employer(
         employer_id=employer_id,
         version=1,
@@ -158,6 +180,43 @@ def register_employer(
         created_at=now,
         updated_at=now,
         approved_at=now if auto_approve else None,
+    )
+
+
+def signed_up_again(
+    employer: Employer,
+    signup: EmployerSignup,
+    *,
+    password_hash: str,
+    zip_place: ZipPlace,
+    now: datetime,
+) -> Employer:
+    """A new sign-up with the address of an account not verified yet replaces its details and
+    password: whoever confirms the address gets the account as they entered it, and the links
+    sent before stop working (they carry the older session version)."""
+    assert not employer.verified
+    return replace(
+        employer,
+        organization_name=signup.organization_name,
+        password_hash=password_hash,
+        website=signup.website,
+        description=signup.description,
+        phone=signup.phone,
+        place=place_of(signup, zip_place),
+        settings=tuple(signup.settings),
+        session_version=employer.session_version + 1,
+        updated_at=now,
+    )
+
+
+def verify(employer: Employer, *, auto_approve: bool, now: datetime) -> Employer:
+    """The contact email is confirmed: approved at once or waiting for an operator."""
+    assert not employer.verified
+    return replace(
+        employer,
+        status="approved" if auto_approve else "pending",
+        approved_at=now if auto_approve else None,
+        updated_at=now,
     )
 
 
@@ -225,6 +284,22 @@ def _moderated(
         moderation_reason=reason,
         updated_at=now,
     )
+
+
+def with_password(employer: Employer, *, password_hash: str, now: datetime) -> Employer:
+    """A new password: every session signed in with the old one ends (the profile, and so its
+    ``version``, is unchanged)."""
+    return replace(
+        employer,
+        password_hash=password_hash,
+        session_version=employer.session_version + 1,
+        updated_at=now,
+    )
+
+
+def with_contact_email(employer: Employer, email: str, *, now: datetime) -> Employer:
+    """The confirmed new contact email (not part of the published profile)."""
+    return replace(employer, contact_email=email_key(email), updated_at=now)
 
 
 @dataclass(frozen=True, slots=True)

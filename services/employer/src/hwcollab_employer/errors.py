@@ -78,7 +78,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return _answer(request, 409, str(error) or MESSAGES[409])
 
     async def email_taken(request: Request, _: Exception) -> Response:
-        return _answer(request, 409, "An account with this email already exists; sign in instead.")
+        return _answer(request, 409, "An account with this email already exists.")
 
     async def sign_in_first(_: Request, __: Exception) -> Response:
         return web.redirect("/login")

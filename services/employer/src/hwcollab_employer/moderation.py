@@ -48,6 +48,8 @@ class OperatorDecisions:
                 return current, []
             if current.status == "suspended":
                 raise ConflictError("this employer is suspended; reinstate it instead")
+            if not current.verified:
+                raise ConflictError("this employer has not confirmed its email address yet")
             approved = domain.approve(current, now=self._clock.now())
             await self._repository.save_employer(approved, session=session)
             events = [self._event(EmployerApproved, approved.profile())]

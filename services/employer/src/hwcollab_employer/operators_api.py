@@ -9,8 +9,8 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel
 
 from hwcollab_common.openapi import error_responses
-from hwcollab_employer.api import OPERATORS, OpeningId, require_admin
-from hwcollab_employer.commands import ModerationReason, ReinstatementNote
+from hwcollab_employer.api import OPERATORS, SIGNUP_EXAMPLE, OpeningId, require_admin
+from hwcollab_employer.commands import EmployerSignup, ModerationReason, ReinstatementNote
 from hwcollab_employer.context import Context
 from hwcollab_employer.resources import EmployerMe, Moderated, OwnOpening, Registered
 
@@ -27,6 +27,28 @@ ReasonBody = Annotated[
 
 def _cannot_now(what: str) -> dict[int | str, dict[str, Any]]:
     return error_responses(409, s409=what)
+
+
+@router.post(
+    "/admin/employers",
+    status_code=201,
+    tags=["operators"],
+    summary="Create an employer account (operators)",
+    description="The sign-up body; the contact email counts as confirmed (the operator vouches "
+    "for it), so the account can sign in at once. Approved at once or pending, as "
+    "`EMPLOYER_APPROVAL` says; publishes `employer.registered` (and `employer.approved`). For "
+    "onboarding by hand, demo data and tests; employers sign up themselves with `POST "
+    "/api/employers`.",
+    dependencies=[Depends(require_admin)],
+    responses=OPERATORS
+    | error_responses(400, 413, 409, s409="An account with this email already exists."),
+)
+async def create_employer(
+    context: Context,
+    signup: Annotated[EmployerSignup, Body(openapi_examples={"signup": {"value": SIGNUP_EXAMPLE}})],
+) -> Registered:
+    employer = await context.service.create_employer(signup)
+    return Registered(employer_id=employer.employer_id, status=employer.status)
 
 
 @router.post(

@@ -13,11 +13,12 @@ from hwcollab_common.emails import email_key
 from hwcollab_common.ratelimit import client_ip
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
+from hwcollab_employer.api import SIGNUP_ACCEPTED
 from hwcollab_employer.commands import EmployerSignup
 from hwcollab_employer.context import Context
 from hwcollab_employer.discovery import gone, job_posting, job_posting_script
 from hwcollab_employer.domain import InvalidFieldsError, NotFoundError
-from hwcollab_employer.handlers import EmailTakenError
+from hwcollab_employer.handlers import UNVERIFIED
 from hwcollab_employer.listing import (
     BoardQuery,
     DirectoryQuery,
@@ -213,14 +214,12 @@ async def signup(request: Request, context: Context) -> Response:
     except ValidationError as error:
         errors = {name.removeprefix("address."): msg for name, msg in field_errors(error).items()}
     else:
-        try:
-            employer = await context.service.register(signup_command)
-        except EmailTakenError:
-            errors = {"contact_email": "An account with this email already exists. Sign in."}
-        else:
-            response = web.redirect("/dashboard")
-            web.sign_in(response, context, employer.employer_id)
-            return response
+        limit = context.settings.signup_rate_limit
+        context.limiter.hit(limit, "signup-email", email_key(str(signup_command.contact_email)))
+        await context.service.sign_up(signup_command)
+        # The same page for a new address and one that has an account (its email says so).
+        sent = {"page_title": "Check your inbox", "message": SIGNUP_ACCEPTED}
+        return web.render(request, context, who, "employer/signup_sent.html", sent, status_code=202)
     values = {
         "page_title": "Create an employer account",
         "form": entered,
@@ -252,8 +251,11 @@ async def login(request: Request, context: Context) -> Response:
     if employer is None:
         values = {"page_title": "Sign in", "email": email, "failure": LOGIN_FAILED}
         return web.render(request, context, who, "employer/login.html", values, status_code=401)
+    if not employer.verified:
+        values = {"page_title": "Sign in", "email": email, "failure": UNVERIFIED}
+        return web.render(request, context, who, "employer/login.html", values, status_code=403)
     response = web.redirect("/dashboard")
-    web.sign_in(response, context, employer.employer_id)
+    web.sign_in(response, context, employer)
     return response
 
 

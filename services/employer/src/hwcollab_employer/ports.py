@@ -47,15 +47,26 @@ class ApiKeyRecord:
     last_used_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordResetRecord:
+    """One "Forgot your password?" link: only the SHA-256 of its token is kept."""
+
+    token_hash: str
+    employer_id: str
+    created_at: datetime
+    expires_at: datetime
+
+
 class EmployerRepository(Protocol):
     async def add_employer(self, employer: Employer, *, session: Tx) -> None:
         """Raises :class:`DuplicateEmailError` when the contact email is taken."""
 
     async def get_employer(self, employer_id: str, *, session: Tx = None) -> Employer | None: ...
 
-    async def employer_by_email(self, email: str) -> Employer | None: ...
+    async def employer_by_email(self, email: str, *, session: Tx = None) -> Employer | None: ...
 
-    async def save_employer(self, employer: Employer, *, session: Tx) -> None: ...
+    async def save_employer(self, employer: Employer, *, session: Tx) -> None:
+        """Raises :class:`DuplicateEmailError` when another account has its contact email."""
 
     async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
         """Employers in ``status``, oldest first (for operators)."""
@@ -110,6 +121,20 @@ class EmployerRepository(Protocol):
     async def api_key(self, key_id: str) -> ApiKeyRecord | None: ...
 
     async def revoke_api_key(self, employer_id: str, key_id: str, *, now: datetime) -> bool: ...
+
+    async def add_password_reset(self, record: PasswordResetRecord, *, session: Tx) -> None: ...
+
+    async def password_reset(self, token_hash: str, *, now: datetime) -> PasswordResetRecord | None:
+        """The reset of this token hash when it has not expired (nothing is consumed)."""
+
+    async def take_password_reset(
+        self, token_hash: str, *, now: datetime, session: Tx
+    ) -> PasswordResetRecord | None:
+        """Remove and return the unexpired reset of this token hash (None when there is none):
+        of two requests with one token, only one gets it."""
+
+    async def drop_password_resets(self, employer_id: str, *, session: Tx) -> None:
+        """Every reset link of the employer stops working."""
 
     async def count_reach(self, counts: Mapping[str, int], *, session: Tx) -> None:
         """Add ``counts`` (opening id → subscribers newly told of it) to the openings' reach; one

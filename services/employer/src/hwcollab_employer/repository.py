@@ -26,6 +26,8 @@ from hwcollab_employer.documents import (
     idempotency_id,
     opening_document,
     opening_from,
+    password_reset_document,
+    password_reset_from,
 )
 from hwcollab_employer.domain import ConflictError, Employer, Opening
 from hwcollab_employer.idempotency import IdempotencyRecord
@@ -42,6 +44,7 @@ from hwcollab_employer.ports import (
     DuplicateEmailError,
     DuplicateExternalIdError,
     IdempotencyKeyTakenError,
+    PasswordResetRecord,
     Tx,
 )
 
@@ -79,6 +82,7 @@ class MongoEmployerRepository:
         self._openings = database["openings"]
         self._api_keys = database["api_keys"]
         self._idempotency = database["idempotency_keys"]
+        self._password_resets = database["password_resets"]
 
     async def ensure_indexes(self) -> None:
         """Create the indexes that do not exist yet (so that a restart never trips on them)."""
@@ -109,6 +113,12 @@ class MongoEmployerRepository:
             # Kept answers to idempotent posts go 24 hours after they were given.
             (self._idempotency, [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)]),
             (self._api_keys, [IndexModel([("employer_id", ASCENDING)])]),
+            # Reset links go 30 minutes after they were made. Only read by _id; removing an
+            # employer's others scans this small collection rather than pay for an index.
+            (
+                self._password_resets,
+                [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+            ),
         ]
         for collection, indexes in wanted:
             existing = set(await collection.index_information())
@@ -139,20 +149,46 @@ class MongoEmployerRepository:
         document = await self._employers.find_one({"_id": employer_id}, session=session)
         return employer_from(document) if document else None
 
-    async def employer_by_email(self, email: str) -> Employer | None:
-        document = await self._employers.find_one({"contact_email": email})
+    async def employer_by_email(self, email: str, *, session: Tx = None) -> Employer | None:
+        document = await self._employers.find_one({"contact_email": email}, session=session)
         return employer_from(document) if document else None
 
     async def save_employer(self, employer: Employer, *, session: Tx) -> None:
         changes = employer_document(employer)
         del changes["_id"]
-        await self._employers.update_one(
-            {"_id": employer.employer_id}, {"$set": changes}, session=session
-        )
+        try:
+            await self._employers.update_one(
+                {"_id": employer.employer_id}, {"$set": changes}, session=session
+            )
+        except DuplicateKeyError as error:  # a new contact email another account has
+            raise DuplicateEmailError(employer.contact_email) from error
 
     async def employers_with_status(self, status: str, *, limit: int) -> list[Employer]:
         cursor = self._employers.find({"status": status}).sort("created_at", ASCENDING).limit(limit)
         return [employer_from(document) async for document in cursor]
+
+    # --- password resets ---------------------------------------------------------------------
+
+    async def add_password_reset(self, record: PasswordResetRecord, *, session: Tx) -> None:
+        await self._password_resets.insert_one(password_reset_document(record), session=session)
+
+    async def password_reset(self, token_hash: str, *, now: datetime) -> PasswordResetRecord | None:
+        # A record past expires_at that the TTL monitor has not removed yet counts as gone.
+        document = await self._password_resets.find_one(
+            {"_id": token_hash, "expires_at": {"$gt": now}}
+        )
+        return password_reset_from(document) if document else None
+
+    async def take_password_reset(
+        self, token_hash: str, *, now: datetime, session: Tx
+    ) -> PasswordResetRecord | None:
+        document = await self._password_resets.find_one_and_delete(
+            {"_id": token_hash, "expires_at": {"$gt": now}}, session=session
+        )
+        return password_reset_from(document) if document else None
+
+    async def drop_password_resets(self, employer_id: str, *, session: Tx) -> None:
+        await self._password_resets.delete_many({"employer_id": employer_id}, session=session)
 
     # --- openings ----------------------------------------------------------------------------
 

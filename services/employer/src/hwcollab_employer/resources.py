@@ -17,6 +17,13 @@ class Registered(BaseModel):
     status: str
 
 
+class Accepted(BaseModel):
+    """An answer that says the same whatever the address (so it tells nobody whether an account
+    uses it)."""
+
+    detail: str
+
+
 class Moderated(Registered):
     """An operator's decision on an employer, as the employer is shown it."""
 

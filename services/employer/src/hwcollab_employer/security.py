@@ -47,6 +47,7 @@ class _Claims:
     subject: str
     expires_at: datetime
     csrf: str | None
+    session_version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,15 @@ class Session:
     employer_id: str
     csrf_token: str
     expires_at: datetime
+    session_version: int = 1
+    """The employer's ``session_version`` when it signed in: a password reset or change raises
+    it, which ends every session (and access token) of an older one."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    employer_id: str
+    session_version: int
 
 
 class TokenAuthority:
@@ -80,27 +90,34 @@ class TokenAuthority:
         self.access_ttl = access_ttl
         self.session_ttl = session_ttl
 
-    def issue_access_token(self, employer_id: str) -> str:
-        token, _ = self._access.sign({"sub": employer_id}, ttl=self.access_ttl)
+    def issue_access_token(self, employer_id: str, *, session_version: int = 1) -> str:
+        token, _ = self._access.sign(
+            {"sub": employer_id, "sv": session_version}, ttl=self.access_ttl
+        )
         return token
 
     def access_token_subject(self, token: str) -> str | None:
         """The employer id of a valid, unexpired access token; None otherwise."""
-        claims = self._load(self._access, token)
-        return claims.subject if claims else None
+        claims = self.read_access_token(token)
+        return claims.employer_id if claims else None
 
-    def issue_session(self, employer_id: str) -> tuple[str, Session]:
+    def read_access_token(self, token: str) -> AccessClaims | None:
+        """Whose a valid, unexpired access token is, and of which session version."""
+        claims = self._load(self._access, token)
+        return AccessClaims(claims.subject, claims.session_version) if claims else None
+
+    def issue_session(self, employer_id: str, *, session_version: int = 1) -> tuple[str, Session]:
         csrf = secrets.token_urlsafe(24)
         cookie, expires = self._session.sign(
-            {"sub": employer_id, "csrf": csrf}, ttl=self.session_ttl
+            {"sub": employer_id, "csrf": csrf, "sv": session_version}, ttl=self.session_ttl
         )
-        return cookie, Session(employer_id, csrf, expires)
+        return cookie, Session(employer_id, csrf, expires, session_version)
 
     def read_session(self, cookie: str | None) -> Session | None:
         claims = self._load(self._session, cookie)
         if claims is None or not claims.csrf:
             return None
-        return Session(claims.subject, claims.csrf, claims.expires_at)
+        return Session(claims.subject, claims.csrf, claims.expires_at, claims.session_version)
 
     def issue_operator_session(self) -> tuple[str, str]:
         """(cookie value, CSRF token) of an operator signed in on the operator page with the
@@ -139,7 +156,11 @@ class TokenAuthority:
         subject, csrf = data.get("sub"), data.get("csrf")
         if not isinstance(subject, str) or not subject:
             return None
-        return _Claims(subject, expires_at, csrf if isinstance(csrf, str) else None)
+        # Sessions and tokens issued before session versions existed are of version 1.
+        version = data.get("sv", 1)
+        if not isinstance(version, int) or isinstance(version, bool):
+            return None
+        return _Claims(subject, expires_at, csrf if isinstance(csrf, str) else None, version)
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:
@@ -177,6 +198,17 @@ def api_key_id(secret: str) -> str | None:
     if not sep or not rest or len(key_id) != 12:
         return None
     return key_id
+
+
+def new_link_token() -> tuple[str, str]:
+    """(token for the link, its SHA-256 hex digest to store): 256 random bits, so a fast hash
+    is right, as for API keys; the database never holds a usable token."""
+    token = secrets.token_urlsafe(32)
+    return token, link_token_hash(token)
+
+
+def link_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def constant_time_equal(a: str, b: str) -> bool:

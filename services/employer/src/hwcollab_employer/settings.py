@@ -25,6 +25,8 @@ class Settings(ServiceSettings):
     login_rate_limit: str = "10/minute"
     signup_rate_limit: str = "30/hour"
     write_rate_limit: str = "120/minute"
+    # "Forgot your password?": per client address and per email address asked about.
+    password_reset_rate_limit: str = "5/hour"  # noqa: S105 - a limit, not a secret
     # Reach estimates: per employer (a form asks again as it changes, a little after each edit).
     estimate_rate_limit: str = "60/minute"
     # The notifier's internal reach endpoint (base URL), its token, and how long to wait for it.

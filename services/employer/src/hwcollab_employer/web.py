@@ -1,9 +1,11 @@
 """What every HTML page shares: templates, the signed-in session cookie and CSRF checks.
 
-Sessions: ``hwcollab_employer_session`` holds a signed, expiring session (employer id + its CSRF
-token). Before signing in, ``hwcollab_employer_csrf`` holds a signed CSRF token for the sign-up
-and sign-in forms. Both cookies are HttpOnly, SameSite=Lax, and Secure when the public URL is https.
-Every form POST carries ``csrf_token``, checked against the cookie's.
+Sessions: ``hwcollab_employer_session`` holds a signed, expiring session (employer id, its CSRF
+token and the employer's session version when it signed in: a password reset or change raises the
+version, and :func:`check_session`, run before every route, ends older sessions). Before signing
+in, ``hwcollab_employer_csrf`` holds a signed CSRF token for the sign-up and sign-in forms. Both
+cookies are HttpOnly, SameSite=Lax, and Secure when the public URL is https. Every form POST
+carries ``csrf_token``, checked against the cookie's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.datastructures import FormData
 
 from hwcollab_common.web import templates as shared_templates
 from hwcollab_employer.context import EmployerContext
+from hwcollab_employer.domain import Employer
 from hwcollab_employer.security import Session, csrf_matches
 from hwcollab_schemas import taxonomy
 
@@ -93,9 +96,20 @@ class Visitor:
         return self.session.employer_id if self.session else None
 
 
-def visitor(request: Request, context: EmployerContext) -> Visitor:
+async def check_session(request: Request) -> None:
+    """Before every route: whether the request's session is of the employer's current session
+    version (one read by id). :func:`visitor` counts no other session as signed in."""
+    context: EmployerContext = request.app.state.employer
     session = context.tokens.read_session(request.cookies.get(SESSION_COOKIE))
     if session is not None:
+        current = await context.service.session_version(session.employer_id)
+        request.state.current_session = current == session.session_version
+
+
+def visitor(request: Request, context: EmployerContext) -> Visitor:
+    session = context.tokens.read_session(request.cookies.get(SESSION_COOKIE))
+    # Unchecked (no route matched) counts as ended too.
+    if session is not None and getattr(request.state, "current_session", False):
         return Visitor(session, session.csrf_token)
     token = context.tokens.read_anonymous_csrf(request.cookies.get(CSRF_COOKIE))
     if token is not None:
@@ -167,8 +181,10 @@ def set_cookie(
     )
 
 
-def sign_in(response: Response, context: EmployerContext, employer_id: str) -> None:
-    cookie, _ = context.tokens.issue_session(employer_id)
+def sign_in(response: Response, context: EmployerContext, employer: Employer) -> None:
+    cookie, _ = context.tokens.issue_session(
+        employer.employer_id, session_version=employer.session_version
+    )
     set_cookie(
         response,
         context,

@@ -34,6 +34,7 @@ from hwcollab_notifier.postman import Mailer, Outgoing, Postman
 from hwcollab_notifier.settings import Settings
 from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
+    AccountEmailRequestedPayload,
     ConfirmationRequestedPayload,
     ManageLinkRequestedPayload,
     OpeningDetails,
@@ -315,9 +316,9 @@ class Deliveries:
         return outcomes
 
     async def link(self, request_ids: Sequence[str]) -> list[str]:
-        """Confirmation and manage-link emails the subscriber service asked for (stored by the
-        read model): sent once each, whatever the reader's status — these are the links that
-        change it."""
+        """Confirmation and manage-link emails the subscriber service asked for, and account
+        emails the employer service asked for (stored by the read model): sent once each,
+        whatever the reader's status — these are the links that change it."""
         requests = await self._store.link_requests_by_id(request_ids)
         now = self._clock.now()
         outcome: dict[str, str] = {}
@@ -339,6 +340,17 @@ class Deliveries:
         return once_each(request_ids, outcome.__getitem__)
 
     def _link_email(self, request: Document) -> OutgoingEmail:
+        if "employer_id" in request:
+            account = AccountEmailRequestedPayload.model_validate(request["payload"])
+            return self._composer.employer_account(
+                request_id=str(request["_id"]),
+                employer_id=account.employer_id,
+                email=account.email,
+                organization_name=account.organization_name,
+                kind=account.kind,
+                url=account.url,
+                expires_at=account.expires_at,
+            )
         if request["kind"] == "confirmation":
             confirm = ConfirmationRequestedPayload.model_validate(request["payload"])
             return self._composer.confirmation(

@@ -1,5 +1,6 @@
 """Use cases driven by events: keep the read model, announce openings, request welcome emails,
-and queue the confirmation and manage-link emails the subscriber service asks for."""
+and queue the confirmation and manage-link emails the subscriber service asks for and the account
+emails the employer service asks for."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from hwcollab_notifier.announce import Announcer
 from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
 from hwcollab_notifier.jobs import JobQueue
 from hwcollab_notifier.ledger import LINK_REQUEST_LIFETIME
+from hwcollab_notifier.mail.composer import EMPLOYER_KINDS, employer_recipient
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_schemas import Event
 from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
+    EmployerAccountEmailRequested,
     EmployerApproved,
     EmployerRegistered,
     EmployerReinstated,
@@ -43,23 +46,41 @@ __all__ = ["Announcer", "ReadModel", "link_request"]
 log = logging.getLogger(__name__)
 
 
-def link_request(
-    event: SubscriberConfirmationRequested | SubscriberManageLinkRequested,
-    *,
-    request_id: str,
-    now: datetime,
-) -> dict[str, object]:
-    """The stored form of a link email request (``link_requests``)."""
-    kind = "confirmation" if isinstance(event, SubscriberConfirmationRequested) else "manage_link"
+LinkEmailEvent = (
+    SubscriberConfirmationRequested | SubscriberManageLinkRequested | EmployerAccountEmailRequested
+)
+
+
+def link_request(event: LinkEmailEvent, *, request_id: str, now: datetime) -> dict[str, object]:
+    """The stored form of a link email request (``link_requests``). An employer's account email
+    names its employer instead of a subscriber, and is dropped unsent once its link has expired."""
+    expires_at = now + LINK_REQUEST_LIFETIME
+    owner: dict[str, object]
+    if isinstance(event, EmployerAccountEmailRequested):
+        kind: str = EMPLOYER_KINDS[event.payload.kind]
+        owner = {"employer_id": event.payload.employer_id}
+        if event.payload.expires_at is not None:
+            expires_at = min(expires_at, event.payload.expires_at)
+    else:
+        confirming = isinstance(event, SubscriberConfirmationRequested)
+        kind = "confirmation" if confirming else "manage_link"
+        owner = {"subscriber_id": event.payload.subscriber_id}
     return {
         "_id": request_id,
         "kind": kind,
-        "subscriber_id": event.payload.subscriber_id,
+        **owner,
         "payload": event.payload.model_dump(mode="json"),
         "status": "pending",
         "requested_at": now,
-        "expires_at": now + LINK_REQUEST_LIFETIME,
+        "expires_at": expires_at,
     }
+
+
+def recipient_of(event: LinkEmailEvent) -> str:
+    """Whom a link email's delivery job is for (its key on the delivery topic)."""
+    if isinstance(event, EmployerAccountEmailRequested):
+        return employer_recipient(event.payload.employer_id)
+    return event.payload.subscriber_id
 
 
 class ReadModel:
@@ -101,14 +122,13 @@ class ReadModel:
         elif isinstance(event, SubscriberConfirmationRequested | SubscriberManageLinkRequested):
             await self._link_email(event)
 
-    async def _link_email(
-        self, event: SubscriberConfirmationRequested | SubscriberManageLinkRequested
-    ) -> None:
+    async def _link_email(self, event: LinkEmailEvent) -> None:
         """Stored, then handed to the delivery consumers like every other email: an SMTP outage
-        delays this email, not the events behind it on the subscriber's partition."""
+        delays this email, not the events behind it on the subscriber's (or employer's)
+        partition."""
         now = self._runtime.clock.now()
         request_id = str(event.event_id)
-        subscriber_id = event.payload.subscriber_id
+        subscriber_id = recipient_of(event)
 
         async def work(session: AsyncClientSession) -> None:
             await self._repo.save_link_request(
@@ -210,6 +230,9 @@ class ReadModel:
     # --- employers and openings ---------------------------------------------------------------
 
     async def on_employer(self, event: Event) -> None:
+        if isinstance(event, EmployerAccountEmailRequested):
+            await self._link_email(event)
+            return
         # A suspension or rejection is the employer's new status: deliveries and digests read it
         # just before sending, so queued emails of its openings are dropped from then on. A
         # reinstatement announces its openings again, which tells only readers never told: the

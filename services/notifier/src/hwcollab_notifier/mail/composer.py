@@ -8,6 +8,7 @@ link here: no database work, one HMAC per link. No tracking pixel."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -36,9 +37,21 @@ from hwcollab_notifier.mail.mime import (
 )
 from hwcollab_notifier.mail.signing import DkimSigner
 from hwcollab_notifier.mail.views import OpeningView, Recipient
+from hwcollab_schemas.events import AccountEmailKind
 
 EmailKind = Literal[
-    "immediate", "digest", "welcome", "confirmation", "manage_link", "bulletin", "still_interested"
+    "immediate",
+    "digest",
+    "welcome",
+    "confirmation",
+    "manage_link",
+    "bulletin",
+    "still_interested",
+    "employer_verify_signup",
+    "employer_already_registered",
+    "employer_password_reset",
+    "employer_email_change_confirm",
+    "employer_email_change_notice",
 ]
 KINDS: tuple[EmailKind, ...] = (
     "immediate",
@@ -48,7 +61,36 @@ KINDS: tuple[EmailKind, ...] = (
     "manage_link",
     "bulletin",
     "still_interested",
+    "employer_verify_signup",
+    "employer_already_registered",
+    "employer_password_reset",
+    "employer_email_change_confirm",
+    "employer_email_change_notice",
 )
+EMPLOYER_KINDS: Mapping[AccountEmailKind, EmailKind] = {
+    "verify_signup": "employer_verify_signup",
+    "already_registered": "employer_already_registered",
+    "password_reset": "employer_password_reset",
+    "email_change_confirm": "employer_email_change_confirm",
+    "email_change_notice": "employer_email_change_notice",
+}
+EMPLOYER_SUBJECTS: Mapping[AccountEmailKind, str] = {
+    "verify_signup": "Confirm your HWcollab employer account",
+    "already_registered": "You already have an HWcollab employer account",
+    "password_reset": "Reset your HWcollab employer password",
+    "email_change_confirm": "Confirm your new HWcollab contact email",
+    "email_change_notice": "Your HWcollab contact email is being changed",
+}
+EMPLOYER_RECIPIENT_PREFIX = "employer:"
+"""Account emails are recorded under ``employer:<employer id>`` where subscribers' emails have
+the subscriber id: no subscriber has such an id, so what the subscriber service does with a
+bounce or complaint (mark the person bounced, unsubscribe them) touches nobody."""
+
+
+def employer_recipient(employer_id: str) -> str:
+    return f"{EMPLOYER_RECIPIENT_PREFIX}{employer_id}"
+
+
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
 DIGEST_LIMIT = 25
 """A digest or welcome email lists at most this many openings, then links to the rest."""
@@ -138,6 +180,18 @@ def _greeting(first_name: str | None) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _time_left(expires_at: datetime | None, *, now: datetime) -> str:
+    """How long a link still works, as a reader takes it in: "30 minutes", "48 hours", "7 days"
+    (rounded up; empty when the link does not expire)."""
+    if expires_at is None:
+        return ""
+    minutes = max(1, math.ceil((expires_at - now).total_seconds() / 60))
+    if minutes <= 120:
+        return _plural(minutes, "minute")
+    hours = math.ceil(minutes / 60)
+    return _plural(hours, "hour") if hours <= 72 else _plural(math.ceil(hours / 24), "day")
 
 
 class EmailComposer:
@@ -331,6 +385,37 @@ class EmailComposer:
             key=keep_url,
             opening_ids=(),
             context={"manage_url": manage_url, "keep_url": keep_url, "pause_date": pause_date},
+        )
+
+    def employer_account(
+        self,
+        *,
+        request_id: str,
+        employer_id: str,
+        email: str,
+        organization_name: str,
+        kind: AccountEmailKind,
+        url: str | None,
+        expires_at: datetime | None = None,
+    ) -> OutgoingEmail:
+        """An email about an employer's account (transactional: no List-Unsubscribe). Key: the
+        request (one email per event of the employer service)."""
+        base = self.employer_public_url
+        return self._compose(
+            EMPLOYER_KINDS[kind],
+            None,
+            to=email,
+            subscriber_id=employer_recipient(employer_id),
+            subject=EMPLOYER_SUBJECTS[kind],
+            key=request_id,
+            opening_ids=(),
+            context={
+                "organization_name": clean_header_text(organization_name),
+                "url": url or "",
+                "link_life": _time_left(expires_at, now=self._clock.now()),
+                "sign_in_url": f"{base}/login",
+                "reset_url": f"{base}/forgot-password",
+            },
         )
 
     def bulletin(
