@@ -309,7 +309,7 @@ async def test_another_employer_cannot_touch_an_opening(service: Running) -> Non
     assert mine.json()[0]["version"] == 1
 
 
-async def test_reach_counts_distinct_subscribers_under_redelivery(
+async def test_reach_counts_each_event_once_under_redelivery(
     service: Running, kafka_bootstrap: str
 ) -> None:
     client = service.client
@@ -339,8 +339,7 @@ async def test_reach_counts_distinct_subscribers_under_redelivery(
     try:
         for event in (
             once,
-            once,
-            sent(a, first["opening_id"]),
+            once,  # redelivered: counted once
             sent(b, *[first["opening_id"], second["opening_id"]]),
         ):
             await producer.send_and_wait(event.topic, event.to_bytes(), key=event.key.encode())
@@ -357,15 +356,16 @@ async def test_reach_counts_distinct_subscribers_under_redelivery(
     assert first_stats.json() == {"opening_id": first["opening_id"], "notified": 2}
     assert second_stats.json()["notified"] == 1
 
-    # A batch of emails counts each pair once, with the pairs counted before, also redelivered.
-    c = f"sub-{uuid.uuid4().hex[:8]}"
+    # A batch of emails counts each of its pairs once (an email naming an opening twice too),
+    # also when it is redelivered.
+    c, d = f"sub-{uuid.uuid4().hex[:8]}", f"sub-{uuid.uuid4().hex[:8]}"
     batch = NotificationBatchSent.create(
         {
             "batch_id": str(uuid.uuid4()),
             "sent": [
-                sent(a, first["opening_id"]).payload,
                 sent(c, first["opening_id"]).payload,
                 sent(c, second["opening_id"]).payload,
+                sent(d, first["opening_id"], first["opening_id"]).payload,
             ],
         },
         producer="notifier",
@@ -386,7 +386,7 @@ async def test_reach_counts_distinct_subscribers_under_redelivery(
     await eventually(batch_counted, timeout=60, what="reach from the batch counted")
     first_stats = await client.get(f"/api/openings/{first['opening_id']}/stats", headers=headers)
     second_stats = await client.get(f"/api/openings/{second['opening_id']}/stats", headers=headers)
-    assert first_stats.json()["notified"] == 3
+    assert first_stats.json()["notified"] == 4
     assert second_stats.json()["notified"] == 2
 
 
