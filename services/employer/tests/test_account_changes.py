@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from hwcollab_employer.handlers import EMAIL_LINK_INVALID, WRONG_CURRENT
+from hwcollab_employer.accounts import EMAIL_LINK_INVALID, WRONG_CURRENT
 from hwcollab_employer.password_rules import TOO_COMMON
 
 from .conftest import ADMIN_HEADERS

@@ -7,9 +7,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from hwcollab_employer.accounts import EmailTakenError
 from hwcollab_employer.commands import EmployerSignup, OpeningFields, OpeningPatch, ProfilePatch
 from hwcollab_employer.domain import ConflictError, ForbiddenError, InvalidFieldsError
-from hwcollab_employer.handlers import EmailTakenError
 from hwcollab_schemas.events import NotificationBatchSent, NotificationSent
 
 

@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from hwcollab_employer.handlers import RESET_LINK_INVALID
+from hwcollab_employer.accounts import RESET_LINK_INVALID
 from hwcollab_employer.password_rules import TOO_COMMON
 from hwcollab_employer.security import link_token_hash
 

@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from hwcollab_employer.handlers import UNVERIFIED, VERIFY_LINK_INVALID
+from hwcollab_employer.accounts import UNVERIFIED, VERIFY_LINK_INVALID
 
 from .conftest import ADMIN_HEADERS
 from .test_pages import _csrf, _signup_form

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from hwcollab_common.ratelimit import client_ip
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
+from hwcollab_employer.accounts import EMAIL_LINK_INVALID, RESET_LINK_INVALID, VERIFY_LINK_INVALID
 from hwcollab_employer.api import RESET_REQUESTED, request_reset_later
 from hwcollab_employer.commands import (
     EmailChange,
@@ -21,11 +22,6 @@ from hwcollab_employer.commands import (
 )
 from hwcollab_employer.context import Context
 from hwcollab_employer.domain import InvalidFieldsError
-from hwcollab_employer.handlers import (
-    EMAIL_LINK_INVALID,
-    RESET_LINK_INVALID,
-    VERIFY_LINK_INVALID,
-)
 
 router = APIRouter(include_in_schema=False)
 

@@ -23,6 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from hwcollab_common.emails import email_key
 from hwcollab_common.openapi import error_responses
 from hwcollab_common.ratelimit import client_ip
+from hwcollab_employer.accounts import (
+    EMAIL_LINK_INVALID,
+    RESET_LINK_INVALID,
+    UNVERIFIED,
+    VERIFY_LINK_INVALID,
+    WRONG_CURRENT,
+)
 from hwcollab_employer.commands import (
     EXTERNAL_ID_MAX,
     EXTERNAL_ID_PATTERN,
@@ -39,13 +46,6 @@ from hwcollab_employer.commands import (
 )
 from hwcollab_employer.context import Context, EmployerContext
 from hwcollab_employer.domain import NotFoundError, Opening
-from hwcollab_employer.handlers import (
-    EMAIL_LINK_INVALID,
-    RESET_LINK_INVALID,
-    UNVERIFIED,
-    VERIFY_LINK_INVALID,
-    WRONG_CURRENT,
-)
 from hwcollab_employer.idempotency import (
     IDEMPOTENCY_HEADER,
     KEY_MAX_LENGTH,

@@ -11,13 +11,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hwcollab_employer import web
+from hwcollab_employer.accounts import EmailTakenError
 from hwcollab_employer.domain import (
     ConflictError,
     ForbiddenError,
     InvalidFieldsError,
     NotFoundError,
 )
-from hwcollab_employer.handlers import EmailTakenError
 from hwcollab_employer.operator_pages import HOME as OPERATOR_HOME
 from hwcollab_employer.operator_pages import OperatorSignInRequiredError
 from hwcollab_employer.reach import NOT_APPROVED_MESSAGE, NotApprovedError
