@@ -18,6 +18,7 @@ import pytest
 from hwcollab_cli.components import DEV_BOUNCE_DOMAIN, existing_services
 from hwcollab_common.settings import DEV_ADMIN_TOKEN
 from hwcollab_testing.processes import free_port
+from hwcollab_testing.waiting import eventually_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,6 +52,10 @@ def _wait_for_output(
             pytest.fail(f"stack exited with {process.returncode}:\n{output}")
         time.sleep(0.2)
     pytest.fail(f"{text!r} not printed within {timeout} s:\n{path.read_text(errors='replace')}")
+
+
+def _unless_unavailable(answer: httpx.Response) -> httpx.Response | None:
+    return None if answer.status_code == 503 else answer
 
 
 def test_stack_up_serves_every_component_and_stops_all_of_it(tmp_path: Path) -> None:
@@ -132,12 +137,14 @@ def _estimates_reach_the_notifier(employer: str) -> None:
             "zip": "01608",
             "apply_url": "https://stack.example/apply",
         }
-        deadline = time.monotonic() + 60  # the notifier's index may still be loading
-        while True:
-            answer = api.post("/api/openings/estimate", json=body, headers=auth)
-            if answer.status_code != 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        answer = eventually_sync(  # the notifier's index may still be loading
+            lambda: _unless_unavailable(
+                api.post("/api/openings/estimate", json=body, headers=auth)
+            ),
+            timeout=60,
+            interval=0.5,
+            what="a reach estimate once the notifier's index is loaded",
+        )
         assert answer.status_code == 200, answer.text
         assert answer.json()["text"].startswith("Fewer than 10")
 

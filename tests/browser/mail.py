@@ -12,8 +12,9 @@ from email.message import EmailMessage
 import httpx
 
 from hwcollab_testing.smtp import ReceivedMessage, SmtpSink
+from hwcollab_testing.waiting import eventually_sync
 
-from .support import MAIL_TIMEOUT, eventually
+from .support import MAIL_TIMEOUT
 
 URL = re.compile(r"https?://[^\s<>\"')\]]+")
 
@@ -120,4 +121,4 @@ class Inbox:
         def found() -> Mail | None:
             return next((mail for mail in self.to(address) if match(mail)), None)
 
-        return eventually(found, timeout=timeout, what=f"{what} for {address}")
+        return eventually_sync(found, timeout=timeout, what=f"{what} for {address}")

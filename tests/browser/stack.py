@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 
+from hwcollab_testing.waiting import eventually_sync
+
 from .mail import Inbox, Mail
-from .support import MAIL_TIMEOUT, PASSWORD, eventually
+from .support import MAIL_TIMEOUT, PASSWORD
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ class Stack:
         """
         before = self.handled(event_type)
         yield
-        eventually(
+        eventually_sync(
             lambda: self.handled(event_type) >= before + count,
             timeout=MAIL_TIMEOUT,
             what=f"the notifier applies {count} more {event_type}",

@@ -12,10 +12,12 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from hwcollab_testing.waiting import eventually_sync
+
 from .mail import Inbox, Mail
 from .pages import Camera, Visitors
 from .stack import Stack
-from .support import PASSWORD, eventually
+from .support import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
@@ -120,7 +122,7 @@ def test_reset_requests_over_http_tell_nobody_whether_an_account_exists(
     assert ratio < MAX_RATIO, (taken, free_median)
 
     # Each request for the taken address is an email; a free address gets none.
-    eventually(
+    eventually_sync(
         lambda: (
             len([m for m in inbox.to(contact) if m.kind == "employer_password_reset"]) == ROUNDS + 1
         ),

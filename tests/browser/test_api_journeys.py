@@ -10,10 +10,10 @@ import pytest
 
 from hwcollab_common.tokens import LinkSigner, Purpose
 from hwcollab_testing.smtp import SmtpSink
+from hwcollab_testing.waiting import eventually_sync
 
 from .mail import Inbox
 from .stack import Stack, subscribe
-from .support import eventually
 
 # Marked ``browser`` as well: these run with the journeys, on their stack (browser tests run last).
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
@@ -89,7 +89,7 @@ def test_a_hard_bounce_marks_the_subscriber_and_stops_mail(
 
     first = stack.post_opening(token, title="Care Manager", role="care_manager", zip=SYRACUSE)
     inbox.wait(control, lambda m: first["opening_id"] in m.opening_ids, what="control")
-    eventually(lambda: status() == "bounced", timeout=60, what="the subscriber is bounced")
+    eventually_sync(lambda: status() == "bounced", timeout=60, what="the subscriber is bounced")
 
     # The mailbox would accept mail again, but the address stays suppressed: nothing is sent.
     smtp_sink.permanent_failures.discard(bouncing.lower())

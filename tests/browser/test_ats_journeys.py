@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from hwcollab_testing.waiting import eventually_sync
+
 from .mail import Inbox
 from .stack import Stack, subscribe
-from .support import MAIL_TIMEOUT, eventually
+from .support import MAIL_TIMEOUT
 
 # Marked ``browser`` as well: these run with the journeys, on their stack (browser tests run last).
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
@@ -77,7 +79,7 @@ def test_a_retried_post_emails_each_subscriber_once(stack: Stack, inbox: Inbox) 
             what="the opening posted after the retry",
         )
         assert len(inbox.about(address, opening_id)) == 1, inbox.to(address)
-    eventually(
+    eventually_sync(
         lambda: stack.reach(token, opening_id) == len(readers),
         timeout=MAIL_TIMEOUT,
         what="the reach of the retried opening",

@@ -10,10 +10,12 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+from hwcollab_testing.waiting import eventually_sync
+
 from .mail import Inbox, Mail
 from .pages import Camera, Visitors
 from .stack import Stack, subscribe
-from .support import PASSWORD, eventually, miles
+from .support import PASSWORD, miles
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
@@ -153,7 +155,7 @@ def test_journey2_employer_posts_and_the_care_manager_hears_within_seconds(
         notified = page.locator(f"#opening-{opening_id} .reach").get_attribute("data-notified")
         return int(notified or 0) >= 1
 
-    eventually(reached, timeout=30, what="the dashboard counts the subscriber notified")
+    eventually_sync(reached, timeout=30, what="the dashboard counts the subscriber notified")
     camera.shoot(page, "dashboard", phone=True)
 
 

@@ -13,11 +13,12 @@ from playwright.sync_api import Page, expect
 from pymongo import MongoClient
 
 from hwcollab_testing.smtp import SmtpSink
+from hwcollab_testing.waiting import eventually_sync
 
 from .mail import Inbox
 from .pages import Camera, Visitors
 from .stack import Stack, subscribe
-from .support import MAIL_TIMEOUT, PASSWORD, eventually, next_local_time
+from .support import MAIL_TIMEOUT, PASSWORD, next_local_time
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
@@ -185,7 +186,7 @@ def test_a_suspension_drops_the_emails_already_queued(
     smtp_sink.set_busy(True)
     try:
         queued = stack.post_opening(token, title="Care Coordinator — Hazleton", **coordinator)
-        eventually(
+        eventually_sync(
             lambda: (
                 _counter(stack, "hwcollab_notifier_emails_retried_total", kind="immediate")
                 > retried
@@ -204,7 +205,7 @@ def test_a_suspension_drops_the_emails_already_queued(
             assert suspended.status_code == 200, suspended.text
     finally:
         smtp_sink.set_busy(False)
-    eventually(
+    eventually_sync(
         lambda: (
             _counter(
                 stack,

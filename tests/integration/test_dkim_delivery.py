@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from hwcollab_notifier.mail import (
 from hwcollab_notifier.mail.bounces import message_hash
 from hwcollab_notifier.mail.views import OpeningView, Recipient
 from hwcollab_testing.processes import free_port, port_accepts
-from hwcollab_testing.waiting import eventually
+from hwcollab_testing.waiting import eventually, eventually_sync
 
 pytestmark = pytest.mark.integration
 
@@ -71,12 +70,12 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]
     port = free_port()
     process = subprocess.Popen([sys.executable, "-c", SINK, str(port), str(directory)])
     try:
-        deadline = 30.0
-        started = time.monotonic()
-        while not port_accepts(port):
+
+        def listening() -> bool:
             assert process.poll() is None, "the SMTP sink exited"
-            assert time.monotonic() - started < deadline, "the SMTP sink did not listen"
-            time.sleep(0.1)
+            return port_accepts(port)
+
+        eventually_sync(listening, timeout=30, what="the SMTP sink listening")
         yield port, directory
     finally:
         process.terminate()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,6 +20,7 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 
 from hwcollab_common.mongo import Document, transactional_update_many
+from hwcollab_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -72,10 +72,9 @@ async def beside_a_transaction(
         await session.start_transaction()
         await outbox.delete_one({"_id": 1}, session=session)
         updating = asyncio.ensure_future(update())
-        deadline = time.monotonic() + 10
-        while not listener.sent.is_set():  # the update is on its way to the server
-            assert time.monotonic() < deadline, "the update was never sent"
-            await asyncio.sleep(0.01)
+        await eventually(  # the update is on its way to the server
+            listener.sent.is_set, timeout=10, interval=0.01, what="the update sent"
+        )
         await asyncio.sleep(0.2)  # and, on the server, waiting for the transaction's document
         try:
             await asyncio.wait_for(

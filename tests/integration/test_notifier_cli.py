@@ -82,11 +82,7 @@ async def test_operators_manage_suppressions_and_dead_letters_from_the_cli(
             )
         return marker in response.text
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
-    while not await dead_lettered():
-        assert loop.time() < deadline, "the poison message never reached the DLQ"
-        await asyncio.sleep(0.25)
+    await eventually(dead_lettered, timeout=60, interval=0.25, what="the poison message in the DLQ")
     listing = cli("dlq", "list", EMPLOYER_TOPIC, "--json", "--limit", "1000")
     assert marker in listing
     assert "not JSON" in listing
@@ -114,10 +110,12 @@ async def test_operators_manage_suppressions_and_dead_letters_from_the_cli(
     assert f"replayed {len(found)} message(s)" in cli(
         "dlq", "replay", EMPLOYER_TOPIC, "--contains", marker
     )
-    deadline = loop.time() + 60
-    while len(ours("--contains", marker)) < 2 * len(found):
-        assert loop.time() < deadline, "the replayed poison was not dead-lettered again"
-        await asyncio.sleep(0.25)
+    await eventually(
+        lambda: len(ours("--contains", marker)) >= 2 * len(found),
+        timeout=60,
+        interval=0.25,
+        what="the replayed poison dead-lettered again",
+    )
 
 
 async def test_operators_follow_an_opening_s_fan_out_from_the_cli(

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 
 import httpx
 import pytest
 
 from hwcollab_testing.plugin import ServiceStarter
 from hwcollab_testing.processes import free_port
+from hwcollab_testing.waiting import eventually_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def eventually(check: Callable[[], bool], *, timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.2)
 
 
 def test_service_process_serves_pages_api_and_limits(
@@ -41,7 +32,11 @@ def test_service_process_serves_pages_api_and_limits(
         port=port,
     )
     with httpx.Client(base_url=running.url, timeout=20.0) as client:
-        eventually(lambda: client.get("/readyz").status_code == 200)
+        eventually_sync(
+            lambda: client.get("/readyz").status_code == 200,
+            timeout=45,
+            what="the subscriber service ready",
+        )
         home = client.get("/")
         assert home.status_code == 200
         assert "Stay informed" in home.text

@@ -12,9 +12,9 @@ import pytest
 from argon2 import PasswordHasher
 
 from hwcollab_common.clock import FixedClock
-from hwcollab_common.geo import haversine_miles
+from hwcollab_common.geo import EARTH_RADIUS_MILES, ZipPlace, haversine_miles
 from hwcollab_employer.app import build_app, employer_context
-from hwcollab_employer.domain import ConflictError, Employer, Opening
+from hwcollab_employer.domain import ConflictError, Employer, Opening, Place
 from hwcollab_employer.handlers import EmployerService
 from hwcollab_employer.idempotency import IdempotencyRecord
 from hwcollab_employer.listing import (
@@ -32,6 +32,7 @@ from hwcollab_employer.ports import (
     IdempotencyKeyTakenError,
     PasswordResetRecord,
 )
+from hwcollab_employer.repository import METERS_PER_MILE
 from hwcollab_employer.security import Passwords
 from hwcollab_employer.settings import Settings
 from hwcollab_schemas import Event
@@ -42,6 +43,26 @@ NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 ADMIN_TOKEN = "test-admin-token"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 """Tests create accounts as an operator does (verified at once); sign-up has tests of its own."""
+
+# ``$geoNear`` measures spherical distances on a sphere of MongoDB's radius (6378.1 km), a little
+# larger than the mean radius ``haversine_miles`` uses: the fake measures as MongoDB does.
+GEO_NEAR_EARTH_RADIUS_MILES = 6_378_100 / METERS_PER_MILE
+
+
+def geo_near_miles(near: ZipPlace, place: Place) -> float:
+    """The distance ``$geoNear`` gives between a searched ZIP and a stored place, in miles."""
+    miles = haversine_miles(near.lat, near.lon, place.lat, place.lon)
+    return miles * GEO_NEAR_EARTH_RADIUS_MILES / EARTH_RADIUS_MILES
+
+
+def _contains(text: str | None, *fields: str) -> bool:
+    """MongoDB's case-insensitive match of ``text`` in any one of ``fields`` (never across two)."""
+    return not text or any(text.lower() in field.lower() for field in fields)
+
+
+def _newest_first(opening: Opening) -> tuple[float, str]:
+    """MongoDB's order of openings: newest first, then by id."""
+    return (-opening.posted_at.timestamp(), opening.opening_id)
 
 
 class FakeRepository:
@@ -161,36 +182,37 @@ class FakeRepository:
             openings = self._open_of(employer.employer_id)
             if query.roles and not {o.fields.role for o in openings} & set(query.roles):
                 continue
-            text = f"{employer.organization_name} {employer.description} {employer.place.city}"
-            if query.text and query.text.lower() not in text.lower():
+            place = employer.place
+            if not _contains(
+                query.text, employer.organization_name, employer.description, place.city
+            ):
                 continue
             distance = None
             if query.near:
-                distance = haversine_miles(
-                    query.near.lat, query.near.lon, employer.place.lat, employer.place.lon
-                )
+                distance = geo_near_miles(query.near, place)
                 if distance > query.radius_miles:
                     continue
             found.append(EmployerListing(employer, distance, len(openings)))
         if query.near:
             found.sort(key=lambda item: item.distance_miles or 0.0)
         else:
-            found.sort(key=lambda item: item.employer.organization_name)
+            found.sort(
+                key=lambda item: (item.employer.organization_name, item.employer.employer_id)
+            )
         start = offset_of(query.page, query.page_size)
         return Page(found[start : start + query.page_size], len(found), query.page, query.page_size)
 
     async def search_openings(self, query: BoardQuery, *, now: datetime) -> Page[OpeningListing]:
         local: list[OpeningListing] = []
         remote: list[OpeningListing] = []
-        for o in sorted(self.openings.values(), key=lambda o: o.posted_at, reverse=True):
+        for o in sorted(self.openings.values(), key=_newest_first):
             if not (o.is_open and o.employer_approved and o.expires_at > now):
                 continue
             if (query.roles and o.fields.role not in query.roles) or (
                 query.setting and o.fields.setting != query.setting
             ):
                 continue
-            words = f"{o.fields.title} {o.organization_name} {o.fields.description}"
-            if query.text and query.text.lower() not in words.lower():
+            if not _contains(query.text, o.fields.title, o.organization_name, o.fields.description):
                 continue
             if o.fields.remote:
                 if query.include_remote:
@@ -198,7 +220,7 @@ class FakeRepository:
                 continue
             distance = None
             if query.near and o.place:
-                distance = haversine_miles(query.near.lat, query.near.lon, o.place.lat, o.place.lon)
+                distance = geo_near_miles(query.near, o.place)
                 if distance > query.radius_miles:
                     continue
             local.append(OpeningListing(o, distance))
@@ -206,7 +228,7 @@ class FakeRepository:
             local.sort(key=lambda item: item.distance_miles or 0.0)
             found = local + remote
         else:
-            found = sorted(local + remote, key=lambda i: i.opening.posted_at, reverse=True)
+            found = sorted(local + remote, key=lambda i: _newest_first(i.opening))
         start = offset_of(query.page, query.page_size)
         return Page(found[start : start + query.page_size], len(found), query.page, query.page_size)
 

@@ -6,8 +6,7 @@ import asyncio
 import dataclasses
 import random
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email import message_from_bytes
 from email.policy import default
 from typing import Any
@@ -20,6 +19,7 @@ from hwcollab_common.errors import is_transient
 from hwcollab_notifier.mail.composer import OutgoingEmail
 from hwcollab_notifier.mail.sender import SmtpSender, SmtpUnavailableError
 from hwcollab_testing.smtp import SmtpSinkServer
+from hwcollab_testing.waiting import eventually_sync
 
 pytestmark = pytest.mark.integration
 
@@ -89,20 +89,14 @@ def free_port() -> int:
         return port
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[CountingController]:
     controller = CountingController(RecordingHandler(), port=free_port())
     controller.start()
     # start() proves the server is up by connecting once; count only the sender's connections.
-    wait_until(lambda: not controller.live)
+    eventually_sync(
+        lambda: not controller.live, timeout=5, interval=0.01, what="the probe connection closed"
+    )
     controller.opened = 0
     try:
         yield controller
@@ -174,7 +168,9 @@ async def test_pool_reuses_its_connections(smtp_server: CountingController) -> N
     assert smtp_server.opened <= 3
     assert sender.connections_opened == smtp_server.opened
     await sender.close()
-    wait_until(lambda: not smtp_server.live)
+    eventually_sync(
+        lambda: not smtp_server.live, timeout=5, interval=0.01, what="every connection closed"
+    )
 
 
 async def test_start_opens_the_whole_pool_and_close_quits_it(
@@ -182,9 +178,13 @@ async def test_start_opens_the_whole_pool_and_close_quits_it(
 ) -> None:
     sender = sender_for(smtp_server, pool_size=4)
     await sender.start()
-    wait_until(lambda: len(smtp_server.live) == 4)
+    eventually_sync(
+        lambda: len(smtp_server.live) == 4, timeout=5, interval=0.01, what="four open connections"
+    )
     await sender.close()
-    wait_until(lambda: not smtp_server.live)
+    eventually_sync(
+        lambda: not smtp_server.live, timeout=5, interval=0.01, what="every connection closed"
+    )
 
 
 async def test_retries_wait_the_growing_jittered_delays(smtp_server: CountingController) -> None:
@@ -274,7 +274,9 @@ async def test_connections_closed_by_the_server_while_idle_are_reopened(
     sender = sender_for(smtp_server, pool_size=2, idle_check_after=0.0)
     first = await asyncio.gather(sender.send(outgoing(1)), sender.send(outgoing(2)))
     smtp_server.drop_all()
-    wait_until(lambda: not smtp_server.live)
+    eventually_sync(
+        lambda: not smtp_server.live, timeout=5, interval=0.01, what="every connection closed"
+    )
 
     again = await asyncio.gather(*(sender.send(outgoing(n)) for n in range(3, 7)))
     await sender.close()
