@@ -6,7 +6,7 @@ that consumers can drop stale or repeated events that arrive out of order.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
@@ -64,13 +64,7 @@ AccountEmailKind = Literal[
     "email_change_confirm",
     "email_change_notice",
 ]
-ACCOUNT_EMAIL_KINDS: tuple[AccountEmailKind, ...] = (
-    "verify_signup",
-    "already_registered",
-    "password_reset",
-    "email_change_confirm",
-    "email_change_notice",
-)
+ACCOUNT_EMAIL_KINDS: tuple[AccountEmailKind, ...] = get_args(AccountEmailKind)
 ACCOUNT_LINK_KINDS: frozenset[str] = frozenset(
     {"verify_signup", "password_reset", "email_change_confirm"}
 )

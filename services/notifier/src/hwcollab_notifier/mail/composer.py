@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import css_inline
 import jinja2
@@ -37,36 +37,11 @@ from hwcollab_notifier.mail.mime import (
 )
 from hwcollab_notifier.mail.signing import DkimSigner
 from hwcollab_notifier.mail.views import OpeningView, Recipient
-from hwcollab_schemas.events import AccountEmailKind
+from hwcollab_schemas.events import AccountEmailKind, NotificationKind
 
-EmailKind = Literal[
-    "immediate",
-    "digest",
-    "welcome",
-    "confirmation",
-    "manage_link",
-    "bulletin",
-    "still_interested",
-    "employer_verify_signup",
-    "employer_already_registered",
-    "employer_password_reset",
-    "employer_email_change_confirm",
-    "employer_email_change_notice",
-]
-KINDS: tuple[EmailKind, ...] = (
-    "immediate",
-    "digest",
-    "welcome",
-    "confirmation",
-    "manage_link",
-    "bulletin",
-    "still_interested",
-    "employer_verify_signup",
-    "employer_already_registered",
-    "employer_password_reset",
-    "employer_email_change_confirm",
-    "employer_email_change_notice",
-)
+EmailKind = NotificationKind
+"""Every kind of email the notifier sends: the kinds its notification events name."""
+KINDS: tuple[EmailKind, ...] = get_args(NotificationKind)
 EMPLOYER_KINDS: Mapping[AccountEmailKind, EmailKind] = {
     "verify_signup": "employer_verify_signup",
     "already_registered": "employer_already_registered",
