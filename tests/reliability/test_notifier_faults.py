@@ -13,8 +13,9 @@
 
 A process killed inside a MongoDB transaction leaves it open, and writers of the documents it
 touched wait until the server ends it, after a minute idle (mongod does so on its own; the
-``mongo_url`` fixture's ``TransactionReaper`` makes SecantusDB do the same): on a slow machine,
-where the sweeper is often mid-transaction, the restarted notifier may spend that minute.
+``TransactionReaper`` of each test database server makes SecantusDB do the same): on a slow
+machine, where the sweeper is often mid-transaction, the restarted notifier may spend that
+minute.
 
 Each test prints a ``FIGURES`` line (expected, delivered, lost, duplicated).
 
@@ -31,11 +32,12 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,7 +55,7 @@ from hwcollab_testing.events import (
     registered,
 )
 from hwcollab_testing.kafka import fresh_notifier_groups
-from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink
+from hwcollab_testing.plugin import RunningService, ServiceStarter, SmtpSink, private_mongo
 from hwcollab_testing.processes import free_port
 from hwcollab_testing.smtp import SmtpSinkServer
 from hwcollab_testing.waiting import eventually
@@ -121,8 +123,8 @@ class Burst:
 
 @dataclass(frozen=True)
 class FaultStack:
-    """What the fault tests run a notifier against: the shared Kafka and MongoDB, and an SMTP
-    server of the test's own that it can take away."""
+    """What the fault tests run a notifier against: the shared Kafka, a MongoDB server and an
+    SMTP server of the test's own (the SMTP server it can take away)."""
 
     kafka_bootstrap: str
     mongo_url: str
@@ -196,11 +198,15 @@ class FaultStack:
 @pytest.fixture
 def stack(
     kafka_bootstrap: str,
-    mongo_url: str,
+    tmp_path: Path,
+    artifacts_dir: Path,
     outage_sink: SmtpSinkServer,
     service_process: ServiceStarter,
-) -> FaultStack:
-    return FaultStack(kafka_bootstrap, mongo_url, outage_sink, service_process)
+) -> Iterator[FaultStack]:
+    # A database server of the test's own: 10,000 emails write about 40,000 documents, and on
+    # the session's server, with everything earlier tests left there, that takes twice as long.
+    with private_mongo(tmp_path / "mongo", artifacts_dir, label="mongo-faults") as mongo_url:
+        yield FaultStack(kafka_bootstrap, mongo_url, outage_sink, service_process)
 
 
 @pytest.mark.timeout(1200)  # 10,000 emails on the embedded test database take minutes

@@ -92,25 +92,32 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Pat
         yield bootstrap
 
 
-@pytest.fixture(scope="session")
-def mongo_url(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
-    """A SecantusDB server (MongoDB wire protocol, transactions) on a free port."""
+@contextlib.contextmanager
+def private_mongo(data_dir: Path, artifacts_dir: Path, *, label: str = "mongo") -> Iterator[str]:
+    """A SecantusDB server (MongoDB wire protocol, transactions) of its own on a free port; its
+    URL. Tests kill services mid-transaction, so a reaper ends what they leave open."""
     port = free_port()
     process = _start(
         ManagedProcess(
-            name="mongo",
-            argv=components.mongo_argv(port=port, data_dir=tmp_path_factory.mktemp("mongo")),
-            log_path=artifacts_dir / "logs" / f"mongo-{port}.log",
+            name=label,
+            argv=components.mongo_argv(port=port, data_dir=data_dir),
+            log_path=artifacts_dir / "logs" / f"{label}-{port}.log",
         )
     )
     try:
         url = components.mongo_url(port)
         process.wait_ready(lambda: components.mongo_answers(url), timeout=STARTUP_TIMEOUT)
-        # Tests kill services mid-transaction: the server must end what they leave open.
         with components.TransactionReaper(url):
             yield url
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[str]:
+    """The session's SecantusDB server; each test uses databases of its own in it."""
+    with private_mongo(tmp_path_factory.mktemp("mongo"), artifacts_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
