@@ -11,6 +11,7 @@ import asyncio
 import smtplib
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from typer.testing import CliRunner
@@ -203,9 +205,40 @@ class World:
         return items
 
 
-@pytest.fixture(scope="module")
-async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> AsyncIterator[World]:
-    suffix = await fresh_notifier_groups(kafka_bootstrap, label="bounces")
+@asynccontextmanager
+async def served(app: FastAPI, on_a_port: bool) -> AsyncIterator[str]:
+    """The base URL of ``app`` (already started): over a real port when ``on_a_port`` (for the
+    operator CLI), else the in-process one."""
+    if not on_a_port:
+        yield "http://notifier"
+        return
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, timeout=30, what="notifier on HTTP")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@asynccontextmanager
+async def bounce_world(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    smtp_sink: SmtpSink,
+    *,
+    label: str,
+    serve_http: bool,
+    **notifier: Any,
+) -> AsyncIterator[World]:
+    """The subscriber service and a notifier (``notifier`` settings on top of the common ones) in
+    consumer groups of their own, on a fresh database each; with ``serve_http`` the notifier also
+    listens on a real port, for the operator CLI."""
+    suffix = await fresh_notifier_groups(kafka_bootstrap, label=label)
     await topic_ends(kafka_bootstrap, (NOTIFICATION_TOPIC,), group_id=SUBSCRIBER_GROUP + suffix)
     common: dict[str, Any] = {
         "kafka_bootstrap_servers": kafka_bootstrap,
@@ -224,7 +257,6 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
             signup_address_rate_limit="10000/minute",
         )
     )
-    bounce_port = free_port()
     notifier_app = create_notifier(
         NotifierSettings(
             **common,
@@ -233,13 +265,10 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
             smtp_port=smtp_sink.port,
             index_refresh_seconds=1.0,
             digest_interval_seconds=3600,
-            lag_sample_seconds=5.0,
             smtp_max_attempts=2,
             smtp_backoff_base_seconds=0.05,
-            bounce_domain=BOUNCE_DOMAIN,
-            bounce_listen_host="127.0.0.1",
-            bounce_listen_port=bounce_port,
             soft_bounce_limit=2,
+            **notifier,
         )
     )
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
@@ -255,44 +284,44 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
             ) as subscribers,
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=notifier_app), base_url="http://notifier"
-            ) as notifier,
+            ) as notifier_http,
         ):
 
             async def ready() -> bool:
-                return (await notifier.get("/readyz")).status_code == 200
+                return (await notifier_http.get("/readyz")).status_code == 200
 
             await eventually(ready, timeout=60, what="notifier ready")
-            # The same app over a real port too, for the operator CLI.
-            http_port = free_port()
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    notifier_app,
-                    host="127.0.0.1",
-                    port=http_port,
-                    lifespan="off",
-                    log_level="warning",
-                )
-            )
-            serving = asyncio.create_task(server.serve())
-            await eventually(lambda: server.started, timeout=30, what="notifier on HTTP")
-            try:
+            async with served(notifier_app, serve_http) as notifier_url:
                 yield World(
                     subscribers=subscribers,
-                    notifier=notifier,
+                    notifier=notifier_http,
                     links=subscriber_app.state.links,
                     subscriber_db=mongo[subscriber_db],
                     producer=producer,
                     sink=smtp_sink,
-                    bounce_port=bounce_port,
-                    notifier_url=f"http://127.0.0.1:{http_port}",
+                    bounce_port=int(notifier.get("bounce_listen_port", 0)),
+                    notifier_url=notifier_url,
                     notifier_db=notifier_app.state.runtime.db,
                 )
-            finally:
-                server.should_exit = True
-                await serving
     finally:
         await producer.stop()
         await mongo.close()
+
+
+@pytest.fixture(scope="module")
+async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> AsyncIterator[World]:
+    async with bounce_world(
+        kafka_bootstrap,
+        mongo_url,
+        smtp_sink,
+        label="bounces",
+        serve_http=True,
+        lag_sample_seconds=5.0,
+        bounce_domain=BOUNCE_DOMAIN,
+        bounce_listen_host="127.0.0.1",
+        bounce_listen_port=free_port(),
+    ) as world:
+        yield world
 
 
 async def test_a_hard_bounce_marks_the_subscriber_bounced_and_stops_their_mail(

@@ -16,16 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
-from asgi_lifespan import LifespanManager
-from pymongo import AsyncMongoClient
 
-from hwcollab_notifier.app import create_app as create_notifier
-from hwcollab_notifier.settings import Settings as NotifierSettings
-from hwcollab_schemas.topics import NOTIFICATION_TOPIC, SUBSCRIBER_GROUP
-from hwcollab_subscriber.app import create_app as create_subscriber
-from hwcollab_subscriber.settings import Settings as SubscriberSettings
-from hwcollab_testing.kafka import fresh_notifier_groups, topic_ends
 from hwcollab_testing.plugin import SmtpSink
 from hwcollab_testing.sns import (
     LOCAL_CERT_URL_PATTERN,
@@ -38,7 +29,7 @@ from hwcollab_testing.sns import (
 )
 from hwcollab_testing.waiting import eventually
 
-from .test_bounce_intake import ADMIN, KEY, TOKEN, World
+from .test_bounce_intake import ADMIN, World, bounce_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,79 +49,21 @@ def sns() -> Iterator[SnsHost]:
 async def world(
     kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink, sns: SnsHost
 ) -> AsyncIterator[World]:
-    suffix = await fresh_notifier_groups(kafka_bootstrap, label="webhooks")
-    await topic_ends(kafka_bootstrap, (NOTIFICATION_TOPIC,), group_id=SUBSCRIBER_GROUP + suffix)
-    common: dict[str, Any] = {
-        "kafka_bootstrap_servers": kafka_bootstrap,
-        "mongodb_url": mongo_url,
-        "link_signing_key": KEY,
-        "outbox_poll_seconds": 0.1,
-        "consumer_group_suffix": suffix,
-        "admin_token": TOKEN,
-    }
-    subscriber_db = f"test_subscriber_{uuid.uuid4().hex[:10]}"
-    subscriber_app = create_subscriber(
-        SubscriberSettings(
-            **common,
-            mongodb_database=subscriber_db,
-            signup_rate_limit="10000/minute",
-            signup_address_rate_limit="10000/minute",
-        )
-    )
-    notifier_app = create_notifier(
-        NotifierSettings(
-            **common,
-            mongodb_database=f"test_notifier_{uuid.uuid4().hex[:12]}",
-            smtp_host=smtp_sink.host,
-            smtp_port=smtp_sink.port,
-            index_refresh_seconds=1.0,
-            digest_interval_seconds=3600,
-            smtp_max_attempts=2,
-            smtp_backoff_base_seconds=0.05,
-            soft_bounce_limit=2,
-            delivery_rates_seconds=0.5,
-            bounce_webhooks="ses,postmark,generic",
-            ses_sns_topic_arns=TOPIC,
-            ses_sns_cert_url_pattern=LOCAL_CERT_URL_PATTERN,
-            postmark_webhook_user=POSTMARK[0],
-            postmark_webhook_password=POSTMARK[1],
-            bounce_webhook_token=GENERIC["Authorization"].removeprefix("Bearer "),
-        )
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url, tz_aware=True)
-    try:
-        async with (
-            LifespanManager(subscriber_app, startup_timeout=90, shutdown_timeout=60),
-            LifespanManager(notifier_app, startup_timeout=90, shutdown_timeout=60),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=subscriber_app),
-                base_url="http://subscriber.test",
-            ) as subscribers,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=notifier_app), base_url="http://notifier"
-            ) as notifier,
-        ):
-
-            async def ready() -> bool:
-                return (await notifier.get("/readyz")).status_code == 200
-
-            await eventually(ready, timeout=60, what="notifier ready")
-            yield World(
-                subscribers=subscribers,
-                notifier=notifier,
-                links=subscriber_app.state.links,
-                subscriber_db=mongo[subscriber_db],
-                producer=producer,
-                sink=smtp_sink,
-                bounce_port=0,
-                notifier_url="http://notifier",
-                notifier_db=notifier_app.state.runtime.db,
-            )
-    finally:
-        await producer.stop()
-        await mongo.close()
+    async with bounce_world(
+        kafka_bootstrap,
+        mongo_url,
+        smtp_sink,
+        label="webhooks",
+        serve_http=False,
+        delivery_rates_seconds=0.5,
+        bounce_webhooks="ses,postmark,generic",
+        ses_sns_topic_arns=TOPIC,
+        ses_sns_cert_url_pattern=LOCAL_CERT_URL_PATTERN,
+        postmark_webhook_user=POSTMARK[0],
+        postmark_webhook_password=POSTMARK[1],
+        bounce_webhook_token=GENERIC["Authorization"].removeprefix("Bearer "),
+    ) as world:
+        yield world
 
 
 async def emailed(world: World, name: str) -> tuple[str, str, str]:
