@@ -5,16 +5,14 @@ Served with ``uvicorn --factory hwcollab_employer.app:create_app``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
-from typing import TypeVar
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hwcollab_common.clock import Clock
-from hwcollab_common.consuming import apply_once
 from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.ops import (
     ReadinessCheck,
@@ -43,29 +41,13 @@ from hwcollab_employer.consumers import register_consumers
 from hwcollab_employer.context import EmployerContext
 from hwcollab_employer.expiry import ExpiryTask
 from hwcollab_employer.handlers import EmployerService
-from hwcollab_employer.ports import Tx
 from hwcollab_employer.reach import NotifierReach
 from hwcollab_employer.repository import MongoEmployerRepository
 from hwcollab_employer.security import Passwords, TokenAuthority
 from hwcollab_employer.settings import Settings
-from hwcollab_schemas import Event
-
-T = TypeVar("T")
+from hwcollab_employer.unit_of_work import MongoUnitOfWork
 
 NAME = "employer"
-
-
-class RuntimeUnitOfWork:
-    """Transactions of the service runtime: state change and outbox events together."""
-
-    def __init__(self, runtime: ServiceRuntime) -> None:
-        self._runtime = runtime
-
-    async def commit(self, work: Callable[[Tx], Awaitable[tuple[T, Sequence[Event]]]]) -> T:
-        return await self._runtime.commit(work)
-
-    async def apply_once(self, event: Event, work: Callable[[Tx], Awaitable[None]]) -> bool:
-        return await apply_once(self._runtime.mongo, self._runtime.processed, event, work)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -76,7 +58,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     repository = MongoEmployerRepository(runtime.db)
     service = EmployerService(
         repository=repository,
-        unit_of_work=RuntimeUnitOfWork(runtime),
+        unit_of_work=MongoUnitOfWork(runtime, repository),
         clock=runtime.clock,
         passwords=Passwords(),
         auto_approve=settings.employer_approval == "auto",
