@@ -32,7 +32,6 @@ from hwcollab_employer import (
     errors,
     feeds,
     operator_pages,
-    operators_api,
     pages,
     reach_form,
     web,
@@ -130,7 +129,6 @@ def build_app(
     errors.install_error_handlers(app)
     app.include_router(ops_router(readiness or {}))
     app.include_router(api.router)
-    app.include_router(operators_api.router)
     app.include_router(feeds.router)
     app.include_router(pages.router)
     app.include_router(account_pages.router)
