@@ -13,7 +13,8 @@ from argon2 import PasswordHasher
 
 from hwcollab_common.clock import FixedClock
 from hwcollab_common.geo import EARTH_RADIUS_MILES, ZipPlace, haversine_miles
-from hwcollab_employer.app import build_app, employer_context
+from hwcollab_employer.app import create_app
+from hwcollab_employer.context import get_service
 from hwcollab_employer.domain import ConflictError, Employer, Opening, Place
 from hwcollab_employer.handlers import EmployerService
 from hwcollab_employer.idempotency import IdempotencyRecord
@@ -34,6 +35,7 @@ from hwcollab_employer.ports import (
     PasswordResetRecord,
     Work,
 )
+from hwcollab_employer.reach import NoReach, reach_source
 from hwcollab_employer.repository import METERS_PER_MILE
 from hwcollab_employer.security import Passwords
 from hwcollab_employer.settings import Settings
@@ -334,8 +336,11 @@ class Harness:
             employer_approval="auto" if auto_approve else "manual",
             login_rate_limit="5/minute",
         )
-        self.app = build_app(
-            employer_context(self.settings, service=self.service, clock=self.clock)
+        # The real app with its routers, error pages and limits; its use cases on the fakes.
+        self.app = create_app(
+            self.settings,
+            clock=self.clock,
+            overrides={get_service: lambda: self.service, reach_source: NoReach},
         )
 
     def client(self, ip: str = "127.0.0.1") -> httpx.AsyncClient:

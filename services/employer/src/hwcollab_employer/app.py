@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.composition import DependencyOverrides, apply_overrides
 from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.ops import (
     ReadinessCheck,
@@ -49,7 +50,15 @@ from hwcollab_employer.unit_of_work import MongoUnitOfWork
 NAME = "employer"
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    overrides: DependencyOverrides | None = None,
+) -> FastAPI:
+    """The service over MongoDB and Kafka; ``overrides`` replaces dependencies of its routes
+    (a test's use cases through :func:`~hwcollab_employer.context.get_service`, its reach
+    estimates through :func:`~hwcollab_employer.reach.reach_source`)."""
     settings = settings or Settings()
     configure_observability(settings, service=NAME)
     runtime = ServiceRuntime(settings, name=NAME, clock=clock)
@@ -91,7 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app = build_app(context, lifespan=lifespan, readiness=runtime.readiness_checks())
     app.state.runtime = runtime
     app.state.reach = reach
-    return app
+    return apply_overrides(app, overrides)
 
 
 def employer_context(
@@ -114,7 +123,7 @@ def build_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
 ) -> FastAPI:
-    """The HTTP application over a service (the tests give it one built on in-memory fakes)."""
+    """The HTTP application over the context (routers, error pages, limits, static files)."""
     app = FastAPI(
         title="HWcollab employer service",
         summary="Employer accounts, Find a Local Employer, openings and their reach.",
