@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -13,7 +13,8 @@ from argon2 import PasswordHasher
 
 from hwcollab_common.clock import FixedClock
 from hwcollab_common.geo import EARTH_RADIUS_MILES, ZipPlace, haversine_miles
-from hwcollab_employer.app import build_app, employer_context
+from hwcollab_employer.app import create_app
+from hwcollab_employer.context import get_service
 from hwcollab_employer.domain import ConflictError, Employer, Opening, Place
 from hwcollab_employer.handlers import EmployerService
 from hwcollab_employer.idempotency import IdempotencyRecord
@@ -29,9 +30,12 @@ from hwcollab_employer.ports import (
     ApiKeyRecord,
     DuplicateEmailError,
     DuplicateExternalIdError,
+    EmployerTransaction,
     IdempotencyKeyTakenError,
     PasswordResetRecord,
+    Work,
 )
+from hwcollab_employer.reach import NoReach, reach_source
 from hwcollab_employer.repository import METERS_PER_MILE
 from hwcollab_employer.security import Passwords
 from hwcollab_employer.settings import Settings
@@ -66,6 +70,10 @@ def _newest_first(opening: Opening) -> tuple[float, str]:
 
 
 class FakeRepository:
+    """Both ports in memory: the reads outside a transaction and, handed to the work of a
+    :class:`FakeUnitOfWork`, the :class:`EmployerTransaction` (whose all-or-nothing the unit of
+    work gives by restoring a snapshot)."""
+
     def __init__(self) -> None:
         self.employers: dict[str, Employer] = {}
         self.openings: dict[str, Opening] = {}
@@ -79,18 +87,18 @@ class FakeRepository:
     def restore(self, state: dict[str, Any]) -> None:
         vars(self).update(state)
 
-    async def add_employer(self, employer: Employer, *, session: Any) -> None:
+    async def add_employer(self, employer: Employer) -> None:
         if any(e.contact_email == employer.contact_email for e in self.employers.values()):
             raise DuplicateEmailError(employer.contact_email)
         self.employers[employer.employer_id] = employer
 
-    async def get_employer(self, employer_id: str, *, session: Any = None) -> Employer | None:
+    async def get_employer(self, employer_id: str) -> Employer | None:
         return self.employers.get(employer_id)
 
-    async def employer_by_email(self, email: str, *, session: Any = None) -> Employer | None:
+    async def employer_by_email(self, email: str) -> Employer | None:
         return next((e for e in self.employers.values() if e.contact_email == email), None)
 
-    async def save_employer(self, employer: Employer, *, session: Any) -> None:
+    async def save_employer(self, employer: Employer) -> None:
         if any(
             e.contact_email == employer.contact_email and e.employer_id != employer.employer_id
             for e in self.employers.values()
@@ -112,13 +120,11 @@ class FakeRepository:
         ):
             raise DuplicateExternalIdError(external_id)
 
-    async def add_opening(self, opening: Opening, *, session: Any) -> None:
+    async def add_opening(self, opening: Opening) -> None:
         self._check_external_id(opening)
         self.openings[opening.opening_id] = opening
 
-    async def opening_by_external_id(
-        self, employer_id: str, external_id: str, *, session: Any = None
-    ) -> Opening | None:
+    async def opening_by_external_id(self, employer_id: str, external_id: str) -> Opening | None:
         return next(
             (
                 o
@@ -128,32 +134,28 @@ class FakeRepository:
             None,
         )
 
-    async def idempotency_record(
-        self, principal: str, key: str, *, session: Any
-    ) -> IdempotencyRecord | None:
+    async def idempotency_record(self, principal: str, key: str) -> IdempotencyRecord | None:
         return self.idempotency.get((principal, key))
 
     async def keep_idempotency_record(
-        self, record: IdempotencyRecord, *, replaces: IdempotencyRecord | None, session: Any
+        self, record: IdempotencyRecord, *, replaces: IdempotencyRecord | None
     ) -> None:
         at = (record.claim.principal, record.claim.key)
         if self.idempotency.get(at) != replaces:
             raise IdempotencyKeyTakenError(record.claim.key)
         self.idempotency[at] = record
 
-    async def get_opening(self, opening_id: str, *, session: Any = None) -> Opening | None:
+    async def get_opening(self, opening_id: str) -> Opening | None:
         return self.openings.get(opening_id)
 
-    async def save_opening(self, opening: Opening, *, previous_version: int, session: Any) -> None:
+    async def save_opening(self, opening: Opening, *, previous_version: int) -> None:
         current = self.openings.get(opening.opening_id)
         if current is None or current.version != previous_version:
             raise ConflictError("changed meanwhile")
         self._check_external_id(opening)
         self.openings[opening.opening_id] = dataclasses.replace(opening, notified=current.notified)
 
-    async def openings_of(
-        self, employer_id: str, *, open_only: bool = False, session: Any = None
-    ) -> list[Opening]:
+    async def openings_of(self, employer_id: str, *, open_only: bool = False) -> list[Opening]:
         found = [
             o
             for o in self.openings.values()
@@ -168,7 +170,7 @@ class FakeRepository:
         due = [o for o in self.openings.values() if o.is_open and o.expires_at <= now]
         return sorted(due, key=lambda o: o.expires_at)[:limit]
 
-    async def refresh_listing(self, employer_id: str, *, session: Any) -> None:
+    async def refresh_listing(self, employer_id: str) -> None:
         """Counts are computed at search time in this fake."""
 
     def _open_of(self, employer_id: str) -> list[Opening]:
@@ -232,7 +234,7 @@ class FakeRepository:
         start = offset_of(query.page, query.page_size)
         return Page(found[start : start + query.page_size], len(found), query.page, query.page_size)
 
-    async def add_api_key(self, record: ApiKeyRecord, *, session: Any) -> None:
+    async def add_api_key(self, record: ApiKeyRecord) -> None:
         self.api_keys_by_id[record.key_id] = record
 
     async def api_keys_of(self, employer_id: str) -> list[ApiKeyRecord]:
@@ -248,7 +250,7 @@ class FakeRepository:
         self.api_keys_by_id[key_id] = dataclasses.replace(record, revoked_at=now)
         return True
 
-    async def add_password_reset(self, record: PasswordResetRecord, *, session: Any) -> None:
+    async def add_password_reset(self, record: PasswordResetRecord) -> None:
         self.password_resets[record.token_hash] = record
 
     async def password_reset(self, token_hash: str, *, now: datetime) -> PasswordResetRecord | None:
@@ -256,19 +258,19 @@ class FakeRepository:
         return record if record is not None and record.expires_at > now else None
 
     async def take_password_reset(
-        self, token_hash: str, *, now: datetime, session: Any
+        self, token_hash: str, *, now: datetime
     ) -> PasswordResetRecord | None:
         record = await self.password_reset(token_hash, now=now)
         if record is not None:
             del self.password_resets[token_hash]
         return record
 
-    async def drop_password_resets(self, employer_id: str, *, session: Any) -> None:
+    async def drop_password_resets(self, employer_id: str) -> None:
         self.password_resets = {
             h: r for h, r in self.password_resets.items() if r.employer_id != employer_id
         }
 
-    async def count_reach(self, counts: Mapping[str, int], *, session: Any) -> None:
+    async def count_reach(self, counts: Mapping[str, int]) -> None:
         for opening_id, count in counts.items():
             opening = self.openings.get(opening_id)
             if opening is not None:
@@ -285,22 +287,24 @@ class FakeUnitOfWork:
         self.events: list[Event] = []
         self.applied: set[str] = set()
 
-    async def commit(self, work: Callable[[Any], Awaitable[tuple[T, Sequence[Event]]]]) -> T:
+    async def commit(self, work: Work[T]) -> T:
         state = self._repository.snapshot()
         try:
-            result, events = await work(None)
+            result, events = await work(self._repository)
         except BaseException:
             self._repository.restore(state)
             raise
         self.events.extend(events)
         return result
 
-    async def apply_once(self, event: Event, work: Callable[[Any], Awaitable[None]]) -> bool:
+    async def apply_once(
+        self, event: Event, work: Callable[[EmployerTransaction], Awaitable[None]]
+    ) -> bool:
         if str(event.event_id) in self.applied:
             return False
         state = self._repository.snapshot()
         try:
-            await work(None)
+            await work(self._repository)
         except BaseException:
             self._repository.restore(state)
             raise
@@ -332,8 +336,11 @@ class Harness:
             employer_approval="auto" if auto_approve else "manual",
             login_rate_limit="5/minute",
         )
-        self.app = build_app(
-            employer_context(self.settings, service=self.service, clock=self.clock)
+        # The real app with its routers, error pages and limits; its use cases on the fakes.
+        self.app = create_app(
+            self.settings,
+            clock=self.clock,
+            overrides={get_service: lambda: self.service, reach_source: NoReach},
         )
 
     def client(self, ip: str = "127.0.0.1") -> httpx.AsyncClient:

@@ -294,3 +294,11 @@ async def test_suggest_maps_an_employer_title_to_a_role(harness) -> None:
         taxonomy = await client.get("/api/taxonomy")
     assert response.json() == {"role": "care_coordinator", "title": "Care Coordinator"}
     assert {r["code"] for r in taxonomy.json()["roles"]} >= {"direct_support_professional"}
+
+
+async def test_the_app_takes_its_use_cases_from_the_overrides(harness, signup) -> None:
+    """The harness's app is ``create_app``'s with ``get_service`` overridden: what the API does
+    lands in the in-memory fakes, never in a database."""
+    async with harness.client() as client:
+        employer_id = await _register(client, signup, "hr@overrides.example")
+    assert employer_id in harness.repository.employers

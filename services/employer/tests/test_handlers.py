@@ -261,10 +261,10 @@ async def test_a_batch_that_fails_changes_no_count(harness, signup, opening_json
     record = harness.repository.count_reach
     calls = 0
 
-    async def failing(counts, *, session):  # type: ignore[no-untyped-def]
+    async def failing(counts):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
-        await record(counts, session=session)
+        await record(counts)
         raise RuntimeError("the transaction is cut off")
 
     harness.repository.count_reach = failing

@@ -165,9 +165,9 @@ async def test_a_request_that_loses_the_race_for_its_key_answers_as_the_winner(
     read = repository.idempotency_record
     looks = []
 
-    async def read_before_the_winner_commits(principal: str, key: str, *, session: Any) -> Any:
+    async def read_before_the_winner_commits(principal: str, key: str) -> Any:
         looks.append(key)
-        return None if len(looks) == 1 else await read(principal, key, session=session)
+        return None if len(looks) == 1 else await read(principal, key)
 
     repository.idempotency_record = read_before_the_winner_commits  # type: ignore[method-assign]
     answer = await harness.service.post_opening_once(
@@ -246,7 +246,7 @@ async def test_a_key_still_held_by_another_request_is_a_409(harness, api, openin
     running after every attempt), the client is told to retry; nothing is created."""
     repository = harness.repository
 
-    async def always_taken(record: Any, *, replaces: Any, session: Any) -> None:
+    async def always_taken(record: Any, *, replaces: Any) -> None:
         raise IdempotencyKeyTakenError(record.claim.key)
 
     repository.keep_idempotency_record = always_taken  # type: ignore[method-assign]

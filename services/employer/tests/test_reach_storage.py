@@ -70,7 +70,7 @@ async def test_mongodb_counts_reach_as_the_fake_does_in_one_write(
             before = _writes()
             await count(counts)
             assert _writes() - before == 1  # one bulk update of the counts, however many
-            await fake.count_reach(counts, session=None)
+            await fake.count_reach(counts)
         before = _writes()
         await count(Counter())  # nothing to add
         assert _writes() == before

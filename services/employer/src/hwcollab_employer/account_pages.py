@@ -13,7 +13,7 @@ from hwcollab_common.ratelimit import client_ip
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
 from hwcollab_employer.accounts import EMAIL_LINK_INVALID, RESET_LINK_INVALID, VERIFY_LINK_INVALID
-from hwcollab_employer.api import RESET_REQUESTED, request_reset_later
+from hwcollab_employer.api.credentials import RESET_REQUESTED, request_reset_later
 from hwcollab_employer.commands import (
     EmailChange,
     PasswordChange,

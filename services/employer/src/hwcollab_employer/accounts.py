@@ -16,7 +16,11 @@ from hwcollab_employer import domain
 from hwcollab_employer.commands import EmployerSignup
 from hwcollab_employer.domain import Employer, InvalidFieldsError, NotFoundError
 from hwcollab_employer.moderation import OperatorDecisions
-from hwcollab_employer.ports import DuplicateEmailError, PasswordResetRecord, Tx
+from hwcollab_employer.ports import (
+    DuplicateEmailError,
+    EmployerTransaction,
+    PasswordResetRecord,
+)
 from hwcollab_employer.security import Passwords, link_token_hash, new_link_token
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
@@ -96,16 +100,16 @@ class AccountUseCases(OperatorDecisions):
             verified=False,
         )
 
-        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
-            existing = await self._repository.employer_by_email(new.contact_email, session=session)
+        async def work(tx: EmployerTransaction) -> tuple[None, Sequence[Event]]:
+            existing = await tx.employer_by_email(new.contact_email)
             if existing is None:
-                await self._repository.add_employer(new, session=session)
+                await tx.add_employer(new)
                 return None, [self._verification_email(new)]
             if not existing.verified:
                 again = domain.signed_up_again(
                     existing, signup, password_hash=password_hash, zip_place=zip_place, now=now
                 )
-                await self._repository.save_employer(again, session=session)
+                await tx.save_employer(again)
                 return None, [self._verification_email(again)]
             return None, [self._account_email(existing, "already_registered")]
 
@@ -130,9 +134,9 @@ class AccountUseCases(OperatorDecisions):
             now=now,
         )
 
-        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
+        async def work(tx: EmployerTransaction) -> tuple[Employer, Sequence[Event]]:
             try:
-                await self._repository.add_employer(employer, session=session)
+                await tx.add_employer(employer)
             except DuplicateEmailError as error:
                 raise EmailTakenError(employer.contact_email) from error
             return employer, self._registration_events(employer)
@@ -181,8 +185,8 @@ class AccountUseCases(OperatorDecisions):
         ``token``."""
         employer_id, version = self._verification_subject(token)
 
-        async def work(session: Tx) -> tuple[tuple[Employer, bool], Sequence[Event]]:
-            current = await self._repository.get_employer(employer_id, session=session)
+        async def work(tx: EmployerTransaction) -> tuple[tuple[Employer, bool], Sequence[Event]]:
+            current = await tx.get_employer(employer_id)
             if current is None:
                 raise InvalidFieldsError({"token": VERIFY_LINK_INVALID})
             if current.verified:
@@ -192,7 +196,7 @@ class AccountUseCases(OperatorDecisions):
             verified = domain.verify(
                 current, auto_approve=self._auto_approve, now=self._clock.now()
             )
-            await self._repository.save_employer(verified, session=session)
+            await tx.save_employer(verified)
             return (verified, True), self._registration_events(verified)
 
         return await self._uow.commit(work)
@@ -241,12 +245,12 @@ class AccountUseCases(OperatorDecisions):
         employer = await self._repository.employer_by_email(email_key(email))
         expires_at = now + RESET_LIFETIME
 
-        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
+        async def work(tx: EmployerTransaction) -> tuple[None, Sequence[Event]]:
             # An unknown address stores a decoy nobody holds the token of (its employer id is
             # empty, and the TTL index removes it with the others).
             owner = employer.employer_id if employer else DECOY_EMPLOYER_ID
             record = PasswordResetRecord(token_hash, owner, now, expires_at)
-            await self._repository.add_password_reset(record, session=session)
+            await tx.add_password_reset(record)
             if employer is None:
                 return None, []
             url = f"{self._public_url}/reset-password?token={token}"
@@ -268,23 +272,21 @@ class AccountUseCases(OperatorDecisions):
             raise InvalidFieldsError({"token": RESET_LINK_INVALID})
         password_hash = await asyncio.to_thread(self._passwords.hash, password)
 
-        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
+        async def work(tx: EmployerTransaction) -> tuple[Employer, Sequence[Event]]:
             now = self._clock.now()
-            record = await self._repository.take_password_reset(
-                link_token_hash(token), now=now, session=session
-            )
+            record = await tx.take_password_reset(link_token_hash(token), now=now)
             if record is None:  # used by a request at the same moment
                 raise InvalidFieldsError({"token": RESET_LINK_INVALID})
             if record.employer_id == DECOY_EMPLOYER_ID:  # cannot happen: nobody has its token
                 raise InvalidFieldsError({"token": RESET_LINK_INVALID})
-            current = await self._employer_in(record.employer_id, session)
+            current = await self._employer_in(record.employer_id, tx)
             updated = domain.with_password(current, password_hash=password_hash, now=now)
             events: list[Event] = []
             if not updated.verified:  # the link went to the address: that confirms it too
                 updated = domain.verify(updated, auto_approve=self._auto_approve, now=now)
                 events = self._registration_events(updated)
-            await self._repository.save_employer(updated, session=session)
-            await self._repository.drop_password_resets(current.employer_id, session=session)
+            await tx.save_employer(updated)
+            await tx.drop_password_resets(current.employer_id)
             return updated, events
 
         return await self._uow.commit(work)
@@ -304,13 +306,13 @@ class AccountUseCases(OperatorDecisions):
         )
         password_hash = await asyncio.to_thread(self._passwords.hash, new)
 
-        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
-            current_employer = await self._employer_in(employer_id, session)
+        async def work(tx: EmployerTransaction) -> tuple[Employer, Sequence[Event]]:
+            current_employer = await self._employer_in(employer_id, tx)
             updated = domain.with_password(
                 current_employer, password_hash=password_hash, now=self._clock.now()
             )
-            await self._repository.save_employer(updated, session=session)
-            await self._repository.drop_password_resets(employer_id, session=session)
+            await tx.save_employer(updated)
+            await tx.drop_password_resets(employer_id)
             return updated, []
 
         return await self._uow.commit(work)
@@ -328,8 +330,8 @@ class AccountUseCases(OperatorDecisions):
         if new == employer.contact_email:
             raise InvalidFieldsError({"new_email": SAME_EMAIL})
 
-        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
-            owner = await self._repository.employer_by_email(new, session=session)
+        async def work(tx: EmployerTransaction) -> tuple[None, Sequence[Event]]:
+            owner = await tx.employer_by_email(new)
             notice = self._account_email(employer, "email_change_notice")
             if owner is not None:
                 return None, [notice, self._account_email(owner, "already_registered")]
@@ -370,8 +372,8 @@ class AccountUseCases(OperatorDecisions):
         address another account took meanwhile, a forged or expired link: 422 on ``token``."""
         employer_id, old, new = self._email_change_subject(token)
 
-        async def work(session: Tx) -> tuple[tuple[Employer, bool], Sequence[Event]]:
-            current = await self._repository.get_employer(employer_id, session=session)
+        async def work(tx: EmployerTransaction) -> tuple[tuple[Employer, bool], Sequence[Event]]:
+            current = await tx.get_employer(employer_id)
             if current is None:
                 raise InvalidFieldsError({"token": EMAIL_LINK_INVALID})
             if current.contact_email == new:
@@ -380,7 +382,7 @@ class AccountUseCases(OperatorDecisions):
                 raise InvalidFieldsError({"token": EMAIL_LINK_INVALID})
             changed = domain.with_contact_email(current, new, now=self._clock.now())
             try:
-                await self._repository.save_employer(changed, session=session)
+                await tx.save_employer(changed)
             except DuplicateEmailError as error:
                 raise InvalidFieldsError({"token": EMAIL_LINK_INVALID}) from error
             return (changed, True), []

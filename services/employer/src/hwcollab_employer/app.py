@@ -5,16 +5,15 @@ Served with ``uvicorn --factory hwcollab_employer.app:create_app``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
-from typing import TypeVar
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hwcollab_common.clock import Clock
-from hwcollab_common.consuming import apply_once
+from hwcollab_common.composition import DependencyOverrides, apply_overrides
 from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.ops import (
     ReadinessCheck,
@@ -34,7 +33,6 @@ from hwcollab_employer import (
     errors,
     feeds,
     operator_pages,
-    operators_api,
     pages,
     reach_form,
     web,
@@ -43,32 +41,24 @@ from hwcollab_employer.consumers import register_consumers
 from hwcollab_employer.context import EmployerContext
 from hwcollab_employer.expiry import ExpiryTask
 from hwcollab_employer.handlers import EmployerService
-from hwcollab_employer.ports import Tx
 from hwcollab_employer.reach import NotifierReach
 from hwcollab_employer.repository import MongoEmployerRepository
 from hwcollab_employer.security import Passwords, TokenAuthority
 from hwcollab_employer.settings import Settings
-from hwcollab_schemas import Event
-
-T = TypeVar("T")
+from hwcollab_employer.unit_of_work import MongoUnitOfWork
 
 NAME = "employer"
 
 
-class RuntimeUnitOfWork:
-    """Transactions of the service runtime: state change and outbox events together."""
-
-    def __init__(self, runtime: ServiceRuntime) -> None:
-        self._runtime = runtime
-
-    async def commit(self, work: Callable[[Tx], Awaitable[tuple[T, Sequence[Event]]]]) -> T:
-        return await self._runtime.commit(work)
-
-    async def apply_once(self, event: Event, work: Callable[[Tx], Awaitable[None]]) -> bool:
-        return await apply_once(self._runtime.mongo, self._runtime.processed, event, work)
-
-
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    overrides: DependencyOverrides | None = None,
+) -> FastAPI:
+    """The service over MongoDB and Kafka; ``overrides`` replaces dependencies of its routes
+    (a test's use cases through :func:`~hwcollab_employer.context.get_service`, its reach
+    estimates through :func:`~hwcollab_employer.reach.reach_source`)."""
     settings = settings or Settings()
     configure_observability(settings, service=NAME)
     runtime = ServiceRuntime(settings, name=NAME, clock=clock)
@@ -76,7 +66,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     repository = MongoEmployerRepository(runtime.db)
     service = EmployerService(
         repository=repository,
-        unit_of_work=RuntimeUnitOfWork(runtime),
+        unit_of_work=MongoUnitOfWork(runtime, repository),
         clock=runtime.clock,
         passwords=Passwords(),
         auto_approve=settings.employer_approval == "auto",
@@ -110,7 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app = build_app(context, lifespan=lifespan, readiness=runtime.readiness_checks())
     app.state.runtime = runtime
     app.state.reach = reach
-    return app
+    return apply_overrides(app, overrides)
 
 
 def employer_context(
@@ -133,7 +123,7 @@ def build_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
 ) -> FastAPI:
-    """The HTTP application over a service (the tests give it one built on in-memory fakes)."""
+    """The HTTP application over the context (routers, error pages, limits, static files)."""
     app = FastAPI(
         title="HWcollab employer service",
         summary="Employer accounts, Find a Local Employer, openings and their reach.",
@@ -148,7 +138,6 @@ def build_app(
     errors.install_error_handlers(app)
     app.include_router(ops_router(readiness or {}))
     app.include_router(api.router)
-    app.include_router(operators_api.router)
     app.include_router(feeds.router)
     app.include_router(pages.router)
     app.include_router(account_pages.router)

@@ -1,8 +1,9 @@
-"""What the routers need, held on ``app.state`` and handed to them as a dependency."""
+"""What the routers need, held on ``app.state`` and handed to them as a dependency
+(:data:`Context`); its use cases come from :func:`get_service`, the dependency tests override."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -23,9 +24,19 @@ class EmployerContext:
     clock: Clock
 
 
-def _context(request: Request) -> EmployerContext:
+def get_service(request: Request) -> EmployerService:
+    """The use cases the routes call (those ``create_app`` built); a test swaps them by
+    overriding this dependency."""
     context: EmployerContext = request.app.state.employer
-    return context
+    return context.service
 
 
-Context = Annotated[EmployerContext, Depends(_context)]
+def get_context(
+    request: Request, service: Annotated[EmployerService, Depends(get_service)]
+) -> EmployerContext:
+    """What a route needs, with the use cases :func:`get_service` gives."""
+    context: EmployerContext = request.app.state.employer
+    return context if context.service is service else replace(context, service=service)
+
+
+Context = Annotated[EmployerContext, Depends(get_context)]

@@ -54,8 +54,8 @@ from hwcollab_employer.ports import (
     ApiKeyRecord,
     DuplicateExternalIdError,
     EmployerRepository,
+    EmployerTransaction,
     IdempotencyKeyTakenError,
-    Tx,
     UnitOfWork,
 )
 from hwcollab_employer.security import (
@@ -139,8 +139,8 @@ class EmployerService(AccountUseCases):
         return employer
 
     async def update_profile(self, employer_id: str, patch: ProfilePatch) -> Employer:
-        async def work(session: Tx) -> tuple[Employer, Sequence[Event]]:
-            current = await self._employer_in(employer_id, session)
+        async def work(tx: EmployerTransaction) -> tuple[Employer, Sequence[Event]]:
+            current = await self._employer_in(employer_id, tx)
             changes = patch.model_dump(exclude_unset=True)
             if not changes:
                 return current, []
@@ -155,10 +155,10 @@ class EmployerService(AccountUseCases):
                 zip_place=required_place(fields.address.zip, field="address.zip"),
                 now=now,
             )
-            await self._repository.save_employer(updated, session=session)
+            await tx.save_employer(updated)
             events = [self._event(EmployerUpdated, updated.profile())]
             if updated.organization_name != current.organization_name:
-                events += await self._republish_openings(updated, session=session)
+                events += await self._republish_openings(updated, tx=tx)
             return updated, events
 
         return await self._uow.commit(work)
@@ -176,8 +176,8 @@ class EmployerService(AccountUseCases):
             created_at=self._clock.now(),
         )
 
-        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
-            await self._repository.add_api_key(record, session=session)
+        async def work(tx: EmployerTransaction) -> tuple[None, Sequence[Event]]:
+            await tx.add_api_key(record)
             return None, []
 
         await self._uow.commit(work)
@@ -206,10 +206,8 @@ class EmployerService(AccountUseCases):
     async def post_opening(self, employer_id: str, fields: OpeningFields) -> Opening:
         opening_id = self._new_id()
 
-        async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
-            return await self._add_opening(
-                employer_id, fields, opening_id=opening_id, session=session
-            )
+        async def work(tx: EmployerTransaction) -> tuple[Opening, Sequence[Event]]:
+            return await self._add_opening(employer_id, fields, opening_id=opening_id, tx=tx)
 
         return await self._uow.commit(work)
 
@@ -238,22 +236,18 @@ class EmployerService(AccountUseCases):
         the kept answer are one transaction, so two retries at once cannot both create."""
         opening_id = self._new_id()
 
-        async def work(session: Tx) -> tuple[StoredAnswer, Sequence[Event]]:
+        async def work(tx: EmployerTransaction) -> tuple[StoredAnswer, Sequence[Event]]:
             now = self._clock.now()
-            kept = await self._repository.idempotency_record(
-                claim.principal, claim.key, session=session
-            )
+            kept = await tx.idempotency_record(claim.principal, claim.key)
             if kept is not None and kept.live(now=now):
                 if kept.claim.fingerprint != claim.fingerprint:
                     raise InvalidFieldsError({IDEMPOTENCY_HEADER: KEY_REUSED}, location="header")
                 return replace(kept.answer, replayed=True), []
             opening, events = await self._add_opening(
-                employer_id, fields, opening_id=opening_id, session=session
+                employer_id, fields, opening_id=opening_id, tx=tx
             )
             first = answer(opening)
-            await self._repository.keep_idempotency_record(
-                record_for(claim, first, now=now), replaces=kept, session=session
-            )
+            await tx.keep_idempotency_record(record_for(claim, first, now=now), replaces=kept)
             return first, events
 
         policy = retry_policy(attempts=KEY_RACE_ATTEMPTS, on=IdempotencyKeyTakenError)
@@ -263,9 +257,9 @@ class EmployerService(AccountUseCases):
             raise ConflictError(KEY_IN_PROGRESS) from error
 
     async def _add_opening(
-        self, employer_id: str, fields: OpeningFields, *, opening_id: str, session: Tx
+        self, employer_id: str, fields: OpeningFields, *, opening_id: str, tx: EmployerTransaction
     ) -> tuple[Opening, Sequence[Event]]:
-        employer = await self._employer_in(employer_id, session)
+        employer = await self._employer_in(employer_id, tx)
         opening = domain.post_opening(
             fields,
             employer=employer,
@@ -274,10 +268,10 @@ class EmployerService(AccountUseCases):
             now=self._clock.now(),
         )
         try:
-            await self._repository.add_opening(opening, session=session)
+            await tx.add_opening(opening)
         except DuplicateExternalIdError as error:
             raise ConflictError(_external_id_taken(fields.external_id)) from error
-        await self._repository.refresh_listing(employer_id, session=session)
+        await tx.refresh_listing(employer_id)
         return opening, [self._event(OpeningPosted, opening.details())]
 
     async def opening(self, opening_id: str) -> Opening:
@@ -288,9 +282,11 @@ class EmployerService(AccountUseCases):
         return opening
 
     async def own_opening(
-        self, employer_id: str, opening_id: str, *, session: Tx = None
+        self, employer_id: str, opening_id: str, *, tx: EmployerTransaction | None = None
     ) -> Opening:
-        opening = await self._repository.get_opening(opening_id, session=session)
+        """The employer's opening (read within ``tx`` when given)."""
+        source = tx if tx is not None else self._repository
+        opening = await source.get_opening(opening_id)
         if opening is None:
             raise NotFoundError(opening_id)
         if opening.employer_id != employer_id:
@@ -306,8 +302,8 @@ class EmployerService(AccountUseCases):
         return await self._repository.openings_of(employer_id)
 
     async def edit_opening(self, employer_id: str, opening_id: str, patch: OpeningPatch) -> Opening:
-        async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
-            current = await self.own_opening(employer_id, opening_id, session=session)
+        async def work(tx: EmployerTransaction) -> tuple[Opening, Sequence[Event]]:
+            current = await self.own_opening(employer_id, opening_id, tx=tx)
             if not patch.model_fields_set:
                 return current, []
             try:
@@ -322,12 +318,10 @@ class EmployerService(AccountUseCases):
                 now=self._clock.now(),
             )
             try:
-                await self._repository.save_opening(
-                    edited, previous_version=current.version, session=session
-                )
+                await tx.save_opening(edited, previous_version=current.version)
             except DuplicateExternalIdError as error:
                 raise ConflictError(_external_id_taken(fields.external_id)) from error
-            await self._repository.refresh_listing(employer_id, session=session)
+            await tx.refresh_listing(employer_id)
             return edited, [self._event(OpeningUpdated, edited.details())]
 
         return await self._uow.commit(work)
@@ -346,20 +340,18 @@ class EmployerService(AccountUseCases):
         return await self.edit_opening(employer_id, opening.opening_id, patch)
 
     async def close_opening(self, employer_id: str, opening_id: str) -> Opening:
-        async def work(session: Tx) -> tuple[Opening, Sequence[Event]]:
-            current = await self.own_opening(employer_id, opening_id, session=session)
-            return await self._close(current, reason="closed", session=session)
+        async def work(tx: EmployerTransaction) -> tuple[Opening, Sequence[Event]]:
+            current = await self.own_opening(employer_id, opening_id, tx=tx)
+            return await self._close(current, reason="closed", tx=tx)
 
         return await self._uow.commit(work)
 
     async def _close(
-        self, current: Opening, *, reason: domain.CloseReason, session: Tx
+        self, current: Opening, *, reason: domain.CloseReason, tx: EmployerTransaction
     ) -> tuple[Opening, Sequence[Event]]:
         closed = domain.close_opening(current, reason=reason, now=self._clock.now())
-        await self._repository.save_opening(
-            closed, previous_version=current.version, session=session
-        )
-        await self._repository.refresh_listing(current.employer_id, session=session)
+        await tx.save_opening(closed, previous_version=current.version)
+        await tx.refresh_listing(current.employer_id)
         return closed, [self._event(OpeningClosed, closed.closed_payload())]
 
     async def expire_due(self, *, batch: int = 100) -> int:
@@ -379,11 +371,11 @@ class EmployerService(AccountUseCases):
                 return closed
 
     async def _expire(self, opening_id: str) -> None:
-        async def work(session: Tx) -> tuple[None, Sequence[Event]]:
-            current = await self._repository.get_opening(opening_id, session=session)
+        async def work(tx: EmployerTransaction) -> tuple[None, Sequence[Event]]:
+            current = await tx.get_opening(opening_id)
             if current is None or not domain.is_expired(current, now=self._clock.now()):
                 raise ConflictError(opening_id)
-            _, events = await self._close(current, reason="expired", session=session)
+            _, events = await self._close(current, reason="expired", tx=tx)
             return None, events
 
         await self._uow.commit(work)
@@ -419,8 +411,8 @@ class EmployerService(AccountUseCases):
             return
         counts = Counter(opening_id for opening_id, _ in pairs)
 
-        async def work(session: Tx) -> None:
-            await self._repository.count_reach(counts, session=session)
+        async def work(tx: EmployerTransaction) -> None:
+            await tx.count_reach(counts)
 
         await self._uow.apply_once(event, work)
 

@@ -14,7 +14,7 @@ from hwcollab_common.ratelimit import client_ip
 from hwcollab_common.validation import field_errors
 from hwcollab_employer import web
 from hwcollab_employer.accounts import UNVERIFIED
-from hwcollab_employer.api import SIGNUP_ACCEPTED
+from hwcollab_employer.api.accounts import SIGNUP_ACCEPTED
 from hwcollab_employer.commands import EmployerSignup
 from hwcollab_employer.context import Context
 from hwcollab_employer.discovery import gone, job_posting, job_posting_script

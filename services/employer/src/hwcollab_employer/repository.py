@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -45,10 +46,12 @@ from hwcollab_employer.ports import (
     DuplicateExternalIdError,
     IdempotencyKeyTakenError,
     PasswordResetRecord,
-    Tx,
 )
 
 log = logging.getLogger(__name__)
+
+# The session of the transaction in progress; None reads outside any transaction.
+Session = AsyncClientSession | None
 
 METERS_PER_MILE = 1609.344
 # IndexOptionsConflict, IndexKeySpecsConflict: an equivalent index is already there.
@@ -76,6 +79,9 @@ def _geo_near(*, near: Any, radius_miles: int, query: Document) -> Document:
 
 
 class MongoEmployerRepository:
+    """The collections; a method given a session runs in its transaction (see
+    :class:`~hwcollab_employer.unit_of_work.MongoEmployerTransaction`)."""
+
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._db = database
         self._employers = database["employers"]
@@ -138,22 +144,22 @@ class MongoEmployerRepository:
 
     # --- employers ---------------------------------------------------------------------------
 
-    async def add_employer(self, employer: Employer, *, session: Tx) -> None:
+    async def add_employer(self, employer: Employer, *, session: Session) -> None:
         document = employer_document(employer) | {"open_openings": 0, "open_roles": []}
         try:
             await self._employers.insert_one(document, session=session)
         except DuplicateKeyError as error:
             raise DuplicateEmailError(employer.contact_email) from error
 
-    async def get_employer(self, employer_id: str, *, session: Tx = None) -> Employer | None:
+    async def get_employer(self, employer_id: str, *, session: Session = None) -> Employer | None:
         document = await self._employers.find_one({"_id": employer_id}, session=session)
         return employer_from(document) if document else None
 
-    async def employer_by_email(self, email: str, *, session: Tx = None) -> Employer | None:
+    async def employer_by_email(self, email: str, *, session: Session = None) -> Employer | None:
         document = await self._employers.find_one({"contact_email": email}, session=session)
         return employer_from(document) if document else None
 
-    async def save_employer(self, employer: Employer, *, session: Tx) -> None:
+    async def save_employer(self, employer: Employer, *, session: Session) -> None:
         changes = employer_document(employer)
         del changes["_id"]
         try:
@@ -169,7 +175,7 @@ class MongoEmployerRepository:
 
     # --- password resets ---------------------------------------------------------------------
 
-    async def add_password_reset(self, record: PasswordResetRecord, *, session: Tx) -> None:
+    async def add_password_reset(self, record: PasswordResetRecord, *, session: Session) -> None:
         await self._password_resets.insert_one(password_reset_document(record), session=session)
 
     async def password_reset(self, token_hash: str, *, now: datetime) -> PasswordResetRecord | None:
@@ -180,19 +186,19 @@ class MongoEmployerRepository:
         return password_reset_from(document) if document else None
 
     async def take_password_reset(
-        self, token_hash: str, *, now: datetime, session: Tx
+        self, token_hash: str, *, now: datetime, session: Session
     ) -> PasswordResetRecord | None:
         document = await self._password_resets.find_one_and_delete(
             {"_id": token_hash, "expires_at": {"$gt": now}}, session=session
         )
         return password_reset_from(document) if document else None
 
-    async def drop_password_resets(self, employer_id: str, *, session: Tx) -> None:
+    async def drop_password_resets(self, employer_id: str, *, session: Session) -> None:
         await self._password_resets.delete_many({"employer_id": employer_id}, session=session)
 
     # --- openings ----------------------------------------------------------------------------
 
-    async def add_opening(self, opening: Opening, *, session: Tx) -> None:
+    async def add_opening(self, opening: Opening, *, session: Session) -> None:
         try:
             await self._openings.insert_one(
                 opening_document(opening) | {"notified": 0}, session=session
@@ -203,18 +209,20 @@ class MongoEmployerRepository:
             raise
 
     async def opening_by_external_id(
-        self, employer_id: str, external_id: str, *, session: Tx = None
+        self, employer_id: str, external_id: str, *, session: Session = None
     ) -> Opening | None:
         document = await self._openings.find_one(
             {"employer_id": employer_id, "external_id": external_id}, session=session
         )
         return opening_from(document) if document else None
 
-    async def get_opening(self, opening_id: str, *, session: Tx = None) -> Opening | None:
+    async def get_opening(self, opening_id: str, *, session: Session = None) -> Opening | None:
         document = await self._openings.find_one({"_id": opening_id}, session=session)
         return opening_from(document) if document else None
 
-    async def save_opening(self, opening: Opening, *, previous_version: int, session: Tx) -> None:
+    async def save_opening(
+        self, opening: Opening, *, previous_version: int, session: Session
+    ) -> None:
         document = opening_document(opening)
         del document["_id"]
         update: Document = {"$set": document}
@@ -232,7 +240,7 @@ class MongoEmployerRepository:
             raise ConflictError("the opening was changed meanwhile; reload and try again")
 
     async def openings_of(
-        self, employer_id: str, *, open_only: bool = False, session: Tx = None
+        self, employer_id: str, *, open_only: bool = False, session: Session = None
     ) -> list[Opening]:
         query: Document = {"employer_id": employer_id}
         if open_only:
@@ -258,7 +266,7 @@ class MongoEmployerRepository:
         )
         return [opening_from(document) async for document in cursor]
 
-    async def refresh_listing(self, employer_id: str, *, session: Tx) -> None:
+    async def refresh_listing(self, employer_id: str, *, session: Session) -> None:
         roles: set[str] = set()
         count = 0
         async for document in self._openings.find(
@@ -377,7 +385,7 @@ class MongoEmployerRepository:
     # --- idempotency keys --------------------------------------------------------------------
 
     async def idempotency_record(
-        self, principal: str, key: str, *, session: Tx
+        self, principal: str, key: str, *, session: Session
     ) -> IdempotencyRecord | None:
         document = await self._idempotency.find_one(
             {"_id": idempotency_id(principal, key)}, session=session
@@ -385,7 +393,7 @@ class MongoEmployerRepository:
         return idempotency_from(document) if document else None
 
     async def keep_idempotency_record(
-        self, record: IdempotencyRecord, *, replaces: IdempotencyRecord | None, session: Tx
+        self, record: IdempotencyRecord, *, replaces: IdempotencyRecord | None, session: Session
     ) -> None:
         document = idempotency_document(record)
         if replaces is None:
@@ -402,7 +410,7 @@ class MongoEmployerRepository:
 
     # --- API keys ----------------------------------------------------------------------------
 
-    async def add_api_key(self, record: ApiKeyRecord, *, session: Tx) -> None:
+    async def add_api_key(self, record: ApiKeyRecord, *, session: Session) -> None:
         await self._api_keys.insert_one(
             {
                 "_id": record.key_id,
@@ -433,7 +441,7 @@ class MongoEmployerRepository:
 
     # --- reach -------------------------------------------------------------------------------
 
-    async def count_reach(self, counts: Mapping[str, int], *, session: Tx) -> None:
+    async def count_reach(self, counts: Mapping[str, int], *, session: Session) -> None:
         if not counts:
             return
         await self._openings.bulk_write(

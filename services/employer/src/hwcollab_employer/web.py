@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.datastructures import FormData
 
 from hwcollab_common.web import templates as shared_templates
-from hwcollab_employer.context import EmployerContext
+from hwcollab_employer.context import Context, EmployerContext
 from hwcollab_employer.domain import Employer
 from hwcollab_employer.security import Session, csrf_matches
 from hwcollab_schemas import taxonomy
@@ -96,10 +96,9 @@ class Visitor:
         return self.session.employer_id if self.session else None
 
 
-async def check_session(request: Request) -> None:
+async def check_session(request: Request, context: Context) -> None:
     """Before every route: whether the request's session is of the employer's current session
     version (one read by id). :func:`visitor` counts no other session as signed in."""
-    context: EmployerContext = request.app.state.employer
     session = context.tokens.read_session(request.cookies.get(SESSION_COOKIE))
     if session is not None:
         current = await context.service.session_version(session.employer_id)

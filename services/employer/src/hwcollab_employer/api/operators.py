@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import Body, Depends, Path, Query
 from pydantic import BaseModel
 
 from hwcollab_common.openapi import error_responses
-from hwcollab_employer.api import OPERATORS, SIGNUP_EXAMPLE, OpeningId, require_admin
+from hwcollab_employer.api.accounts import SIGNUP_EXAMPLE
+from hwcollab_employer.api.dependencies import OPERATORS, OpeningId, api_router, require_admin
 from hwcollab_employer.commands import EmployerSignup, ModerationReason, ReinstatementNote
 from hwcollab_employer.context import Context
 from hwcollab_employer.resources import EmployerMe, Moderated, OwnOpening, Registered
 
-router = APIRouter(prefix="/api", responses=error_responses(503))
+router = api_router()
 
 
 EmployerIdPath = Annotated[str, Path(max_length=64)]
