@@ -2,8 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hwcollab_notifier.mail.views import OpeningView, distance_label, pay_label, summarize
+from hwcollab_notifier.mail.views import OpeningView, distance_label, summarize
 from hwcollab_schemas.events import OpeningDetails
+from hwcollab_schemas.taxonomy import pay_label
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
