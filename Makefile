@@ -63,7 +63,7 @@ test: install
 
 lint: install
 	$(UV) run ruff format --check . && $(UV) run ruff check . && $(UV) run mypy schemas/src common/src cli/src testing/src services/subscriber/src services/employer/src services/notifier/src \
-		schemas/tests common/tests services/subscriber/tests services/notifier/tests tests
+		schemas/tests common/tests services/subscriber/tests services/employer/tests services/notifier/tests tests
 
 fmt: install
 	$(UV) run ruff format .
