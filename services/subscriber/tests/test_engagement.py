@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hwcollab_common.clicks import ClickLinks
+from hwcollab_common.clicks import ClickLink, ClickLinks
 from hwcollab_common.clock import FixedClock
 from hwcollab_common.tokens import LinkSigner, Purpose, TokenExpiredError, TokenInvalidError
 from hwcollab_schemas.envelope import Event
@@ -66,8 +66,10 @@ def asked(store: FakeStore) -> list[str]:
     ]
 
 
-def click_url(links: Links, subscriber_id: str, link: str = "details", apply_url: str = "") -> str:
-    return links.clicks.url(subscriber_id, "op-7", link, apply_url=apply_url)  # type: ignore[arg-type]
+def click_url(
+    links: Links, subscriber_id: str, link: ClickLink = "details", apply_url: str = ""
+) -> str:
+    return links.clicks.url(subscriber_id, "op-7", link, apply_url=apply_url)
 
 
 def token_of(url: str) -> str:
