@@ -62,7 +62,8 @@ test: install
 	$(UV) run pytest
 
 lint: install
-	$(UV) run ruff format --check . && $(UV) run ruff check . && $(UV) run mypy schemas/src common/src cli/src testing/src services/subscriber/src services/employer/src services/notifier/src
+	$(UV) run ruff format --check . && $(UV) run ruff check . && $(UV) run mypy schemas/src common/src cli/src testing/src services/subscriber/src services/employer/src services/notifier/src \
+		schemas/tests common/tests services/subscriber/tests services/employer/tests services/notifier/tests tests
 
 fmt: install
 	$(UV) run ruff format .

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from rich.progress import Progress
 

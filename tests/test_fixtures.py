@@ -7,8 +7,9 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import httpx
@@ -51,7 +52,8 @@ async def test_kafka_round_trips_a_message_through_a_consumer_group(kafka_bootst
             async for record in consumer:
                 if record.value == marker:
                     assert record.key == b"opening-1"
-                    return record.value
+                    value: bytes = record.value
+                    return value
             raise AssertionError("consumer ended")
 
         assert await asyncio.wait_for(read_marker(), timeout=30) == marker
@@ -185,7 +187,7 @@ def test_a_kafka_node_keeps_its_storage_and_records_across_a_sigkill(tmp_path: P
     )
     marker = uuid.uuid4().hex.encode()
 
-    def run(work: Callable[[], Awaitable[object]]) -> object:
+    def run(work: Callable[[], Coroutine[Any, Any, object]]) -> object:
         node.prepare()
         process = ManagedProcess(name="kafka", argv=node.argv(), log_path=tmp_path / "kafka.log")
         process.start()

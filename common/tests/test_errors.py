@@ -4,7 +4,7 @@ import errno
 
 import aiosmtplib
 import pytest
-from aiokafka.errors import (  # type: ignore[import-untyped]
+from aiokafka.errors import (
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from playwright.sync_api import ViewportSize
+
 from hwcollab_common.geo import haversine_miles, lookup_zip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,8 +24,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 360, "height": 780}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 360, "height": 780}
 PASSWORD = "correct horse battery staple"
 MAIL_TIMEOUT = 45.0
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from .mail import Inbox
+from .mail import Inbox, Mail
 from .pages import Camera
 from .stack import Stack, subscribe
 from .support import miles, next_local_time
@@ -50,7 +51,11 @@ def test_journey4_daily_digest_at_eight_local_time_without_the_closed_opening(
     )
     closing = stack.post_opening(token, title="Relief DSP", zip=MANCHESTER, **dsp)
     for opening in (first, second, closing):
-        inbox.wait(control, lambda m, o=opening: o["opening_id"] in m.opening_ids, what="control")
+
+        def names(mail: Mail, o: dict[str, Any] = opening) -> bool:
+            return o["opening_id"] in mail.opening_ids
+
+        inbox.wait(control, names, what="control")
     # Nothing at once for the daily subscriber (only the confirmation).
     assert [m.subject for m in inbox.to(daily) if m.opening_ids] == []
 

@@ -17,7 +17,8 @@ from playwright.sync_api import Page, expect
 from hwcollab_testing.processes import free_port
 
 from .pages import Camera
-from .stack import PASSWORD, Stack
+from .stack import Stack
+from .support import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 

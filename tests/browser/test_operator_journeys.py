@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from pymongo import MongoClient
 from hwcollab_testing.smtp import SmtpSink
 from hwcollab_testing.waiting import eventually_sync
 
-from .mail import Inbox
+from .mail import Inbox, Mail
 from .pages import Camera, Visitors
 from .stack import Stack, subscribe
 from .support import MAIL_TIMEOUT, PASSWORD, next_local_time
@@ -44,10 +45,12 @@ def _awaiting_approval(stack: Stack, name: str) -> str:
             params={"status": "approved", "limit": 500},
             headers={"Authorization": f"Bearer {stack.admin_token}"},
         )
+    employer_id: str
     [employer_id] = [
         e["employer_id"] for e in found.json()["results"] if e["organization_name"] == name
     ]
-    with MongoClient(stack.env["MONGODB_URL"]) as client:
+    client: MongoClient[dict[str, Any]] = MongoClient(stack.env["MONGODB_URL"])
+    with client:
         employers = client[f"browser_employer_{stack.run_id}"]["employers"]
         employers.update_one({"_id": employer_id}, {"$set": {"status": "pending"}})
     return employer_id
@@ -129,7 +132,11 @@ def test_operators_decide_on_employers_and_openings(
     second = stack.post_opening(token, title="Care Coordinator — Back Mountain", **COORDINATOR)
     third = stack.post_opening(token, title="Care Coordinator — Pittston", **COORDINATOR)
     for opening in (second, third):
-        inbox.wait(now_reader, lambda m, o=opening: o["opening_id"] in m.opening_ids, what="new")
+
+        def names(mail: Mail, o: dict[str, Any] = opening) -> bool:
+            return o["opening_id"] in mail.opening_ids
+
+        inbox.wait(now_reader, names, what="new")
     assert len(inbox.about(now_reader, first["opening_id"])) == 1
 
     # One opening taken down before the next digest: the digest has the other one only.

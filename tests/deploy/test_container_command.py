@@ -46,7 +46,7 @@ def free_port() -> int:
 
 def wait_for_port(port: int, *, process: subprocess.Popen[bytes], deadline: float) -> None:
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"{process.args} exited with {process.returncode}"
+        assert process.poll() is None, f"{process.args!r} exited with {process.returncode}"
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return

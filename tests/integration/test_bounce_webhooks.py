@@ -194,7 +194,8 @@ async def test_postmark_wants_its_credentials_and_a_complaint_unsubscribes(world
         "Metadata": {"message_id": message_id},
     }
     before = await total(world)
-    for auth in (None, (POSTMARK[0], POSTMARK[1] + "x"), ("someone", POSTMARK[1])):
+    no_credentials = httpx.Auth()
+    for auth in (no_credentials, (POSTMARK[0], POSTMARK[1] + "x"), ("someone", POSTMARK[1])):
         refused = await world.notifier.post("/api/webhooks/postmark", json=complaint, auth=auth)
         assert refused.status_code == 401, refused.text
     assert await total(world) == before

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -25,7 +25,17 @@ from hwcollab_common.clock import FixedClock
 from hwcollab_employer.app import create_app
 from hwcollab_employer.settings import Settings
 from hwcollab_schemas import Event, EventParseError, parse_event
-from hwcollab_schemas.events import NotificationBatchSent, NotificationSent
+from hwcollab_schemas.events import (
+    EmployerAccountEmailRequested,
+    EmployerApproved,
+    EmployerRegistered,
+    EmployerUpdated,
+    NotificationBatchSent,
+    NotificationSent,
+    OpeningClosed,
+    OpeningPosted,
+    OpeningUpdated,
+)
 from hwcollab_schemas.topics import EMPLOYER_TOPIC, OPENING_TOPIC
 from hwcollab_testing.waiting import eventually
 
@@ -34,6 +44,7 @@ pytestmark = pytest.mark.integration
 ADMIN_TOKEN = "integration-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PASSWORD = "integration passphrase"
+E = TypeVar("E", bound=Event)
 
 
 def settings_for(kafka_bootstrap: str, mongo_url: str, **changes: Any) -> Settings:
@@ -85,21 +96,19 @@ class TopicReader:
                 continue
             self.events.append((record.key.decode() if record.key else None, event))
 
-    def of(self, key: str, event_type: str | None = None) -> list[Event]:
-        return [
-            event
-            for k, event in self.events
-            if k == key and (event_type is None or event.event_type == event_type)
-        ]
+    def of(self, key: str, event_class: type[E]) -> list[E]:
+        return [event for k, event in self.events if k == key and isinstance(event, event_class)]
 
-    async def wait_for_account_email(self, email: str, kind: str) -> list[Event]:
+    async def wait_for_account_email(
+        self, email: str, kind: str
+    ) -> list[EmployerAccountEmailRequested]:
         """The account emails of ``kind`` the employer service asked for, to ``email``."""
 
-        def found() -> list[Event]:
+        def found() -> list[EmployerAccountEmailRequested]:
             return [
                 event
                 for _, event in self.events
-                if event.event_type == "employer.account_email_requested"
+                if isinstance(event, EmployerAccountEmailRequested)
                 and getattr(event.payload, "email", None) == email
                 and getattr(event.payload, "kind", None) == kind
             ]
@@ -110,12 +119,13 @@ class TopicReader:
         await eventually(arrived, timeout=45, what=f"a {kind} email to {email}")
         return found()
 
-    async def wait_for(self, key: str, event_type: str, count: int = 1) -> list[Event]:
+    async def wait_for(self, key: str, event_class: type[E], count: int = 1) -> list[E]:
         async def arrived() -> bool:
-            return len(self.of(key, event_type)) >= count
+            return len(self.of(key, event_class)) >= count
 
+        event_type = event_class.model_fields["event_type"].default
         await eventually(arrived, timeout=45, what=f"{count} {event_type} for {key}")
-        return self.of(key, event_type)
+        return self.of(key, event_class)
 
 
 @dataclass
@@ -204,9 +214,9 @@ async def test_pending_employer_is_announced_once_approved(
     opening_id = posted.json()["opening_id"]
     assert uuid.UUID(opening_id).version == 4
 
-    [registered] = await reader.wait_for(employer_id, "employer.registered")
+    [registered] = await reader.wait_for(employer_id, EmployerRegistered)
     assert registered.payload.status == "pending"
-    [announced] = await reader.wait_for(opening_id, "opening.posted")
+    [announced] = await reader.wait_for(opening_id, OpeningPosted)
     assert announced.payload.employer_approved is False
     assert announced.payload.organization_name.startswith("Care Partners pending-")
     assert (announced.payload.city, announced.payload.state) == ("Worcester", "MA")
@@ -215,9 +225,9 @@ async def test_pending_employer_is_announced_once_approved(
 
     approved = await client.post(f"/api/admin/employers/{employer_id}/approve", headers=ADMIN)
     assert approved.json() == {"employer_id": employer_id, "status": "approved"}
-    [approval] = await reader.wait_for(employer_id, "employer.approved")
+    [approval] = await reader.wait_for(employer_id, EmployerApproved)
     assert approval.payload.status == "approved"
-    [updated] = await reader.wait_for(opening_id, "opening.updated")
+    [updated] = await reader.wait_for(opening_id, OpeningUpdated)
     assert updated.payload.employer_approved is True
     assert updated.payload.version == 2
     board = (await client.get("/api/openings", params={"zip": "01608"})).json()
@@ -240,13 +250,13 @@ async def test_opening_lifecycle_publishes_posted_updated_closed(
     closed = await client.post(f"/api/openings/{opening_id}/close", headers=headers)
     assert closed.json()["status"] == "closed"
 
-    [posted] = await reader.wait_for(opening_id, "opening.posted")
-    [updated] = await reader.wait_for(opening_id, "opening.updated")
-    [closing] = await reader.wait_for(opening_id, "opening.closed")
+    [posted] = await reader.wait_for(opening_id, OpeningPosted)
+    [updated] = await reader.wait_for(opening_id, OpeningUpdated)
+    [closing] = await reader.wait_for(opening_id, OpeningClosed)
     assert posted.payload.employer_approved is True
     assert (updated.payload.title, updated.payload.version) == ("Nurse Care Manager II", 2)
     assert (closing.payload.reason, closing.payload.version) == ("closed", 3)
-    assert [e.event_type for e in reader.of(opening_id)] == [
+    assert [e.event_type for e in reader.of(opening_id, Event)] == [
         "opening.posted",
         "opening.updated",
         "opening.closed",
@@ -270,7 +280,7 @@ async def test_profile_changes_publish_employer_updated(
         json={"description": "Now also in Leominster.", "settings": ["medical", "social_service"]},
     )
     assert changed.status_code == 200, changed.text
-    [updated] = await reader.wait_for(employer_id, "employer.updated")
+    [updated] = await reader.wait_for(employer_id, EmployerUpdated)
     assert updated.payload.description == "Now also in Leominster."
     assert updated.payload.settings == ("medical", "social_service")
     assert updated.payload.version == 2
@@ -336,6 +346,7 @@ async def test_reach_counts_each_event_once_under_redelivery(
     once = sent(a, first["opening_id"])
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
+    event: Event
     try:
         for event in (
             once,
@@ -348,7 +359,8 @@ async def test_reach_counts_each_event_once_under_redelivery(
 
     async def counted() -> bool:
         stats = await client.get(f"/api/openings/{first['opening_id']}/stats", headers=headers)
-        return stats.json()["notified"] >= 2
+        notified: int = stats.json()["notified"]
+        return notified >= 2
 
     await eventually(counted, timeout=60, what="reach of both subscribers counted")
     first_stats = await client.get(f"/api/openings/{first['opening_id']}/stats", headers=headers)
@@ -381,7 +393,8 @@ async def test_reach_counts_each_event_once_under_redelivery(
 
     async def batch_counted() -> bool:
         stats = await client.get(f"/api/openings/{second['opening_id']}/stats", headers=headers)
-        return stats.json()["notified"] >= 2
+        notified: int = stats.json()["notified"]
+        return notified >= 2
 
     await eventually(batch_counted, timeout=60, what="reach from the batch counted")
     first_stats = await client.get(f"/api/openings/{first['opening_id']}/stats", headers=headers)
@@ -405,11 +418,11 @@ async def test_openings_close_when_they_expire(
         opening_id = (
             await client.post("/api/openings", headers=headers, json=opening(expires_at=expires_at))
         ).json()["opening_id"]
-        await reader.wait_for(opening_id, "opening.posted")
-        assert reader.of(opening_id, "opening.closed") == []
+        await reader.wait_for(opening_id, OpeningPosted)
+        assert reader.of(opening_id, OpeningClosed) == []
 
         clock.advance(timedelta(days=2, minutes=1))
-        [closed] = await reader.wait_for(opening_id, "opening.closed")
+        [closed] = await reader.wait_for(opening_id, OpeningClosed)
         assert closed.payload.reason == "expired"
         assert (await client.get("/api/employers/me", headers=headers)).status_code == 401
         token = await client.post("/api/auth/token", json={"email": email, "password": PASSWORD})
@@ -451,7 +464,7 @@ async def test_operator_approves_with_the_cli(
         assert "approved" in result.output
         assert refused.exit_code == 1
         assert me.status_code == 200
-        await reader.wait_for(employer_id, "employer.approved")
+        await reader.wait_for(employer_id, EmployerApproved)
     finally:
         server.should_exit = True
         await serving
@@ -511,7 +524,7 @@ async def test_pages_journey_sign_up_post_and_see_reach(
     )
     assert posted.status_code == 303
     opening_id = posted.headers["location"].rsplit("=", 1)[1]
-    [announced] = await reader.wait_for(opening_id, "opening.posted")
+    [announced] = await reader.wait_for(opening_id, OpeningPosted)
     assert announced.payload.title == "Care Coordinator II"
     assert announced.payload.organization_name == "Pages Care Partners"
     assert announced.payload.employer_approved is False
@@ -542,11 +555,11 @@ async def test_verified_sign_up_and_password_reset_over_the_topics(
         "/api/auth/token", json={"email": new_email, "password": PASSWORD}
     )
     assert unverified.status_code == 403
-    assert reader.of(new_id, "employer.registered") == []
+    assert reader.of(new_id, EmployerRegistered) == []
     token = httpx.URL(str(verify.payload.url)).params["token"]
     verified = await client.post("/api/employers/verify", json={"token": token})
     assert verified.json() == {"employer_id": new_id, "status": "pending"}
-    [registered] = await reader.wait_for(new_id, "employer.registered")
+    [registered] = await reader.wait_for(new_id, EmployerRegistered)
     assert registered.payload.status == "pending"
 
     key = await client.post("/api/employers/me/api-keys", headers=taken_auth, json={"name": "ats"})

@@ -171,7 +171,7 @@ async def world(kafka_bootstrap: str, mongo_url: str, smtp_sink: SmtpSink) -> As
 
 async def test_an_opening_reaches_exactly_the_right_people_once(world: World) -> None:
     here, far = world.place(), world.place()
-    for name, place, extra in [
+    cases: list[tuple[str, tuple[float, float], dict[str, Any]]] = [
         ("near", here, {}),
         ("far", far, {}),
         ("other-role", here, {"roles": ("direct_support",)}),
@@ -179,7 +179,8 @@ async def test_an_opening_reaches_exactly_the_right_people_once(world: World) ->
         ("unsubscribed", here, {}),
         ("deleted", here, {}),
         ("bounced", here, {}),
-    ]:
+    ]
+    for name, place, extra in cases:
         await world.register(world.profile(name, place, **extra))
     now = datetime.now(UTC)
     await world.publish(

@@ -8,7 +8,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -19,7 +19,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.tokens import Purpose
 from hwcollab_schemas import Event, EventParseError, parse_event
-from hwcollab_schemas.events import NotificationFailed, NotificationFailedPayload
+from hwcollab_schemas.events import (
+    NotificationFailed,
+    NotificationFailedPayload,
+    SubscriberConfirmationRequested,
+    SubscriberDeleted,
+    SubscriberManageLinkRequested,
+    SubscriberRegistered,
+    SubscriberUnsubscribed,
+    SubscriberUpdated,
+)
 from hwcollab_schemas.topics import NOTIFICATION_TOPIC, SUBSCRIBER_TOPIC
 from hwcollab_subscriber.app import create_app
 from hwcollab_subscriber.handlers import Links
@@ -30,6 +39,7 @@ pytestmark = pytest.mark.integration
 
 PUBLIC_URL = "http://subscriber.test"
 Document = dict[str, Any]
+E = TypeVar("E", bound=Event)
 
 
 class TopicReader:
@@ -51,22 +61,23 @@ class TopicReader:
                     assert message.key is not None
                     self.records.append((message.key.decode(), event))
 
-    def of(self, event_type: str, *, key: str | None = None) -> list[Event]:
+    def of(self, kind: type[E], *, key: str | None = None) -> list[E]:
         return [
             event
             for event_key, event in self.records
-            if event.event_type == event_type and (key is None or event_key == key)
+            if isinstance(event, kind) and (key is None or event_key == key)
         ]
 
     async def wait_for(
-        self, event_type: str, *, key: str | None = None, where: Callable[[Any], bool] = bool
-    ) -> Event:
-        found: list[Event] = []
+        self, kind: type[E], *, key: str | None = None, where: Callable[[Any], bool] = bool
+    ) -> E:
+        found: list[E] = []
 
         async def seen() -> bool:
-            found[:] = [e for e in self.of(event_type, key=key) if where(e.payload)]
+            found[:] = [e for e in self.of(kind, key=key) if where(e.payload)]
             return bool(found)
 
+        event_type = kind.model_fields["event_type"].default
         await eventually(seen, timeout=45, what=f"{event_type} on the subscriber topic")
         (event,) = found
         return event
@@ -106,7 +117,7 @@ class Subscriber:
         answer = await self.client.post("/api/subscribers", json=body)
         assert answer.status_code == 202, answer.text
         event = await self.reader.wait_for(
-            "subscriber.confirmation_requested",
+            SubscriberConfirmationRequested,
             where=lambda p: p.email.casefold() == address.casefold(),
         )
         return str(event.payload.subscriber_id)
@@ -118,7 +129,7 @@ class Subscriber:
             json={"token": self.token(Purpose.CONFIRM, subscriber_id)},
         )
         assert answer.json() == {"subscriber_id": subscriber_id, "status": "active"}
-        await self.reader.wait_for("subscriber.registered", key=subscriber_id)
+        await self.reader.wait_for(SubscriberRegistered, key=subscriber_id)
         return subscriber_id
 
     async def outbox(self, subscriber_id: str, event_type: str | None = None) -> list[Document]:
@@ -177,7 +188,7 @@ def address() -> str:
 async def test_sign_up_confirm_and_sign_up_again(service: Subscriber) -> None:
     email = address()
     subscriber_id = await service.sign_up(email)
-    (requested,) = service.reader.of("subscriber.confirmation_requested", key=subscriber_id)
+    (requested,) = service.reader.of(SubscriberConfirmationRequested, key=subscriber_id)
     assert requested.payload.email == email.replace("Example.org", "example.org")
     assert requested.payload.first_name == "Jordan"
     assert requested.payload.confirm_url.startswith(f"{PUBLIC_URL}/confirm?token=")
@@ -185,11 +196,11 @@ async def test_sign_up_confirm_and_sign_up_again(service: Subscriber) -> None:
 
     page = await service.client.get("/confirm", params={"token": token})
     assert page.status_code == 200
-    assert service.reader.of("subscriber.registered", key=subscriber_id) == []
+    assert service.reader.of(SubscriberRegistered, key=subscriber_id) == []
     confirmed = await service.client.post("/confirm", params={"token": token})
     assert "Thanks, Jordan!" in confirmed.text
 
-    registered = await service.reader.wait_for("subscriber.registered", key=subscriber_id)
+    registered = await service.reader.wait_for(SubscriberRegistered, key=subscriber_id)
     profile = registered.payload
     assert registered.producer == "subscriber"
     assert (profile.subscriber_id, profile.version, profile.status) == (subscriber_id, 2, "active")
@@ -206,7 +217,7 @@ async def test_sign_up_confirm_and_sign_up_again(service: Subscriber) -> None:
         json={"email": email.upper(), "roles": ["direct_support"], "zip": "10001"},
     )
     assert again.status_code == 202
-    reminder = await service.reader.wait_for("subscriber.manage_link_requested", key=subscriber_id)
+    reminder = await service.reader.wait_for(SubscriberManageLinkRequested, key=subscriber_id)
     assert reminder.payload.reason == "already_subscribed"
     assert reminder.payload.manage_url.startswith(f"{PUBLIC_URL}/preferences?token=")
     assert await service.db["subscribers"].count_documents({"email_key": email.casefold()}) == 1
@@ -224,7 +235,7 @@ async def test_preferences_pause_resume_unsubscribe_and_erase(service: Subscribe
     )
     assert changed.status_code == 200, changed.text
     update = await service.reader.wait_for(
-        "subscriber.updated", key=subscriber_id, where=lambda p: p.version == 3
+        SubscriberUpdated, key=subscriber_id, where=lambda p: p.version == 3
     )
     assert (update.payload.zip, update.payload.city, update.payload.radius_miles) == (
         "06103",
@@ -234,12 +245,12 @@ async def test_preferences_pause_resume_unsubscribe_and_erase(service: Subscribe
 
     assert (await service.client.post("/pause", params={"token": manage})).status_code == 200
     paused = await service.reader.wait_for(
-        "subscriber.updated", key=subscriber_id, where=lambda p: p.version == 4
+        SubscriberUpdated, key=subscriber_id, where=lambda p: p.version == 4
     )
     assert paused.payload.status == "paused"
     assert (await service.client.post("/resume", params={"token": manage})).status_code == 200
     resumed = await service.reader.wait_for(
-        "subscriber.updated", key=subscriber_id, where=lambda p: p.version == 5
+        SubscriberUpdated, key=subscriber_id, where=lambda p: p.version == 5
     )
     assert resumed.payload.status == "active"
 
@@ -249,7 +260,7 @@ async def test_preferences_pause_resume_unsubscribe_and_erase(service: Subscribe
             "/unsubscribe", params={"token": unsubscribe}, data={"List-Unsubscribe": "One-Click"}
         )
         assert answer.status_code == 200
-    gone = await service.reader.wait_for("subscriber.unsubscribed", key=subscriber_id)
+    gone = await service.reader.wait_for(SubscriberUnsubscribed, key=subscriber_id)
     assert gone.payload.model_dump() == {
         "subscriber_id": subscriber_id,
         "version": 6,
@@ -260,7 +271,7 @@ async def test_preferences_pause_resume_unsubscribe_and_erase(service: Subscribe
     await service.relayed(subscriber_id)
     erased = await service.client.delete("/api/subscribers", params={"token": manage})
     assert erased.status_code == 204
-    deleted = await service.reader.wait_for("subscriber.deleted", key=subscriber_id)
+    deleted = await service.reader.wait_for(SubscriberDeleted, key=subscriber_id)
     assert deleted.payload.model_dump() == {"subscriber_id": subscriber_id, "version": 7}
     assert await service.db["subscribers"].find_one({"_id": subscriber_id}) is None
     stored = b"".join(entry["value"] for entry in await service.outbox(subscriber_id))
@@ -275,7 +286,7 @@ async def test_preferences_pause_resume_unsubscribe_and_erase(service: Subscribe
     )
     assert again.status_code == 202
     fresh = await service.reader.wait_for(
-        "subscriber.confirmation_requested",
+        SubscriberConfirmationRequested,
         where=lambda p: p.email.casefold() == email.casefold() and p.subscriber_id != subscriber_id,
     )
     assert service.reader.key_of(fresh) == fresh.payload.subscriber_id
@@ -312,7 +323,7 @@ async def test_permanent_bounce_marks_the_subscriber_bounced(
     finally:
         await producer.stop()
 
-    update = await service.reader.wait_for("subscriber.updated", key=subscriber_id)
+    update = await service.reader.wait_for(SubscriberUpdated, key=subscriber_id)
     assert (update.payload.status, update.payload.version) == ("bounced", 3)
 
     async def later_applied() -> bool:
@@ -354,5 +365,5 @@ async def test_fifty_parallel_sign_ups_make_one_subscriber_and_one_confirmation(
     await service.client.post(
         "/api/subscribers/confirm", json={"token": service.token(Purpose.CONFIRM, subscriber_id)}
     )
-    await service.reader.wait_for("subscriber.registered", key=subscriber_id)
-    assert len(service.reader.of("subscriber.confirmation_requested", key=subscriber_id)) == 1
+    await service.reader.wait_for(SubscriberRegistered, key=subscriber_id)
+    assert len(service.reader.of(SubscriberConfirmationRequested, key=subscriber_id)) == 1

@@ -14,7 +14,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer
 
 from hwcollab_common.kafka_admin import topic_partitions
 from hwcollab_schemas.topics import ALL_TOPICS, dlq_topic

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import (  # type: ignore[import-untyped]
+from aiokafka import (
     AIOKafkaConsumer,
     AIOKafkaProducer,
     TopicPartition,

@@ -72,6 +72,12 @@ def employer_settings(kafka_bootstrap: str, mongo_url: str, **changes: Any) -> E
     return EmployerSettings(**(values | changes))
 
 
+def methods_of(route: APIRoute) -> set[str]:
+    """The route's HTTP methods (FastAPI fills them in: ``GET`` when none are given)."""
+    assert route.methods is not None
+    return route.methods
+
+
 def routes_of(app: FastAPI) -> list[APIRoute]:
     """Every FastAPI route of the app, with its full path, through included routers.
 
@@ -85,7 +91,7 @@ def write_routes(app: FastAPI) -> set[str]:
     return {
         f"{method} {route.path}"
         for route in routes_of(app)
-        for method in route.methods & WRITE_METHODS
+        for method in methods_of(route) & WRITE_METHODS
     }
 
 

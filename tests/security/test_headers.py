@@ -25,6 +25,7 @@ from .support import (
     csrf_of,
     emailed_link,
     employer_signup,
+    methods_of,
     new_account,
     new_subscriber,
     routes_of,
@@ -46,7 +47,7 @@ def html_routes(app: FastAPI) -> set[str]:
     return {
         route.path
         for route in routes_of(app)
-        if "GET" in route.methods and route.response_class is HTMLResponse
+        if "GET" in methods_of(route) and route.response_class is HTMLResponse
     }
 
 

@@ -6,8 +6,9 @@ client address of its own, since the limits count per client."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from itertools import count
+from typing import Any
 
 import httpx
 import pytest
@@ -129,7 +130,7 @@ async def test_subscriber_per_address_limit(security_kafka: str, mongo_url: str)
     ):
 
         async def from_new_client(
-            _: httpx.AsyncClient, n: int, path: str = path, body: dict[str, object] = body
+            _: httpx.AsyncClient, n: int, path: str = path, body: Mapping[str, object] = body
         ) -> httpx.Response:
             async with client_of(service) as client:
                 return await client.post(path, json=body)
@@ -140,7 +141,7 @@ async def test_subscriber_per_address_limit(security_kafka: str, mongo_url: str)
 
 async def test_employer_routes(limited_employer: Service) -> None:
     owner_email = f"{unique('limit-owner')}@security.example"
-    signup = {
+    signup: dict[str, Any] = {
         "organization_name": "Limited Care",
         "contact_email": owner_email,
         "password": PASSWORD,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 
 import aiosmtplib
-from aiokafka.errors import (  # type: ignore[import-untyped]
+from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,

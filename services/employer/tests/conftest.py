@@ -42,6 +42,7 @@ from hwcollab_employer.settings import Settings
 from hwcollab_schemas import Event
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Event)
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 ADMIN_TOKEN = "test-admin-token"
@@ -314,6 +315,10 @@ class FakeUnitOfWork:
     def of_type(self, event_type: str) -> list[Event]:
         return [e for e in self.events if e.event_type == event_type]
 
+    def of_class(self, event_class: type[E]) -> list[E]:
+        """The published events of ``event_class``, typed as such."""
+        return [e for e in self.events if isinstance(e, event_class)]
+
 
 # Cheap Argon2id parameters: the tests check behaviour, not hashing cost.
 FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
@@ -390,11 +395,15 @@ def opening_body(**changes: Any) -> dict[str, Any]:
     return body | changes
 
 
+BodyFactory = Callable[..., dict[str, Any]]
+"""What the ``signup`` and ``opening_json`` fixtures give: a JSON body, with changes as keywords."""
+
+
 @pytest.fixture
-def signup() -> Callable[..., dict[str, Any]]:
+def signup() -> BodyFactory:
     return signup_body
 
 
 @pytest.fixture
-def opening_json() -> Callable[..., dict[str, Any]]:
+def opening_json() -> BodyFactory:
     return opening_body

@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 from hwcollab_employer.accounts import EMAIL_LINK_INVALID, WRONG_CURRENT
 from hwcollab_employer.password_rules import TOO_COMMON
+from hwcollab_schemas.events import EmployerAccountEmailRequested
 
-from .conftest import ADMIN_HEADERS
+from .conftest import ADMIN_HEADERS, BodyFactory, Harness
 from .test_pages import _csrf
 
 EMAIL = "hr@worcester-care.example"
@@ -19,19 +22,23 @@ PASSWORD = "a very long passphrase"
 NEW_PASSWORD = "another long passphrase"
 
 
-async def _account(client, signup) -> dict[str, str]:
+async def _account(client: httpx.AsyncClient, signup: BodyFactory) -> dict[str, str]:
     created = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(EMAIL))
     assert created.status_code == 201, created.text
     return await _bearer(client)
 
 
-async def _bearer(client, email: str = EMAIL, password: str = PASSWORD) -> dict[str, str]:
+async def _bearer(
+    client: httpx.AsyncClient, email: str = EMAIL, password: str = PASSWORD
+) -> dict[str, str]:
     issued = await client.post("/api/auth/token", json={"email": email, "password": password})
     assert issued.status_code == 200, issued.text
     return {"Authorization": f"Bearer {issued.json()['access_token']}"}
 
 
-async def _browser_sign_in(client, email: str = EMAIL, password: str = PASSWORD) -> None:
+async def _browser_sign_in(
+    client: httpx.AsyncClient, email: str = EMAIL, password: str = PASSWORD
+) -> None:
     page = await client.get("/login")
     signed_in = await client.post(
         "/login", data={"csrf_token": _csrf(page.text), "email": email, "password": password}
@@ -39,17 +46,20 @@ async def _browser_sign_in(client, email: str = EMAIL, password: str = PASSWORD)
     assert signed_in.status_code == 303, signed_in.text
 
 
-def _emails(harness, kind: str) -> list:
+def _emails(harness: Harness, kind: str) -> list[EmployerAccountEmailRequested]:
     return [
-        e for e in harness.uow.of_type("employer.account_email_requested") if e.payload.kind == kind
+        e for e in harness.uow.of_class(EmployerAccountEmailRequested) if e.payload.kind == kind
     ]
 
 
-def _token(url: str) -> str:
+def _token(url: str | None) -> str:
+    assert url is not None
     return parse_qs(urlsplit(url).query)["token"][0]
 
 
-async def test_changing_the_password_needs_the_current_one(harness, signup) -> None:
+async def test_changing_the_password_needs_the_current_one(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client, harness.client() as browser:
         bearer = await _account(client, signup)
         await _browser_sign_in(browser)
@@ -97,7 +107,9 @@ async def test_changing_the_password_needs_the_current_one(harness, signup) -> N
     assert other_browser.status_code == 303  # signed out
 
 
-async def test_the_contact_email_changes_only_from_the_link(harness, signup) -> None:
+async def test_the_contact_email_changes_only_from_the_link(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         bearer = await _account(client, signup)
         wrong = await client.post(
@@ -133,6 +145,7 @@ async def test_the_contact_email_changes_only_from_the_link(harness, signup) -> 
     assert asked.status_code == 202
     assert before == EMAIL  # nothing changes until the link is used
     assert (confirm.payload.email, notice.payload.email) == (NEW_EMAIL, EMAIL)
+    assert confirm.payload.url is not None
     assert confirm.payload.url.startswith("http://127.0.0.1:8002/confirm-email?token=")
     assert confirm.payload.expires_at == harness.clock.now() + timedelta(hours=24)
     assert notice.payload.url is None
@@ -141,7 +154,9 @@ async def test_the_contact_email_changes_only_from_the_link(harness, signup) -> 
     assert old_address.status_code == 401
 
 
-async def test_a_link_of_before_another_change_or_its_expiry_does_nothing(harness, signup) -> None:
+async def test_a_link_of_before_another_change_or_its_expiry_does_nothing(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         bearer = await _account(client, signup)
         for address in ("first@new.example", "second@new.example"):
@@ -179,7 +194,9 @@ async def test_a_link_of_before_another_change_or_its_expiry_does_nothing(harnes
     assert me["contact_email"] == "second@new.example"
 
 
-async def test_a_taken_new_address_gets_the_same_answer_and_no_link(harness, signup) -> None:
+async def test_a_taken_new_address_gets_the_same_answer_and_no_link(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         bearer = await _account(client, signup)
         other = await client.post(
@@ -206,7 +223,7 @@ async def test_a_taken_new_address_gets_the_same_answer_and_no_link(harness, sig
     assert len(_emails(harness, "email_change_notice")) == 2  # the old address hears of both
 
 
-async def test_the_account_page(harness, signup) -> None:
+async def test_the_account_page(harness: Harness, signup: BodyFactory) -> None:
     async with harness.client() as client, harness.client() as elsewhere:
         await _account(client, signup)
         await _browser_sign_in(client)

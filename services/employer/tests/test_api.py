@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
+import httpx
 import pytest
 
-from .conftest import ADMIN_HEADERS
+from .conftest import ADMIN_HEADERS, BodyFactory, Harness
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 
-async def _register(client, signup, email):
+async def _register(client: httpx.AsyncClient, signup: BodyFactory, email: str) -> str:
     response = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
     assert response.status_code == 201, response.text
-    return response.json()["employer_id"]
+    employer_id: str = response.json()["employer_id"]
+    return employer_id
 
 
 PASSWORD = "a very long passphrase"
 
 
-async def _token(client, email, password=PASSWORD):
+async def _token(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
     response = await client.post("/api/auth/token", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 @pytest.fixture
-async def world(harness, signup, opening_json):
+async def world(
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
+) -> AsyncIterator[dict[str, Any]]:
     """Two employers, one opening of the first, a key of the first; bearer headers for each."""
     async with harness.client() as client:
         owner_id = await _register(client, signup, "owner@one.example")
@@ -50,7 +56,7 @@ async def world(harness, signup, opening_json):
         }
 
 
-def _write_requests(world):
+def _write_requests(world: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any] | None]]:
     oid, kid = world["opening_id"], world["key_id"]
     return {
         "patch profile": ("PATCH", "/api/employers/me", {"description": "New words"}),
@@ -113,7 +119,7 @@ MATRIX = {
 
 
 @pytest.mark.parametrize("who", list(MATRIX))
-async def test_authorization_matrix(world, harness, who) -> None:
+async def test_authorization_matrix(world: dict[str, Any], harness: Harness, who: str) -> None:
     client = world["client"]
     for name, (method, url, body) in _write_requests(world).items():
         response = await client.request(method, url, headers=world[who], json=body)
@@ -125,7 +131,7 @@ async def test_authorization_matrix(world, harness, who) -> None:
         assert harness.repository.api_keys_by_id[world["key_id"]].revoked_at is None
 
 
-async def test_login_failures_answer_one_generic_401(harness, signup) -> None:
+async def test_login_failures_answer_one_generic_401(harness: Harness, signup: BodyFactory) -> None:
     async with harness.client() as client:
         await _register(client, signup, "owner@one.example")
         wrong = await client.post(
@@ -138,7 +144,7 @@ async def test_login_failures_answer_one_generic_401(harness, signup) -> None:
     assert wrong.json() == unknown.json() == {"detail": "Incorrect email or password."}
 
 
-async def test_logins_are_rate_limited(harness, signup) -> None:
+async def test_logins_are_rate_limited(harness: Harness, signup: BodyFactory) -> None:
     async with harness.client() as client:
         await _register(client, signup, "owner@one.example")
         statuses = [
@@ -158,7 +164,7 @@ async def test_logins_are_rate_limited(harness, signup) -> None:
     assert int(blocked.headers["Retry-After"]) >= 1
 
 
-async def test_bearer_tokens_expire(harness, signup) -> None:
+async def test_bearer_tokens_expire(harness: Harness, signup: BodyFactory) -> None:
     async with harness.client() as client:
         await _register(client, signup, "owner@one.example")
         headers = await _token(client, "owner@one.example")
@@ -169,7 +175,9 @@ async def test_bearer_tokens_expire(harness, signup) -> None:
     assert expired.headers["WWW-Authenticate"] == "Bearer"
 
 
-async def test_api_keys_are_shown_once_work_as_bearer_and_can_be_revoked(harness, signup) -> None:
+async def test_api_keys_are_shown_once_work_as_bearer_and_can_be_revoked(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         employer_id = await _register(client, signup, "owner@one.example")
         headers = await _token(client, "owner@one.example")
@@ -194,7 +202,7 @@ async def test_api_keys_are_shown_once_work_as_bearer_and_can_be_revoked(harness
 
 
 async def test_an_operator_creates_an_account_with_201_id_and_status(
-    manual_harness, signup
+    manual_harness: Harness, signup: BodyFactory
 ) -> None:
     async with manual_harness.client() as client:
         anonymous = await client.post("/api/admin/employers", json=signup())
@@ -232,7 +240,13 @@ async def test_an_operator_creates_an_account_with_201_id_and_status(
         ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),
     ],
 )
-async def test_opening_validation_names_the_field(harness, signup, opening_json, changes, field):
+async def test_opening_validation_names_the_field(
+    harness: Harness,
+    signup: BodyFactory,
+    opening_json: BodyFactory,
+    changes: dict[str, Any],
+    field: str,
+) -> None:
     async with harness.client() as client:
         await _register(client, signup, "owner@one.example")
         headers = await _token(client, "owner@one.example")
@@ -242,7 +256,9 @@ async def test_opening_validation_names_the_field(harness, signup, opening_json,
     assert harness.repository.openings == {}
 
 
-async def test_remote_openings_need_no_zip(harness, signup, opening_json) -> None:
+async def test_remote_openings_need_no_zip(
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
+) -> None:
     async with harness.client() as client:
         await _register(client, signup, "owner@one.example")
         headers = await _token(client, "owner@one.example")
@@ -255,7 +271,7 @@ async def test_remote_openings_need_no_zip(harness, signup, opening_json) -> Non
 
 
 async def test_pending_employers_are_not_listed_and_their_openings_are_hidden(
-    manual_harness, signup, opening_json
+    manual_harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     async with manual_harness.client() as client:
         employer_id = await _register(client, signup, "owner@one.example")
@@ -277,7 +293,7 @@ async def test_pending_employers_are_not_listed_and_their_openings_are_hidden(
     assert shown == [1, 1, 200]
 
 
-async def test_search_parameters_are_validated(harness) -> None:
+async def test_search_parameters_are_validated(harness: Harness) -> None:
     async with harness.client() as client:
         bad_zip = await client.get("/api/directory?zip=99999")
         bad_radius = await client.get("/api/openings?zip=01608&radius_miles=999")
@@ -286,7 +302,7 @@ async def test_search_parameters_are_validated(harness) -> None:
     assert bad_zip.json()["detail"][0]["loc"] == ["query", "zip"]
 
 
-async def test_suggest_maps_an_employer_title_to_a_role(harness) -> None:
+async def test_suggest_maps_an_employer_title_to_a_role(harness: Harness) -> None:
     async with harness.client() as client:
         response = await client.get(
             "/api/taxonomy/suggest", params={"title": "Care Coordinator II"}
@@ -296,7 +312,9 @@ async def test_suggest_maps_an_employer_title_to_a_role(harness) -> None:
     assert {r["code"] for r in taxonomy.json()["roles"]} >= {"direct_support_professional"}
 
 
-async def test_the_app_takes_its_use_cases_from_the_overrides(harness, signup) -> None:
+async def test_the_app_takes_its_use_cases_from_the_overrides(
+    harness: Harness, signup: BodyFactory
+) -> None:
     """The harness's app is ``create_app``'s with ``get_service`` overridden: what the API does
     lands in the in-memory fakes, never in a database."""
     async with harness.client() as client:

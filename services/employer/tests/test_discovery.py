@@ -19,7 +19,7 @@ import pytest
 
 from hwcollab_employer.discovery import CLOSED_GRACE, job_posting_script
 
-from .conftest import ADMIN_HEADERS
+from .conftest import ADMIN_HEADERS, BodyFactory, Harness
 
 PASSWORD = "a very long passphrase"
 SCHEMA = "https://schema.org/"
@@ -120,7 +120,7 @@ async def post(client: Any, headers: dict[str, str], body: dict[str, Any]) -> st
 
 
 async def test_an_open_opening_page_carries_a_job_posting_in_the_schema_org_vocabulary(
-    harness, signup, opening_json
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     async with harness.client() as client:
         owner = await signed_in(client, signup, "hr@one.example")
@@ -156,7 +156,7 @@ async def test_an_open_opening_page_carries_a_job_posting_in_the_schema_org_voca
 
 
 async def test_a_remote_opening_is_a_telecommute_job_for_applicants_in_the_country(
-    harness, signup, opening_json
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     async with harness.client() as client:
         owner = await signed_in(client, signup, "hr@remote.example")
@@ -176,7 +176,7 @@ async def test_a_remote_opening_is_a_telecommute_job_for_applicants_in_the_count
 
 
 async def test_a_closed_opening_drops_its_job_posting_then_is_gone_after_the_grace_period(
-    harness, signup, opening_json
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     async with harness.client() as client:
         owner = await signed_in(client, signup, "hr@closing.example")
@@ -196,7 +196,7 @@ async def test_a_closed_opening_drops_its_job_posting_then_is_gone_after_the_gra
 
 
 async def test_the_board_feed_is_valid_atom_of_the_search_and_answers_conditional_gets(
-    harness, signup, opening_json
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     async with harness.client() as client:
         owner = await signed_in(client, signup, "hr@feed.example")
@@ -237,7 +237,7 @@ async def test_the_board_feed_is_valid_atom_of_the_search_and_answers_conditiona
         assert len(feedparser.parse(changed.content).entries) == 3
 
 
-async def test_a_feed_of_a_bad_search_is_a_422_with_the_field_at_fault(harness) -> None:
+async def test_a_feed_of_a_bad_search_is_a_422_with_the_field_at_fault(harness: Harness) -> None:
     async with harness.client() as client:
         answer = await client.get("/openings.atom", params={"zip": "00000"})
     assert answer.status_code == 422
@@ -245,7 +245,7 @@ async def test_a_feed_of_a_bad_search_is_a_422_with_the_field_at_fault(harness) 
 
 
 async def test_an_employer_feed_lists_its_open_openings_only_when_it_is_public(
-    manual_harness, signup, opening_json
+    manual_harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     async with manual_harness.client() as client:
         created = await client.post(
@@ -265,7 +265,7 @@ async def test_an_employer_feed_lists_its_open_openings_only_when_it_is_public(
 
 
 async def test_the_embedded_listing_may_be_framed_anywhere_and_shows_only_public_openings(
-    harness, signup, opening_json
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     async with harness.client() as client:
         owner = await signed_in(client, signup, "hr@embed.example")
@@ -281,7 +281,9 @@ async def test_the_embedded_listing_may_be_framed_anywhere_and_shows_only_public
     assert f'href="http://127.0.0.1:8002/openings/{opening_id}" target="_blank"' in answer.text
 
 
-async def test_the_dashboard_offers_the_embed_code_with_the_name_escaped(harness, signup) -> None:
+async def test_the_dashboard_offers_the_embed_code_with_the_name_escaped(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         owner = await signed_in(client, signup, "hr@snippet.example")
         profile = await client.patch(
@@ -308,7 +310,7 @@ async def test_the_dashboard_offers_the_embed_code_with_the_name_escaped(harness
 
 
 async def test_the_sitemap_lists_public_pages_and_robots_points_to_it(
-    manual_harness, signup, opening_json
+    manual_harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     harness = manual_harness
     async with harness.client() as client:

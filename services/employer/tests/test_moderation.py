@@ -3,11 +3,21 @@ down; what each publishes and what the public and the employer see afterwards.""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
-from .conftest import ADMIN_HEADERS
+from hwcollab_schemas.events import (
+    EmployerReinstated,
+    EmployerRejected,
+    EmployerSuspended,
+    OpeningTakenDown,
+    OpeningUpdated,
+)
+
+from .conftest import ADMIN_HEADERS, BodyFactory, Harness
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 PASSWORD = "a very long passphrase"
@@ -22,8 +32,14 @@ async def _employer(client: Any, signup: Any, email: str) -> tuple[str, dict[str
     }
 
 
+Listed = tuple[httpx.AsyncClient, str, dict[str, str], str]
+"""A client, the employer's id, their bearer headers and their open opening's id."""
+
+
 @pytest.fixture
-async def listed(harness, signup, opening_json):
+async def listed(
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
+) -> AsyncIterator[Listed]:
     """An approved employer with one open opening."""
     async with harness.client() as client:
         employer_id, bearer = await _employer(client, signup, "hr@listed.example")
@@ -45,7 +61,7 @@ HIDDEN = {"board": 0, "directory": 0, "employer": 404, "opening": 404}
 
 
 async def test_a_suspended_employer_and_its_openings_leave_the_site_until_reinstated(
-    harness, listed
+    harness: Harness, listed: Listed
 ) -> None:
     client, employer_id, bearer, opening_id = listed
     assert await _public(client, employer_id, opening_id) == SHOWN
@@ -59,10 +75,10 @@ async def test_a_suspended_employer_and_its_openings_leave_the_site_until_reinst
     me = (await client.get("/api/employers/me", headers=bearer)).json()
     assert (me["status"], me["moderation_reason"]) == ("suspended", reason)
 
-    [event] = harness.uow.of_type("employer.suspended")
+    [event] = harness.uow.of_class(EmployerSuspended)
     assert (event.payload.status, event.payload.reason) == ("suspended", reason)
     assert event.key == employer_id
-    update = harness.uow.of_type("opening.updated")[-1]
+    update = harness.uow.of_class(OpeningUpdated)[-1]
     assert (update.payload.opening_id, update.payload.employer_approved) == (opening_id, False)
 
     again = await client.post(
@@ -81,9 +97,9 @@ async def test_a_suspended_employer_and_its_openings_leave_the_site_until_reinst
     assert reinstated.status_code == 200, reinstated.text
     assert reinstated.json()["status"] == "approved"
     assert await _public(client, employer_id, opening_id) == SHOWN
-    [back] = harness.uow.of_type("employer.reinstated")
+    [back] = harness.uow.of_class(EmployerReinstated)
     assert (back.payload.status, back.payload.reason) == ("approved", "Openings corrected.")
-    update = harness.uow.of_type("opening.updated")[-1]
+    update = harness.uow.of_class(OpeningUpdated)[-1]
     assert (update.payload.opening_id, update.payload.employer_approved) == (opening_id, True)
     # Nothing is posted again: the notifier's ledger keeps who was told.
     assert len(harness.uow.of_type("opening.posted")) == 1
@@ -91,7 +107,7 @@ async def test_a_suspended_employer_and_its_openings_leave_the_site_until_reinst
     assert no_reason.status_code == 409
 
 
-async def test_reinstating_needs_no_reason(harness, listed) -> None:
+async def test_reinstating_needs_no_reason(harness: Harness, listed: Listed) -> None:
     client, employer_id, _, _ = listed
     await client.post(
         f"/api/admin/employers/{employer_id}/suspend", headers=ADMIN, json={"reason": "Check."}
@@ -100,7 +116,9 @@ async def test_reinstating_needs_no_reason(harness, listed) -> None:
     assert answer.json() == {"employer_id": employer_id, "status": "approved", "reason": None}
 
 
-async def test_a_pending_employer_can_be_rejected_once(manual_harness, signup) -> None:
+async def test_a_pending_employer_can_be_rejected_once(
+    manual_harness: Harness, signup: BodyFactory
+) -> None:
     async with manual_harness.client() as client:
         employer_id, bearer = await _employer(client, signup, "hr@pending.example")
         reason = "We could not verify this organization."
@@ -109,7 +127,7 @@ async def test_a_pending_employer_can_be_rejected_once(manual_harness, signup) -
         )
         assert rejected.status_code == 200, rejected.text
         assert rejected.json()["status"] == "rejected"
-        [event] = manual_harness.uow.of_type("employer.rejected")
+        [event] = manual_harness.uow.of_class(EmployerRejected)
         assert event.payload.reason == reason
         me = (await client.get("/api/employers/me", headers=bearer)).json()
         assert (me["status"], me["moderation_reason"]) == ("rejected", reason)
@@ -129,7 +147,7 @@ async def test_a_pending_employer_can_be_rejected_once(manual_harness, signup) -
         assert me["moderation_reason"] is None
 
 
-async def test_an_approved_employer_cannot_be_rejected(harness, listed) -> None:
+async def test_an_approved_employer_cannot_be_rejected(harness: Harness, listed: Listed) -> None:
     client, employer_id, _, _ = listed
     answer = await client.post(
         f"/api/admin/employers/{employer_id}/reject", headers=ADMIN, json={"reason": "Late."}
@@ -138,7 +156,9 @@ async def test_an_approved_employer_cannot_be_rejected(harness, listed) -> None:
     assert "pending" in answer.json()["detail"]
 
 
-async def test_an_operator_takes_down_one_opening(harness, listed, opening_json) -> None:
+async def test_an_operator_takes_down_one_opening(
+    harness: Harness, listed: Listed, opening_json: BodyFactory
+) -> None:
     client, _, bearer, opening_id = listed
     kept = await client.post("/api/openings", headers=bearer, json=opening_json(title="Kept"))
     reason = "The pay stated is not what the job pays."
@@ -152,7 +172,7 @@ async def test_an_operator_takes_down_one_opening(harness, listed, opening_json)
         "taken_down",
         reason,
     )
-    [event] = harness.uow.of_type("opening.taken_down")
+    [event] = harness.uow.of_class(OpeningTakenDown)
     assert (event.key, event.payload.reason, event.payload.version) == (opening_id, reason, 2)
     assert harness.uow.of_type("opening.closed") == []
 
@@ -179,7 +199,9 @@ async def test_an_operator_takes_down_one_opening(harness, listed, opening_json)
     assert missing.status_code == 404
 
 
-async def test_operators_see_the_newest_openings_of_every_employer(harness, listed) -> None:
+async def test_operators_see_the_newest_openings_of_every_employer(
+    harness: Harness, listed: Listed
+) -> None:
     client, _, _, opening_id = listed
     answer = await client.get("/api/admin/openings", headers=ADMIN, params={"limit": 5})
     assert [o["opening_id"] for o in answer.json()] == [opening_id]
@@ -195,7 +217,7 @@ async def test_operators_see_the_newest_openings_of_every_employer(harness, list
     ],
 )
 async def test_decisions_need_the_operator_token_and_a_reason(
-    harness, listed, path: str, body: dict[str, str] | None
+    harness: Harness, listed: Listed, path: str, body: dict[str, str] | None
 ) -> None:
     client, employer_id, bearer, opening_id = listed
     url = path.format(employer_id=employer_id, opening_id=opening_id)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 
-from .conftest import ADMIN_HEADERS
+from .conftest import ADMIN_HEADERS, BodyFactory, Harness
 
 ADMIN_TOKEN = "test-admin-token"
 PASSWORD = "a very long passphrase"
@@ -36,7 +37,7 @@ async def _employer(client: Any, signup: Any, email: str) -> tuple[str, dict[str
 
 
 @pytest.fixture
-async def operator(manual_harness) -> Any:
+async def operator(manual_harness: Harness) -> Any:
     async with manual_harness.client() as client:
         assert (await _sign_in(client)).status_code == 303
         yield client
@@ -47,7 +48,7 @@ async def _decide(client: Any, url: str, **form: str) -> Any:
     return await client.post(url, data={"csrf_token": _csrf(page.text), **form})
 
 
-async def test_the_page_asks_for_the_operator_token(manual_harness) -> None:
+async def test_the_page_asks_for_the_operator_token(manual_harness: Harness) -> None:
     async with manual_harness.client() as client:
         page = await client.get("/operators")
         assert page.status_code == 200
@@ -64,7 +65,7 @@ async def test_the_page_asks_for_the_operator_token(manual_harness) -> None:
 
 
 async def test_operators_approve_and_reject_pending_employers(
-    manual_harness, operator, signup
+    manual_harness: Harness, operator: httpx.AsyncClient, signup: BodyFactory
 ) -> None:
     first, _ = await _employer(operator, signup, "hr@first.example")
     second, bearer = await _employer(operator, signup, "hr@second.example")
@@ -91,7 +92,10 @@ async def test_operators_approve_and_reject_pending_employers(
 
 
 async def test_operators_suspend_reinstate_and_take_down(
-    manual_harness, operator, signup, opening_json
+    manual_harness: Harness,
+    operator: httpx.AsyncClient,
+    signup: BodyFactory,
+    opening_json: BodyFactory,
 ) -> None:
     employer_id, bearer = await _employer(operator, signup, "hr@listed.example")
     await manual_harness.service.approve(employer_id)
@@ -121,7 +125,7 @@ async def test_operators_suspend_reinstate_and_take_down(
 
 
 async def test_decisions_need_an_operator_session_and_its_csrf_token(
-    manual_harness, signup
+    manual_harness: Harness, signup: BodyFactory
 ) -> None:
     async with manual_harness.client() as client:
         employer_id, _ = await _employer(client, signup, "hr@pending.example")

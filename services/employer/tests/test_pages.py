@@ -5,6 +5,17 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
+from hwcollab_schemas.events import (
+    EmployerAccountEmailRequested,
+    OpeningClosed,
+    OpeningPosted,
+    OpeningUpdated,
+)
+
+from .conftest import Harness
+
 PASSWORD = "a very long passphrase"
 
 
@@ -32,7 +43,7 @@ def _signup_form(csrf: str, **changes: str) -> dict[str, object]:
     return form | changes
 
 
-async def _sign_up(client, harness, **changes: str):
+async def _sign_up(client: httpx.AsyncClient, harness: Harness, **changes: str) -> httpx.Response:
     """Sign up on the page, then confirm with the emailed link (as its button does)."""
     page = await client.get("/signup")
     sent = await client.post("/signup", data=_signup_form(_csrf(page.text), **changes))
@@ -41,20 +52,20 @@ async def _sign_up(client, harness, **changes: str):
     return await _confirm(client, harness)
 
 
-def _verification_link(harness) -> str:
-    emails = harness.uow.of_type("employer.account_email_requested")
+def _verification_link(harness: Harness) -> str:
+    emails = harness.uow.of_class(EmployerAccountEmailRequested)
     url = [e for e in emails if e.payload.kind == "verify_signup"][-1].payload.url
     return str(url).removeprefix("http://127.0.0.1:8002")
 
 
-async def _confirm(client, harness):
+async def _confirm(client: httpx.AsyncClient, harness: Harness) -> httpx.Response:
     link = _verification_link(harness)
     page = await client.get(link)
     token = parse_qs(urlsplit(link).query)["token"][0]
     return await client.post("/verify-email", data={"csrf_token": _csrf(page.text), "token": token})
 
 
-async def test_signup_signs_in_with_a_safe_session_cookie(harness) -> None:
+async def test_signup_signs_in_with_a_safe_session_cookie(harness: Harness) -> None:
     async with harness.client() as client:
         response = await _sign_up(client, harness)
         assert response.status_code == 303
@@ -73,7 +84,7 @@ async def test_signup_signs_in_with_a_safe_session_cookie(harness) -> None:
     assert "Listed in" in dashboard.text
 
 
-async def test_forms_without_the_csrf_token_are_refused(harness) -> None:
+async def test_forms_without_the_csrf_token_are_refused(harness: Harness) -> None:
     async with harness.client() as client:
         await client.get("/signup")
         missing = await client.post("/signup", data=_signup_form(""))
@@ -82,7 +93,7 @@ async def test_forms_without_the_csrf_token_are_refused(harness) -> None:
     assert harness.repository.employers == {}
 
 
-async def test_signup_errors_are_shown_next_to_the_fields(harness) -> None:
+async def test_signup_errors_are_shown_next_to_the_fields(harness: Harness) -> None:
     async with harness.client() as client:
         response = await _sign_up(client, harness, zip="00000", password="short")
     assert response.status_code == 422
@@ -92,14 +103,14 @@ async def test_signup_errors_are_shown_next_to_the_fields(harness) -> None:
     assert harness.repository.employers == {}
 
 
-async def test_pending_dashboard_says_it_awaits_approval(manual_harness) -> None:
+async def test_pending_dashboard_says_it_awaits_approval(manual_harness: Harness) -> None:
     async with manual_harness.client() as client:
         await _sign_up(client, manual_harness)
         dashboard = await client.get("/dashboard")
     assert "Awaiting approval" in dashboard.text
 
 
-async def test_dashboard_needs_a_session(harness) -> None:
+async def test_dashboard_needs_a_session(harness: Harness) -> None:
     async with harness.client() as client:
         response = await client.get("/dashboard")
         new = await client.get("/dashboard/openings/new")
@@ -107,7 +118,7 @@ async def test_dashboard_needs_a_session(harness) -> None:
     assert response.headers["location"] == "/login"
 
 
-async def test_login_page_failure_is_generic_and_success_signs_in(harness) -> None:
+async def test_login_page_failure_is_generic_and_success_signs_in(harness: Harness) -> None:
     async with harness.client() as client:
         await _sign_up(client, harness)
         await client.post("/logout", data={"csrf_token": _csrf((await client.get("/logout")).text)})
@@ -136,7 +147,7 @@ async def test_login_page_failure_is_generic_and_success_signs_in(harness) -> No
     assert dashboard.status_code == 200
 
 
-async def _opening_form(client, **changes: object) -> dict[str, object]:
+async def _opening_form(client: httpx.AsyncClient, **changes: object) -> dict[str, object]:
     page = await client.get("/dashboard/openings/new")
     form: dict[str, object] = {
         "csrf_token": _csrf(page.text),
@@ -157,7 +168,7 @@ async def _opening_form(client, **changes: object) -> dict[str, object]:
     return form | changes
 
 
-async def test_post_an_opening_from_the_dashboard_with_a_suggested_role(harness) -> None:
+async def test_post_an_opening_from_the_dashboard_with_a_suggested_role(harness: Harness) -> None:
     async with harness.client() as client:
         await _sign_up(client, harness)
         suggested = await client.post(
@@ -178,13 +189,13 @@ async def test_post_an_opening_from_the_dashboard_with_a_suggested_role(harness)
         [opening] = harness.repository.openings.values()
         public = await client.get(f"/openings/{opening.opening_id}")
         dashboard = await client.get("/dashboard")
-    assert harness.uow.of_type("opening.posted")[0].payload.role == "health_home_care_manager"
+    assert harness.uow.of_class(OpeningPosted)[0].payload.role == "health_home_care_manager"
     assert "&lt;b&gt;not bold&lt;/b&gt;" in public.text
     assert "<b>not bold</b>" not in public.text
     assert f'id="opening-{opening.opening_id}"' in dashboard.text
 
 
-async def test_edit_and_close_from_the_dashboard(harness) -> None:
+async def test_edit_and_close_from_the_dashboard(harness: Harness) -> None:
     async with harness.client() as client:
         await _sign_up(client, harness)
         await client.post(
@@ -201,12 +212,12 @@ async def test_edit_and_close_from_the_dashboard(harness) -> None:
             data={"csrf_token": _csrf(edit_page.text)},
         )
     assert edited.status_code == closed.status_code == 303
-    assert harness.uow.of_type("opening.updated")[0].payload.title == "Care Manager II"
-    assert harness.uow.of_type("opening.updated")[0].payload.expires_at == opening.expires_at
-    assert harness.uow.of_type("opening.closed")[0].payload.reason == "closed"
+    assert harness.uow.of_class(OpeningUpdated)[0].payload.title == "Care Manager II"
+    assert harness.uow.of_class(OpeningUpdated)[0].payload.expires_at == opening.expires_at
+    assert harness.uow.of_class(OpeningClosed)[0].payload.reason == "closed"
 
 
-async def test_another_employer_cannot_edit_through_the_pages(harness) -> None:
+async def test_another_employer_cannot_edit_through_the_pages(harness: Harness) -> None:
     async with harness.client() as first, harness.client() as second:
         await _sign_up(first, harness)
         await first.post(
@@ -223,7 +234,7 @@ async def test_another_employer_cannot_edit_through_the_pages(harness) -> None:
     assert harness.repository.openings[opening.opening_id].is_open
 
 
-async def test_directory_and_job_board_pages_list_nearest_first(harness) -> None:
+async def test_directory_and_job_board_pages_list_nearest_first(harness: Harness) -> None:
     async with harness.client() as client:
         await _sign_up(client, harness)
         await client.post(
@@ -243,7 +254,7 @@ async def test_directory_and_job_board_pages_list_nearest_first(harness) -> None
     assert 'id="field-zip-error"' in bad.text
 
 
-async def test_job_board_page_searches_words_and_can_leave_out_remote(harness) -> None:
+async def test_job_board_page_searches_words_and_can_leave_out_remote(harness: Harness) -> None:
     async with harness.client() as client:
         await _sign_up(client, harness)
         await client.post(
@@ -265,7 +276,7 @@ async def test_job_board_page_searches_words_and_can_leave_out_remote(harness) -
     assert "Remote Care Manager" in words.text
 
 
-async def test_a_linked_radius_is_kept_in_the_search_form(harness) -> None:
+async def test_a_linked_radius_is_kept_in_the_search_form(harness: Harness) -> None:
     async with harness.client() as client:
         board = await client.get("/openings", params={"zip": "01608", "radius_miles": "30"})
     assert '<option value="30" selected>30 miles</option>' in board.text

@@ -8,11 +8,14 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 from hwcollab_employer.accounts import RESET_LINK_INVALID
 from hwcollab_employer.password_rules import TOO_COMMON
 from hwcollab_employer.security import link_token_hash
+from hwcollab_schemas.events import EmployerAccountEmailRequested
 
-from .conftest import ADMIN_HEADERS
+from .conftest import ADMIN_HEADERS, BodyFactory, Harness
 from .test_pages import _csrf
 
 PASSWORD = "a very long passphrase"
@@ -20,31 +23,36 @@ NEW_PASSWORD = "another long passphrase"
 EMAIL = "hr@worcester-care.example"
 
 
-async def _sign_up(client, signup, email=EMAIL) -> str:
+async def _sign_up(client: httpx.AsyncClient, signup: BodyFactory, email: str = EMAIL) -> str:
     response = await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
     assert response.status_code == 201, response.text
     return str(response.json()["employer_id"])
 
 
-async def _token(client, email=EMAIL, password=PASSWORD):
+async def _token(
+    client: httpx.AsyncClient, email: str = EMAIL, password: str = PASSWORD
+) -> httpx.Response:
     return await client.post("/api/auth/token", json={"email": email, "password": password})
 
 
-def _reset_emails(harness) -> list:
+def _reset_emails(harness: Harness) -> list[EmployerAccountEmailRequested]:
     return [
         e
-        for e in harness.uow.of_type("employer.account_email_requested")
+        for e in harness.uow.of_class(EmployerAccountEmailRequested)
         if e.payload.kind == "password_reset"
     ]
 
 
-def _link_token(harness) -> str:
+def _link_token(harness: Harness) -> str:
     url = _reset_emails(harness)[-1].payload.url
+    assert url is not None
     assert url.startswith("http://127.0.0.1:8002/reset-password?token=")
     return parse_qs(urlsplit(url).query)["token"][0]
 
 
-async def test_known_and_unknown_addresses_get_the_same_answer(harness, signup) -> None:
+async def test_known_and_unknown_addresses_get_the_same_answer(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         employer_id = await _sign_up(client, signup)
         known = await client.post("/api/employers/password-reset", json={"email": EMAIL.upper()})
@@ -68,7 +76,9 @@ async def test_known_and_unknown_addresses_get_the_same_answer(harness, signup) 
     assert len(token) >= 43  # 256 random bits
 
 
-async def test_requests_are_limited_per_client_and_per_address(harness, signup) -> None:
+async def test_requests_are_limited_per_client_and_per_address(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         await _sign_up(client, signup)
     answers = []
@@ -89,7 +99,9 @@ async def test_requests_are_limited_per_client_and_per_address(harness, signup) 
     assert len(_reset_emails(harness)) == 5
 
 
-async def test_the_link_works_once_ends_sessions_and_keeps_api_keys(harness, signup) -> None:
+async def test_the_link_works_once_ends_sessions_and_keeps_api_keys(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         await _sign_up(client, signup)
         old = {"Authorization": f"Bearer {(await _token(client)).json()['access_token']}"}
@@ -97,7 +109,9 @@ async def test_the_link_works_once_ends_sessions_and_keeps_api_keys(harness, sig
         key = {"Authorization": f"Bearer {created.json()['api_key']}"}
         await client.post("/api/employers/password-reset", json={"email": EMAIL})
         await client.post("/api/employers/password-reset", json={"email": EMAIL})
-        first_token = parse_qs(urlsplit(_reset_emails(harness)[0].payload.url).query)["token"][0]
+        first_url = _reset_emails(harness)[0].payload.url
+        assert first_url is not None
+        first_token = parse_qs(urlsplit(first_url).query)["token"][0]
         token = _link_token(harness)
         changed = await client.post(
             "/api/employers/password-reset/confirm",
@@ -131,7 +145,7 @@ async def test_the_link_works_once_ends_sessions_and_keeps_api_keys(harness, sig
     assert harness.repository.password_resets == {}  # the other links went with it
 
 
-async def test_the_link_expires_after_30_minutes(harness, signup) -> None:
+async def test_the_link_expires_after_30_minutes(harness: Harness, signup: BodyFactory) -> None:
     async with harness.client() as client:
         await _sign_up(client, signup)
         await client.post("/api/employers/password-reset", json={"email": EMAIL})
@@ -149,7 +163,9 @@ async def test_the_link_expires_after_30_minutes(harness, signup) -> None:
     assert still.status_code == 200
 
 
-async def test_a_refused_password_leaves_the_link_usable(harness, signup) -> None:
+async def test_a_refused_password_leaves_the_link_usable(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         await _sign_up(client, signup)
         await client.post("/api/employers/password-reset", json={"email": EMAIL})
@@ -172,7 +188,9 @@ async def test_a_refused_password_leaves_the_link_usable(harness, signup) -> Non
     assert good.status_code == 200
 
 
-async def test_the_pages_forgot_and_choose_a_new_password(harness, signup) -> None:
+async def test_the_pages_forgot_and_choose_a_new_password(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         await _sign_up(client, signup)
         login = await client.get("/login")
@@ -214,7 +232,7 @@ async def test_the_pages_forgot_and_choose_a_new_password(harness, signup) -> No
     assert dashboard.status_code == 200  # signed in with the new session
 
 
-async def test_a_reset_signs_out_the_other_browsers(harness, signup) -> None:
+async def test_a_reset_signs_out_the_other_browsers(harness: Harness, signup: BodyFactory) -> None:
     async with harness.client() as elsewhere, harness.client() as here:
         await _sign_up(elsewhere, signup)
         page = await elsewhere.get("/login")

@@ -18,6 +18,7 @@ from hwcollab_employer.password_rules import (
     is_common,
 )
 
+from .conftest import BodyFactory, Harness
 from .test_pages import _csrf, _signup_form
 
 
@@ -64,7 +65,9 @@ def test_length_comes_first(password: str, message: str | None) -> None:
     assert _problem(password) == message
 
 
-async def test_api_sign_up_answers_422_on_the_password_field(harness, signup) -> None:
+async def test_api_sign_up_answers_422_on_the_password_field(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         common = await client.post("/api/employers", json=signup(password="Password1234"))
         short = await client.post("/api/employers", json=signup(password="short"))
@@ -76,7 +79,7 @@ async def test_api_sign_up_answers_422_on_the_password_field(harness, signup) ->
     assert harness.repository.employers == {}
 
 
-async def test_the_sign_up_form_shows_the_message_next_to_the_field(harness) -> None:
+async def test_the_sign_up_form_shows_the_message_next_to_the_field(harness: Harness) -> None:
     async with harness.client() as client:
         page = await client.get("/signup")
         response = await client.post(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
 import pytest
 
 from hwcollab_common.geo import lookup_zip
@@ -14,7 +15,7 @@ from hwcollab_employer.settings import Settings
 from hwcollab_schemas.reach import ReachCounts, ReachQuery, Relaxed
 from hwcollab_testing.processes import free_port
 
-from .conftest import ADMIN_HEADERS, ADMIN_TOKEN, Harness
+from .conftest import ADMIN_HEADERS, ADMIN_TOKEN, BodyFactory, Harness
 
 PASSWORD = "a very long passphrase"
 
@@ -45,7 +46,9 @@ def _with_reach(harness: Harness, counts: ReachCounts | None) -> FakeReach:
     return fake
 
 
-async def _signed_up(client, signup, email: str = "hr@worcester-care.example") -> dict[str, str]:
+async def _signed_up(
+    client: httpx.AsyncClient, signup: BodyFactory, email: str = "hr@worcester-care.example"
+) -> dict[str, str]:
     assert (
         await client.post("/api/admin/employers", headers=ADMIN_HEADERS, json=signup(email))
     ).status_code == 201
@@ -54,7 +57,7 @@ async def _signed_up(client, signup, email: str = "hr@worcester-care.example") -
 
 
 async def test_the_estimate_is_rounded_and_nothing_is_stored(
-    harness: Harness, signup, opening_json
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     fake = _with_reach(harness, COUNTS)
     async with harness.client() as client:
@@ -85,7 +88,9 @@ async def test_the_estimate_is_rounded_and_nothing_is_stored(
     assert not harness.uow.of_type("opening.posted")
 
 
-async def test_yearly_pay_is_asked_per_hour(harness: Harness, signup, opening_json) -> None:
+async def test_yearly_pay_is_asked_per_hour(
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
+) -> None:
     fake = _with_reach(harness, COUNTS)
     async with harness.client() as client:
         owner = await _signed_up(client, signup)
@@ -97,7 +102,9 @@ async def test_yearly_pay_is_asked_per_hour(harness: Harness, signup, opening_js
     assert fake.queries[0].lat is None
 
 
-async def test_who_may_ask(harness: Harness, manual_harness: Harness, signup, opening_json) -> None:
+async def test_who_may_ask(
+    harness: Harness, manual_harness: Harness, signup: BodyFactory, opening_json: BodyFactory
+) -> None:
     _with_reach(harness, COUNTS)
     _with_reach(manual_harness, COUNTS)
     async with harness.client() as client:
@@ -115,7 +122,9 @@ async def test_who_may_ask(harness: Harness, manual_harness: Harness, signup, op
     assert answer.json() == {"detail": "Reach estimates are for approved employers only."}
 
 
-async def test_bad_input_is_422_with_field_messages(harness: Harness, signup, opening_json) -> None:
+async def test_bad_input_is_422_with_field_messages(
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
+) -> None:
     fake = _with_reach(harness, COUNTS)
     async with harness.client() as client:
         owner = await _signed_up(client, signup)
@@ -131,7 +140,7 @@ async def test_bad_input_is_422_with_field_messages(harness: Harness, signup, op
 
 
 async def test_an_absent_notifier_is_503_with_retry_after(
-    harness: Harness, signup, opening_json
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
 ) -> None:
     _with_reach(harness, None)
     async with harness.client() as client:
@@ -144,7 +153,9 @@ async def test_an_absent_notifier_is_503_with_retry_after(
     assert posted.status_code == 201  # posting never depends on the estimate
 
 
-async def test_estimates_are_limited_per_employer(signup, opening_json) -> None:
+async def test_estimates_are_limited_per_employer(
+    signup: BodyFactory, opening_json: BodyFactory
+) -> None:
     harness = Harness(settings=Settings(admin_token=ADMIN_TOKEN, estimate_rate_limit="2/minute"))
     _with_reach(harness, COUNTS)
     async with harness.client() as client:
@@ -181,7 +192,7 @@ FORM = {
 }
 
 
-async def _signed_in_page(client, signup) -> str:
+async def _signed_in_page(client: httpx.AsyncClient, signup: BodyFactory) -> str:
     await client.post(
         "/api/admin/employers", headers=ADMIN_HEADERS, json=signup("hr@worcester-care.example")
     )
@@ -209,7 +220,7 @@ async def _signed_in_page(client, signup) -> str:
     ],
 )
 async def test_the_form_shows_the_estimate_without_script(
-    harness: Harness, signup, counts: ReachCounts | None, says: str
+    harness: Harness, signup: BodyFactory, counts: ReachCounts | None, says: str
 ) -> None:
     _with_reach(harness, counts)
     async with harness.client() as client:
@@ -230,7 +241,9 @@ async def test_the_form_shows_the_estimate_without_script(
     assert len(harness.repository.openings) == 1
 
 
-async def test_an_incomplete_form_asks_for_its_fields(harness: Harness, signup) -> None:
+async def test_an_incomplete_form_asks_for_its_fields(
+    harness: Harness, signup: BodyFactory
+) -> None:
     _with_reach(harness, COUNTS)
     async with harness.client() as client:
         csrf = await _signed_in_page(client, signup)

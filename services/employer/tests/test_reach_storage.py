@@ -18,6 +18,8 @@ from hwcollab_employer.commands import EmployerSignup, OpeningFields
 from hwcollab_employer.domain import Opening
 from hwcollab_employer.repository import MongoEmployerRepository
 
+from .conftest import BodyFactory, Harness
+
 APP = "hwcollab-employer-reach-test"
 
 
@@ -38,7 +40,9 @@ async def client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Document]]:
     await client.close()
 
 
-async def _openings(harness, signup, opening_json) -> tuple[Opening, Opening]:  # type: ignore[no-untyped-def]
+async def _openings(
+    harness: Harness, signup: BodyFactory, opening_json: BodyFactory
+) -> tuple[Opening, Opening]:
     employer = await harness.service.create_employer(EmployerSignup.model_validate(signup()))
     fields = [opening_json(), opening_json(title="Care Manager", role="care_manager")]
     a, b = [
@@ -49,7 +53,10 @@ async def _openings(harness, signup, opening_json) -> tuple[Opening, Opening]:  
 
 
 async def test_mongodb_counts_reach_as_the_fake_does_in_one_write(
-    client: AsyncMongoClient[Document], harness, signup, opening_json
+    client: AsyncMongoClient[Document],
+    harness: Harness,
+    signup: BodyFactory,
+    opening_json: BodyFactory,
 ) -> None:
     database = client[f"reach_{uuid4().hex[:12]}"]
     mongo = MongoEmployerRepository(database)

@@ -155,6 +155,7 @@ PROVIDENCE = lookup_zip("02903")
 async def _scenario(harness: Harness) -> None:
     """The employers and openings, made through the service on the fake repository."""
     by_name: dict[str, Employer] = {}
+    zip_code: str | None  # an opening's is None when it is remote
     for number, (name, (zip_code, city, state, settings, description)) in enumerate(
         EMPLOYERS.items()
     ):

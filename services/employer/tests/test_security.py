@@ -11,9 +11,11 @@ from pydantic import ValidationError
 from hwcollab_employer.security import TokenAuthority, api_key_hash, api_key_id, new_api_key
 from hwcollab_employer.settings import Settings
 
+from .conftest import Harness
+
 
 @pytest.fixture
-def tokens(harness) -> TokenAuthority:
+def tokens(harness: Harness) -> TokenAuthority:
     return TokenAuthority(
         "k" * 40,
         clock=harness.clock,
@@ -31,7 +33,7 @@ def test_access_tokens_and_sessions_are_not_interchangeable(tokens: TokenAuthori
     assert tokens.read_session(access) is None
 
 
-def test_tampered_or_foreign_tokens_are_refused(harness, tokens: TokenAuthority) -> None:
+def test_tampered_or_foreign_tokens_are_refused(harness: Harness, tokens: TokenAuthority) -> None:
     access = tokens.issue_access_token("employer-1")
     other_key = TokenAuthority(
         "z" * 40, clock=harness.clock, access_ttl=timedelta(hours=1), session_ttl=timedelta(hours=1)
@@ -41,13 +43,15 @@ def test_tampered_or_foreign_tokens_are_refused(harness, tokens: TokenAuthority)
     assert tokens.access_token_subject("") is None
 
 
-def test_sessions_expire(harness, tokens: TokenAuthority) -> None:
+def test_sessions_expire(harness: Harness, tokens: TokenAuthority) -> None:
     cookie, _ = tokens.issue_session("employer-1")
     harness.clock.advance(timedelta(hours=8))
     assert tokens.read_session(cookie) is None
 
 
-def test_tokens_and_sessions_signed_before_stay_valid(harness, tokens: TokenAuthority) -> None:
+def test_tokens_and_sessions_signed_before_stay_valid(
+    harness: Harness, tokens: TokenAuthority
+) -> None:
     """Sessions and bearer tokens already out there (itsdangerous, the expiry in the payload)."""
     exp = int((harness.clock.now() + timedelta(hours=1)).timestamp())
     access = URLSafeSerializer("k" * 40, salt="hwcollab.employer.access").dumps(

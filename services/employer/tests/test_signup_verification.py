@@ -8,32 +8,38 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from hwcollab_employer.accounts import UNVERIFIED, VERIFY_LINK_INVALID
+import httpx
 
-from .conftest import ADMIN_HEADERS
+from hwcollab_employer.accounts import UNVERIFIED, VERIFY_LINK_INVALID
+from hwcollab_schemas.events import EmployerAccountEmailRequested
+
+from .conftest import ADMIN_HEADERS, BodyFactory, Harness
 from .test_pages import _csrf, _signup_form
 
 EMAIL = "hr@worcester-care.example"
 PASSWORD = "a very long passphrase"
 
 
-def _emails(harness, kind: str) -> list:
+def _emails(harness: Harness, kind: str) -> list[EmployerAccountEmailRequested]:
     return [
-        e for e in harness.uow.of_type("employer.account_email_requested") if e.payload.kind == kind
+        e for e in harness.uow.of_class(EmployerAccountEmailRequested) if e.payload.kind == kind
     ]
 
 
-def _token(harness) -> str:
+def _token(harness: Harness) -> str:
     url = _emails(harness, "verify_signup")[-1].payload.url
+    assert url is not None
     assert url.startswith("http://127.0.0.1:8002/verify-email?token=")
     return parse_qs(urlsplit(url).query)["token"][0]
 
 
-async def _sign_in(client, password: str = PASSWORD):
+async def _sign_in(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.Response:
     return await client.post("/api/auth/token", json={"email": EMAIL, "password": password})
 
 
-async def test_new_and_taken_addresses_get_the_same_answer(harness, signup) -> None:
+async def test_new_and_taken_addresses_get_the_same_answer(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         taken = await client.post(
             "/api/admin/employers", headers=ADMIN_HEADERS, json=signup("hr@taken.example")
@@ -63,7 +69,9 @@ async def test_new_and_taken_addresses_get_the_same_answer(harness, signup) -> N
     assert len(harness.repository.employers) == 2
 
 
-async def test_an_unverified_account_cannot_sign_in_or_be_listed(harness, signup) -> None:
+async def test_an_unverified_account_cannot_sign_in_or_be_listed(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         await client.post("/api/employers", json=signup(EMAIL))
         right = await _sign_in(client)
@@ -88,7 +96,9 @@ async def test_an_unverified_account_cannot_sign_in_or_be_listed(harness, signup
     assert "not confirmed" in approve.json()["detail"]
 
 
-async def test_the_link_verifies_once_and_auto_approval_applies(harness, signup) -> None:
+async def test_the_link_verifies_once_and_auto_approval_applies(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         await client.post("/api/employers", json=signup(EMAIL))
         token = _token(harness)
@@ -106,7 +116,9 @@ async def test_the_link_verifies_once_and_auto_approval_applies(harness, signup)
     ]
 
 
-async def test_manual_approval_still_applies_after_verification(manual_harness, signup) -> None:
+async def test_manual_approval_still_applies_after_verification(
+    manual_harness: Harness, signup: BodyFactory
+) -> None:
     async with manual_harness.client() as client:
         await client.post("/api/employers", json=signup(EMAIL))
         verified = await client.post(
@@ -125,7 +137,7 @@ async def test_manual_approval_still_applies_after_verification(manual_harness, 
 
 
 async def test_signing_up_again_before_verifying_replaces_the_first_sign_up(
-    harness, signup
+    harness: Harness, signup: BodyFactory
 ) -> None:
     async with harness.client() as client:
         await client.post("/api/employers", json=signup(EMAIL, organization_name="First Try"))
@@ -151,7 +163,7 @@ async def test_signing_up_again_before_verifying_replaces_the_first_sign_up(
     assert (old_password.status_code, new_password.status_code) == (401, 200)
 
 
-async def test_expired_and_forged_links_are_refused(harness, signup) -> None:
+async def test_expired_and_forged_links_are_refused(harness: Harness, signup: BodyFactory) -> None:
     async with harness.client() as client:
         await client.post("/api/employers", json=signup(EMAIL))
         token = _token(harness)
@@ -166,11 +178,14 @@ async def test_expired_and_forged_links_are_refused(harness, signup) -> None:
     assert employer.status == "unverified"
 
 
-async def test_a_password_reset_confirms_the_address_too(harness, signup) -> None:
+async def test_a_password_reset_confirms_the_address_too(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         await client.post("/api/employers", json=signup(EMAIL))
         await client.post("/api/employers/password-reset", json={"email": EMAIL})
         [reset] = _emails(harness, "password_reset")
+        assert reset.payload.url is not None
         token = parse_qs(urlsplit(reset.payload.url).query)["token"][0]
         changed = await client.post(
             "/api/employers/password-reset/confirm",
@@ -181,7 +196,9 @@ async def test_a_password_reset_confirms_the_address_too(harness, signup) -> Non
     assert harness.uow.of_type("employer.registered")
 
 
-async def test_the_pages_sign_up_confirm_and_sign_in_once(harness, signup) -> None:
+async def test_the_pages_sign_up_confirm_and_sign_in_once(
+    harness: Harness, signup: BodyFactory
+) -> None:
     async with harness.client() as client:
         await client.post(
             "/api/admin/employers", headers=ADMIN_HEADERS, json=signup("hr@taken.example")

@@ -31,7 +31,7 @@ LOCAL_PART = re.compile(r"^bounces\+[a-z0-9]+$")
 subscriber_ids = st.one_of(
     st.uuids().map(lambda u: u.hex),
     st.text(
-        st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=18
+        st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=18
     ).filter(lambda s: len(s.encode()) <= 18),
 )
 message_ids = st.text(max_size=120).map(lambda s: f"<immediate.{s}@hwcollab.example>")

@@ -54,7 +54,7 @@ def parts(sent: OutgoingEmail) -> tuple[EmailMessage, str, str]:
 def targets(body: str) -> list[tuple[str, str, str, str]]:
     """(subscriber, opening, link, target) of every redirect link in ``body``, in order."""
     reader = clicks()
-    found = []
+    found: list[tuple[str, str, str, str]] = []
     for token in REDIRECT.findall(body.replace("&amp;", "&")):
         click = reader.read(token)
         found.append((click.subscriber_id, click.opening_id, click.link, click.target))

@@ -11,8 +11,8 @@ from hwcollab_common.clock import FixedClock
 from hwcollab_notifier.domain import DigestSchedule
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def daily(tz: str, hour: int = 8) -> DigestSchedule:

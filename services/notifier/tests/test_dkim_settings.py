@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TypedDict
 
 import dkim
 import pytest
@@ -19,7 +20,19 @@ from hwcollab_notifier.settings import Settings
 from hwcollab_notifier.wiring import composer_for, dkim_signer_for
 
 SECRET = "x" * 40
-PROD = {
+
+
+class ProdSettings(TypedDict):
+    """What production requires besides DKIM, as keyword arguments of ``Settings``."""
+
+    hwcollab_env: str
+    link_signing_key: str
+    admin_token: str
+    reach_token: str
+    postal_address: str
+
+
+PROD: ProdSettings = {
     "hwcollab_env": "prod",
     "link_signing_key": SECRET,
     "admin_token": SECRET,

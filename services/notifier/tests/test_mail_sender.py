@@ -42,7 +42,7 @@ class RecordingHandler:
         if script:
             action = script.pop(0)
             if action == "drop":
-                assert server.transport is not None
+                assert isinstance(server.transport, asyncio.Transport)
                 server.transport.abort()
                 return "421 gone"
             return action
@@ -50,7 +50,7 @@ class RecordingHandler:
         return "250 OK queued"
 
 
-class CountingController(Controller):  # type: ignore[misc]
+class CountingController(Controller):
     def __init__(self, handler: RecordingHandler, *, port: int) -> None:
         super().__init__(handler, hostname="127.0.0.1", port=port)
         self.opened = 0
@@ -59,7 +59,7 @@ class CountingController(Controller):  # type: ignore[misc]
     def factory(self) -> SMTP:
         controller = self
 
-        class CountingSMTP(SMTP):  # type: ignore[misc]
+        class CountingSMTP(SMTP):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 controller.opened += 1
                 controller.live.add(self)
@@ -76,7 +76,7 @@ class CountingController(Controller):  # type: ignore[misc]
 
         async def drop() -> None:
             for server in list(self.live):
-                if server.transport is not None:
+                if isinstance(server.transport, asyncio.Transport):
                     server.transport.abort()
 
         asyncio.run_coroutine_threadsafe(drop(), self.loop).result(timeout=5)

@@ -2,8 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hwcollab_notifier.mail.views import OpeningView, distance_label, pay_label, summarize
+from hwcollab_notifier.mail.views import OpeningView, distance_label, summarize
 from hwcollab_schemas.events import OpeningDetails
+from hwcollab_schemas.taxonomy import PayPeriod, pay_label
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
@@ -49,9 +50,9 @@ def details(**changes: object) -> OpeningDetails:
     ],
 )
 def test_pay_is_written_as_people_say_it(
-    pay_min: float | None, pay_max: float | None, period: str, label: str | None
+    pay_min: float | None, pay_max: float | None, period: PayPeriod, label: str | None
 ) -> None:
-    assert pay_label(pay_min=pay_min, pay_max=pay_max, period=period) == label  # type: ignore[arg-type]
+    assert pay_label(pay_min=pay_min, pay_max=pay_max, period=period) == label
 
 
 def test_distance_reads_naturally() -> None:

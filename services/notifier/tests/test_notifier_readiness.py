@@ -14,7 +14,8 @@ from hwcollab_notifier.index_sync import ReplicaIndex
 
 
 async def nothing() -> AsyncIterator[dict[str, Any]]:
-    for doc in ():
+    empty: tuple[dict[str, Any], ...] = ()
+    for doc in empty:
         yield doc
 
 

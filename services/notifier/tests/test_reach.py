@@ -4,6 +4,7 @@ each optional criterion relaxed; the internal endpoint wants its token."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from hwcollab_common.mongo import Document
 from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
 from hwcollab_notifier.matching import MatchIndex, OpeningCriteria, SubscriberCriteria
 from hwcollab_notifier.matching.reference import match_all, matches
@@ -105,7 +107,7 @@ def _person(*, digest: bool, credentials: frozenset[str] = frozenset()) -> Subsc
 WORCESTER = {"role": "care_manager", "setting": "medical", "employment_type": "full_time"}
 
 
-async def _post(app: FastAPI, body: dict[str, object], token: str | None) -> httpx.Response:
+async def _post(app: FastAPI, body: Mapping[str, object], token: str | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://notifier") as client:
@@ -124,8 +126,9 @@ async def test_endpoint_wants_the_token_and_a_loaded_index() -> None:
     assert loading.status_code == 503
     assert loading.headers["Retry-After"]
 
-    async def documents():  # type: ignore[no-untyped-def]
-        for document in ():
+    async def documents() -> AsyncIterator[Document]:
+        empty: tuple[Document, ...] = ()
+        for document in empty:
             yield document
 
     await replica.load(documents(), now=datetime.now(UTC))
@@ -166,8 +169,9 @@ async def test_the_estimate_splits_as_the_announcer_records() -> None:
     (the announcer records their rows from the same flag of the index)."""
     replica = ReplicaIndex()
 
-    async def nothing():  # type: ignore[no-untyped-def]
-        for document in ():
+    async def nothing() -> AsyncIterator[Document]:
+        empty: tuple[Document, ...] = ()
+        for document in empty:
             yield document
 
     await replica.load(nothing(), now=datetime.now(UTC))

@@ -4,14 +4,17 @@ unanswered are paused with reason "inactive", and a click, a keep or a resume un
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from hwcollab_common.clicks import ClickLinks
+from hwcollab_common.clicks import ClickLink, ClickLinks
 from hwcollab_common.clock import FixedClock
 from hwcollab_common.tokens import LinkSigner, Purpose, TokenExpiredError, TokenInvalidError
+from hwcollab_schemas.envelope import Event
+from hwcollab_schemas.events import SubscriberManageLinkRequested, SubscriberUpdated
 from hwcollab_subscriber.domain import PreferencesChange, SignUp
 from hwcollab_subscriber.handlers import (
     Links,
@@ -24,6 +27,15 @@ from .conftest import EMPLOYER_URL, PUBLIC_URL, SIGNING_KEY, FakeStore
 
 DAY = timedelta(days=1)
 STILL_INTERESTED = "subscriber.manage_link_requested"
+
+E = TypeVar("E", bound=Event)
+
+
+def as_class(events: Sequence[Event], kind: type[E]) -> list[E]:
+    """The events, each of which the service wrote as a ``kind``, typed as such."""
+    typed = [e for e in events if isinstance(e, kind)]
+    assert len(typed) == len(events)
+    return typed
 
 
 @pytest.fixture
@@ -49,13 +61,15 @@ def asked(store: FakeStore) -> list[str]:
     """Subscribers sent the "still interested?" email, in order."""
     return [
         e.payload.subscriber_id
-        for e in store.events_of(STILL_INTERESTED)
+        for e in as_class(store.events_of(STILL_INTERESTED), SubscriberManageLinkRequested)
         if e.payload.reason == "still_interested"
     ]
 
 
-def click_url(links: Links, subscriber_id: str, link: str = "details", apply_url: str = "") -> str:
-    return links.clicks.url(subscriber_id, "op-7", link, apply_url=apply_url)  # type: ignore[arg-type]
+def click_url(
+    links: Links, subscriber_id: str, link: ClickLink = "details", apply_url: str = ""
+) -> str:
+    return links.clicks.url(subscriber_id, "op-7", link, apply_url=apply_url)
 
 
 def token_of(url: str) -> str:
@@ -159,8 +173,12 @@ async def test_only_the_silent_are_asked_once_and_the_unanswered_are_paused(
     run = await service.run_sunset()
     assert (run.noticed, run.paused) == (1, 0)
     assert asked(store) == [silent]
-    [request] = [e.payload for e in store.events_of(STILL_INTERESTED)]
+    [request] = [
+        e.payload
+        for e in as_class(store.events_of(STILL_INTERESTED), SubscriberManageLinkRequested)
+    ]
     assert request.email == "silent@example.org"
+    assert request.keep_url is not None
     assert request.keep_url.startswith(f"{PUBLIC_URL}/keep?token=")
     assert links.verify(Purpose.KEEP, request.keep_url.split("token=")[1]) == silent
     assert request.pause_after == clock.now() + 14 * DAY
@@ -177,7 +195,9 @@ async def test_only_the_silent_are_asked_once_and_the_unanswered_are_paused(
     assert store.rows[silent].status == "paused"
     assert store.rows[silent].paused_reason == "inactive"
     assert store.rows[silent].sunset_notice_at is None
-    [paused_event] = store.events_of("subscriber.updated")[updated_before:]
+    [paused_event] = as_class(
+        store.events_of("subscriber.updated")[updated_before:], SubscriberUpdated
+    )
     assert paused_event.payload.subscriber_id == silent
     assert paused_event.payload.status == "paused"  # the notifier stops mailing them
     assert store.rows[clicker].status == "active"
@@ -229,7 +249,7 @@ async def test_keep_answers_the_notice_and_ends_a_pause_for_inactivity(
     updated_before = len(store.events_of("subscriber.updated"))
     back = await service.keep(links.token(Purpose.KEEP, kept_late))
     assert (back.status, back.paused_reason) == ("active", None)
-    [resumed] = store.events_of("subscriber.updated")[updated_before:]
+    [resumed] = as_class(store.events_of("subscriber.updated")[updated_before:], SubscriberUpdated)
     assert resumed.payload.status == "active"
     # Kept just now: not asked again at the next run.
     await service.run_sunset()

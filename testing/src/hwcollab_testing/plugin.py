@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 
 from hwcollab_cli import components

@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, overload
 
 __all__ = ["eventually", "eventually_sync"]
 
@@ -22,15 +22,39 @@ T = TypeVar("T")
 _NOTHING_YET = "nothing yet"
 
 
+@overload
 async def eventually(
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = ...,
+    ignore: tuple[type[Exception], ...] = ...,
+    explain: Callable[[], Awaitable[str]] | None = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = ...,
+    ignore: tuple[type[Exception], ...] = ...,
+    explain: Callable[[], Awaitable[str]] | None = ...,
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
     *,
     timeout: float,
     what: str,
     interval: float = 0.2,
     ignore: tuple[type[Exception], ...] = (),
     explain: Callable[[], Awaitable[str]] | None = None,
-) -> T:
+) -> Any:
     """Poll ``check`` (plain or async) until it returns something truthy and return that; fail
     with ``what``, the last result seen and what ``explain`` says of the state it was left in
     after ``timeout`` seconds."""
@@ -39,14 +63,14 @@ async def eventually(
     last = _NOTHING_YET
     while True:
         try:
-            result = check()
+            result: object = check()
             if inspect.isawaitable(result):
                 result = await result
         except ignore as error:
             last = f"last error: {error!r}"
         else:
             if result:
-                return cast(T, result)
+                return result
             last = f"last result: {result!r}"
         if loop.time() > deadline:
             detail = f"\n{await explain()}" if explain is not None else ""
@@ -55,7 +79,7 @@ async def eventually(
 
 
 def eventually_sync(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     *,
     timeout: float,
     what: str,

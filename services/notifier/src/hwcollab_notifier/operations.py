@@ -11,8 +11,8 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
-from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 
 from hwcollab_common.errors import TransientError
