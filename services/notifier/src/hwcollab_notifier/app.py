@@ -250,7 +250,7 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(fanout_router)
     app.include_router(bounces_router)
-    app.include_router(reach_router(index=index, token=settings.reach_token))
+    app.include_router(reach_router)
     app.include_router(webhooks_router(settings=settings, intake=intake, verifier=sns))
     return apply_overrides(app, overrides)
 

@@ -14,6 +14,7 @@ from hwcollab_common.clock import Clock
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier.bounce_records import BounceRecords
 from hwcollab_notifier.digests import DigestRunner
+from hwcollab_notifier.index_sync import ReplicaIndex
 from hwcollab_notifier.operations import Operations
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_notifier.settings import Settings
@@ -48,6 +49,11 @@ def get_operations(request: Request) -> Operations:
     return operations
 
 
+def get_index(request: Request) -> ReplicaIndex:
+    index: ReplicaIndex = request.app.state.index
+    return index
+
+
 def get_bounce_records(request: Request) -> BounceRecords:
     records: BounceRecords = request.app.state.bounce_records
     return records
@@ -59,6 +65,7 @@ Repository = Annotated[NotifierRepository, Depends(get_repository)]
 Digests = Annotated[DigestRunner, Depends(get_digests)]
 AdminOperations = Annotated[Operations, Depends(get_operations)]
 Records = Annotated[BounceRecords, Depends(get_bounce_records)]
+Index = Annotated[ReplicaIndex, Depends(get_index)]
 
 
 def get_clock(runtime: Runtime) -> Clock:
