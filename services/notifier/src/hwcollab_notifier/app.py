@@ -242,6 +242,8 @@ def create_app(
     app.state.operations = operations
     app.state.bounce_records = bounce_records
     app.state.fanout = fanout
+    app.state.bounce_intake = intake
+    app.state.sns_verifier = sns
     # Webhooks take bodies up to BOUNCE_WEBHOOK_MAX_BYTES; every other route the usual 64 KiB.
     app.add_middleware(OtherRoutesBodyLimit, max_bytes=USUAL_MAX_BODY_BYTES)
     install_http_basics(app, max_body_bytes=settings.bounce_webhook_max_bytes)
@@ -251,7 +253,7 @@ def create_app(
     app.include_router(fanout_router)
     app.include_router(bounces_router)
     app.include_router(reach_router)
-    app.include_router(webhooks_router(settings=settings, intake=intake, verifier=sns))
+    app.include_router(webhooks_router)
     return apply_overrides(app, overrides)
 
 
