@@ -70,7 +70,8 @@ def create_app(
     overrides: DependencyOverrides | None = None,
 ) -> FastAPI:
     """The notifier; ``overrides`` replaces dependencies of ``hwcollab_notifier.dependencies``
-    (and ``fanout.get_fanout_ledger``), e.g. a test's use case behind an admin route."""
+    (and the routers' own: ``fanout.get_fanout_ledger``, ``bounce_webhooks.get_intake`` and
+    ``get_sns_verifier``), e.g. a test's use case behind an admin route."""
     settings = settings or Settings()
     configure_observability(settings, service="notifier")
     runtime = ServiceRuntime(settings, name="notifier", clock=clock)
