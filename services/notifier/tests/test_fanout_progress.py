@@ -12,10 +12,17 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from hwcollab_common.composition import apply_overrides
 from hwcollab_common.mongo import create_client
 from hwcollab_notifier.announce import ledger_row
-from hwcollab_notifier.api import admin_guard
-from hwcollab_notifier.fanout import STATUSES, FanoutProgress, MongoFanoutLedger, fanout_router
+from hwcollab_notifier.dependencies import get_settings
+from hwcollab_notifier.fanout import (
+    STATUSES,
+    FanoutProgress,
+    MongoFanoutLedger,
+    fanout_router,
+    get_fanout_ledger,
+)
 from hwcollab_notifier.settings import Settings
 
 TOKEN = "fanout-test-admin-token"
@@ -48,9 +55,10 @@ ROWS = (
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     ledger = InMemoryLedger(ROWS, openings={"o1", "o2", "o3"})
+    settings = Settings(admin_token=SecretStr(TOKEN))
     app = FastAPI()
-    guard = admin_guard(Settings(admin_token=SecretStr(TOKEN)))
-    app.include_router(fanout_router(ledger=ledger, require_admin=guard))
+    app.include_router(fanout_router)
+    apply_overrides(app, {get_fanout_ledger: lambda: ledger, get_settings: lambda: settings})
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport,

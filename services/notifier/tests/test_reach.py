@@ -14,11 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from hwcollab_common.composition import apply_overrides
 from hwcollab_common.mongo import Document
+from hwcollab_notifier.dependencies import get_index, get_settings
 from hwcollab_notifier.index_sync import IndexChange, ReplicaIndex
 from hwcollab_notifier.matching import MatchIndex, OpeningCriteria, SubscriberCriteria
 from hwcollab_notifier.matching.reference import match_all, matches
 from hwcollab_notifier.reach import criteria_of_query, estimate, reach_router
+from hwcollab_notifier.settings import Settings
 from hwcollab_schemas.events import SubscriberProfile
 from hwcollab_schemas.reach import ReachQuery
 from hwcollab_schemas.taxonomy import EMPLOYMENT_TYPE_CODES, SETTING_CODES
@@ -116,8 +119,10 @@ async def _post(app: FastAPI, body: Mapping[str, object], token: str | None) -> 
 
 async def test_endpoint_wants_the_token_and_a_loaded_index() -> None:
     replica = ReplicaIndex()
+    notifier_settings = Settings(reach_token=SecretStr("t" * 40))
     app = FastAPI()
-    app.include_router(reach_router(index=replica, token=SecretStr("t" * 40)))
+    app.include_router(reach_router)
+    apply_overrides(app, {get_index: lambda: replica, get_settings: lambda: notifier_settings})
     body = WORCESTER | {"lat": 42.27, "lon": -71.80, "required_credentials": ["rn"]}
 
     assert (await _post(app, body, None)).status_code == 401

@@ -15,6 +15,7 @@ from hwcollab_common.clock import FixedClock
 from hwcollab_common.tokens import LinkSigner
 from hwcollab_schemas import Event
 from hwcollab_subscriber.app import create_app
+from hwcollab_subscriber.dependencies import get_links, get_service
 from hwcollab_subscriber.domain import Subscriber
 from hwcollab_subscriber.handlers import Links, SubscriberService
 from hwcollab_subscriber.repository import DuplicateEmailError, StaleSubscriberError, Work
@@ -185,7 +186,14 @@ def service(store: FakeStore, links: Links, clock: FixedClock) -> SubscriberServ
 def make_app(
     store: FakeStore, clock: FixedClock, **settings: Any
 ) -> tuple[FastAPI, SubscriberService]:
-    """The real app with its routers, error pages and limits, its service on the fake store."""
+    """The real app with its routers, error pages and limits, its service on the fake store in
+    place of the MongoDB one (a dependency override, as any test replaces a use case)."""
+    links = Links(
+        LinkSigner(SIGNING_KEY, clock=clock),
+        public_url=PUBLIC_URL,
+        employer_public_url=EMPLOYER_URL,
+    )
+    service = SubscriberService(store=store, links=links, clock=clock)
     app = create_app(
         Settings(
             link_signing_key=SIGNING_KEY,
@@ -195,9 +203,8 @@ def make_app(
             **settings,
         ),
         clock=clock,
+        overrides={get_service: lambda: service, get_links: lambda: links},
     )
-    service = SubscriberService(store=store, links=app.state.links, clock=clock)
-    app.state.service = service
     return app, service
 
 

@@ -4,26 +4,25 @@ bulletins. Thin: parse, call the use case, shape the answer."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, EmailStr, Field
 
-from hwcollab_common.bearer import require_bearer
 from hwcollab_common.emails import email_key
 from hwcollab_common.openapi import error_responses
-from hwcollab_notifier.digests import DigestRunner
-from hwcollab_notifier.operations import Operations, read_dead_letters, replay_dead_letters
-from hwcollab_notifier.repository import NotifierRepository
-from hwcollab_notifier.settings import Settings
-from hwcollab_schemas.topics import ALL_TOPICS, OPENING_TOPIC
-
-bearer = HTTPBearer(
-    scheme_name="OperatorToken", description="The operators' `ADMIN_TOKEN`.", auto_error=False
+from hwcollab_notifier.dependencies import (
+    AdminOperations,
+    AppClock,
+    AppSettings,
+    Broker,
+    Digests,
+    Repository,
+    require_admin,
 )
+from hwcollab_notifier.operations import read_dead_letters, replay_dead_letters
+from hwcollab_schemas.topics import ALL_TOPICS, OPENING_TOPIC
 
 
 def _known_topic(topic: str) -> str:
@@ -133,138 +132,128 @@ class BulletinOut(BaseModel):
     recipients: int
 
 
-def admin_guard(settings: Settings) -> Callable[..., None]:
-    """The dependency every admin route takes: a 401 unless the bearer token is ADMIN_TOKEN."""
-
-    def require_admin(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        require_bearer(credentials, settings.admin_token, what="admin token")
-
-    return require_admin
+admin_router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(401, 503, s401="A valid admin token is required."),
+)
 
 
-def admin_router(
-    *,
-    settings: Settings,
-    repository: NotifierRepository,
-    digests: DigestRunner,
-    operations: Operations,
-) -> APIRouter:
-    require_admin = admin_guard(settings)
-    router = APIRouter(
-        prefix="/api/admin",
-        tags=["admin"],
-        dependencies=[Depends(require_admin)],
-        responses=error_responses(401, 503, s401="A valid admin token is required."),
+@admin_router.post("/digests/run", summary="Send the digests due at as_of (default now)")
+async def run_digests(
+    digests: Digests,
+    as_of: Annotated[
+        AwareDatetime | None,
+        BeforeValidator(_iso_instant),
+        Query(description="ISO-8601 instant with offset", examples=["2026-11-24T13:00:00Z"]),
+    ] = None,
+) -> DigestRunOut:
+    run = await digests.run_due(as_of)
+    return DigestRunOut(
+        as_of=run.as_of,
+        subscribers=run.subscribers,
+        sent=run.sent,
+        skipped=run.skipped,
+        dropped_openings=run.dropped_openings,
     )
 
-    @router.post("/digests/run", summary="Send the digests due at as_of (default now)")
-    async def run_digests(
-        as_of: Annotated[
-            AwareDatetime | None,
-            BeforeValidator(_iso_instant),
-            Query(description="ISO-8601 instant with offset", examples=["2026-11-24T13:00:00Z"]),
-        ] = None,
-    ) -> DigestRunOut:
-        run = await digests.run_due(as_of)
-        return DigestRunOut(
-            as_of=run.as_of,
-            subscribers=run.subscribers,
-            sent=run.sent,
-            skipped=run.skipped,
-            dropped_openings=run.dropped_openings,
-        )
 
-    @router.get("/dlq", summary="List dead letters of a topic")
-    async def list_dlq(
-        topic: Annotated[
-            str,
-            AfterValidator(_known_topic),
-            Query(examples=[OPENING_TOPIC], json_schema_extra=TOPIC_SCHEMA),
+@admin_router.get("/dlq", summary="List dead letters of a topic")
+async def list_dlq(
+    settings: AppSettings,
+    topic: Annotated[
+        str,
+        AfterValidator(_known_topic),
+        Query(examples=[OPENING_TOPIC], json_schema_extra=TOPIC_SCHEMA),
+    ],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DeadLettersOut:
+    letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, limit=limit)
+    return DeadLettersOut(
+        topic=topic,
+        dlq_topic=f"{topic}.dlq",
+        messages=[
+            DeadLetterOut(
+                partition=d.partition,
+                offset=d.offset,
+                timestamp_ms=d.timestamp_ms,
+                key=d.key,
+                headers=d.headers,
+                value=d.value[:VALUE_SHOWN].decode(errors="replace"),
+                value_size=len(d.value),
+                value_cut=len(d.value) > VALUE_SHOWN,
+            )
+            for d in letters
         ],
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> DeadLettersOut:
-        letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, limit=limit)
-        return DeadLettersOut(
-            topic=topic,
-            dlq_topic=f"{topic}.dlq",
-            messages=[
-                DeadLetterOut(
-                    partition=d.partition,
-                    offset=d.offset,
-                    timestamp_ms=d.timestamp_ms,
-                    key=d.key,
-                    headers=d.headers,
-                    value=d.value[:VALUE_SHOWN].decode(errors="replace"),
-                    value_size=len(d.value),
-                    value_cut=len(d.value) > VALUE_SHOWN,
-                )
-                for d in letters
-            ],
-        )
-
-    @router.post(
-        "/dlq/replay",
-        summary="Publish dead letters back to their topic",
-        responses=error_responses(400, 413),
     )
-    async def replay_dlq(body: ReplayIn, request: Request) -> ReplayOut:
-        topic = body.topic
-        letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, limit=10_000)
-        if body.messages is not None:
-            wanted = {(m.partition, m.offset) for m in body.messages}
-            letters = [d for d in letters if (d.partition, d.offset) in wanted]
-        broker = request.app.state.runtime.broker
-        return ReplayOut(replayed=await replay_dead_letters(broker, letters, topic=topic))
 
-    @router.get("/suppressions", summary="List suppressed addresses")
-    async def list_suppressions(
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip")] = 0,
-    ) -> SuppressionsOut:
-        total, docs = await repository.list_suppressions(limit=limit, offset=offset)
-        return SuppressionsOut(
-            total=total,
-            items=[
-                SuppressionOut(email=d.get("email"), reason=d["reason"], created_at=d["created_at"])
-                for d in docs
-            ],
-        )
 
-    @router.post(
-        "/suppressions",
-        status_code=201,
-        summary="Suppress an address",
-        responses=error_responses(400, 413),
+@admin_router.post(
+    "/dlq/replay",
+    summary="Publish dead letters back to their topic",
+    responses=error_responses(400, 413),
+)
+async def replay_dlq(settings: AppSettings, broker: Broker, body: ReplayIn) -> ReplayOut:
+    topic = body.topic
+    letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, limit=10_000)
+    if body.messages is not None:
+        wanted = {(m.partition, m.offset) for m in body.messages}
+        letters = [d for d in letters if (d.partition, d.offset) in wanted]
+    return ReplayOut(replayed=await replay_dead_letters(broker, letters, topic=topic))
+
+
+@admin_router.get("/suppressions", summary="List suppressed addresses")
+async def list_suppressions(
+    repository: Repository,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip")] = 0,
+) -> SuppressionsOut:
+    total, docs = await repository.list_suppressions(limit=limit, offset=offset)
+    return SuppressionsOut(
+        total=total,
+        items=[
+            SuppressionOut(email=d.get("email"), reason=d["reason"], created_at=d["created_at"])
+            for d in docs
+        ],
     )
-    async def add_suppression(body: SuppressionIn, request: Request) -> SuppressionAdded:
-        now = request.app.state.runtime.clock.now()
-        added = await repository.suppress(str(body.email), reason=body.reason, now=now)
-        return SuppressionAdded(email=email_key(str(body.email)), added=added)
 
-    @router.delete(
-        "/suppressions/{email}",
-        status_code=204,
-        summary="Stop suppressing an address",
-        responses=error_responses(404, s404="That address is not suppressed."),
+
+@admin_router.post(
+    "/suppressions",
+    status_code=201,
+    summary="Suppress an address",
+    responses=error_responses(400, 413),
+)
+async def add_suppression(
+    repository: Repository, clock: AppClock, body: SuppressionIn
+) -> SuppressionAdded:
+    now = clock.now()
+    added = await repository.suppress(str(body.email), reason=body.reason, now=now)
+    return SuppressionAdded(email=email_key(str(body.email)), added=added)
+
+
+@admin_router.delete(
+    "/suppressions/{email}",
+    status_code=204,
+    summary="Stop suppressing an address",
+    responses=error_responses(404, s404="That address is not suppressed."),
+)
+async def remove_suppression(repository: Repository, email: str) -> Response:
+    if not await repository.unsuppress(email):
+        raise HTTPException(404, "that address is not suppressed")
+    return Response(status_code=204)
+
+
+@admin_router.post(
+    "/bulletins",
+    status_code=202,
+    summary="Send a career-information bulletin",
+    description="Emailed to every active subscriber who asked for career information.",
+    responses=error_responses(400, 413),
+)
+async def send_bulletin(operations: AdminOperations, body: BulletinIn) -> BulletinOut:
+    bulletin_id, recipients = await operations.start_bulletin(
+        subject=body.subject, body_markdown=body.body_markdown
     )
-    async def remove_suppression(email: str) -> Response:
-        if not await repository.unsuppress(email):
-            raise HTTPException(404, "that address is not suppressed")
-        return Response(status_code=204)
-
-    @router.post(
-        "/bulletins",
-        status_code=202,
-        summary="Send a career-information bulletin",
-        description="Emailed to every active subscriber who asked for career information.",
-        responses=error_responses(400, 413),
-    )
-    async def send_bulletin(body: BulletinIn) -> BulletinOut:
-        bulletin_id, recipients = await operations.start_bulletin(
-            subject=body.subject, body_markdown=body.body_markdown
-        )
-        return BulletinOut(bulletin_id=bulletin_id, recipients=recipients)
-
-    return router
+    return BulletinOut(bulletin_id=bulletin_id, recipients=recipients)

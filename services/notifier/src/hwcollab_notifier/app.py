@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from tenacity import RetryCallState
 
 from hwcollab_common.clock import Clock
+from hwcollab_common.composition import DependencyOverrides, apply_overrides
 from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.ops import configure_observability, install_http_basics, ops_router
 from hwcollab_common.periodic import Lease, PeriodicTask
@@ -21,7 +22,7 @@ from hwcollab_common.retrying import FixedBackoff, retry, retry_policy
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_common.tracing import shutdown_tracing
 from hwcollab_common.web.security import SecurityHeaders
-from hwcollab_notifier.api import admin_guard, admin_router
+from hwcollab_notifier.api import admin_router
 from hwcollab_notifier.bounce_intake import BounceIntake
 from hwcollab_notifier.bounce_listener import BounceListener
 from hwcollab_notifier.bounce_records import BounceRecords
@@ -62,7 +63,15 @@ def _index_load_failed(state: RetryCallState) -> None:
     )
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    overrides: DependencyOverrides | None = None,
+) -> FastAPI:
+    """The notifier; ``overrides`` replaces dependencies of ``hwcollab_notifier.dependencies``
+    (and the routers' own: ``fanout.get_fanout_ledger``, ``bounce_webhooks.get_intake`` and
+    ``get_sns_verifier``), e.g. a test's use case behind an admin route."""
     settings = settings or Settings()
     configure_observability(settings, service="notifier")
     runtime = ServiceRuntime(settings, name="notifier", clock=clock)
@@ -198,9 +207,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         for task in periodic:
             task.start()
         gauges.start()
-        app.state.runtime = runtime
-        app.state.index = index
-        app.state.digests = digests
         try:
             yield
         finally:
@@ -229,28 +235,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         summary="Matches openings to subscribers and sends their emails; admin endpoints.",
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.index = index
+    app.state.repository = repository
+    app.state.digests = digests
+    app.state.operations = operations
+    app.state.bounce_records = bounce_records
+    app.state.fanout = fanout
+    app.state.bounce_intake = intake
+    app.state.sns_verifier = sns
     # Webhooks take bodies up to BOUNCE_WEBHOOK_MAX_BYTES; every other route the usual 64 KiB.
     app.add_middleware(OtherRoutesBodyLimit, max_bytes=USUAL_MAX_BODY_BYTES)
     install_http_basics(app, max_body_bytes=settings.bounce_webhook_max_bytes)
     app.add_middleware(SecurityHeaders)
     app.include_router(ops_router(runtime.readiness_checks() | {"match_index": index.check_ready}))
-    app.include_router(
-        admin_router(
-            settings=settings, repository=repository, digests=digests, operations=operations
-        )
-    )
-    app.include_router(fanout_router(ledger=fanout, require_admin=admin_guard(settings)))
-    app.include_router(
-        bounces_router(
-            repository=repository,
-            records=bounce_records,
-            clock=runtime.clock,
-            require_admin=admin_guard(settings),
-        )
-    )
-    app.include_router(reach_router(index=index, token=settings.reach_token))
-    app.include_router(webhooks_router(settings=settings, intake=intake, verifier=sns))
-    return app
+    app.include_router(admin_router)
+    app.include_router(fanout_router)
+    app.include_router(bounces_router)
+    app.include_router(reach_router)
+    app.include_router(webhooks_router)
+    return apply_overrides(app, overrides)
 
 
 def _bounce_listener(settings: Settings, intake: BounceIntake) -> BounceListener | None:

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hwcollab_common.openapi import error_responses
 from hwcollab_common.web.security import BodySizeLimit
 from hwcollab_notifier.bounce_intake import OUTCOMES, BounceIntake
+from hwcollab_notifier.dependencies import AppSettings
 from hwcollab_notifier.mail.sns import SnsAuthenticationError, SnsMessage, SnsVerifier
 from hwcollab_notifier.provider_reports import (
     SOURCES,
@@ -42,7 +43,6 @@ from hwcollab_notifier.provider_reports import (
     ses_report,
     text,
 )
-from hwcollab_notifier.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -162,134 +162,147 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def webhooks_router(
-    *, settings: Settings, intake: BounceIntake, verifier: SnsVerifier | None
-) -> APIRouter:
-    enabled = settings.bounce_webhooks
-    router = APIRouter(
-        prefix=PREFIX,
-        route_class=_CountedRoute,
-        tags=["webhooks"],
-        responses=error_responses(
-            404, 413, 503, s404="This webhook is not enabled (BOUNCE_WEBHOOKS)."
-        ),
+def get_intake(request: Request) -> BounceIntake:
+    intake: BounceIntake = request.app.state.bounce_intake
+    return intake
+
+
+def get_sns_verifier(request: Request) -> SnsVerifier | None:
+    """The SNS verifier, or None when the SES webhook is not enabled."""
+    verifier: SnsVerifier | None = request.app.state.sns_verifier
+    return verifier
+
+
+Intake = Annotated[BounceIntake, Depends(get_intake)]
+Verifier = Annotated[SnsVerifier | None, Depends(get_sns_verifier)]
+webhooks_router = APIRouter(
+    prefix=PREFIX,
+    route_class=_CountedRoute,
+    tags=["webhooks"],
+    responses=error_responses(404, 413, 503, s404="This webhook is not enabled (BOUNCE_WEBHOOKS)."),
+)
+
+
+def require_enabled(source: Source) -> Callable[..., None]:
+    def check(settings: AppSettings) -> None:
+        if source not in settings.bounce_webhooks:
+            raise _refuse(source, "disabled", 404, "this webhook is not enabled")
+
+    return check
+
+
+def postmark_caller(
+    settings: AppSettings,
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+) -> None:
+    user = settings.postmark_webhook_user
+    password = settings.postmark_webhook_password.get_secret_value()
+    # Both compared in full (no early exit on the user), each in constant time.
+    right = credentials is not None and (
+        _same(credentials.username, user) & _same(credentials.password, password)
     )
+    if not right:
+        raise _refuse("postmark", "unauthorized", 401, "valid webhook credentials required")
 
-    def require(source: Source) -> Callable[[], None]:
-        def check() -> None:
-            if source not in enabled:
-                raise _refuse(source, "disabled", 404, "this webhook is not enabled")
 
-        return check
+def generic_caller(
+    settings: AppSettings,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    token = settings.bounce_webhook_token.get_secret_value()
+    if credentials is None or not _same(credentials.credentials, token):
+        raise _refuse("generic", "unauthorized", 401, "a valid webhook token is required")
 
-    def postmark_caller(
-        credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
-    ) -> None:
-        user = settings.postmark_webhook_user
-        password = settings.postmark_webhook_password.get_secret_value()
-        # Both compared in full (no early exit on the user), each in constant time.
-        right = credentials is not None and (
-            _same(credentials.username, user) & _same(credentials.password, password)
-        )
-        if not right:
-            raise _refuse("postmark", "unauthorized", 401, "valid webhook credentials required")
 
-    def generic_caller(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        token = settings.bounce_webhook_token.get_secret_value()
-        if credentials is None or not _same(credentials.credentials, token):
-            raise _refuse("generic", "unauthorized", 401, "a valid webhook token is required")
-
-    @router.post(
-        "/ses",
-        summary="Amazon SES bounce and complaint notifications, through Amazon SNS",
-        description="An SNS HTTP(S) subscription posts here (`text/plain` JSON). Each message "
-        "is authenticated as AWS documents: its topic must be in SES_SNS_TOPIC_ARNS, and its "
-        "signature (SignatureVersion 1: SHA1withRSA, 2: SHA256withRSA) must verify with the "
-        "certificate at its SigningCertURL, an https URL of an `sns.<region>.amazonaws.com` "
-        "host. A SubscriptionConfirmation is confirmed (its SubscribeURL visited); a "
-        "Notification's Message is an SES Bounce, Complaint or Delivery event.",
-        dependencies=[Depends(require("ses"))],
-        responses=error_responses(
-            401, s401="Not signed by Amazon SNS for one of our topics; nothing recorded."
-        )
-        | VALIDATION_ERROR,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                # SNS declares text/plain; the body is the same JSON, read whatever the type.
-                "content": {"application/json": {"schema": SnsMessage.model_json_schema()}},
-            }
-        },
+@webhooks_router.post(
+    "/ses",
+    summary="Amazon SES bounce and complaint notifications, through Amazon SNS",
+    description="An SNS HTTP(S) subscription posts here (`text/plain` JSON). Each message "
+    "is authenticated as AWS documents: its topic must be in SES_SNS_TOPIC_ARNS, and its "
+    "signature (SignatureVersion 1: SHA1withRSA, 2: SHA256withRSA) must verify with the "
+    "certificate at its SigningCertURL, an https URL of an `sns.<region>.amazonaws.com` "
+    "host. A SubscriptionConfirmation is confirmed (its SubscribeURL visited); a "
+    "Notification's Message is an SES Bounce, Complaint or Delivery event.",
+    dependencies=[Depends(require_enabled("ses"))],
+    responses=error_responses(
+        401, s401="Not signed by Amazon SNS for one of our topics; nothing recorded."
     )
-    async def ses(request: Request) -> WebhookOut:
-        raw = await request.body()
+    | VALIDATION_ERROR,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            # SNS declares text/plain; the body is the same JSON, read whatever the type.
+            "content": {"application/json": {"schema": SnsMessage.model_json_schema()}},
+        }
+    },
+)
+async def ses(request: Request, intake: Intake, verifier: Verifier) -> WebhookOut:
+    raw = await request.body()
+    try:
+        message = SnsMessage.model_validate_json(raw)
+    except ValidationError as error:
+        raise _invalid(error, at=()) from None
+    assert verifier is not None  # enabled means configured (Settings checks it)
+    try:
+        await verifier.verify(message)
+    except SnsAuthenticationError as error:
+        log.warning("refused an SNS message %s: %s", message.MessageId[:100], error)
+        raise _refuse("ses", "unauthorized", 401, str(error)) from None
+    if message.Type == "SubscriptionConfirmation":
         try:
-            message = SnsMessage.model_validate_json(raw)
-        except ValidationError as error:
-            raise _invalid(error, at=()) from None
-        assert verifier is not None  # enabled means configured (Settings checks it)
-        try:
-            await verifier.verify(message)
+            await verifier.confirm_subscription(message)
         except SnsAuthenticationError as error:
-            log.warning("refused an SNS message %s: %s", message.MessageId[:100], error)
             raise _refuse("ses", "unauthorized", 401, str(error)) from None
-        if message.Type == "SubscriptionConfirmation":
-            try:
-                await verifier.confirm_subscription(message)
-            except SnsAuthenticationError as error:
-                raise _refuse("ses", "unauthorized", 401, str(error)) from None
-            except ConnectionError as error:
-                log.warning("SNS subscription to %s not confirmed: %s", message.TopicArn, error)
-                raise HTTPException(503, "the subscription could not be confirmed now") from None
-            log.info("confirmed the SNS subscription to %s", message.TopicArn)
-            WEBHOOK_EVENTS.labels("ses", "subscribed").inc()
-            return WebhookOut(outcome="subscribed")
-        if message.Type == "UnsubscribeConfirmation":
-            log.warning("the SNS subscription to %s was removed", message.TopicArn)
-            WEBHOOK_EVENTS.labels("ses", "unsubscribed").inc()
-            return WebhookOut(outcome="unsubscribed")
-        try:
-            event = SesEvent.model_validate_json(message.Message)
-        except ValidationError as error:
-            raise _invalid(error, at=("Message",)) from None
-        report = ses_report(event, raw=raw)
-        if report is None:
-            WEBHOOK_EVENTS.labels("ses", "not_a_report").inc()
-            return WebhookOut(outcome="not_a_report", detail=f"an SES {text(event.type)} event")
-        return await _record(intake, report)
+        except ConnectionError as error:
+            log.warning("SNS subscription to %s not confirmed: %s", message.TopicArn, error)
+            raise HTTPException(503, "the subscription could not be confirmed now") from None
+        log.info("confirmed the SNS subscription to %s", message.TopicArn)
+        WEBHOOK_EVENTS.labels("ses", "subscribed").inc()
+        return WebhookOut(outcome="subscribed")
+    if message.Type == "UnsubscribeConfirmation":
+        log.warning("the SNS subscription to %s was removed", message.TopicArn)
+        WEBHOOK_EVENTS.labels("ses", "unsubscribed").inc()
+        return WebhookOut(outcome="unsubscribed")
+    try:
+        event = SesEvent.model_validate_json(message.Message)
+    except ValidationError as error:
+        raise _invalid(error, at=("Message",)) from None
+    report = ses_report(event, raw=raw)
+    if report is None:
+        WEBHOOK_EVENTS.labels("ses", "not_a_report").inc()
+        return WebhookOut(outcome="not_a_report", detail=f"an SES {text(event.type)} event")
+    return await _record(intake, report)
 
-    @router.post(
-        "/postmark",
-        summary="Postmark Bounce and SpamComplaint webhooks",
-        description="Set the webhook URL with the credentials "
-        "(`https://USER:PASSWORD@…/api/webhooks/postmark`). Bounce types: HardBounce and "
-        "BadEmailAddress are hard; SoftBounce, Transient, DnsError, Blocked and "
-        "SpamNotification soft; SpamComplaint a complaint; the others are kept, not acted on. "
-        "Our email is found by `Metadata.message_id` or the Message-ID in `Headers`. Other "
-        "record types (Delivery, Open, Click) are acknowledged and not stored.",
-        dependencies=[Depends(require("postmark")), Depends(postmark_caller)],
-        responses=error_responses(
-            400, 401, s401="Wrong or missing webhook credentials; nothing recorded."
-        ),
-    )
-    async def postmark(body: PostmarkEvent, request: Request) -> WebhookOut:
-        report = postmark_report(body, raw=await request.body())
-        if report is None:
-            WEBHOOK_EVENTS.labels("postmark", "not_a_report").inc()
-            return WebhookOut(outcome="not_a_report", detail=f"a {text(body.RecordType)} record")
-        return await _record(intake, report)
 
-    @router.post(
-        "/bounces",
-        summary="A bounce or complaint from any system (generic, like listmonk's)",
-        description="Acted on only when `message_id` names an email we sent to `email`; "
-        "otherwise kept and counted as unknown_message.",
-        dependencies=[Depends(require("generic")), Depends(generic_caller)],
-        responses=error_responses(400, 401, s401="A valid webhook token is required."),
-    )
-    async def generic(body: GenericBounce, request: Request) -> WebhookOut:
-        return await _record(intake, generic_report(body, raw=await request.body()))
+@webhooks_router.post(
+    "/postmark",
+    summary="Postmark Bounce and SpamComplaint webhooks",
+    description="Set the webhook URL with the credentials "
+    "(`https://USER:PASSWORD@…/api/webhooks/postmark`). Bounce types: HardBounce and "
+    "BadEmailAddress are hard; SoftBounce, Transient, DnsError, Blocked and "
+    "SpamNotification soft; SpamComplaint a complaint; the others are kept, not acted on. "
+    "Our email is found by `Metadata.message_id` or the Message-ID in `Headers`. Other "
+    "record types (Delivery, Open, Click) are acknowledged and not stored.",
+    dependencies=[Depends(require_enabled("postmark")), Depends(postmark_caller)],
+    responses=error_responses(
+        400, 401, s401="Wrong or missing webhook credentials; nothing recorded."
+    ),
+)
+async def postmark(body: PostmarkEvent, request: Request, intake: Intake) -> WebhookOut:
+    report = postmark_report(body, raw=await request.body())
+    if report is None:
+        WEBHOOK_EVENTS.labels("postmark", "not_a_report").inc()
+        return WebhookOut(outcome="not_a_report", detail=f"a {text(body.RecordType)} record")
+    return await _record(intake, report)
 
-    return router
+
+@webhooks_router.post(
+    "/bounces",
+    summary="A bounce or complaint from any system (generic, like listmonk's)",
+    description="Acted on only when `message_id` names an email we sent to `email`; "
+    "otherwise kept and counted as unknown_message.",
+    dependencies=[Depends(require_enabled("generic")), Depends(generic_caller)],
+    responses=error_responses(400, 401, s401="A valid webhook token is required."),
+)
+async def generic(body: GenericBounce, request: Request, intake: Intake) -> WebhookOut:
+    return await _record(intake, generic_report(body, raw=await request.body()))

@@ -3,20 +3,18 @@ one with its raw report, forgive an address."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, EmailStr, Field
 
-from hwcollab_common.clock import Clock
 from hwcollab_common.emails import email_key
 from hwcollab_common.mongo import Document
 from hwcollab_common.openapi import error_responses
 from hwcollab_notifier.bounce_intake import OUTCOMES
-from hwcollab_notifier.bounce_records import BounceRecords, forgive_address
-from hwcollab_notifier.repository import NotifierRepository
+from hwcollab_notifier.bounce_records import forgive_address
+from hwcollab_notifier.dependencies import AppClock, Records, Repository, require_admin
 
 RAW_SHOWN = 256 * 1024
 
@@ -73,61 +71,59 @@ def _fields(doc: Document) -> dict[str, object]:
     }
 
 
-def bounces_router(
-    *,
-    repository: NotifierRepository,
-    records: BounceRecords,
-    clock: Clock,
-    require_admin: Callable[..., None],
-) -> APIRouter:
-    router = APIRouter(
-        prefix="/api/admin/bounces",
-        tags=["admin"],
-        dependencies=[Depends(require_admin)],
-        responses=error_responses(401, 503, s401="A valid admin token is required."),
+bounces_router = APIRouter(
+    prefix="/api/admin/bounces",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(401, 503, s401="A valid admin token is required."),
+)
+
+
+@bounces_router.get("", summary="Bounce and complaint reports received, newest first")
+async def list_bounces(
+    records: Records,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    outcome: Annotated[str | None, Query(pattern="^(" + "|".join(OUTCOMES) + ")$")] = None,
+) -> BouncesOut:
+    total, docs = await records.list(limit=limit, offset=offset, outcome=outcome)
+    return BouncesOut(total=total, items=[BounceOut.model_validate(_fields(d)) for d in docs])
+
+
+@bounces_router.get(
+    "/{bounce_id}",
+    summary="One report, with the raw message as received",
+    responses=error_responses(404, s404="No such report (or older than 30 days)."),
+)
+async def show_bounce(
+    records: Records,
+    bounce_id: Annotated[str, Path(pattern="^[0-9a-f]{32}$")],
+) -> BounceDetailOut:
+    doc = await records.get(bounce_id)
+    if doc is None:
+        raise HTTPException(404, "no such bounce report")
+    raw = bytes(doc.get("raw") or b"")
+    return BounceDetailOut.model_validate(
+        _fields(doc)
+        | {k: doc.get(k) for k in ("diagnostic", "feedback_type", "reported_recipient")}
+        | {"raw": raw[:RAW_SHOWN].decode("utf-8", "replace")}
     )
 
-    @router.get("", summary="Bounce and complaint reports received, newest first")
-    async def list_bounces(
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-        outcome: Annotated[str | None, Query(pattern="^(" + "|".join(OUTCOMES) + ")$")] = None,
-    ) -> BouncesOut:
-        total, docs = await records.list(limit=limit, offset=offset, outcome=outcome)
-        return BouncesOut(total=total, items=[BounceOut.model_validate(_fields(d)) for d in docs])
 
-    @router.get(
-        "/{bounce_id}",
-        summary="One report, with the raw message as received",
-        responses=error_responses(404, s404="No such report (or older than 30 days)."),
+@bounces_router.post(
+    "/forgive",
+    summary="Let an address be mailed again",
+    description="Takes the address off the suppression list; its stored bounces no longer "
+    "count towards the soft-bounce limit. A bounced or unsubscribed subscriber is mailed "
+    "again once they sign up again.",
+    responses=error_responses(400, 413),
+)
+async def forgive(
+    repository: Repository, records: Records, clock: AppClock, body: ForgiveIn
+) -> ForgivenOut:
+    unsuppressed, forgiven = await forgive_address(
+        str(body.email), repository=repository, records=records, now=clock.now()
     )
-    async def show_bounce(
-        bounce_id: Annotated[str, Path(pattern="^[0-9a-f]{32}$")],
-    ) -> BounceDetailOut:
-        doc = await records.get(bounce_id)
-        if doc is None:
-            raise HTTPException(404, "no such bounce report")
-        raw = bytes(doc.get("raw") or b"")
-        return BounceDetailOut.model_validate(
-            _fields(doc)
-            | {k: doc.get(k) for k in ("diagnostic", "feedback_type", "reported_recipient")}
-            | {"raw": raw[:RAW_SHOWN].decode("utf-8", "replace")}
-        )
-
-    @router.post(
-        "/forgive",
-        summary="Let an address be mailed again",
-        description="Takes the address off the suppression list; its stored bounces no longer "
-        "count towards the soft-bounce limit. A bounced or unsubscribed subscriber is mailed "
-        "again once they sign up again.",
-        responses=error_responses(400, 413),
+    return ForgivenOut(
+        email=email_key(str(body.email)), unsuppressed=unsuppressed, bounces_forgiven=forgiven
     )
-    async def forgive(body: ForgiveIn) -> ForgivenOut:
-        unsuppressed, forgiven = await forgive_address(
-            str(body.email), repository=repository, records=records, now=clock.now()
-        )
-        return ForgivenOut(
-            email=email_key(str(body.email)), unsuppressed=unsuppressed, bounces_forgiven=forgiven
-        )
-
-    return router

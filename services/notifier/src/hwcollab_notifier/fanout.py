@@ -4,11 +4,10 @@ dropped or failed, read from the ledger (``GET /api/admin/openings/{id}/fanout``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -16,6 +15,7 @@ from pymongo.errors import OperationFailure
 
 from hwcollab_common.mongo import Document
 from hwcollab_common.openapi import error_responses
+from hwcollab_notifier.dependencies import require_admin
 
 OBSOLETE_INDEX = "opening_id_1_status_1"
 STATUSES = ("pending", "sent", "dropped", "failed")
@@ -91,35 +91,40 @@ class FanoutOut(BaseModel):
     failed: int = Field(description="Given up after a permanent SMTP failure.")
 
 
-def fanout_router(*, ledger: FanoutLedger, require_admin: Callable[..., None]) -> APIRouter:
-    router = APIRouter(
-        prefix="/api/admin",
-        tags=["admin"],
-        dependencies=[Depends(require_admin)],
-        responses=error_responses(401, 503, s401="A valid admin token is required."),
-    )
+def get_fanout_ledger(request: Request) -> FanoutLedger:
+    ledger: FanoutLedger = request.app.state.fanout
+    return ledger
 
-    @router.get(
-        "/openings/{opening_id}/fanout",
-        summary="How far the emails of an opening have gone",
-        description="The opening's matches by delivery status; nothing is pending once every "
-        "match has been sent, dropped or failed.",
-        responses=error_responses(404, s404="The notifier knows no such opening."),
-    )
-    async def fanout(
-        opening_id: Annotated[str, Path(min_length=1, max_length=200)],
-    ) -> FanoutOut:
-        progress = await ledger.progress(opening_id)
-        if progress is None:
-            raise HTTPException(404, "no such opening")
-        counts = progress.counts
-        return FanoutOut(
-            opening_id=opening_id,
-            matches=progress.matches,
-            pending=counts["pending"],
-            sent=counts["sent"],
-            dropped=counts["dropped"],
-            failed=counts["failed"],
-        )
 
-    return router
+Ledger = Annotated[FanoutLedger, Depends(get_fanout_ledger)]
+fanout_router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(401, 503, s401="A valid admin token is required."),
+)
+
+
+@fanout_router.get(
+    "/openings/{opening_id}/fanout",
+    summary="How far the emails of an opening have gone",
+    description="The opening's matches by delivery status; nothing is pending once every "
+    "match has been sent, dropped or failed.",
+    responses=error_responses(404, s404="The notifier knows no such opening."),
+)
+async def fanout(
+    ledger: Ledger,
+    opening_id: Annotated[str, Path(min_length=1, max_length=200)],
+) -> FanoutOut:
+    progress = await ledger.progress(opening_id)
+    if progress is None:
+        raise HTTPException(404, "no such opening")
+    counts = progress.counts
+    return FanoutOut(
+        opening_id=opening_id,
+        matches=progress.matches,
+        pending=counts["pending"],
+        sent=counts["sent"],
+        dropped=counts["dropped"],
+        failed=counts["failed"],
+    )

@@ -16,11 +16,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Histogram
-from pydantic import SecretStr
 
 from hwcollab_common.bearer import require_bearer
 from hwcollab_common.openapi import error_responses
-from hwcollab_notifier.index_sync import ReplicaIndex
+from hwcollab_notifier.dependencies import AppSettings, Index
 from hwcollab_notifier.matching import MatchIndex, OpeningCriteria
 from hwcollab_schemas.reach import ReachCounts, ReachQuery, Relaxed
 
@@ -85,39 +84,38 @@ def estimate(index: MatchIndex, query: ReachQuery) -> ReachCounts:
     )
 
 
-def reach_router(*, index: ReplicaIndex, token: SecretStr) -> APIRouter:
+def require_reach_token(
+    settings: AppSettings,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(reach_bearer)],
+) -> None:
+    require_bearer(credentials, settings.reach_token, what="reach token")
 
-    def require_reach_token(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(reach_bearer)],
-    ) -> None:
-        require_bearer(credentials, token, what="reach token")
 
-    router = APIRouter(prefix="/api/internal", tags=["internal"])
+reach_router = APIRouter(prefix="/api/internal", tags=["internal"])
 
-    @router.post(
-        "/reach",
-        summary="Exact reach of an opening now (the employer service's estimate)",
-        description="Nothing is stored or sent. 503 while the match index is still loading.",
-        dependencies=[Depends(require_reach_token)],
-        responses=error_responses(
-            400,
-            401,
-            413,
-            503,
-            s401="A valid reach token is required.",
-            s503="The match index is loading.",
-        ),
-    )
-    async def reach(query: ReachQuery) -> ReachCounts:
-        if not index.loaded:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "the match index is still loading",
-                headers={"Retry-After": "5"},
-            )
-        started = time.perf_counter()
-        counts = estimate(index.index, query)
-        ESTIMATE_SECONDS.observe(time.perf_counter() - started)
-        return counts
 
-    return router
+@reach_router.post(
+    "/reach",
+    summary="Exact reach of an opening now (the employer service's estimate)",
+    description="Nothing is stored or sent. 503 while the match index is still loading.",
+    dependencies=[Depends(require_reach_token)],
+    responses=error_responses(
+        400,
+        401,
+        413,
+        503,
+        s401="A valid reach token is required.",
+        s503="The match index is loading.",
+    ),
+)
+async def reach(index: Index, query: ReachQuery) -> ReachCounts:
+    if not index.loaded:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the match index is still loading",
+            headers={"Retry-After": "5"},
+        )
+    started = time.perf_counter()
+    counts = estimate(index.index, query)
+    ESTIMATE_SECONDS.observe(time.perf_counter() - started)
+    return counts

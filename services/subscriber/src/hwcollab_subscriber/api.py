@@ -6,16 +6,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from hwcollab_common.bearer import require_bearer
-from hwcollab_common.emails import InvalidEmailError, email_key, normalize_email
+from hwcollab_common.emails import InvalidEmailError, normalize_email
 from hwcollab_common.openapi import error_responses
-from hwcollab_common.ratelimit import RateLimiter, client_ip
 from hwcollab_schemas.taxonomy import taxonomy_document
+from hwcollab_subscriber.dependencies import AppSettings, Limits, Service
 from hwcollab_subscriber.domain import (
     PausedReason,
     PreferencesChange,
@@ -23,8 +23,6 @@ from hwcollab_subscriber.domain import (
     Status,
     Subscriber,
 )
-from hwcollab_subscriber.handlers import SubscriberService
-from hwcollab_subscriber.settings import Settings
 
 SIGN_UP_EXAMPLE: dict[str, Any] = {
     "email": "jordan@example.org",
@@ -132,26 +130,6 @@ class PreferencesView(PreferencesChange):
         )
 
 
-def service_of(request: Request) -> SubscriberService:
-    service: SubscriberService = request.app.state.service
-    return service
-
-
-def limit_sign_up(request: Request, address: str) -> None:
-    """429 when this client or this address signs up too often."""
-    limiter: RateLimiter = request.app.state.limiter
-    settings: Settings = request.app.state.settings
-    limiter.hit(settings.signup_rate_limit, "signup-ip", client_ip(request))
-    limiter.hit(settings.signup_address_rate_limit, "signup-address", email_key(address))
-
-
-def limit_link_request(request: Request, address: str) -> None:
-    limiter: RateLimiter = request.app.state.limiter
-    settings: Settings = request.app.state.settings
-    limiter.hit(settings.link_rate_limit, "link-ip", client_ip(request))
-    limiter.hit(settings.link_address_rate_limit, "link-address", email_key(address))
-
-
 TOKEN_ERRORS = error_responses(
     400,
     401,
@@ -191,13 +169,14 @@ async def get_taxonomy() -> dict[str, Any]:
     ),
 )
 async def sign_up(
-    request: Request,
+    service: Service,
+    limits: Limits,
     command: Annotated[
         SignUp, Body(openapi_examples={"care coordinator": {"value": SIGN_UP_EXAMPLE}})
     ],
 ) -> Accepted:
-    limit_sign_up(request, command.email)
-    await service_of(request).sign_up(command)
+    limits.sign_up(command.email)
+    await service.sign_up(command)
     return Accepted(message=ACCEPTED_MESSAGE)
 
 
@@ -206,8 +185,8 @@ async def sign_up(
     summary="Confirm an address (publishes subscriber.registered)",
     responses=TOKEN_BODY_ERRORS,
 )
-async def confirm(request: Request, body: ConfirmRequest) -> Confirmed:
-    subscriber = await service_of(request).confirm(body.token)
+async def confirm(service: Service, body: ConfirmRequest) -> Confirmed:
+    subscriber = await service.confirm(body.token)
     return Confirmed(subscriber_id=subscriber.subscriber_id, status=subscriber.status)
 
 
@@ -217,14 +196,14 @@ async def confirm(request: Request, body: ConfirmRequest) -> Confirmed:
     summary="Erase the subscriber and their personal data (publishes subscriber.deleted)",
     responses=TOKEN_ERRORS,
 )
-async def erase(request: Request, token: TokenQuery) -> Response:
-    await service_of(request).erase(token)
+async def erase(service: Service, token: TokenQuery) -> Response:
+    await service.erase(token)
     return Response(status_code=204)
 
 
 @router.get("/preferences", summary="Read the preferences", responses=TOKEN_ERRORS)
-async def get_preferences(request: Request, token: TokenQuery) -> PreferencesView:
-    return PreferencesView.of(await service_of(request).preferences(token))
+async def get_preferences(service: Service, token: TokenQuery) -> PreferencesView:
+    return PreferencesView.of(await service.preferences(token))
 
 
 @router.put(
@@ -234,7 +213,7 @@ async def get_preferences(request: Request, token: TokenQuery) -> PreferencesVie
     responses=TOKEN_BODY_ERRORS,
 )
 async def put_preferences(
-    request: Request,
+    service: Service,
     token: TokenQuery,
     change: Annotated[
         PreferencesChange,
@@ -252,7 +231,7 @@ async def put_preferences(
         ),
     ],
 ) -> PreferencesView:
-    return PreferencesView.of(await service_of(request).change_preferences(token, change))
+    return PreferencesView.of(await service.change_preferences(token, change))
 
 
 @router.post(
@@ -264,15 +243,15 @@ async def put_preferences(
         400, 413, 429, s429="Too many requests from this client or for this address."
     ),
 )
-async def request_link(request: Request, body: LinkRequest) -> Accepted:
-    limit_link_request(request, body.email)
+async def request_link(service: Service, limits: Limits, body: LinkRequest) -> Accepted:
+    limits.link_request(body.email)
     try:
         normalize_email(body.email)
     except InvalidEmailError as error:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "email"), "msg": str(error), "input": None}]
         ) from error
-    await service_of(request).request_manage_link(body.email)
+    await service.request_manage_link(body.email)
     return Accepted(
         message="If this address is subscribed, we have emailed it a link to its preferences."
     )
@@ -294,11 +273,10 @@ def _iso_instant(value: object) -> object:
 
 
 def require_admin(
-    request: Request,
+    settings: AppSettings,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """A 401 unless the bearer token is ADMIN_TOKEN."""
-    settings: Settings = request.app.state.settings
     require_bearer(credentials, settings.admin_token, what="admin token")
 
 
@@ -326,12 +304,12 @@ admin_router = APIRouter(
     ),
 )
 async def run_sunset(
-    request: Request,
+    service: Service,
     as_of: Annotated[
         AwareDatetime | None,
         BeforeValidator(_iso_instant),
         Query(description="ISO-8601 instant with offset", examples=["2026-11-24T13:00:00Z"]),
     ] = None,
 ) -> SunsetRunOut:
-    run = await service_of(request).run_sunset(as_of)
+    run = await service.run_sunset(as_of)
     return SunsetRunOut(as_of=run.as_of, noticed=run.noticed, paused=run.paused)

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hwcollab_common import web
 from hwcollab_common.clock import Clock
+from hwcollab_common.composition import DependencyOverrides, apply_overrides
 from hwcollab_common.geo import lookup_zip
 from hwcollab_common.monitoring import OperationalGauges
 from hwcollab_common.ops import configure_observability, install_http_basics, ops_router
@@ -127,7 +128,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    overrides: DependencyOverrides | None = None,
+) -> FastAPI:
+    """The subscriber service; ``overrides`` replaces dependencies of
+    ``hwcollab_subscriber.dependencies`` (a test's service on a fake store)."""
     settings = settings or Settings()
     configure_observability(settings, service="subscriber")
     runtime = ServiceRuntime(settings, name="subscriber", clock=clock)
@@ -187,4 +195,4 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(api.router)
     app.include_router(api.admin_router)
     app.include_router(pages.router)
-    return app
+    return apply_overrides(app, overrides)

@@ -18,19 +18,18 @@ from hwcollab_common.clicks import CLICK_PATH
 from hwcollab_common.emails import InvalidEmailError, normalize_email
 from hwcollab_common.openapi import page_route_responses
 from hwcollab_common.tokens import Purpose, TokenError, TokenExpiredError
-from hwcollab_subscriber.api import limit_link_request, limit_sign_up, service_of
+from hwcollab_subscriber.dependencies import AppSettings, Limits, Service, SignedLinks
 from hwcollab_subscriber.domain import (
     PreferencesChange,
     SignUp,
     Subscriber,
 )
-from hwcollab_subscriber.handlers import SubscriptionGoneError
+from hwcollab_subscriber.handlers import Links, SubscriptionGoneError
 from hwcollab_subscriber.rendering import (
     PREFERENCE_FIELDS,
     default_values,
     form_values,
     link_token,
-    links_of,
     render,
     render_action,
     render_message,
@@ -38,6 +37,7 @@ from hwcollab_subscriber.rendering import (
     validate_form,
     with_token,
 )
+from hwcollab_subscriber.settings import Settings
 
 router = APIRouter()
 
@@ -55,7 +55,7 @@ async def signup_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/", response_class=HTMLResponse, include_in_schema=False)
-async def signup_submit(request: Request) -> HTMLResponse:
+async def signup_submit(request: Request, service: Service, limits: Limits) -> HTMLResponse:
     form = await request.form()
     values = form_values(form, ("email", *PREFERENCE_FIELDS))
     result = validate_form(SignUp, values)
@@ -66,8 +66,8 @@ async def signup_submit(request: Request) -> HTMLResponse:
             {"page_title": "Please check the form", "values": values, "errors": result},
             status_code=422,
         )
-    limit_sign_up(request, result.email)
-    await service_of(request).sign_up(result)
+    limits.sign_up(result.email)
+    await service.sign_up(result)
     return render_message(
         request,
         heading="Check your inbox",
@@ -80,9 +80,9 @@ async def signup_submit(request: Request) -> HTMLResponse:
 
 
 @router.get("/confirm", response_class=HTMLResponse, include_in_schema=False)
-async def confirm_page(request: Request) -> HTMLResponse:
+async def confirm_page(request: Request, service: Service, links: SignedLinks) -> HTMLResponse:
     token = link_token(request)
-    subscriber = await service_of(request).lookup(Purpose.CONFIRM, token)
+    subscriber = await service.lookup(Purpose.CONFIRM, token)
     if subscriber is None:
         raise SubscriptionGoneError
     if subscriber.status in ("active", "paused"):
@@ -90,7 +90,7 @@ async def confirm_page(request: Request) -> HTMLResponse:
             request,
             heading="You are already subscribed",
             paragraphs=["Your address is confirmed; there is nothing more to do."],
-            links=[(links_of(request).manage(subscriber.subscriber_id), "Change your preferences")],
+            links=[(links.manage(subscriber.subscriber_id), "Change your preferences")],
         )
     hello = f"Hello {subscriber.first_name}! " if subscriber.first_name else ""
     return render_action(
@@ -105,8 +105,8 @@ async def confirm_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/confirm", response_class=HTMLResponse, include_in_schema=False)
-async def confirm_submit(request: Request) -> HTMLResponse:
-    subscriber = await service_of(request).confirm(link_token(request))
+async def confirm_submit(request: Request, service: Service, links: SignedLinks) -> HTMLResponse:
+    subscriber = await service.confirm(link_token(request))
     greeting = f"Thanks, {subscriber.first_name}!" if subscriber.first_name else "Thanks!"
     return render_message(
         request,
@@ -115,7 +115,7 @@ async def confirm_submit(request: Request) -> HTMLResponse:
             f"{greeting} Your address is confirmed. We will email you openings that match "
             "your preferences; openings that already match are on their way.",
         ],
-        links=[(links_of(request).manage(subscriber.subscriber_id), "Change your preferences")],
+        links=[(links.manage(subscriber.subscriber_id), "Change your preferences")],
     )
 
 
@@ -129,9 +129,11 @@ def _preferences_page(
     token: str,
     values: dict[str, Any],
     errors: dict[str, str],
+    links: Links,
+    settings: Settings,
     saved: bool = False,
 ) -> HTMLResponse:
-    grace = timedelta(days=request.app.state.settings.sunset_grace_days)
+    grace = timedelta(days=settings.sunset_grace_days)
     notice = subscriber.sunset_notice_at
     return render(
         request,
@@ -140,10 +142,8 @@ def _preferences_page(
             "page_title": "Your preferences",
             "subscriber": subscriber,
             "token": token,
-            "unsubscribe_token": links_of(request).token(
-                Purpose.UNSUBSCRIBE, subscriber.subscriber_id
-            ),
-            "keep_token": links_of(request).token(Purpose.KEEP, subscriber.subscriber_id),
+            "unsubscribe_token": links.token(Purpose.UNSUBSCRIBE, subscriber.subscriber_id),
+            "keep_token": links.token(Purpose.KEEP, subscriber.subscriber_id),
             "pause_after": notice + grace if notice else None,
             "values": values,
             "errors": errors,
@@ -154,24 +154,41 @@ def _preferences_page(
 
 
 @router.get("/preferences", response_class=HTMLResponse, include_in_schema=False)
-async def preferences_page(request: Request) -> HTMLResponse:
+async def preferences_page(
+    request: Request, service: Service, links: SignedLinks, settings: AppSettings
+) -> HTMLResponse:
     token = link_token(request)
-    subscriber = await service_of(request).preferences(token)
+    subscriber = await service.preferences(token)
     return _preferences_page(
-        request, subscriber, token=token, values=subscriber_values(subscriber), errors={}
+        request,
+        subscriber,
+        token=token,
+        values=subscriber_values(subscriber),
+        errors={},
+        links=links,
+        settings=settings,
     )
 
 
 @router.post("/preferences", response_class=HTMLResponse, include_in_schema=False)
-async def preferences_submit(request: Request) -> HTMLResponse:
+async def preferences_submit(
+    request: Request, service: Service, links: SignedLinks, settings: AppSettings
+) -> HTMLResponse:
     token = link_token(request)
-    service = service_of(request)
     form = await request.form()
     values = form_values(form, (*PREFERENCE_FIELDS, "paused"))
     result = validate_form(PreferencesChange, values)
     if isinstance(result, dict):
         subscriber = await service.preferences(token)
-        return _preferences_page(request, subscriber, token=token, values=values, errors=result)
+        return _preferences_page(
+            request,
+            subscriber,
+            token=token,
+            values=values,
+            errors=result,
+            links=links,
+            settings=settings,
+        )
     subscriber = await service.change_preferences(token, result)
     return _preferences_page(
         request,
@@ -179,6 +196,8 @@ async def preferences_submit(request: Request) -> HTMLResponse:
         token=token,
         values=subscriber_values(subscriber),
         errors={},
+        links=links,
+        settings=settings,
         saved=True,
     )
 
@@ -193,7 +212,7 @@ async def link_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/preferences/link", response_class=HTMLResponse, include_in_schema=False)
-async def link_submit(request: Request) -> HTMLResponse:
+async def link_submit(request: Request, service: Service, limits: Limits) -> HTMLResponse:
     form = await request.form()
     values = form_values(form, ("email",))
     email = values["email"] or ""
@@ -209,8 +228,8 @@ async def link_submit(request: Request) -> HTMLResponse:
             {"page_title": "Please check the form", "values": values, "errors": errors},
             status_code=422,
         )
-    limit_link_request(request, email)
-    await service_of(request).request_manage_link(email)
+    limits.link_request(email)
+    await service.request_manage_link(email)
     return render_message(
         request,
         heading="Check your inbox",
@@ -224,9 +243,9 @@ async def link_submit(request: Request) -> HTMLResponse:
 
 
 @router.get("/pause", response_class=HTMLResponse, include_in_schema=False)
-async def pause_page(request: Request) -> HTMLResponse:
+async def pause_page(request: Request, service: Service) -> HTMLResponse:
     token = link_token(request)
-    subscriber = await service_of(request).preferences(token)
+    subscriber = await service.preferences(token)
     return render_action(
         request,
         heading="Pause your job alerts?",
@@ -240,9 +259,9 @@ async def pause_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/pause", response_class=HTMLResponse, include_in_schema=False)
-async def pause_submit(request: Request) -> HTMLResponse:
+async def pause_submit(request: Request, service: Service) -> HTMLResponse:
     token = link_token(request)
-    await service_of(request).set_paused(token, paused=True)
+    await service.set_paused(token, paused=True)
     return render_action(
         request,
         heading="Your alerts are paused",
@@ -254,9 +273,9 @@ async def pause_submit(request: Request) -> HTMLResponse:
 
 
 @router.get("/resume", response_class=HTMLResponse, include_in_schema=False)
-async def resume_page(request: Request) -> HTMLResponse:
+async def resume_page(request: Request, service: Service) -> HTMLResponse:
     token = link_token(request)
-    await service_of(request).preferences(token)
+    await service.preferences(token)
     return render_action(
         request,
         heading="Resume your job alerts?",
@@ -267,9 +286,9 @@ async def resume_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/resume", response_class=HTMLResponse, include_in_schema=False)
-async def resume_submit(request: Request) -> HTMLResponse:
+async def resume_submit(request: Request, service: Service) -> HTMLResponse:
     token = link_token(request)
-    await service_of(request).set_paused(token, paused=False)
+    await service.set_paused(token, paused=False)
     return render_message(
         request,
         heading="Your alerts are back on",
@@ -313,9 +332,9 @@ async def resume_submit(request: Request) -> HTMLResponse:
         ]
     },
 )
-async def click_redirect(request: Request) -> Response:
+async def click_redirect(request: Request, service: Service, links: SignedLinks) -> Response:
     try:
-        click = await service_of(request).click(link_token(request))
+        click = await service.click(link_token(request))
     except TokenError as error:
         expired = isinstance(error, TokenExpiredError)
         return render_message(
@@ -328,18 +347,18 @@ async def click_redirect(request: Request) -> Response:
                 "The openings are all on the job board.",
             ],
             status_code=410 if expired else 400,
-            links=[(links_of(request).job_board, "See the job board")],
+            links=[(links.job_board, "See the job board")],
         )
     return RedirectResponse(click.target, status_code=303, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/keep", response_class=HTMLResponse, include_in_schema=False)
-async def keep_page(request: Request) -> HTMLResponse:
+async def keep_page(request: Request, service: Service, links: SignedLinks) -> HTMLResponse:
     token = link_token(request)
-    subscriber = await service_of(request).lookup(Purpose.KEEP, token)
+    subscriber = await service.lookup(Purpose.KEEP, token)
     if subscriber is None:
         raise SubscriptionGoneError
-    manage = links_of(request).manage(subscriber.subscriber_id)
+    manage = links.manage(subscriber.subscriber_id)
     if subscriber.status not in ("active", "paused") or not subscriber.awaits_answer:
         return _kept(request, subscriber, manage)
     return render_action(
@@ -356,9 +375,9 @@ async def keep_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/keep", response_class=HTMLResponse, include_in_schema=False)
-async def keep_submit(request: Request) -> HTMLResponse:
-    subscriber = await service_of(request).keep(link_token(request))
-    return _kept(request, subscriber, links_of(request).manage(subscriber.subscriber_id))
+async def keep_submit(request: Request, service: Service, links: SignedLinks) -> HTMLResponse:
+    subscriber = await service.keep(link_token(request))
+    return _kept(request, subscriber, links.manage(subscriber.subscriber_id))
 
 
 def _kept(request: Request, subscriber: Subscriber, manage_url: str) -> HTMLResponse:
@@ -380,9 +399,9 @@ def _kept(request: Request, subscriber: Subscriber, manage_url: str) -> HTMLResp
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse, include_in_schema=False)
-async def unsubscribe_page(request: Request) -> HTMLResponse:
+async def unsubscribe_page(request: Request, service: Service) -> HTMLResponse:
     token = link_token(request)
-    subscriber = await service_of(request).lookup(Purpose.UNSUBSCRIBE, token)
+    subscriber = await service.lookup(Purpose.UNSUBSCRIBE, token)
     if subscriber is None or subscriber.status == "unsubscribed":
         return _unsubscribed(request)
     return render_action(
@@ -433,12 +452,12 @@ async def unsubscribe_page(request: Request) -> HTMLResponse:
         },
     },
 )
-async def unsubscribe_submit(request: Request) -> HTMLResponse:
+async def unsubscribe_submit(request: Request, service: Service) -> HTMLResponse:
     """The page's button and RFC 8058 one-click (``List-Unsubscribe=One-Click``) alike."""
     token = link_token(request)
     form = await request.form()
     one_click = form.get("List-Unsubscribe") == "One-Click"
-    await service_of(request).unsubscribe(token, reason="one_click" if one_click else "page")
+    await service.unsubscribe(token, reason="one_click" if one_click else "page")
     return _unsubscribed(request)
 
 
@@ -455,9 +474,9 @@ def _unsubscribed(request: Request) -> HTMLResponse:
 
 
 @router.get("/erase", response_class=HTMLResponse, include_in_schema=False)
-async def erase_page(request: Request) -> HTMLResponse:
+async def erase_page(request: Request, links: SignedLinks) -> HTMLResponse:
     token = link_token(request)
-    links_of(request).verify(Purpose.MANAGE, token)
+    links.verify(Purpose.MANAGE, token)
     return render_action(
         request,
         heading="Delete your data?",
@@ -472,8 +491,8 @@ async def erase_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/erase", response_class=HTMLResponse, include_in_schema=False)
-async def erase_submit(request: Request) -> HTMLResponse:
-    await service_of(request).erase(link_token(request))
+async def erase_submit(request: Request, service: Service) -> HTMLResponse:
+    await service.erase(link_token(request))
     return render_message(
         request,
         heading="Your data is deleted",

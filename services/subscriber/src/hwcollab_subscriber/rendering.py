@@ -22,7 +22,6 @@ from hwcollab_subscriber.domain import (
     Preferences,
     Subscriber,
 )
-from hwcollab_subscriber.handlers import Links
 
 M = TypeVar("M", bound=BaseModel)
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -190,8 +189,3 @@ def link_token(request: Request) -> str:
 
 def with_token(path: str, token: str) -> str:
     return f"{path}?token={quote(token, safe='')}"
-
-
-def links_of(request: Request) -> Links:
-    links: Links = request.app.state.links
-    return links
