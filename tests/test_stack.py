@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from hwcollab_cli.components import DEV_BOUNCE_DOMAIN, existing_services
+from hwcollab_cli.components import DEV_BOUNCE_DOMAIN, existing_services, new_cluster_id
 from hwcollab_common.settings import DEV_ADMIN_TOKEN
 from hwcollab_testing.processes import free_port
 from hwcollab_testing.waiting import eventually_sync
@@ -163,3 +163,10 @@ def test_a_busy_port_is_named_and_the_launcher_exits_at_once(tmp_path: Path) -> 
     message = (result.stdout + result.stderr).decode()
     assert f"port {env['HWCOLLAB_MONGO_PORT']} is already in use (MongoDB needs it)" in message
     assert not (tmp_path / "data" / "kafka").exists()
+
+
+def test_kafka_cluster_ids_never_start_like_an_option() -> None:
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)
+    assert len(set(ids)) == len(ids)

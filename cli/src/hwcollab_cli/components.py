@@ -134,6 +134,16 @@ log.retention.hours=168
 """
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (URL-safe base64 of 16 bytes) that does not start with "-",
+    which the storage tool would read as an option; Kafka's own ``Uuid.randomUuid`` skips those
+    too."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass(frozen=True)
 class KafkaNode:
     """An Apache Kafka node of the embedded stack: its files live in ``data_dir``
@@ -182,7 +192,7 @@ class KafkaNode:
         (self.data_dir / "log4j2.yaml").write_text(KAFKA_LOG4J)
         if (self.data_dir / "log" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         result = subprocess.run(
             self._java(
                 "kafka.tools.StorageTool",
