@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from hwcollab_common.geo import haversine_miles, lookup_zip
+from hwcollab_common.geo import (
+    EARTH_RADIUS_MILES,
+    MILES_PER_MONGODB_METER,
+    MONGODB_EARTH_RADIUS_METERS,
+    haversine_miles,
+    lookup_zip,
+    mongodb_meters,
+)
 
 
 def test_known_zip() -> None:
@@ -34,3 +41,11 @@ def test_distance_is_symmetric_and_zero_on_itself() -> None:
     assert haversine_miles(42.0, -71.0, 42.0, -71.0) == 0
     a = haversine_miles(42.26, -71.80, 40.71, -74.0)
     assert a == pytest.approx(haversine_miles(40.71, -74.0, 42.26, -71.80))
+
+
+def test_a_radius_given_to_mongodb_is_the_same_angle_on_the_product_sphere() -> None:
+    # 25 miles on the mean sphere is a little more than 25 miles' worth of meters on MongoDB's.
+    assert mongodb_meters(25) > 25 * 1609.344
+    assert mongodb_meters(25) * MILES_PER_MONGODB_METER == pytest.approx(25)
+    angle = 25 / EARTH_RADIUS_MILES
+    assert mongodb_meters(25) == pytest.approx(angle * MONGODB_EARTH_RADIUS_METERS)

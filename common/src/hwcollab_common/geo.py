@@ -12,6 +12,19 @@ from dataclasses import dataclass
 import zipcodes
 
 EARTH_RADIUS_MILES = 3958.8
+"""The mean radius of the Earth: every distance the product shows or matches on is on this
+sphere (:func:`haversine_miles`)."""
+MONGODB_EARTH_RADIUS_METERS = 6_378_100.0
+"""The sphere MongoDB's spherical queries (``$geoNear``, ``$centerSphere``) measure on, a little
+larger than the mean one; convert with :func:`mongodb_meters` and :data:`MILES_PER_MONGODB_METER`
+so that a query's radius and answers agree with :func:`haversine_miles`."""
+MILES_PER_MONGODB_METER = EARTH_RADIUS_MILES / MONGODB_EARTH_RADIUS_METERS
+"""A ``$geoNear`` ``distanceMultiplier``: its distances in miles on the product's sphere."""
+
+
+def mongodb_meters(miles: float) -> float:
+    """``miles`` on the product's sphere as MongoDB measures the same angle (a ``maxDistance``)."""
+    return miles / MILES_PER_MONGODB_METER
 
 
 @dataclass(frozen=True, slots=True)

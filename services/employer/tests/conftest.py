@@ -12,7 +12,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from hwcollab_common.clock import FixedClock
-from hwcollab_common.geo import EARTH_RADIUS_MILES, ZipPlace, haversine_miles
+from hwcollab_common.geo import ZipPlace, haversine_miles
 from hwcollab_employer.app import create_app
 from hwcollab_employer.context import get_service
 from hwcollab_employer.domain import ConflictError, Employer, Opening, Place
@@ -36,7 +36,6 @@ from hwcollab_employer.ports import (
     Work,
 )
 from hwcollab_employer.reach import NoReach, reach_source
-from hwcollab_employer.repository import METERS_PER_MILE
 from hwcollab_employer.security import Passwords
 from hwcollab_employer.settings import Settings
 from hwcollab_schemas import Event
@@ -49,15 +48,10 @@ ADMIN_TOKEN = "test-admin-token"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 """Tests create accounts as an operator does (verified at once); sign-up has tests of its own."""
 
-# ``$geoNear`` measures spherical distances on a sphere of MongoDB's radius (6378.1 km), a little
-# larger than the mean radius ``haversine_miles`` uses: the fake measures as MongoDB does.
-GEO_NEAR_EARTH_RADIUS_MILES = 6_378_100 / METERS_PER_MILE
-
 
 def geo_near_miles(near: ZipPlace, place: Place) -> float:
     """The distance ``$geoNear`` gives between a searched ZIP and a stored place, in miles."""
-    miles = haversine_miles(near.lat, near.lon, place.lat, place.lon)
-    return miles * GEO_NEAR_EARTH_RADIUS_MILES / EARTH_RADIUS_MILES
+    return haversine_miles(near.lat, near.lon, place.lat, place.lon)
 
 
 def _contains(text: str | None, *fields: str) -> bool:

@@ -17,6 +17,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from hwcollab_common.geo import MILES_PER_MONGODB_METER, mongodb_meters
 from hwcollab_common.mongo import Document
 from hwcollab_employer.documents import (
     api_key_from,
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 # The session of the transaction in progress; None reads outside any transaction.
 Session = AsyncClientSession | None
 
-METERS_PER_MILE = 1609.344
 # IndexOptionsConflict, IndexKeySpecsConflict: an equivalent index is already there.
 INDEX_EXISTS_CODES = frozenset({85, 86})
 # Reach once kept a document per (opening, subscriber) pair; counts now come from the events.
@@ -70,8 +70,9 @@ def _geo_near(*, near: Any, radius_miles: int, query: Document) -> Document:
         "$geoNear": {
             "near": {"type": "Point", "coordinates": [near.lon, near.lat]},
             "distanceField": "distance_miles",
-            "distanceMultiplier": 1 / METERS_PER_MILE,
-            "maxDistance": radius_miles * METERS_PER_MILE,
+            # On the product's sphere: the distances the notifier matches on, to the hundredth.
+            "distanceMultiplier": MILES_PER_MONGODB_METER,
+            "maxDistance": mongodb_meters(radius_miles),
             "spherical": True,
             "query": query,
         }
