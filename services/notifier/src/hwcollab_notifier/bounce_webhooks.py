@@ -26,6 +26,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hwcollab_common.composition import from_state
 from hwcollab_common.openapi import error_responses
 from hwcollab_common.web.security import BodySizeLimit
 from hwcollab_notifier.bounce_intake import OUTCOMES, BounceIntake
@@ -162,9 +163,7 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def get_intake(request: Request) -> BounceIntake:
-    intake: BounceIntake = request.app.state.bounce_intake
-    return intake
+get_intake = from_state("bounce_intake", BounceIntake)
 
 
 def get_sns_verifier(request: Request) -> SnsVerifier | None:

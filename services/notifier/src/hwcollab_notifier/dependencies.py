@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.kafka import KafkaBroker
 
 from hwcollab_common.bearer import require_bearer
 from hwcollab_common.clock import Clock
+from hwcollab_common.composition import from_state
 from hwcollab_common.runtime import ServiceRuntime
 from hwcollab_notifier.bounce_records import BounceRecords
 from hwcollab_notifier.digests import DigestRunner
@@ -24,39 +25,13 @@ bearer = HTTPBearer(
 )
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-def get_repository(request: Request) -> NotifierRepository:
-    repository: NotifierRepository = request.app.state.repository
-    return repository
-
-
-def get_digests(request: Request) -> DigestRunner:
-    digests: DigestRunner = request.app.state.digests
-    return digests
-
-
-def get_operations(request: Request) -> Operations:
-    operations: Operations = request.app.state.operations
-    return operations
-
-
-def get_index(request: Request) -> ReplicaIndex:
-    index: ReplicaIndex = request.app.state.index
-    return index
-
-
-def get_bounce_records(request: Request) -> BounceRecords:
-    records: BounceRecords = request.app.state.bounce_records
-    return records
+get_settings = from_state("settings", Settings)
+get_runtime = from_state("runtime", ServiceRuntime)
+get_repository = from_state("repository", NotifierRepository)
+get_digests = from_state("digests", DigestRunner)
+get_operations = from_state("operations", Operations)
+get_index = from_state("index", ReplicaIndex)
+get_bounce_records = from_state("bounce_records", BounceRecords)
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -8,30 +8,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from hwcollab_common.composition import from_state
 from hwcollab_common.emails import email_key
 from hwcollab_common.ratelimit import RateLimiter, client_ip
 from hwcollab_subscriber.handlers import Links, SubscriberService
 from hwcollab_subscriber.settings import Settings
 
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_service(request: Request) -> SubscriberService:
-    service: SubscriberService = request.app.state.service
-    return service
-
-
-def get_links(request: Request) -> Links:
-    links: Links = request.app.state.links
-    return links
-
-
-def get_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.limiter
-    return limiter
+get_settings = from_state("settings", Settings)
+get_service = from_state("service", SubscriberService)
+get_links = from_state("links", Links)
+get_limiter = from_state("limiter", RateLimiter)
 
 
 @dataclass(frozen=True, slots=True)
