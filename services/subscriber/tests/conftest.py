@@ -18,7 +18,7 @@ from hwcollab_subscriber.app import create_app
 from hwcollab_subscriber.dependencies import get_links, get_service
 from hwcollab_subscriber.domain import Subscriber
 from hwcollab_subscriber.handlers import Links, SubscriberService
-from hwcollab_subscriber.repository import DuplicateEmailError, StaleSubscriberError, Work
+from hwcollab_subscriber.ports import DuplicateEmailError, StaleSubscriberError, Work
 from hwcollab_subscriber.settings import Settings
 
 T = TypeVar("T")

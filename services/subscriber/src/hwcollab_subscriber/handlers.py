@@ -42,7 +42,7 @@ from hwcollab_subscriber.domain import (
     new_subscriber,
     profile,
 )
-from hwcollab_subscriber.repository import (
+from hwcollab_subscriber.ports import (
     DuplicateEmailError,
     StaleSubscriberError,
     Subscribers,
