@@ -1,11 +1,12 @@
 """Bulk reads and writes by id on the embedded MongoDB (SecantusDB): one ``$in`` of a whole batch
-against the chunks of :data:`hwcollab_common.mongo.IN_CHUNK` that the services send.
+against what the services send: queries of :data:`hwcollab_common.mongo.IN_CHUNK` ids, and one
+bulk update of :data:`hwcollab_common.mongo.IN_STATEMENT` ids a statement.
 
 A delivery batch reads and settles a few hundred documents by id. SecantusDB answers an ``$in``
 in time that grows with the square of its list, so the figures are microseconds per document for
-a batch of ``BATCH`` ids sent as one ``$in`` (the baseline) and as chunks (:func:`find_in`,
-:func:`update_in`), both in the same run on the same collection of ``DOCUMENTS`` documents, plus
-the chunk sizes around the chosen one.
+a batch of ``BATCH`` ids sent as one ``$in`` (the baseline) and as the services send them
+(:func:`find_in`, :func:`update_in`), both in the same run on the same collection of
+``DOCUMENTS`` documents, plus the chunk sizes around the chosen one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from bench.harness import Figure, Output, benchmark, write_result
 from hwcollab_cli import components
 from hwcollab_cli.processes import ManagedProcess, free_port
-from hwcollab_common.mongo import IN_CHUNK, Document, find_in, in_chunks, update_in
+from hwcollab_common.mongo import IN_CHUNK, IN_STATEMENT, Document, find_in, in_chunks, update_in
 
 DOCUMENTS = 20_000
 BATCH = 500
@@ -137,7 +138,8 @@ def run(*, quick: bool, out: Output) -> None:
         "update_us_per_id": per_id(
             "update_chunked",
             "update_one_query",
-            f"update_many by _id in one transaction, chunks of {IN_CHUNK} (update_in); "
+            f"update by _id in one transaction, one bulk command of {IN_STATEMENT} ids a "
+            "statement (update_in); "
             f"baseline: one $in of all {BATCH}; {where}",
         ),
     }
