@@ -64,11 +64,12 @@ def create_app(
     runtime = ServiceRuntime(settings, name=NAME, clock=clock)
     gauges = OperationalGauges(runtime, interval=settings.metrics_sample_seconds)
     repository = MongoEmployerRepository(runtime.db)
+    passwords = Passwords()
     service = EmployerService(
         repository=repository,
         unit_of_work=MongoUnitOfWork(runtime, repository),
         clock=runtime.clock,
-        passwords=Passwords(),
+        passwords=passwords,
         auto_approve=settings.employer_approval == "auto",
         public_url=settings.employer_public_url,
         signer=runtime.signer,
@@ -84,6 +85,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        passwords.prepare()  # before the first sign-in, so that it costs what every other does
         await repository.ensure_indexes()
         await runtime.start()
         expiry.start()
