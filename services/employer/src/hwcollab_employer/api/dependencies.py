@@ -4,6 +4,7 @@ search parameters of the job board and the directory."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -27,9 +28,15 @@ from hwcollab_schemas import taxonomy
 UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 
 
-def api_router() -> APIRouter:
-    """A router of the JSON API (under ``/api``; any route may answer 503)."""
-    return APIRouter(prefix="/api", responses=error_responses(503))
+def api_router(*, tags: list[str | Enum] | None = None, operators: bool = False) -> APIRouter:
+    """A router of the JSON API (under ``/api``; any route may answer 503); with ``operators``,
+    every route of it needs the ``ADMIN_TOKEN`` bearer."""
+    return APIRouter(
+        prefix="/api",
+        tags=tags,
+        responses=error_responses(503),
+        dependencies=[Depends(require_admin)] if operators else None,
+    )
 
 
 employer_bearer = HTTPBearer(

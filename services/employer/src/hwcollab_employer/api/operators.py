@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, Path, Query
+from fastapi import Body, Path, Query
 from pydantic import BaseModel
 
 from hwcollab_common.openapi import error_responses
 from hwcollab_employer.api.accounts import SIGNUP_EXAMPLE
-from hwcollab_employer.api.dependencies import OPERATORS, OpeningId, api_router, require_admin
+from hwcollab_employer.api.dependencies import OPERATORS, OpeningId, api_router
 from hwcollab_employer.commands import EmployerSignup, ModerationReason, ReinstatementNote
 from hwcollab_employer.context import Context
 from hwcollab_employer.resources import EmployerMe, Moderated, OwnOpening, Registered
 
-router = api_router()
+router = api_router(tags=["operators"], operators=True)
 
 
 EmployerIdPath = Annotated[str, Path(max_length=64)]
@@ -33,14 +33,12 @@ def _cannot_now(what: str) -> dict[int | str, dict[str, Any]]:
 @router.post(
     "/admin/employers",
     status_code=201,
-    tags=["operators"],
     summary="Create an employer account (operators)",
     description="The sign-up body; the contact email counts as confirmed (the operator vouches "
     "for it), so the account can sign in at once. Approved at once or pending, as "
     "`EMPLOYER_APPROVAL` says; publishes `employer.registered` (and `employer.approved`). For "
     "onboarding by hand, demo data and tests; employers sign up themselves with `POST "
     "/api/employers`.",
-    dependencies=[Depends(require_admin)],
     responses=OPERATORS
     | error_responses(400, 413, 409, s409="An account with this email already exists."),
 )
@@ -54,9 +52,7 @@ async def create_employer(
 
 @router.post(
     "/admin/employers/{employer_id}/approve",
-    tags=["operators"],
     summary="Approve an employer (operators)",
-    dependencies=[Depends(require_admin)],
     responses=OPERATORS
     | error_responses(404, s404="No such employer.")
     | _cannot_now("The employer is suspended: reinstate it instead."),
@@ -70,11 +66,9 @@ async def approve_employer(
 
 @router.post(
     "/admin/employers/{employer_id}/reject",
-    tags=["operators"],
     summary="Reject a pending employer (operators)",
     description="The employer is never listed and sees the reason on its dashboard; publishes "
     "`employer.rejected`.",
-    dependencies=[Depends(require_admin)],
     responses=OPERATORS
     | NO_SUCH_EMPLOYER
     | _cannot_now("The employer is not pending.")
@@ -88,13 +82,11 @@ async def reject_employer(
 
 @router.post(
     "/admin/employers/{employer_id}/suspend",
-    tags=["operators"],
     summary="Suspend an approved employer (operators)",
     description="Its organization and openings leave the directory, the job board, feeds and "
     "the sitemap at once, and the notifier drops emails of its openings still queued, digests "
     "included; the employer sees the reason on its dashboard. Publishes `employer.suspended` "
     "and `opening.updated` for each open opening.",
-    dependencies=[Depends(require_admin)],
     responses=OPERATORS
     | NO_SUCH_EMPLOYER
     | _cannot_now("The employer is not approved.")
@@ -108,11 +100,9 @@ async def suspend_employer(
 
 @router.post(
     "/admin/employers/{employer_id}/reinstate",
-    tags=["operators"],
     summary="Reinstate a suspended employer (operators)",
     description="Listed again with its open openings; nobody already told of an opening is "
     "emailed about it again. Publishes `employer.reinstated`.",
-    dependencies=[Depends(require_admin)],
     responses=OPERATORS
     | NO_SUCH_EMPLOYER
     | _cannot_now("The employer is not suspended.")
@@ -129,11 +119,9 @@ async def reinstate_employer(
 
 @router.post(
     "/admin/openings/{opening_id}/take-down",
-    tags=["operators"],
     summary="Take down one opening (operators)",
     description="Closed for good and gone from every public page and feed; the notifier "
     "sends nothing more about it. Its employer sees the reason. Publishes `opening.taken_down`.",
-    dependencies=[Depends(require_admin)],
     responses=OPERATORS
     | error_responses(404, s404="No such opening.")
     | _cannot_now("The opening is closed already.")
@@ -148,9 +136,7 @@ async def take_down_opening(
 
 @router.get(
     "/admin/openings",
-    tags=["operators"],
     summary="The newest openings of every employer, whatever their state (operators)",
-    dependencies=[Depends(require_admin)],
     responses=OPERATORS,
 )
 async def recent_openings(
@@ -167,9 +153,7 @@ class EmployerList(BaseModel):
 
 @router.get(
     "/admin/employers",
-    tags=["operators"],
     summary="Employers by status, oldest first (operators)",
-    dependencies=[Depends(require_admin)],
     responses=OPERATORS,
 )
 async def employers_by_status(
