@@ -116,6 +116,32 @@ async def test_index_ignores_versions_it_has_seen_and_older_ones() -> None:
     assert "s1" not in replica.index
 
 
+async def test_a_refresh_reads_whole_rows_only_of_versions_the_index_lacks() -> None:
+    replica = ReplicaIndex()
+    held = {**profile("s1", version=2).model_dump(), "_id": "s1"}
+    await replica.load(documents(held), now=NOW)
+    rows = {
+        "s1": held,  # re-read by the overlap: the index has this version
+        "s2": {**profile("s2").model_dump(), "_id": "s2"},  # new
+        "s3": {"_id": "s3", "version": 4, "status": "deleted"},  # left, never indexed
+    }
+    asked: list[list[str]] = []
+
+    async def read(ids: list[str]) -> list[dict[str, Any]]:
+        asked.append(ids)
+        return [rows[i] for i in ids]
+
+    versions = ({"_id": i, "version": row["version"]} for i, row in rows.items())
+    applied = await replica.refresh(documents(*versions), read, now=NOW)
+    assert asked == [["s2", "s3"]]
+    assert applied == 2
+    assert sorted(replica.match(NEARBY).subscriber_ids()) == ["s1", "s2"]
+    # Nothing newer the next time: no whole row is read at all.
+    versions = ({"_id": i, "version": row["version"]} for i, row in rows.items())
+    assert await replica.refresh(documents(*versions), read, now=NOW) == 0
+    assert asked == [["s2", "s3"]]
+
+
 async def test_changes_that_arrive_while_loading_are_applied_after_the_load() -> None:
     replica = ReplicaIndex()
     with pytest.raises(RuntimeError):

@@ -151,7 +151,11 @@ def create_app(
 
     async def refresh_index() -> None:
         if index.loaded:
-            await index.refresh(repository.changed_since(index.since()), now=runtime.clock.now())
+            await index.refresh(
+                repository.versions_changed_since(index.since()),
+                repository.subscriber_rows,
+                now=runtime.clock.now(),
+            )
 
     def lease(name: str, interval: float) -> Lease:
         """One replica at a time runs ``name``; a lease outlives three intervals."""

@@ -142,8 +142,12 @@ class NotifierRepository(DeliveryStore):
         """Subscribers confirmed (welcome requested) at ``moment`` or later."""
         return aiter(self.subscribers.find({"welcome_requested_at": {"$gte": moment}}))
 
-    def changed_since(self, moment: datetime) -> AsyncIterator[Document]:
-        return aiter(self.subscribers.find({"changed_at": {"$gte": moment}}))
+    def versions_changed_since(self, moment: datetime) -> AsyncIterator[Document]:
+        """The id and version of each subscriber row changed at or after ``moment``."""
+        return aiter(self.subscribers.find({"changed_at": {"$gte": moment}}, {"version": 1}))
+
+    async def subscriber_rows(self, ids: list[str]) -> list[Document]:
+        return list((await self.subscribers_by_id(ids)).values())
 
     def all_subscribers(self) -> AsyncIterator[Document]:
         return aiter(self.subscribers.find({}))
