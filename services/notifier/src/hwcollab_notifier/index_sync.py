@@ -72,7 +72,7 @@ class ReplicaIndex:
         if not self.loaded:
             self._buffer.append(change)
             return True
-        if self._versions.get(change.subscriber_id, 0) >= change.version:
+        if not self.is_newer(change.subscriber_id, change.version):
             return False
         self._versions[change.subscriber_id] = change.version
         if change.profile is None:
@@ -136,7 +136,7 @@ class ReplicaIndex:
 
     def is_newer(self, subscriber_id: str, version: int) -> bool:
         """Whether ``version`` of the subscriber is newer than what the index holds."""
-        return not self.loaded or self._versions.get(subscriber_id, 0) < version
+        return self._versions.get(subscriber_id, 0) < version
 
     def since(self) -> datetime:
         assert self.watermark is not None

@@ -16,7 +16,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hwcollab_common.emails import email_key
-from hwcollab_common.mongo import Document
+from hwcollab_common.mongo import Document, find_in
 from hwcollab_common.outbox import OUTBOX_COLLECTION
 from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.ledger import OPEN_LEDGER, DeliveryStore, Session, by_id
@@ -147,7 +147,7 @@ class NotifierRepository(DeliveryStore):
         return aiter(self.subscribers.find({"changed_at": {"$gte": moment}}, {"version": 1}))
 
     async def subscriber_rows(self, ids: list[str]) -> list[Document]:
-        return list((await self.subscribers_by_id(ids)).values())
+        return await find_in(self.subscribers, "_id", ids)
 
     def all_subscribers(self) -> AsyncIterator[Document]:
         return aiter(self.subscribers.find({}))
