@@ -140,6 +140,7 @@ async def test_the_received_email_carries_a_signature_that_verifies(
             reader, bulletin_id="b-1", subject="Career news", body_markdown=".dot\n\n..two"
         ),
         composer.confirmation(
+            request_id="confirmation-request",
             subscriber_id="sub-1",
             email="pat@example.org",
             first_name=None,

@@ -64,12 +64,14 @@ def every_email(line_break: str) -> dict[str, OutgoingEmail]:
             who, [opening], total=1, see_all_url="http://jobs.example:8002/openings"
         ),
         "confirmation": mail.confirmation(
+            request_id="confirmation-request",
             subscriber_id=f"sub{text}",
             email=who.email,
             first_name=who.first_name,
             confirm_url=f"http://subs.example:8001/confirm?token=C{text}",
         ),
         "manage link": mail.manage_link(
+            request_id="manage_link-request",
             subscriber_id=f"sub{text}",
             email=who.email,
             first_name=who.first_name,

@@ -237,12 +237,14 @@ def every_email(text: str, opening: OpeningView) -> dict[str, OutgoingEmail]:
             who, [opening], total=1, see_all_url="http://jobs.example:8002/openings"
         ),
         "confirmation": mail.confirmation(
+            request_id="confirmation-request",
             subscriber_id="sub-1",
             email="pat@example.org",
             first_name=f"Pat {text}",
             confirm_url="http://subs.example:8001/confirm?token=C",
         ),
         "manage link": mail.manage_link(
+            request_id="manage_link-request",
             subscriber_id="sub-1",
             email="pat@example.org",
             first_name=f"Pat {text}",
@@ -253,6 +255,7 @@ def every_email(text: str, opening: OpeningView) -> dict[str, OutgoingEmail]:
             who, bulletin_id="b1", subject=f"News {text}", body_markdown=f"Hello {text}"
         ),
         "still interested": mail.still_interested(
+            request_id="still_interested-request",
             subscriber_id="sub-1",
             email="pat@example.org",
             first_name=f"Pat {text}",

@@ -115,6 +115,7 @@ def test_the_composer_gives_each_email_its_own_bounce_address() -> None:
     )
     subscriber_id = uuid.uuid4().hex
     sent = composer.confirmation(
+        request_id="confirmation-request",
         subscriber_id=subscriber_id,
         email="pat@example.org",
         first_name=None,

@@ -148,6 +148,7 @@ def test_still_interested_email() -> None:
     keep = f"{SUBSCRIBERS}/keep?token=k"
     manage = f"{SUBSCRIBERS}/preferences?token=m"
     sent = composer.still_interested(
+        request_id="still_interested-request",
         subscriber_id="sub-1",
         email="pat@example.org",
         first_name="Pat",

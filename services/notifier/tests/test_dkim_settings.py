@@ -141,6 +141,7 @@ def test_the_wired_composer_signs_with_the_configured_key(monkeypatch: pytest.Mo
     runtime = SimpleNamespace(clock=FixedClock(datetime.now(UTC)))
     composer = composer_for(Settings(), runtime)  # type: ignore[arg-type]
     sent = composer.confirmation(
+        request_id="confirmation-request",
         subscriber_id="sub-1",
         email="pat@example.org",
         first_name=None,

@@ -101,12 +101,14 @@ def every_kind(composer: EmailComposer) -> dict[str, OutgoingEmail]:
             recipient(), bulletin_id="b-1", subject="Career news", body_markdown="# News\n\nHi."
         ),
         "confirmation": composer.confirmation(
+            request_id="confirmation-request",
             subscriber_id="sub-1",
             email="pat@example.org",
             first_name="Pat",
             confirm_url="http://subs.example:8001/confirm?token=C",
         ),
         "manage_link": composer.manage_link(
+            request_id="manage_link-request",
             subscriber_id="sub-1",
             email="pat@example.org",
             first_name="Pat",

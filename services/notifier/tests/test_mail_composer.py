@@ -235,7 +235,11 @@ def test_welcome_with_and_without_matches(composer: EmailComposer) -> None:
 def test_confirmation_is_transactional(composer: EmailComposer) -> None:
     url = "http://subs.example:8001/confirm?token=abc"
     sent = composer.confirmation(
-        subscriber_id="sub-9", email="new@example.org", first_name=None, confirm_url=url
+        request_id="confirmation-request",
+        subscriber_id="sub-9",
+        email="new@example.org",
+        first_name=None,
+        confirm_url=url,
     )
     message = parse(sent)
     assert message["List-Unsubscribe"] is None
@@ -250,10 +254,30 @@ def test_confirmation_is_transactional(composer: EmailComposer) -> None:
     assert "100 Main Street, Worcester, MA 01608" in html
 
 
+def test_a_link_email_is_one_email_per_request_not_per_link(composer: EmailComposer) -> None:
+    # Signed links carry a timestamp of whole seconds: a person who signs up, unsubscribes and
+    # signs up again within one second is sent the same link twice, and must get both emails.
+    url = "http://subs.example:8001/confirm?token=same-second"
+
+    def confirmation(request_id: str) -> str:
+        sent = composer.confirmation(
+            request_id=request_id,
+            subscriber_id="sub-9",
+            email="new@example.org",
+            first_name=None,
+            confirm_url=url,
+        )
+        return sent.message_id
+
+    assert confirmation("request-1") != confirmation("request-2")
+    assert confirmation("request-1") == confirmation("request-1")  # a redelivered request
+
+
 @pytest.mark.parametrize("already_subscribed", [True, False])
 def test_manage_link_email(composer: EmailComposer, already_subscribed: bool) -> None:
     url = "http://subs.example:8001/preferences?token=m"
     sent = composer.manage_link(
+        request_id="manage_link-request",
         subscriber_id="sub-1",
         email="pat@example.org",
         first_name="Pat",

@@ -354,6 +354,7 @@ class Deliveries:
         if request["kind"] == "confirmation":
             confirm = ConfirmationRequestedPayload.model_validate(request["payload"])
             return self._composer.confirmation(
+                request_id=str(request["_id"]),
                 subscriber_id=confirm.subscriber_id,
                 email=confirm.email,
                 first_name=confirm.first_name,
@@ -362,6 +363,7 @@ class Deliveries:
         manage = ManageLinkRequestedPayload.model_validate(request["payload"])
         if manage.reason == "still_interested" and manage.keep_url:
             return self._composer.still_interested(
+                request_id=str(request["_id"]),
                 subscriber_id=manage.subscriber_id,
                 email=manage.email,
                 first_name=manage.first_name,
@@ -370,6 +372,7 @@ class Deliveries:
                 pause_after=manage.pause_after,
             )
         return self._composer.manage_link(
+            request_id=str(request["_id"]),
             subscriber_id=manage.subscriber_id,
             email=manage.email,
             first_name=manage.first_name,

@@ -290,9 +290,17 @@ class EmailComposer:
         )
 
     def confirmation(
-        self, *, subscriber_id: str, email: str, first_name: str | None, confirm_url: str
+        self,
+        *,
+        request_id: str,
+        subscriber_id: str,
+        email: str,
+        first_name: str | None,
+        confirm_url: str,
     ) -> OutgoingEmail:
-        """The double opt-in email (transactional: no List-Unsubscribe). Key: the confirm URL."""
+        """The double opt-in email (transactional: no List-Unsubscribe). Key: the request (one
+        email per event of the subscriber service: two sign-ups in the same second carry the same
+        link and are still two emails)."""
         return self._compose(
             "confirmation",
             None,
@@ -300,7 +308,7 @@ class EmailComposer:
             first_name=first_name,
             subscriber_id=subscriber_id,
             subject="Please confirm your HWcollab Opportunities subscription",
-            key=confirm_url,
+            key=request_id,
             opening_ids=(),
             context={"confirm_url": confirm_url},
         )
@@ -308,13 +316,14 @@ class EmailComposer:
     def manage_link(
         self,
         *,
+        request_id: str,
         subscriber_id: str,
         email: str,
         first_name: str | None,
         manage_url: str,
         already_subscribed: bool,
     ) -> OutgoingEmail:
-        """The preferences link (transactional: no List-Unsubscribe). Key: the manage URL."""
+        """The preferences link (transactional: no List-Unsubscribe). Key: the request."""
         subject = (
             "You are already subscribed to HWcollab Opportunities"
             if already_subscribed
@@ -327,7 +336,7 @@ class EmailComposer:
             first_name=first_name,
             subscriber_id=subscriber_id,
             subject=subject,
-            key=manage_url,
+            key=request_id,
             opening_ids=(),
             context={"manage_url": manage_url, "already_subscribed": already_subscribed},
         )
@@ -335,6 +344,7 @@ class EmailComposer:
     def still_interested(
         self,
         *,
+        request_id: str,
         subscriber_id: str,
         email: str,
         first_name: str | None,
@@ -344,7 +354,7 @@ class EmailComposer:
     ) -> OutgoingEmail:
         """The one "still interested?" email to a subscriber who has not opened a job from our
         emails for a long time, with the "keep me subscribed" link (transactional: no
-        List-Unsubscribe; the preferences page has it). Key: the keep URL."""
+        List-Unsubscribe; the preferences page has it). Key: the request."""
         pause_date = (
             f"{pause_after:%B} {pause_after.day}, {pause_after.year}"
             if pause_after
@@ -357,7 +367,7 @@ class EmailComposer:
             first_name=first_name,
             subscriber_id=subscriber_id,
             subject="Do you still want HWcollab Opportunities job alerts?",
-            key=keep_url,
+            key=request_id,
             opening_ids=(),
             context={"manage_url": manage_url, "keep_url": keep_url, "pause_date": pause_date},
         )
