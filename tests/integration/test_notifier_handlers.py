@@ -452,10 +452,12 @@ async def test_a_crash_after_smtp_resends_once_with_the_same_message_id(
         await crashed.handle(job)
     [first] = crashed_mailer.sent
     assert (await n.repo.message(first.message_id) or {}).get("status") == "sending"
-    assert (await n.repo.pair(pair_key("s", "o1")) or {}).get("status") == "pending"
+    assert await n.repo.pair(pair_key("s", "o1")) is None  # written with the outcome
 
-    # Redelivered while the dead sender's lease holds: nothing is sent.
+    # Redelivered while the dead sender's lease holds: nothing is sent, and the pair is left
+    # pending for the sweeper.
     assert await n.deliveries.handle(job) == "skipped"
+    assert (await n.repo.pair(pair_key("s", "o1")) or {}).get("status") == "pending"
     # After the lease, the sweeper sends it again with the same Message-ID; then never again.
     n.clock.advance(timedelta(minutes=6))
     assert await n.operations.sweep() == 1
@@ -587,6 +589,48 @@ async def test_welcome_lists_openings_that_already_match_and_they_are_not_sent_a
     await n.read_model.on_opening(at(n.clock, OpeningUpdated, opening("o1", version=2)))
     await n.deliver_all()
     assert len(n.mailer.sent) == 1
+
+
+async def test_an_immediate_pair_is_recorded_once_with_its_outcome_and_a_new_reader_s_at_once(
+    notifier: Notifier,
+) -> None:
+    """An immediate pair has no ledger row until its email has an outcome, except a reader
+    whose welcome is still to go: the welcome lists the openings that match, so their pair is
+    recorded at the match, and the opening reaches them in one of the two emails, never both."""
+    n = notifier
+    await register(n, profile("known"))
+    await n.deliver_all()
+    n.mailer.sent.clear()
+    await register(n, profile("newcomer"))  # confirmed; the welcome job is still queued
+    welcome_jobs = n.jobs.take()
+
+    await post(n, opening("o1"))
+    assert await n.repo.pair(pair_key("known", "o1")) is None
+    reserved = await n.repo.pair(pair_key("newcomer", "o1"))
+    assert reserved is not None
+    assert (reserved["channel"], reserved["status"]) == ("immediate", "pending")
+    opening_jobs = n.jobs.take()
+    assert sorted(s for j in opening_jobs for s in j.recipients) == ["known", "newcomer"]
+
+    # The welcome goes first and finds the pair taken: the alert carries the opening.
+    await n.deliveries.handle_batch(welcome_jobs)
+    await n.deliveries.handle_batch(opening_jobs)
+    mentions = [(e.to, e.kind) for e in n.mailer.sent if "o1" in e.opening_ids]
+    assert sorted(mentions) == [
+        ("known@example.org", "immediate"),
+        ("newcomer@example.org", "immediate"),
+    ]
+    for subscriber_id in ("known", "newcomer"):
+        row = await n.repo.pair(pair_key(subscriber_id, "o1"))
+        assert row is not None
+        assert (row["channel"], row["status"], row["subscriber_id"]) == (
+            "immediate",
+            "sent",
+            subscriber_id,
+        )
+    opening_doc = await n.repo.openings.find_one({"_id": "o1"})
+    assert opening_doc is not None
+    assert opening_doc["announced_matches"] == 2
 
 
 async def test_confirmation_emails_go_once_per_request(notifier: Notifier) -> None:

@@ -204,7 +204,12 @@ async def test_the_estimate_is_the_reach_and_the_form_works_without_the_notifier
         async def all_digest_rows() -> bool:
             return await digest_rows() >= 10
 
+        async def every_row() -> bool:
+            # An emailed pair's row is written when its email is settled, just after SMTP.
+            return await ledger.count_documents({"opening_id": opening_id}) >= 12 + 10
+
         await eventually(all_digest_rows, timeout=TIMEOUT, what="the digest rows")
+        await eventually(every_row, timeout=TIMEOUT, what="a row for every match")
         digests = await digest_rows()
         rows = await ledger.count_documents({"opening_id": opening_id})
     finally:

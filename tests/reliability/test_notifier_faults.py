@@ -420,8 +420,8 @@ async def test_an_smtp_outage_of_30_seconds_delays_mail_but_loses_and_repeats_no
         await asyncio.sleep(REFUSED_SECONDS - (time.monotonic() - outage_began))
         stack.outage_sink.greet_with_421()
         await asyncio.sleep(GREETING_421_SECONDS)
+        sink.set_busy(True)  # before the port opens: no send slips in between
         stack.outage_sink.start()
-        sink.set_busy(True)
         await asyncio.sleep(MAIL_421_SECONDS)
         sink.set_busy(False)
         during_outage = len(opening_emails(mail_of(sink, run))) - before_outage

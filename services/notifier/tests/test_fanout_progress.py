@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from hwcollab_common.composition import apply_overrides
 from hwcollab_common.mongo import create_client
-from hwcollab_notifier.announce import ledger_row
 from hwcollab_notifier.dependencies import get_settings
+from hwcollab_notifier.domain import ledger_row
 from hwcollab_notifier.fanout import (
     STATUSES,
     FanoutProgress,
@@ -30,9 +30,10 @@ NOW = datetime(2026, 3, 2, 16, tzinfo=UTC)
 
 
 class InMemoryLedger:
-    """Ledger rows as (opening_id, status) and the openings the read model knows."""
+    """Ledger rows as (opening_id, status), and the openings the read model knows with the
+    number of subscribers each matched."""
 
-    def __init__(self, rows: list[tuple[str, str]], openings: set[str]) -> None:
+    def __init__(self, rows: list[tuple[str, str]], openings: dict[str, int]) -> None:
         self.rows = rows
         self.openings = openings
 
@@ -42,6 +43,8 @@ class InMemoryLedger:
             return None
         counts = {s: statuses.count(s) for s in STATUSES}
         counts["pending"] += statuses.count("sending")  # a row an earlier version marked
+        # Immediate matches have no row until their email has an outcome.
+        counts["pending"] += max(0, self.openings.get(opening_id, 0) - len(statuses))
         return FanoutProgress(opening_id, counts)
 
 
@@ -50,11 +53,13 @@ ROWS = (
     + [("o1", "pending")] * 3
     + [("o1", "sending"), ("o1", "dropped"), ("o1", "failed"), ("o2", "sent")]
 )
+MATCHED = {"o1": 14, "o2": 1, "o3": 0}
+"""o1: 3 immediate matches on their way, without a row yet."""
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    ledger = InMemoryLedger(ROWS, openings={"o1", "o2", "o3"})
+    ledger = InMemoryLedger(ROWS, openings=MATCHED)
     settings = Settings(admin_token=SecretStr(TOKEN))
     app = FastAPI()
     app.include_router(fanout_router)
@@ -73,8 +78,8 @@ async def test_an_opening_s_matches_by_status(http: httpx.AsyncClient) -> None:
     assert answer.status_code == 200
     assert answer.json() == {
         "opening_id": "o1",
-        "matches": 11,
-        "pending": 4,
+        "matches": 14,
+        "pending": 7,
         "sent": 5,
         "dropped": 1,
         "failed": 1,
@@ -107,16 +112,22 @@ async def test_mongodb_groups_the_ledger_as_the_in_memory_ledger_does(mongo_url:
         row = ledger_row(subscriber_id=f"s{n}", opening_id=opening_id, channel="immediate", now=NOW)
         documents.append(row | {"status": status})
     await database["ledger"].insert_many(documents)
-    await database["openings"].insert_one({"_id": f"{opening}-quiet", "status": "open"})
+    matched = {opening: 14, f"{opening}-other": 1, f"{opening}-quiet": 0}
+    await database["openings"].insert_many(
+        [
+            {"_id": opening_id, "status": "open", "announced_matches": count}
+            for opening_id, count in matched.items()
+        ]
+    )
     mongo = MongoFanoutLedger(database)
-    memory = InMemoryLedger(rows, openings={f"{opening}-quiet"})
+    memory = InMemoryLedger(rows, openings=matched)
     try:
         await mongo.ensure_indexes()
         for opening_id in (opening, f"{opening}-other", f"{opening}-quiet", "unknown"):
             assert await mongo.progress(opening_id) == await memory.progress(opening_id)
         progress = await mongo.progress(opening)
         assert progress is not None
-        assert (progress.matches, progress.waiting) == (11, 4)
+        assert (progress.matches, progress.waiting) == (14, 7)
     finally:
         await client.drop_database(database.name)
         await client.close()

@@ -12,8 +12,7 @@ import pytest
 from hwcollab_common.clock import FixedClock
 from hwcollab_common.errors import is_transient
 from hwcollab_common.runtime import ServiceRuntime
-from hwcollab_notifier.announce import ledger_row
-from hwcollab_notifier.domain import pair_key
+from hwcollab_notifier.domain import ledger_row, pair_key
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome, SmtpUnavailableError
 from hwcollab_notifier.postman import Outgoing, Postman
 from hwcollab_notifier.repository import NotifierRepository

@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient
 
 from hwcollab_common.mongo import Document
 from hwcollab_common.outbox import OUTBOX_COLLECTION
-from hwcollab_notifier.announce import ledger_row
+from hwcollab_notifier.domain import ledger_row
 from hwcollab_notifier.ports import Channel, Claim, DeliveryPorts, Settlement
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_schemas import Event

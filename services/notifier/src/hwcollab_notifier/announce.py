@@ -1,11 +1,13 @@
-"""Announcing an opening: match it against the index and record one ledger row per new pair
-(immediate rows get a delivery job, digest rows wait); and a new subscriber's welcome pairs."""
+"""Announcing an opening: match it against the index, queue delivery jobs for the immediate
+readers who have no ledger row for it yet (their row is written once, with the email's outcome),
+record a row for each digest reader (it waits for the digest run); and a new subscriber's
+welcome pairs."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from datetime import datetime, timedelta
 from itertools import groupby
 
@@ -15,14 +17,14 @@ from hwcollab_notifier import metrics
 from hwcollab_notifier.delivery import Snapshot, chunks
 from hwcollab_notifier.domain import (
     criteria_of,
-    hash_id,
+    ledger_row,
     opening_criteria,
     pair_key,
 )
 from hwcollab_notifier.index_sync import ReplicaIndex, change_from_document
 from hwcollab_notifier.jobs import JobQueue
 from hwcollab_notifier.matching.reference import matches
-from hwcollab_notifier.ports import Channel, DeliveryPorts
+from hwcollab_notifier.ports import DeliveryPorts
 from hwcollab_notifier.repository import NotifierRepository
 from hwcollab_schemas.delivery import DeliveryJob
 from hwcollab_schemas.events import (
@@ -43,24 +45,8 @@ async def live_opening(
     return None if details is None else (details, dict(snapshot.openings[opening_id]))
 
 
-def ledger_row(
-    *, subscriber_id: str, opening_id: str, channel: Channel, now: datetime
-) -> dict[str, object]:
-    return {
-        "_id": pair_key(subscriber_id, opening_id),
-        "subscriber_id": subscriber_id,
-        "subscriber_hash": hash_id(subscriber_id),
-        "opening_id": opening_id,
-        "channel": channel,
-        "status": "pending",
-        "matched_at": now,
-        "updated_at": now,
-        "attempts": 0,
-    }
-
-
 class Announcer:
-    """Matches an announceable opening and records one ledger row per new pair."""
+    """Matches an announceable opening and queues or records each new pair."""
 
     def __init__(
         self,
@@ -80,10 +66,11 @@ class Announcer:
         self._catch_up = catch_up
 
     async def announce(self, opening_id: str) -> int:
-        """Record and enqueue every new match of the opening; the number of new pairs.
+        """Queue or record every new match of the opening; the number of new pairs.
 
-        Runs again on each newer version (an edit may reach new people); pairs that exist are
-        skipped by the ledger's unique key, so nobody hears of an opening twice.
+        Runs again on each newer version (an edit may reach new people); pairs with a row are
+        skipped, and a pair queued twice (an edit while the first jobs are still on their way)
+        is one Message-ID, claimed once, so nobody hears of an opening twice.
         """
         found = await live_opening(self._repo, opening_id, now=self._runtime.clock.now())
         if found is None:
@@ -98,22 +85,42 @@ class Announcer:
         metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
         readers = list(zip(result.subscriber_ids(), result.digest_flags(), strict=True))
         now = self._runtime.clock.now()
+        # Read after matching: a reader the match found has been registered, so their welcome
+        # is either still to go (and named here) or has recorded its rows already.
+        welcoming = await self._repo.welcome_pending()
         new = 0
         # A batch of readers at a time, recorded and queued before the next is read: the first
         # emails leave while the rest of a large audience is still being recorded.
         for chunk in chunks(readers, self._batch_size):
-            new += await self._record(opening_id, chunk, now=now)
-        await self._repo.mark_announced(opening_id, version=details.version, now=now)
+            new += await self._record(opening_id, chunk, welcoming=welcoming, now=now)
+        await self._repo.mark_announced(
+            opening_id, version=details.version, matches=len(readers), now=now
+        )
         log.info("opening %s matched %d subscribers, %d new pairs", opening_id, len(readers), new)
         return new
 
     async def _record(
-        self, opening_id: str, readers: Sequence[tuple[str, bool]], *, now: datetime
+        self,
+        opening_id: str,
+        readers: Sequence[tuple[str, bool]],
+        *,
+        welcoming: Set[str],
+        now: datetime,
     ) -> int:
-        """Ledger rows for ``readers`` (subscriber id, whether they take a digest: the index
-        knows), and delivery jobs for the new immediate ones; the number of new pairs. Nothing
-        is read: the index holds active subscribers only, and each email checks its reader
-        again."""
+        """Jobs for the immediate ``readers`` (subscriber id, whether they take a digest: the
+        index knows) who have no row for the opening, and rows for the digest ones; the number
+        of new pairs. One read (the rows there are) and one insert: the index holds active
+        subscribers only, and each email checks its reader again.
+
+        An immediate pair gets its row when its email has an outcome, in the write that settles
+        it, which halves what a pair costs the database. The exception is a reader whose welcome
+        email is still to go (``welcoming``): the welcome lists the open openings that match
+        them and records its own rows for them, so the pair is recorded here and now, and
+        whichever of the two emails records it first is the one that carries the opening.
+        """
+        keys = {subscriber_id: pair_key(subscriber_id, opening_id) for subscriber_id, _ in readers}
+        recorded = await self._repo.rows_by_key(keys.values())
+        new = [(s, digest) for s, digest in readers if keys[s] not in recorded]
         rows = [
             ledger_row(
                 subscriber_id=subscriber_id,
@@ -121,24 +128,26 @@ class Announcer:
                 channel="digest" if digest else "immediate",
                 now=now,
             )
-            for subscriber_id, digest in readers
+            for subscriber_id, digest in new
+            if digest or subscriber_id in welcoming
         ]
         inserted = set(await self._repo.add_pairs(rows))
-        fresh = [row for row in rows if row["_id"] in inserted]
+        immediate = [
+            subscriber_id
+            for subscriber_id, digest in new
+            if not digest and (subscriber_id not in welcoming or keys[subscriber_id] in inserted)
+        ]
+        digests = sum(1 for row in rows if row["channel"] == "digest" and row["_id"] in inserted)
         await self._jobs.put(
             immediate_jobs(
-                [
-                    (str(r["subscriber_id"]), opening_id)
-                    for r in fresh
-                    if r["channel"] == "immediate"
-                ],
+                [(subscriber_id, opening_id) for subscriber_id in immediate],
                 now=now,
                 size=self._batch_size,
             )
         )
-        for channel in ("immediate", "digest"):
-            metrics.MATCHES.labels(channel).inc(sum(1 for r in fresh if r["channel"] == channel))
-        return len(fresh)
+        metrics.MATCHES.labels("immediate").inc(len(immediate))
+        metrics.MATCHES.labels("digest").inc(digests)
+        return len(immediate) + digests
 
     async def _fold_in_new_subscribers(self) -> None:
         """Bring the index up to date with people who signed up in the last minute.

@@ -23,13 +23,15 @@ from hwcollab_notifier.domain import (
     announceable,
     criteria_of,
     distance_between,
+    ledger_row,
     opening_criteria,
     pair_key,
+    recorded,
     see_all_url,
 )
 from hwcollab_notifier.mail import EmailComposer, OpeningView, OutgoingEmail, Recipient
 from hwcollab_notifier.matching.reference import matches
-from hwcollab_notifier.ports import DeliveryPorts
+from hwcollab_notifier.ports import OPEN_LEDGER, DeliveryPorts
 from hwcollab_notifier.postman import Mailer, Outgoing, Postman
 from hwcollab_notifier.settings import Settings
 from hwcollab_schemas.delivery import DeliveryJob
@@ -177,27 +179,51 @@ class Deliveries:
             subscriber_credentials=profile.credentials,
         )
 
-    async def drop(self, dropped: Mapping[str, list[str]], *, kind: str) -> None:
-        """Settle rows that will never be sent (reason → keys), one write per reason."""
+    async def drop(
+        self,
+        dropped: Mapping[str, list[str]],
+        *,
+        kind: str,
+        new: Mapping[str, Document] | None = None,
+    ) -> None:
+        """Settle rows that will never be sent (reason → keys), one write per reason; the keys
+        of ``new`` have no row yet and get theirs, ``dropped``, in one insert."""
         now = self._clock.now()
+        new = new or {}
+        first: list[Document] = []
         for reason, keys in dropped.items():
-            await self._store.set_rows(keys, status="dropped", now=now, reason=reason)
+            await self._store.set_rows(
+                [key for key in keys if key not in new], status="dropped", now=now, reason=reason
+            )
+            first += [
+                recorded(new[key], status="dropped", now=now, reason=reason)
+                for key in keys
+                if key in new
+            ]
             metrics.EMAILS_SKIPPED.labels(kind, reason).inc(len(keys))
+        if first:
+            await self._store.add_pairs(first)
 
     async def immediate(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
-        """Immediate emails for (subscriber, opening) pairs, one batch."""
+        """Immediate emails for (subscriber, opening) pairs, one batch. A pair with no ledger row
+        is new (the announcer records none for it) and gets its row with its outcome; a pair with
+        a settled row, or a row on another channel, is not sent again."""
         keys = [pair_key(s, o) for s, o in pairs]
         rows = await self._store.rows_by_key(keys)
-        open_pairs = [
-            (key, s, o)
-            for key, (s, o) in zip(keys, pairs, strict=True)
-            if key in rows
-            and rows[key].get("status") in ("pending", "sending")
-            and rows[key].get("channel") == "immediate"
-        ]
+        now = self._clock.now()
+        new: dict[str, Document] = {}
+        open_pairs: list[tuple[str, str, str]] = []
+        for key, (subscriber_id, opening_id) in zip(keys, pairs, strict=True):
+            row = rows.get(key)
+            if row is None:
+                new[key] = ledger_row(
+                    subscriber_id=subscriber_id, opening_id=opening_id, channel="immediate", now=now
+                )
+            elif row.get("status") not in OPEN_LEDGER or row.get("channel") != "immediate":
+                continue
+            open_pairs.append((key, subscriber_id, opening_id))
         readers = await self._store.subscribers_by_id(s for _, s, _ in open_pairs)
         snapshot = await Snapshot.read(self._store, (o for _, _, o in open_pairs))
-        now = self._clock.now()
         outcome: dict[str, str] = {}
         dropped: dict[str, list[str]] = defaultdict(list)
         batch: list[Outgoing] = []
@@ -210,6 +236,9 @@ class Deliveries:
             if profile is None:
                 paused = doc is not None and doc.get("status") == "paused"
                 reason = "paused" if paused else "not active"
+                if key in new and (doc is None or doc.get("status") == "deleted"):
+                    # Erased: the row it gets is the one erasure leaves, with no subscriber id.
+                    new[key] = {k: v for k, v in new[key].items() if k != "subscriber_id"}
             elif details is None:
                 reason = "opening closed"
             elif not matches(criteria_of(profile), opening_criteria(details)):
@@ -218,14 +247,18 @@ class Deliveries:
                 email = self._composer.immediate(
                     self.recipient(profile), self.view(profile, details)
                 )
-                batch.append(Outgoing(email, pair_keys=(key,)))
+                batch.append(
+                    Outgoing(email, new_rows=(new[key],))
+                    if key in new
+                    else Outgoing(email, pair_keys=(key,))
+                )
                 outcome[key] = ""
                 continue
             dropped[reason].append(key)
             outcome[key] = reason
-        await self.drop(dropped, kind="immediate")
+        await self.drop(dropped, kind="immediate", new=new)
         for item, result in zip(batch, await self._postman.send_batch(batch), strict=True):
-            outcome[item.pair_keys[0]] = result
+            outcome[item.row_keys[0]] = result
         return once_each(
             keys,
             lambda key: (

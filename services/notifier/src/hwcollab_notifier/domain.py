@@ -4,6 +4,7 @@ when a digest is due, and how pairs and people are keyed. No I/O here."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final, Literal
@@ -16,6 +17,7 @@ from hwcollab_notifier.matching import (
     SubscriberCriteria,
     subscriber_criteria,
 )
+from hwcollab_notifier.ports import Channel, RowStatus
 from hwcollab_schemas.events import OpeningDetails, SubscriberProfile
 
 ReadStatus = Literal["active", "paused", "bounced", "unsubscribed", "deleted"]
@@ -32,6 +34,42 @@ def hash_id(value: str) -> str:
 def pair_key(subscriber_id: str, opening_id: str) -> str:
     """The ledger key of a (subscriber, opening) pair; holds no personal data."""
     return hash_id(f"{subscriber_id}|{opening_id}")
+
+
+def ledger_row(
+    *, subscriber_id: str, opening_id: str, channel: Channel, now: datetime
+) -> dict[str, object]:
+    """A pair's ledger row, ``pending`` (see :mod:`hwcollab_notifier.ledger`)."""
+    return {
+        "_id": pair_key(subscriber_id, opening_id),
+        "subscriber_id": subscriber_id,
+        "subscriber_hash": hash_id(subscriber_id),
+        "opening_id": opening_id,
+        "channel": channel,
+        "status": "pending",
+        "matched_at": now,
+        "updated_at": now,
+        "attempts": 0,
+    }
+
+
+def recorded(
+    row: Mapping[str, object],
+    *,
+    status: RowStatus,
+    now: datetime,
+    reason: str | None = None,
+    count: bool = False,
+) -> dict[str, object]:
+    """``row`` as it is first written when its email has an outcome: an immediate pair has no
+    row until then (``count``: the attempt was made and refused for now)."""
+    written = {**row, "status": status, "updated_at": now}
+    if reason is not None:
+        written["reason"] = reason[:300]
+    if count:
+        attempts = row.get("attempts", 0)
+        written["attempts"] = (attempts if isinstance(attempts, int) else 0) + 1
+    return written
 
 
 # Frequencies whose matches wait for a digest; every other one is emailed at once (the

@@ -1,9 +1,11 @@
 """Fan-out progress of an opening for operators: how many of its matches are waiting, sent,
-dropped or failed, read from the ledger (``GET /api/admin/openings/{id}/fanout``)."""
+dropped or failed, read from the ledger and the number of subscribers the opening matched
+(``GET /api/admin/openings/{id}/fanout``)."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Protocol
 
@@ -45,10 +47,22 @@ class FanoutLedger(Protocol):
         """The opening's matches by status; None when the notifier knows no such opening."""
 
 
+def progress_of(
+    opening_id: str, rows: Mapping[str, int], *, announced_matches: int
+) -> FanoutProgress:
+    """The progress of an opening from its ledger rows by status and the number of subscribers
+    its newest version matched: an immediate match has no row until its email has an outcome,
+    so the matches beyond the rows are waiting too."""
+    counts = {status: rows.get(status, 0) for status in STATUSES}
+    counts["pending"] += rows.get("sending", 0)
+    counts["pending"] += max(0, announced_matches - sum(rows.values()))
+    return FanoutProgress(opening_id, counts)
+
+
 class MongoFanoutLedger:
-    """One aggregation over the ledger rows of the opening, grouped by status; a second read
-    (the opening's read-model document) only when it has no rows, to tell an opening without
-    matches from an unknown one."""
+    """One aggregation over the ledger rows of the opening, grouped by status, and one read of
+    the opening's read-model document (how many it matched; None when the notifier does not
+    know it)."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._ledger = database["ledger"]
@@ -70,16 +84,19 @@ class MongoFanoutLedger:
             ]
         )
         found = {str(group["_id"]): int(group["rows"]) async for group in cursor}
-        if not found and await self._openings.find_one({"_id": opening_id}, {"_id": 1}) is None:
+        opening = await self._openings.find_one({"_id": opening_id}, {"announced_matches": 1})
+        if not found and opening is None:
             return None
-        counts = {status: found.get(status, 0) for status in STATUSES}
-        counts["pending"] += found.get("sending", 0)
-        return FanoutProgress(opening_id, counts)
+        matches = int((opening or {}).get("announced_matches") or 0)
+        return progress_of(opening_id, found, announced_matches=matches)
 
 
 class FanoutOut(BaseModel):
     opening_id: str
-    matches: int = Field(description="Subscribers the opening matched (ledger rows).")
+    matches: int = Field(
+        description="Subscribers the opening matched: its ledger rows, or the subscribers its "
+        "newest version matched when they are more."
+    )
     pending: int = Field(
         description="Matched, not settled yet: waiting for a delivery or a digest, or being sent."
     )

@@ -18,9 +18,11 @@ class JobQueue(Protocol):
 
 
 class KafkaJobQueue:
-    """Publishes jobs straight to Kafka (not through the outbox): the ledger rows they point to are
-    the source of truth, and the sweeper publishes again any row left pending too long. Each job
-    carries the trace context of the work that queued it (``traceparent`` header)."""
+    """Publishes jobs straight to Kafka (not through the outbox), waiting for every
+    acknowledgement: the opening event that asked for them is committed only after, so a crash
+    before makes it match again. Pending ledger rows (a digest switched to immediate, a send
+    held back) are delivered by the sweeper too. Each job carries the trace context of the work
+    that queued it (``traceparent`` header)."""
 
     def __init__(self, broker: KafkaBroker, *, batch: int = 500) -> None:
         self._broker = broker

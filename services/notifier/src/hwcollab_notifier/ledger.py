@@ -4,8 +4,9 @@ suppressions, bulletins and the locks periodic tasks take.
 - ``ledger``: one row per (subscriber, opening) pair, ``_id`` = hash of the pair, created once ever
   (duplicate inserts are ignored): ``channel`` immediate|digest|welcome, ``status``
   pending → sent | failed | dropped (rows an earlier version marked ``sending`` count as pending).
-  A row is written twice in its life, when matched and when settled: SecantusDB pays for every
-  index of a collection on every write, so nothing in between.
+  A digest or welcome row is written twice in its life, when matched and when settled; a new
+  immediate pair's row once, with its email's outcome: SecantusDB pays for every index of a
+  collection on every write, so nothing in between.
 - ``messages``: one entry per Message-ID, claimed with a lease before SMTP and marked after, so that
   a message is sent once even when two replicas or a redelivery try it. No index but ``_id``.
 - ``open_digests``: the digest each subscriber was last sent and that is not settled yet
@@ -40,6 +41,7 @@ from hwcollab_common.mongo import (
 from hwcollab_common.outbox import OUTBOX_COLLECTION, stage_events
 from hwcollab_notifier.domain import hash_id
 from hwcollab_notifier.ports import (
+    OPEN_LEDGER,
     Channel,
     Claim,
     MessageStatus,
@@ -48,7 +50,6 @@ from hwcollab_notifier.ports import (
 )
 
 Session = AsyncClientSession | None
-OPEN_LEDGER = ("pending", "sending")
 MAX_CLAIMS = 20  # claims remembered per message
 LINK_REQUEST_LIFETIME = timedelta(days=7)
 """A link email not sent by then is dropped: the confirmation link in it expires then too."""

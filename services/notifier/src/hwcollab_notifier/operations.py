@@ -162,12 +162,11 @@ class Operations:
         return len(readers)
 
     async def sweep(self, *, limit: int | None = None) -> int:
-        """Deliver, here and now, what was left pending too long: a job lost between the ledger
-        and Kafka, a job stuck on the partition of a replica that died (until the group hands the
-        partition over, or at all on a broker that never expires dead members), a send cut short
-        by a crash or a transient SMTP failure, a welcome or link email not yet sent, a bulletin
-        whose queuing was cut short. The Message-ID claim keeps this from ever racing a job into
-        a second send."""
+        """Deliver, here and now, what was left pending too long: a pending ledger row (a digest
+        switched to immediate, a welcome reader's pair, a send held back or cut short by an
+        outage), a job stuck on the partition of a replica that died (until the group hands the
+        partition over), a welcome or link email not yet sent, a bulletin whose queuing was cut
+        short. The Message-ID claim keeps this from ever racing a job into a second send."""
         limit = limit or self._settings.delivery_batch_size
         now = self._runtime.clock.now()
         before = now - timedelta(seconds=self._settings.sweep_stale_seconds)

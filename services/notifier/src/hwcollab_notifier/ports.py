@@ -22,6 +22,8 @@ RowStatus = Literal["pending", "sending", "sent", "dropped", "failed"]
 MessageStatus = Literal["sending", "retry", "sent", "failed", "dropped"]
 Settled = Literal["sent", "failed", "dropped"]
 SETTLED: tuple[Settled, ...] = ("sent", "failed", "dropped")
+OPEN_LEDGER: tuple[RowStatus, ...] = ("pending", "sending")
+"""A ledger row not settled yet (``sending``: written by earlier versions, counts as pending)."""
 
 
 @dataclass(frozen=True, slots=True)

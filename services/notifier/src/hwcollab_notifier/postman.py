@@ -29,11 +29,20 @@ from tenacity import RetryCallState
 from hwcollab_common.clock import Clock
 from hwcollab_common.emails import email_key
 from hwcollab_common.errors import TransientError, is_transient
+from hwcollab_common.mongo import Document
 from hwcollab_common.retrying import AddedJitterBackoff, Sleep, retry, retry_policy
 from hwcollab_common.tracing import SpanKind, span
 from hwcollab_notifier import metrics
+from hwcollab_notifier.domain import recorded
 from hwcollab_notifier.mail import OutgoingEmail, SendOutcome
-from hwcollab_notifier.ports import SETTLED, Claim, DeliveryPorts, Settled, Settlement
+from hwcollab_notifier.ports import (
+    SETTLED,
+    Claim,
+    DeliveryPorts,
+    RowStatus,
+    Settled,
+    Settlement,
+)
 from hwcollab_schemas import Event
 from hwcollab_schemas.events import (
     NotificationBatchSent,
@@ -59,13 +68,20 @@ class Mailer(Protocol):
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One composed email of a batch and what its sending settles besides its own record: the
-    ledger rows it announces, the welcome it is, or the link request it answers."""
+    ledger rows it announces (``pair_keys``: rows there are; ``new_rows``: pairs without a row
+    yet, written once with the email's outcome), the welcome it is, or the link request it
+    answers."""
 
     email: OutgoingEmail
     pair_keys: tuple[str, ...] = ()
+    new_rows: tuple[Document, ...] = ()
     digest_key: str | None = None
     welcome_of: str | None = None
     link_request: str | None = None
+
+    @property
+    def row_keys(self) -> tuple[str, ...]:
+        return self.pair_keys + tuple(str(row["_id"]) for row in self.new_rows)
 
 
 @dataclass(slots=True)
@@ -171,18 +187,26 @@ class Postman:
 
     async def _not_claimed(self, items: Sequence[Outgoing], outcomes: dict[str, str]) -> None:
         """Messages another sender holds are "skipped"; those settled already (the crash of a
-        sender after its settlement, or a repeated job) bring their rows and requests along."""
+        sender after its settlement, or a repeated job) bring their rows and requests along.
+
+        A skipped pair without a row gets a ``pending`` one: if the sender holding it died
+        (after SMTP, say), this job is done with, and the sweeper sends the message again once
+        the dead sender's lease has run out. If that sender settles, the row takes its outcome
+        from the message at the next sweep."""
         if not items:
             return
         known = await self._store.messages_by_id(item.email.message_id for item in items)
         settled_elsewhere: dict[Settled, list[Outgoing]] = {}
+        held: list[Outgoing] = []
         for item in items:
             status = known.get(item.email.message_id, {}).get("status")
             final = next((s for s in SETTLED if s == status), None)
             if final is None:
                 outcomes[item.email.message_id] = "skipped"
+                held.append(item)
             else:
                 settled_elsewhere.setdefault(final, []).append(item)
+        await self._record(held, status="pending", now=self._clock.now())
         for status, done in settled_elsewhere.items():
             await self._follow_message(done, status=status)
 
@@ -278,6 +302,7 @@ class Postman:
         now = self._clock.now()
         keys = [key for item in items for key in item.pair_keys]
         await self._store.set_rows(keys, status=status, now=now)
+        await self._record(items, status=status, now=now)
         requests = [item.link_request for item in items if item.link_request]
         await self._store.finish_link_requests(requests, status=status, now=now)
         if status == "sent":
@@ -371,6 +396,16 @@ class Postman:
             before_sleep=waiting,
         )
         await retry(settle, settle_once)
+        # The pairs that had no row get theirs now, after the transaction: SecantusDB pays for a
+        # duplicate key inside one with the whole transaction, and a pair recorded meanwhile
+        # (a settlement that followed this message, a welcome) keeps the row it has. A crash
+        # here leaves them to the redelivered job, which finds their message settled.
+        await self._record(settling.sent, status="sent", now=now)
+        await self._record(settling.dropped, status="dropped", now=now, reason="suppressed")
+        for failure in settling.failed:
+            await self._record(
+                [failure.item], status="failed", now=now, reason=failure.detail[:300]
+            )
         for item in settling.sent:
             metrics.EMAILS_SENT.labels(item.email.kind).inc()
         for item in settling.dropped:
@@ -390,8 +425,28 @@ class Postman:
         await self._store.set_rows(
             item.pair_keys, status="pending", now=now, reason=detail, count=True
         )
+        await self._record([item], status="pending", now=now, reason=detail, count=True)
         metrics.EMAILS_RETRIED.labels(item.email.kind).inc()
         log.warning("sending %s failed for now (%s); will try again", item.email.kind, detail)
+
+    async def _record(
+        self,
+        items: Sequence[Outgoing],
+        *,
+        status: RowStatus,
+        now: datetime,
+        reason: str | None = None,
+        count: bool = False,
+    ) -> None:
+        """Write the rows of the pairs of ``items`` that had none, with this outcome (one insert;
+        a pair that has a row by now keeps it). A pending one goes to the sweeper."""
+        rows = [
+            recorded(row, status=status, now=now, reason=reason, count=count)
+            for item in items
+            for row in item.new_rows
+        ]
+        if rows:
+            await self._store.add_pairs(rows)
 
     async def _give_back(self, items: Sequence[Outgoing], error: Exception) -> None:
         """The server is away (refused, 421, cut off): give the claims back uncounted and let
@@ -407,6 +462,7 @@ class Postman:
             now=now,
             reason=detail,
         )
+        await self._record(items, status="pending", now=now, reason=detail)
         for item in items:
             metrics.EMAILS_RETRIED.labels(item.email.kind).inc()
         if not isinstance(error, TransientError):

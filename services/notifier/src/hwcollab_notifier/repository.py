@@ -19,8 +19,8 @@ from hwcollab_common.emails import email_key
 from hwcollab_common.mongo import Document, find_in
 from hwcollab_common.outbox import OUTBOX_COLLECTION
 from hwcollab_notifier.domain import hash_id
-from hwcollab_notifier.ledger import OPEN_LEDGER, DeliveryStore, Session, by_id
-from hwcollab_notifier.ports import Channel
+from hwcollab_notifier.ledger import DeliveryStore, Session, by_id
+from hwcollab_notifier.ports import OPEN_LEDGER, Channel
 from hwcollab_schemas.events import EmployerProfile, OpeningDetails, SubscriberProfile
 
 __all__ = ["OPEN_LEDGER", "Channel", "NotifierRepository", "Session"]
@@ -246,7 +246,23 @@ class NotifierRepository(DeliveryStore):
     def open_openings(self) -> AsyncIterator[Document]:
         return aiter(self.openings.find({"status": "open", "details": {"$exists": True}}))
 
-    async def mark_announced(self, opening_id: str, *, version: int, now: datetime) -> None:
+    async def mark_announced(
+        self, opening_id: str, *, version: int, matches: int, now: datetime
+    ) -> None:
+        """The newest version announced, and how many subscribers it matched (the fan-out
+        progress counts those without a ledger row yet as waiting)."""
         await self.openings.update_one(
-            {"_id": opening_id}, {"$set": {"announced_version": version, "announced_at": now}}
+            {"_id": opening_id},
+            {
+                "$set": {
+                    "announced_version": version,
+                    "announced_at": now,
+                    "announced_matches": matches,
+                }
+            },
         )
+
+    async def welcome_pending(self) -> set[str]:
+        """Subscribers whose welcome email has not gone yet (by its index: a handful)."""
+        cursor = self.subscribers.find({"welcome_pending": True}, {"_id": 1})
+        return {str(doc["_id"]) async for doc in cursor}
